@@ -1,0 +1,117 @@
+//! What clients report: small `Copy` events sent one way to the collector. Errors are enum
+//! kinds, never formatted strings, so the hot path never allocates to report a failure.
+
+use std::fmt;
+
+/// Why a connection attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConnectError {
+    /// The connect timeout passed before the upgrade completed.
+    Timeout,
+    /// TCP connection refused.
+    Refused,
+    /// TCP reset during connect or handshake.
+    Reset,
+    /// The host name did not resolve.
+    Dns,
+    /// The server answered the upgrade with this HTTP status instead of 101.
+    HttpStatus(u16),
+    /// The upgrade response was not a valid WebSocket handshake.
+    Handshake,
+    /// Another I/O error.
+    Io,
+}
+
+/// Why an open connection ended without the client asking for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropCause {
+    /// The server sent a close frame with this code (1005 when it carried none).
+    ServerClose(u16),
+    /// The stream ended without a close frame (WebSocket code 1006).
+    Abnormal,
+    /// TCP reset by the peer.
+    Reset,
+    /// Another read error.
+    ReadError,
+    /// A write failed.
+    WriteError,
+    /// The server broke the WebSocket protocol.
+    Protocol,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Timeout => f.write_str("timeout"),
+            ConnectError::Refused => f.write_str("refused"),
+            ConnectError::Reset => f.write_str("reset"),
+            ConnectError::Dns => f.write_str("dns"),
+            ConnectError::HttpStatus(code) => write!(f, "http_{code}"),
+            ConnectError::Handshake => f.write_str("handshake"),
+            ConnectError::Io => f.write_str("io"),
+        }
+    }
+}
+
+impl fmt::Display for DropCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropCause::ServerClose(code) => write!(f, "close_{code}"),
+            DropCause::Abnormal => f.write_str("close_1006"),
+            DropCause::Reset => f.write_str("reset"),
+            DropCause::ReadError => f.write_str("read_error"),
+            DropCause::WriteError => f.write_str("write_error"),
+            DropCause::Protocol => f.write_str("protocol_error"),
+        }
+    }
+}
+
+/// How an incoming message related to this connection's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The correlated reply to a pending request, within its deadline.
+    Answered { rtt_us: u64 },
+    /// A reply to a request that had already timed out (that request counts as a timeout).
+    Late,
+    /// A second reply to an already answered request.
+    Duplicate,
+    /// A message carrying an id that matches no request of this connection.
+    Unmatched,
+    /// A message without an id (a push), or any message when nothing is correlated.
+    Uncorrelated,
+}
+
+/// One thing that happened to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A connection attempt began.
+    Connecting,
+    /// The attempt succeeded: TCP connect and upgrade took `connect_us`.
+    Connected {
+        connect_us: u64,
+    },
+    ConnectFailed(ConnectError),
+    /// The attempt was abandoned because the run was stopped at once.
+    ConnectAbandoned,
+    /// The connection ended without the client asking; `lost` requests were in flight.
+    Dropped {
+        cause: DropCause,
+        lost: u32,
+    },
+    /// The client closed its connection (end of run, ramp-down); `unfinished` requests were
+    /// still in flight (only after a forced stop: a graceful stop waits for them).
+    Closed {
+        unfinished: u32,
+    },
+    /// A message went out; `request` when it expects a correlated reply.
+    Sent {
+        bytes: u32,
+        request: bool,
+    },
+    Received {
+        bytes: u32,
+        reply: Reply,
+    },
+    /// This many requests passed their deadline without a reply.
+    TimedOut(u32),
+}

@@ -1,0 +1,12 @@
+//! Measurements: events from clients (`event`), the collector that owns all counting
+//! (`collector`), exact totals (`totals`) and mergeable latency histograms (`histogram`).
+
+pub mod collector;
+pub mod event;
+pub mod histogram;
+pub mod totals;
+
+pub use collector::{EventTx, Sample, channel, collect};
+pub use event::{ConnectError, DropCause, Event, Reply};
+pub use histogram::Latency;
+pub use totals::{Counts, Totals, Verdict};

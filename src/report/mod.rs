@@ -1,0 +1,90 @@
+//! Reports: the results directory, streamed while the run goes (`timeseries`), the live
+//! display (`progress`) and the final documents (`summary`). Reports read samples and totals;
+//! they never reach back into the engine.
+
+pub mod progress;
+pub mod summary;
+pub mod timeseries;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::metrics::Sample;
+use crate::scenario::Load;
+pub use progress::Progress;
+pub use summary::Summary;
+use timeseries::TimeseriesWriter;
+
+pub const TIMESERIES: &str = "timeseries.csv";
+pub const SUMMARY_JSON: &str = "summary.json";
+pub const SUMMARY_TXT: &str = "summary.txt";
+
+/// `results/<name>-<UTC timestamp>` unless `out` is given; created now, so an unwritable place
+/// is an error before anything is sent.
+pub fn results_dir(out: Option<&Path>, name: &str, started: DateTime<Utc>) -> io::Result<PathBuf> {
+    let dir = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Path::new("results").join(format!("{safe}-{}", started.format("%Y%m%dT%H%M%SZ")))
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Opens the streamed files in `dir` (fails early if they cannot be written).
+pub fn open_stream(dir: &Path) -> io::Result<TimeseriesWriter> {
+    TimeseriesWriter::create(&dir.join(TIMESERIES))
+}
+
+/// Writes each sample as it arrives and drives the live display; ends when the collector
+/// does. A write error ends streaming and is returned, so the run reports it.
+pub async fn stream(
+    mut samples: mpsc::UnboundedReceiver<Sample>,
+    mut writer: TimeseriesWriter,
+    mut progress: Progress,
+    load: Load,
+    planned: Duration,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    while let Some(sample) = samples.recv().await {
+        let target = load.target_at(
+            sample
+                .elapsed
+                .min(planned.saturating_sub(Duration::from_millis(1))),
+        );
+        if result.is_ok() {
+            result = writer.write(&sample, target);
+        }
+        progress.update(&sample, target, planned);
+    }
+    progress.finish();
+    result
+}
+
+/// Writes summary.json and summary.txt.
+pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
+    let json = serde_json::to_string_pretty(summary).map_err(io::Error::other)?;
+    write_atomically(&dir.join(SUMMARY_JSON), json.as_bytes())?;
+    write_atomically(&dir.join(SUMMARY_TXT), summary.render_text().as_bytes())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

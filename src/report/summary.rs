@@ -1,0 +1,243 @@
+//! summary.json and summary.txt: the run's result in one machine-readable document (with the
+//! raw histograms, so it can be re-reported and merged) and its human rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{Counts, Latency, Totals, Verdict};
+use crate::target::ServerCounts;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub wsstorm_version: String,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub target: String,
+    pub embedded: bool,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub planned_duration_s: f64,
+    pub elapsed_s: f64,
+    pub peak_clients: u64,
+    /// passed | thresholds_crossed | run_failed | interrupted
+    pub outcome: String,
+    pub counts: Counts,
+    pub rates: Rates,
+    pub connect_errors: BTreeMap<String, u64>,
+    pub drops: BTreeMap<String, u64>,
+    pub latency: BTreeMap<String, LatencyStats>,
+    pub thresholds: Vec<ThresholdResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded_server: Option<ServerCounts>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rates {
+    pub timeout_rate: f64,
+    pub error_rate: f64,
+    pub requests_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p99_9_ms: f64,
+    pub max_ms: f64,
+    /// HdrHistogram V2 compressed, base64, values in microseconds.
+    pub histogram: String,
+}
+
+impl LatencyStats {
+    pub fn of(h: &Latency) -> Self {
+        Self {
+            count: h.count(),
+            min_ms: h.min_ms(),
+            mean_ms: h.mean_ms(),
+            p50_ms: h.percentile_ms(50.0),
+            p90_ms: h.percentile_ms(90.0),
+            p95_ms: h.percentile_ms(95.0),
+            p99_ms: h.percentile_ms(99.0),
+            p99_9_ms: h.percentile_ms(99.9),
+            max_ms: h.max_ms(),
+            histogram: h.encode(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub metric: String,
+    pub expression: String,
+    /// In the threshold's unit: ms for latencies, a fraction for rates, a number for counts.
+    pub value: f64,
+    pub limit: f64,
+    pub passed: bool,
+    /// The measured value as shown to people.
+    pub shown: String,
+}
+
+/// The parts of a run the summary describes besides its totals.
+pub struct RunInfo {
+    pub scenario: String,
+    pub scenario_file: String,
+    pub target: String,
+    pub embedded: bool,
+    pub started_at: String,
+    pub planned_duration_s: f64,
+    pub elapsed_s: f64,
+    pub peak_clients: u64,
+    pub outcome: String,
+    pub embedded_server: Option<ServerCounts>,
+}
+
+impl Summary {
+    pub fn new(info: RunInfo, totals: &Totals, verdicts: &[Verdict]) -> Self {
+        let c = &totals.counts;
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            wsstorm_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: info.scenario,
+            scenario_file: info.scenario_file,
+            target: info.target,
+            embedded: info.embedded,
+            started_at: info.started_at,
+            planned_duration_s: info.planned_duration_s,
+            elapsed_s: info.elapsed_s,
+            peak_clients: info.peak_clients,
+            outcome: info.outcome,
+            counts: *c,
+            rates: Rates {
+                timeout_rate: c.timeout_rate(),
+                error_rate: c.error_rate(),
+                requests_per_s: if info.elapsed_s > 0.0 {
+                    c.requests as f64 / info.elapsed_s
+                } else {
+                    0.0
+                },
+            },
+            connect_errors: totals
+                .connect_errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            latency: [("rtt", &totals.rtt), ("connect_time", &totals.connect_time)]
+                .into_iter()
+                .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
+                .collect(),
+            thresholds: verdicts
+                .iter()
+                .map(|v| ThresholdResult {
+                    metric: v.threshold.metric.name().to_string(),
+                    expression: v.threshold.source.clone(),
+                    value: v.value,
+                    limit: v.threshold.limit,
+                    passed: v.passed,
+                    shown: v.threshold.show_value(v.value),
+                })
+                .collect(),
+            embedded_server: info.embedded_server,
+        }
+    }
+
+    /// The text shown at the end of a run and saved as summary.txt.
+    pub fn render_text(&self) -> String {
+        let c = &self.counts;
+        let mut s = String::new();
+        let kind = if self.embedded { " (embedded)" } else { "" };
+        let _ = writeln!(
+            s,
+            "wsstorm {} — {} against {}{kind}",
+            self.wsstorm_version, self.scenario, self.target
+        );
+        let _ = writeln!(
+            s,
+            "run         {:.1}s of {:.0}s planned, peak {} clients, started {}",
+            self.elapsed_s, self.planned_duration_s, self.peak_clients, self.started_at
+        );
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "requests    {} sent: {} answered, {} timed out, {} lost, {} unfinished",
+            c.requests, c.answered, c.timeouts, c.lost, c.unfinished
+        );
+        let _ = writeln!(
+            s,
+            "replies     {} late, {} duplicate, {} unmatched",
+            c.late, c.duplicate, c.unmatched
+        );
+        let _ = writeln!(
+            s,
+            "messages    {} sent, {} received ({} / {} bytes)",
+            c.messages_sent, c.messages_received, c.bytes_sent, c.bytes_received
+        );
+        let _ = writeln!(
+            s,
+            "connections {} opened, {} failed, {} dropped, {} closed",
+            c.connects, c.connect_errors, c.drops, c.closes
+        );
+        let _ = writeln!(
+            s,
+            "rates       {:.1} requests/s, timeout rate {:.4}%, error rate {:.4}%",
+            self.rates.requests_per_s,
+            self.rates.timeout_rate * 100.0,
+            self.rates.error_rate * 100.0
+        );
+        for (title, map) in [("connect errors", &self.connect_errors), ("drops", &self.drops)] {
+            if !map.is_empty() {
+                let list: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let _ = writeln!(s, "{title:<11} {}", list.join(", "));
+            }
+        }
+        if let Some(server) = &self.embedded_server {
+            let _ = writeln!(
+                s,
+                "server saw  {} connections, {} messages, {} answered, {} withheld",
+                server.connections, server.received, server.answered, server.withheld
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<13}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            "latency (ms)", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"
+        );
+        for (name, l) in &self.latency {
+            let _ = writeln!(
+                s,
+                "{name:<13}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
+                l.count, l.min_ms, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p99_9_ms, l.max_ms
+            );
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(s);
+            let _ = writeln!(s, "thresholds");
+            for t in &self.thresholds {
+                let mark = if t.passed { "pass" } else { "FAIL" };
+                let label = format!("{} {}", t.metric, t.expression);
+                let _ = writeln!(s, "  {mark}  {label:<32} measured {}", t.shown);
+            }
+        }
+        let _ = writeln!(s);
+        let verdict = match self.outcome.as_str() {
+            "passed" => "passed",
+            "thresholds_crossed" => "THRESHOLDS CROSSED",
+            "run_failed" => "RUN FAILED",
+            "interrupted" => "INTERRUPTED",
+            other => other,
+        };
+        let _ = writeln!(s, "result      {verdict}");
+        s
+    }
+}

@@ -1,0 +1,75 @@
+//! timeseries.csv: one row per second of the run, flushed as it is written so a crash or
+//! Ctrl-C loses at most the row in progress.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::metrics::Sample;
+
+#[derive(Serialize)]
+struct Row {
+    elapsed_s: f64,
+    target_clients: u64,
+    connected: u64,
+    connecting: u64,
+    in_flight: u64,
+    connects: u64,
+    connect_errors: u64,
+    drops: u64,
+    requests: u64,
+    answered: u64,
+    timeouts: u64,
+    late: u64,
+    duplicate: u64,
+    unmatched: u64,
+    lost: u64,
+    messages_sent: u64,
+    messages_received: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    rtt_p50_ms: f64,
+    rtt_p90_ms: f64,
+    rtt_p99_ms: f64,
+    rtt_max_ms: f64,
+}
+
+pub struct TimeseriesWriter(csv::Writer<File>);
+
+impl TimeseriesWriter {
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Ok(Self(csv::Writer::from_writer(File::create(path)?)))
+    }
+
+    pub fn write(&mut self, sample: &Sample, target_clients: u64) -> io::Result<()> {
+        let (t, d) = (&sample.total, &sample.delta);
+        self.0.serialize(Row {
+            elapsed_s: (sample.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            target_clients,
+            connected: t.connected(),
+            connecting: t.connecting(),
+            in_flight: t.in_flight(),
+            connects: d.connects,
+            connect_errors: d.connect_errors,
+            drops: d.drops,
+            requests: d.requests,
+            answered: d.answered,
+            timeouts: d.timeouts,
+            late: d.late,
+            duplicate: d.duplicate,
+            unmatched: d.unmatched,
+            lost: d.lost,
+            messages_sent: d.messages_sent,
+            messages_received: d.messages_received,
+            bytes_sent: d.bytes_sent,
+            bytes_received: d.bytes_received,
+            rtt_p50_ms: sample.rtt.percentile_ms(50.0),
+            rtt_p90_ms: sample.rtt.percentile_ms(90.0),
+            rtt_p99_ms: sample.rtt.percentile_ms(99.0),
+            rtt_max_ms: sample.rtt.max_ms(),
+        })?;
+        self.0.flush()
+    }
+}

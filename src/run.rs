@@ -1,0 +1,239 @@
+//! One run, end to end: plan → results directory → embedded target (if asked) → collector,
+//! report stream and swarm → totals → thresholds → summary. Used by `wsstorm run` and by
+//! tests in-process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use chrono::{SecondsFormat, Utc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::exit::Exit;
+use crate::metrics::{self, Totals};
+use crate::report::summary::RunInfo;
+use crate::report::{self, Progress, Summary};
+use crate::scenario::{self, Overrides, Plan, ScenarioErrors, Target};
+use crate::swarm::{self, Shared};
+use crate::target::{self, ServerCounts};
+
+/// What went wrong before or around a run (a run whose thresholds fail is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Invalid(#[from] ScenarioErrors),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl RunError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            RunError::Invalid(_) => Exit::InvalidInput,
+            RunError::Io { .. } => Exit::RunFailed,
+        }
+    }
+
+    fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| RunError::Io { context, source }
+    }
+}
+
+/// How a completed run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    ThresholdsCrossed,
+    /// No client ever connected.
+    RunFailed,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit(self) -> Exit {
+        match self {
+            Outcome::Passed => Exit::Success,
+            Outcome::ThresholdsCrossed => Exit::ThresholdsCrossed,
+            Outcome::RunFailed => Exit::RunFailed,
+            Outcome::Interrupted => Exit::Interrupted,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::ThresholdsCrossed => "thresholds_crossed",
+            Outcome::RunFailed => "run_failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Stop buttons: the first interrupt stops gracefully, the second at once.
+#[derive(Clone, Default)]
+pub struct Controls {
+    pub stop: CancellationToken,
+    pub halt: CancellationToken,
+    interrupts: Arc<AtomicU8>,
+}
+
+impl Controls {
+    pub fn interrupt(&self) {
+        match self.interrupts.fetch_add(1, Ordering::SeqCst) {
+            0 => self.stop.cancel(),
+            _ => self.halt.cancel(),
+        }
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupts.load(Ordering::SeqCst) > 0
+    }
+}
+
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub overrides: Overrides,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+pub struct RunResult {
+    pub dir: PathBuf,
+    pub summary: Summary,
+    pub totals: Totals,
+    pub outcome: Outcome,
+    /// The embedded target's own counts, when it was used.
+    pub server: Option<ServerCounts>,
+}
+
+/// Loads the scenario and runs it.
+pub async fn run(options: RunOptions, controls: Controls) -> Result<RunResult, RunError> {
+    let plan = scenario::load(&options.scenario, &options.overrides)?;
+    execute(plan, options.out, options.quiet, controls).await
+}
+
+/// Runs a validated plan.
+pub async fn execute(
+    plan: Plan,
+    out: Option<PathBuf>,
+    quiet: bool,
+    controls: Controls,
+) -> Result<RunResult, RunError> {
+    let started_at = Utc::now();
+    let dir = report::results_dir(out.as_deref(), &plan.name, started_at)
+        .map_err(RunError::io("cannot create the results directory"))?;
+    let writer =
+        report::open_stream(&dir).map_err(RunError::io(format!("cannot write in {}", dir.display())))?;
+
+    let embedded = match &plan.target {
+        Target::Embedded(behaviour) => Some(
+            target::start(([127, 0, 0, 1], 0).into(), behaviour.clone())
+                .await
+                .map_err(RunError::io("cannot start the embedded target"))?,
+        ),
+        Target::Url(_) => None,
+    };
+    let url = match (&plan.target, &embedded) {
+        (Target::Url(url), _) => url.clone(),
+        (Target::Embedded(_), Some(server)) => server.url(),
+        (Target::Embedded(_), None) => unreachable!("embedded server started above"),
+    };
+    if !quiet {
+        println!(
+            "wsstorm: {} against {url} for {}, results in {}",
+            plan.name,
+            scenario::duration::show(plan.duration),
+            dir.display()
+        );
+    }
+
+    let start = Instant::now();
+    let (events, events_rx) = metrics::channel();
+    let (samples_tx, samples_rx) = mpsc::unbounded_channel();
+    let collector = tokio::spawn(metrics::collect(events_rx, start, samples_tx));
+    let streamer = tokio::spawn(report::stream(
+        samples_rx,
+        writer,
+        Progress::new(quiet, plan.duration),
+        plan.load.clone(),
+        plan.duration,
+    ));
+    let shared = Arc::new(Shared::new(
+        &plan,
+        &url,
+        events,
+        controls.stop.clone(),
+        controls.halt.clone(),
+    ));
+    swarm::run(shared, &plan, start).await;
+    let elapsed = start.elapsed();
+    let totals = collector.await.expect("collector does not panic");
+    let streamed = streamer.await.expect("report stream does not panic");
+    let server = match embedded {
+        Some(server) => Some(server.shutdown().await),
+        None => None,
+    };
+
+    let verdicts = totals.verdicts(&plan.thresholds);
+    let outcome = if controls.interrupted() {
+        Outcome::Interrupted
+    } else if totals.counts.connects == 0 && plan.load.peak() > 0 {
+        Outcome::RunFailed
+    } else if verdicts.iter().any(|v| !v.passed) {
+        Outcome::ThresholdsCrossed
+    } else {
+        Outcome::Passed
+    };
+    let info = RunInfo {
+        scenario: plan.name.clone(),
+        scenario_file: plan.file.display().to_string(),
+        target: url.clone(),
+        embedded: embedded_flag(&plan),
+        started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        planned_duration_s: plan.duration.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        peak_clients: plan.load.peak(),
+        outcome: outcome.name().to_string(),
+        embedded_server: server,
+    };
+    let summary = Summary::new(info, &totals, &verdicts);
+    report::write_summary(&dir, &summary).map_err(RunError::io(format!(
+        "cannot write the summary in {}",
+        dir.display()
+    )))?;
+    streamed.map_err(RunError::io(format!(
+        "writing {} failed",
+        dir.join(report::TIMESERIES).display()
+    )))?;
+    if !quiet {
+        print!("\n{}", summary.render_text());
+        if outcome == Outcome::RunFailed {
+            let cause = totals
+                .connect_errors
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(k, _)| k.to_string());
+            println!(
+                "no client could connect to {url}{}",
+                cause
+                    .map(|c| format!(" (most common error: {c})"))
+                    .unwrap_or_default()
+            );
+        }
+        println!("results     {}", dir.display());
+    }
+    Ok(RunResult {
+        dir,
+        summary,
+        totals,
+        outcome,
+        server,
+    })
+}
+
+fn embedded_flag(plan: &Plan) -> bool {
+    matches!(plan.target, Target::Embedded(_))
+}

@@ -1,0 +1,227 @@
+//! The validated plan: what `validate` produces and everything downstream consumes. A `Plan`
+//! cannot be invalid, so the swarm, metrics and reports never re-check input.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::duration::show;
+use super::pointer::JsonPointer;
+use super::template::Template;
+use super::threshold::Threshold;
+use crate::target::Behaviour;
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub file: PathBuf,
+    pub target: Target,
+    /// Length of the load timeline; the last phase's client count holds until it ends.
+    pub duration: Duration,
+    pub seed: u64,
+    pub connect: Connect,
+    pub correlation: Option<Correlation>,
+    pub load: Load,
+    pub steps: Vec<Step>,
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Start the built-in target in-process on 127.0.0.1:0.
+    Embedded(Behaviour),
+    /// A ws:// URL.
+    Url(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Connect {
+    pub headers: Vec<(String, Template)>,
+    pub subprotocols: Vec<String>,
+    pub timeout: Duration,
+    pub read_buffer: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    pub request_id: JsonPointer,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Send {
+        template: Template,
+        /// Some when the reply is correlated by id and timed.
+        expect: Option<Expect>,
+    },
+    Sleep(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// Whether the client waits for the reply (or its timeout) before the next step.
+    pub wait: bool,
+}
+
+/// Closed-model load: phases that move the number of connected clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub phases: Vec<Phase>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    pub clients: u64,
+    pub ramp: Duration,
+    pub hold: Duration,
+}
+
+impl Load {
+    /// The largest number of clients any phase asks for.
+    pub fn peak(&self) -> u64 {
+        self.phases.iter().map(|p| p.clients).max().unwrap_or(0)
+    }
+
+    /// Total length of all phases.
+    pub fn length(&self) -> Duration {
+        self.phases.iter().map(|p| p.ramp + p.hold).sum()
+    }
+
+    /// How many clients the plan wants connected at `t` (linear during ramps).
+    pub fn target_at(&self, t: Duration) -> u64 {
+        let mut from = 0u64;
+        let mut start = Duration::ZERO;
+        for p in &self.phases {
+            let ramp_end = start + p.ramp;
+            if t < ramp_end {
+                let f = (t - start).as_secs_f64() / p.ramp.as_secs_f64();
+                let v = from as f64 + (p.clients as f64 - from as f64) * f;
+                return v.floor().max(0.0) as u64;
+            }
+            if t < ramp_end + p.hold {
+                return p.clients;
+            }
+            from = p.clients;
+            start = ramp_end + p.hold;
+        }
+        from
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "scenario   {} ({})", self.name, self.file.display())?;
+        match &self.target {
+            Target::Embedded(b) => writeln!(
+                f,
+                "target     embedded: built-in server on 127.0.0.1:0 ({})",
+                b.describe()
+            )?,
+            Target::Url(url) => writeln!(f, "target     {url}")?,
+        }
+        writeln!(f, "duration   {}", show(self.duration))?;
+        writeln!(f, "seed       {}", self.seed)?;
+        write!(
+            f,
+            "connect    timeout {}, read buffer {} B",
+            show(self.connect.timeout),
+            self.connect.read_buffer
+        )?;
+        if !self.connect.subprotocols.is_empty() {
+            write!(f, ", subprotocols {}", self.connect.subprotocols.join(", "))?;
+        }
+        writeln!(f)?;
+        for (name, value) in &self.connect.headers {
+            writeln!(f, "  header   {name}: {}", value.source())?;
+        }
+        match &self.correlation {
+            Some(c) => writeln!(
+                f,
+                "correlate  id at {} , timeout {}",
+                c.request_id,
+                show(c.timeout)
+            )?,
+            None => writeln!(f, "correlate  (none: no request expects a reply)")?,
+        }
+        writeln!(f, "load       peak {} clients", self.load.peak())?;
+        let mut t = Duration::ZERO;
+        let mut from = 0;
+        for (i, p) in self.load.phases.iter().enumerate() {
+            writeln!(
+                f,
+                "  phase {}  {:>8} .. {:<8} {} -> {} clients over {}, hold {}",
+                i + 1,
+                show(t),
+                show(t + p.ramp + p.hold),
+                from,
+                p.clients,
+                show(p.ramp),
+                show(p.hold)
+            )?;
+            t += p.ramp + p.hold;
+            from = p.clients;
+        }
+        if t < self.duration {
+            writeln!(
+                f,
+                "  then     {:>8} .. {:<8} hold {} clients",
+                show(t),
+                show(self.duration),
+                from
+            )?;
+        }
+        writeln!(f, "steps      (each client loops while connected)")?;
+        for (i, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Send { template, expect } => {
+                    let e = match expect {
+                        Some(Expect { wait: true }) => "  -> wait for the correlated reply",
+                        Some(Expect { wait: false }) => "  -> correlate the reply, do not wait",
+                        None => "",
+                    };
+                    writeln!(f, "  {}. send  {}{e}", i + 1, template.source())?;
+                }
+                Step::Sleep(d) => writeln!(f, "  {}. sleep {}", i + 1, show(*d))?,
+            }
+        }
+        if self.thresholds.is_empty() {
+            writeln!(f, "thresholds (none)")?;
+        } else {
+            writeln!(f, "thresholds")?;
+            for t in &self.thresholds {
+                writeln!(f, "  {}", t.label())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_follows_ramps_and_holds() {
+        let load = Load {
+            phases: vec![
+                Phase {
+                    clients: 100,
+                    ramp: Duration::from_secs(10),
+                    hold: Duration::from_secs(10),
+                },
+                Phase {
+                    clients: 50,
+                    ramp: Duration::from_secs(5),
+                    hold: Duration::ZERO,
+                },
+            ],
+        };
+        assert_eq!(load.target_at(Duration::ZERO), 0);
+        assert_eq!(load.target_at(Duration::from_secs(5)), 50);
+        assert_eq!(load.target_at(Duration::from_secs(15)), 100);
+        assert_eq!(load.target_at(Duration::from_millis(22_500)), 75);
+        assert_eq!(load.target_at(Duration::from_secs(60)), 50);
+        assert_eq!(load.peak(), 100);
+    }
+}

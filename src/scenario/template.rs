@@ -1,0 +1,320 @@
+//! Message templates: compiled once when the scenario is validated into a list of parts, then
+//! rendered per message by appending to a buffer. Nothing is parsed on the hot path.
+//!
+//! Syntax: `{{id}}`, `{{client}}`, `{{seq}}`, `{{timestamp}}` (Unix ms), `{{timestamp_us}}`,
+//! `{{random N}}` (N alphanumeric characters), `{{random_int A B}}` (A..=B), and environment
+//! variables as `${env:NAME}` or `{{env NAME}}`, resolved once at validation.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+
+/// The forms a user may write, for error messages.
+pub const EXPECTED: &str = "expected one of {{id}}, {{client}}, {{seq}}, {{timestamp}}, \
+{{timestamp_us}}, {{random N}}, {{random_int A B}}, {{env NAME}} or ${env:NAME}";
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Literal(Box<str>),
+    Id,
+    Client,
+    Seq,
+    TimestampMs,
+    TimestampUs,
+    Random(u16),
+    RandomInt(i64, i64),
+}
+
+/// A compiled template. `source` is kept for display (it shows `${env:X}`, never its value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    source: String,
+    parts: Box<[Part]>,
+}
+
+/// A compile error at a byte offset inside the template text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// Per-message values a template may use.
+pub struct RenderCtx<'a> {
+    pub client: u64,
+    pub seq: u64,
+    pub rng: &'a mut SmallRng,
+}
+
+/// Writes the request id that correlation later parses back (see [`parse_request_id`]).
+pub fn write_request_id(out: &mut String, client: u64, seq: u64) {
+    let _ = write!(out, "{client}-{seq}");
+}
+
+/// Parses an id written by [`write_request_id`] into (client, seq).
+pub fn parse_request_id(id: &str) -> Option<(u64, u64)> {
+    let (client, seq) = id.split_once('-')?;
+    Some((client.parse().ok()?, seq.parse().ok()?))
+}
+
+impl Template {
+    /// Compiles `source`; `env` looks up environment variables (injected so tests need no
+    /// process environment).
+    pub fn compile(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = source;
+        let mut offset = 0;
+        while !rest.is_empty() {
+            let (open, close) = if rest.starts_with("{{") {
+                ("{{", "}}")
+            } else if rest.starts_with("${") {
+                ("${", "}")
+            } else {
+                let ch = rest.chars().next().expect("non-empty");
+                literal.push(ch);
+                rest = &rest[ch.len_utf8()..];
+                offset += ch.len_utf8();
+                continue;
+            };
+            let Some(end) = rest[open.len()..].find(close) else {
+                return Err(TemplateError {
+                    offset,
+                    message: format!("unclosed `{open}` in template: {EXPECTED}"),
+                });
+            };
+            let inner = rest[open.len()..open.len() + end].trim();
+            let part = if open == "${" {
+                match inner.strip_prefix("env:") {
+                    Some(name) => Part::Literal(lookup_env(name.trim(), env, offset)?.into()),
+                    None => {
+                        return Err(TemplateError {
+                            offset,
+                            message: format!("unknown substitution `${{{inner}}}`: {EXPECTED}"),
+                        });
+                    }
+                }
+            } else {
+                parse_variable(inner, env, offset)?
+            };
+            match part {
+                Part::Literal(text) => literal.push_str(&text),
+                other => {
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal).into()));
+                    }
+                    parts.push(other);
+                }
+            }
+            let consumed = open.len() + end + close.len();
+            rest = &rest[consumed..];
+            offset += consumed;
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal.into()));
+        }
+        Ok(Self {
+            source: source.to_string(),
+            parts: parts.into(),
+        })
+    }
+
+    /// The text as written in the scenario.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the template carries the correlated request id.
+    pub fn uses_id(&self) -> bool {
+        self.parts.contains(&Part::Id)
+    }
+
+    /// Whether rendering gives the same text every time (no per-message parts).
+    pub fn is_constant(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+
+    /// Appends the rendered text to `out`.
+    pub fn render(&self, ctx: &mut RenderCtx<'_>, out: &mut String) {
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Id => write_request_id(out, ctx.client, ctx.seq),
+                Part::Client => {
+                    let _ = write!(out, "{}", ctx.client);
+                }
+                Part::Seq => {
+                    let _ = write!(out, "{}", ctx.seq);
+                }
+                Part::TimestampMs => {
+                    let _ = write!(out, "{}", unix_now().as_millis());
+                }
+                Part::TimestampUs => {
+                    let _ = write!(out, "{}", unix_now().as_micros());
+                }
+                Part::Random(len) => {
+                    out.extend(
+                        (0..*len).map(|_| ALPHANUMERIC[ctx.rng.random_range(0..ALPHANUMERIC.len())] as char),
+                    );
+                }
+                Part::RandomInt(lo, hi) => {
+                    let _ = write!(out, "{}", ctx.rng.random_range(*lo..=*hi));
+                }
+            }
+        }
+    }
+}
+
+fn unix_now() -> std::time::Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+fn lookup_env(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    offset: usize,
+) -> Result<String, TemplateError> {
+    if name.is_empty() {
+        return Err(TemplateError {
+            offset,
+            message: "empty environment variable name: expected ${env:NAME}".to_string(),
+        });
+    }
+    env(name).ok_or_else(|| TemplateError {
+        offset,
+        message: format!("environment variable {name} is not set (referenced in a template)"),
+    })
+}
+
+fn parse_variable(
+    inner: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    offset: usize,
+) -> Result<Part, TemplateError> {
+    let err = |message: String| TemplateError { offset, message };
+    let mut words = inner.split_whitespace();
+    let name = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "`{{{{{inner}}}}}` takes {n} argument(s), found {}: {EXPECTED}",
+                args.len()
+            )))
+        }
+    };
+    let number = |text: &str| {
+        text.parse::<i64>()
+            .map_err(|_| err(format!("`{text}` in `{{{{{inner}}}}}` is not an integer")))
+    };
+    Ok(match name {
+        "id" => arity(0).map(|_| Part::Id)?,
+        "client" => arity(0).map(|_| Part::Client)?,
+        "seq" => arity(0).map(|_| Part::Seq)?,
+        "timestamp" => arity(0).map(|_| Part::TimestampMs)?,
+        "timestamp_us" => arity(0).map(|_| Part::TimestampUs)?,
+        "random" => {
+            arity(1)?;
+            let len = number(args[0])?;
+            if !(1..=65_536).contains(&len) {
+                return Err(err(format!(
+                    "`{{{{random {len}}}}}`: the length must be between 1 and 65536"
+                )));
+            }
+            Part::Random(len as u16)
+        }
+        "random_int" => {
+            arity(2)?;
+            let (lo, hi) = (number(args[0])?, number(args[1])?);
+            if lo > hi {
+                return Err(err(format!(
+                    "`{{{{random_int {lo} {hi}}}}}`: the lower bound is above the upper bound"
+                )));
+            }
+            Part::RandomInt(lo, hi)
+        }
+        "env" => {
+            arity(1)?;
+            Part::Literal(lookup_env(args[0], env, offset)?.into())
+        }
+        _ => {
+            return Err(err(format!(
+                "unknown template variable `{{{{{inner}}}}}`: {EXPECTED}"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_string())
+    }
+
+    fn render(t: &Template, client: u64, seq: u64) -> String {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut out = String::new();
+        t.render(
+            &mut RenderCtx {
+                client,
+                seq,
+                rng: &mut rng,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn renders_every_variable() {
+        let t = Template::compile(
+            r#"{"id":"{{id}}","c":{{client}},"s":{{ seq }},"r":"{{random 8}}","n":{{random_int 3 3}},"t":"${env:TOKEN}","e":"{{env TOKEN}}"}"#,
+            &env,
+        )
+        .unwrap();
+        let out = render(&t, 7, 42);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["id"], "7-42");
+        assert_eq!(v["c"], 7);
+        assert_eq!(v["s"], 42);
+        assert_eq!(v["r"].as_str().unwrap().len(), 8);
+        assert_eq!(v["n"], 3);
+        assert_eq!(v["t"], "s3cret");
+        assert_eq!(v["e"], "s3cret");
+        assert!(t.uses_id());
+        assert_eq!(parse_request_id("7-42"), Some((7, 42)));
+    }
+
+    #[test]
+    fn env_is_resolved_at_compile_time_into_literals() {
+        let t = Template::compile("Bearer ${env:TOKEN}", &env).unwrap();
+        assert!(t.is_constant());
+        assert_eq!(t.source(), "Bearer ${env:TOKEN}");
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed_variables_with_offsets() {
+        let e = Template::compile("ab{{nope}}", &env).unwrap_err();
+        assert_eq!(e.offset, 2);
+        assert!(e.message.contains("unknown template variable `{{nope}}`"));
+        assert!(Template::compile("{{id", &env).is_err());
+        assert!(Template::compile("{{random}}", &env).is_err());
+        assert!(Template::compile("{{random_int 5 1}}", &env).is_err());
+        assert!(
+            Template::compile("${env:MISSING}", &env)
+                .unwrap_err()
+                .message
+                .contains("MISSING is not set")
+        );
+        assert!(Template::compile("${oops}", &env).is_err());
+    }
+}

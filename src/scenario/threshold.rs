@@ -1,0 +1,274 @@
+//! Threshold expressions in the k6 style (`p(99) < 250ms`, `avg < 5s`, `< 0.1%`, `count == 0`),
+//! parsed at validation into values the metrics can be compared with. Evaluation lives with the
+//! metrics; this file only knows the language.
+
+use std::fmt;
+
+use super::duration;
+
+/// What kind of number a metric yields, which decides the aggregations it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A latency histogram, compared in milliseconds.
+    Latency,
+    /// A fraction of requests.
+    Rate,
+    /// A count of events.
+    Count,
+}
+
+macro_rules! metrics {
+    ($($variant:ident = $name:literal : $kind:ident),* $(,)?) => {
+        /// A metric thresholds can name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Metric { $($variant),* }
+
+        impl Metric {
+            pub const ALL: &[Metric] = &[$(Metric::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Metric::$variant => $name),* }
+            }
+
+            pub fn kind(self) -> MetricKind {
+                match self { $(Metric::$variant => MetricKind::$kind),* }
+            }
+        }
+    };
+}
+
+metrics! {
+    Rtt = "rtt": Latency,
+    ConnectTime = "connect_time": Latency,
+    TimeoutRate = "timeout_rate": Rate,
+    ErrorRate = "error_rate": Rate,
+    Requests = "requests": Count,
+    Answered = "answered": Count,
+    Timeouts = "timeouts": Count,
+    Late = "late": Count,
+    Lost = "lost": Count,
+    Unmatched = "unmatched": Count,
+    Duplicate = "duplicate": Count,
+    ConnectErrors = "connect_errors": Count,
+    Drops = "drops": Count,
+}
+
+impl Metric {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
+    pub fn names() -> String {
+        Self::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// How a metric is reduced to one number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregate {
+    Percentile(f64),
+    Avg,
+    Min,
+    Max,
+    Rate,
+    Count,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+
+    pub fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => value < limit,
+            Op::Le => value <= limit,
+            Op::Gt => value > limit,
+            Op::Ge => value >= limit,
+            Op::Eq => value == limit,
+            Op::Ne => value != limit,
+        }
+    }
+}
+
+/// One validated threshold: `metric aggregate op limit`. Latency limits are in milliseconds,
+/// rates are fractions (0.001 for 0.1 %), counts are plain numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub metric: Metric,
+    pub aggregate: Aggregate,
+    pub op: Op,
+    pub limit: f64,
+    /// The expression as written, for reports.
+    pub source: String,
+}
+
+impl Threshold {
+    pub fn parse(metric: Metric, source: &str) -> Result<Self, String> {
+        let expected = expected_for(metric.kind());
+        let text = source.trim();
+        let op_at = text
+            .find(['<', '>', '=', '!'])
+            .ok_or_else(|| format!("no comparison in {source:?}: {expected}"))?;
+        let (lhs, rest) = text.split_at(op_at);
+        let (op, rhs) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find_map(|(sym, op)| rest.strip_prefix(sym).map(|r| (op, r.trim())))
+        .ok_or_else(|| format!("bad comparison in {source:?}: {expected}"))?;
+        let aggregate = parse_aggregate(metric.kind(), lhs.trim()).ok_or_else(|| {
+            format!(
+                "bad aggregation {:?} for {}: {expected}",
+                lhs.trim(),
+                metric.name()
+            )
+        })?;
+        let limit = parse_limit(metric.kind(), rhs)
+            .ok_or_else(|| format!("bad limit {rhs:?} for {}: {expected}", metric.name()))?;
+        Ok(Self {
+            metric,
+            aggregate,
+            op,
+            limit,
+            source: text.to_string(),
+        })
+    }
+
+    /// Whether a measured value passes.
+    pub fn passes(&self, value: f64) -> bool {
+        self.op.holds(value, self.limit)
+    }
+
+    /// "rtt p(99) < 250ms" — the metric and the expression together.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.metric.name(), self.source)
+    }
+
+    /// Formats a measured value in the unit of this threshold's limit.
+    pub fn show_value(&self, value: f64) -> String {
+        match self.metric.kind() {
+            MetricKind::Latency => format!("{value:.3}ms"),
+            MetricKind::Rate => format!("{:.4}%", value * 100.0),
+            MetricKind::Count => format!("{value}"),
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.metric.name(), self.op.symbol(), self.limit)
+    }
+}
+
+fn expected_for(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Latency => {
+            "expected `p(N) | avg | med | min | max  < | <= | > | >= | == | !=  DURATION`, e.g. \"p(99) < 250ms\""
+        }
+        MetricKind::Rate => {
+            "expected `[rate] < | <= | > | >= | == | != FRACTION or PERCENT`, e.g. \"< 0.1%\" or \"rate < 0.001\""
+        }
+        MetricKind::Count => {
+            "expected `[count] < | <= | > | >= | == | != N`, e.g. \"count == 0\" or \"< 10\""
+        }
+    }
+}
+
+fn parse_aggregate(kind: MetricKind, text: &str) -> Option<Aggregate> {
+    match kind {
+        MetricKind::Latency => match text {
+            "avg" => Some(Aggregate::Avg),
+            "min" => Some(Aggregate::Min),
+            "max" => Some(Aggregate::Max),
+            "med" => Some(Aggregate::Percentile(50.0)),
+            _ => {
+                let inner = text.strip_prefix("p(")?.strip_suffix(')')?;
+                let p: f64 = inner.trim().parse().ok()?;
+                (p > 0.0 && p <= 100.0).then_some(Aggregate::Percentile(p))
+            }
+        },
+        MetricKind::Rate => matches!(text, "" | "rate").then_some(Aggregate::Rate),
+        MetricKind::Count => matches!(text, "" | "count").then_some(Aggregate::Count),
+    }
+}
+
+fn parse_limit(kind: MetricKind, text: &str) -> Option<f64> {
+    match kind {
+        MetricKind::Latency => {
+            let d = duration::parse(text).ok()?;
+            Some(d.as_secs_f64() * 1000.0)
+        }
+        MetricKind::Rate => {
+            let (number, scale) = match text.strip_suffix('%') {
+                Some(n) => (n.trim(), 0.01),
+                None => (text, 1.0),
+            };
+            let v: f64 = number.parse().ok()?;
+            (v.is_finite() && v >= 0.0).then_some(v * scale)
+        }
+        MetricKind::Count => {
+            let v: f64 = text.parse().ok()?;
+            (v.is_finite() && v >= 0.0).then_some(v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_k6_like_expressions() {
+        let t = Threshold::parse(Metric::Rtt, "p(99) < 250ms").unwrap();
+        assert_eq!(
+            (t.aggregate, t.op, t.limit),
+            (Aggregate::Percentile(99.0), Op::Lt, 250.0)
+        );
+        let t = Threshold::parse(Metric::Rtt, "avg<5s").unwrap();
+        assert_eq!((t.aggregate, t.limit), (Aggregate::Avg, 5000.0));
+        let t = Threshold::parse(Metric::TimeoutRate, "< 0.1%").unwrap();
+        assert!((t.limit - 0.001).abs() < 1e-12);
+        let t = Threshold::parse(Metric::TimeoutRate, "rate <= 0.01").unwrap();
+        assert_eq!((t.op, t.limit), (Op::Le, 0.01));
+        let t = Threshold::parse(Metric::Timeouts, "count == 0").unwrap();
+        assert_eq!((t.aggregate, t.op, t.limit), (Aggregate::Count, Op::Eq, 0.0));
+        assert!(t.passes(0.0) && !t.passes(1.0));
+    }
+
+    #[test]
+    fn rejects_malformed_expressions() {
+        for (metric, text) in [
+            (Metric::Rtt, "p99 < 250ms"),
+            (Metric::Rtt, "p(99) < 250"),
+            (Metric::Rtt, "p(101) < 1s"),
+            (Metric::Rtt, "p(99) 250ms"),
+            (Metric::TimeoutRate, "avg < 1%"),
+            (Metric::Timeouts, "< lots"),
+        ] {
+            assert!(Threshold::parse(metric, text).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Opening one WebSocket connection: resolve, TCP connect, upgrade, all under the connect
+//! timeout, with failures mapped to a `ConnectError` kind.
+
+use std::io;
+
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+
+use super::Shared;
+use super::client::ClientState;
+use crate::metrics::ConnectError;
+use crate::scenario::template::RenderCtx;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Connects client `state`; returns the stream and the time it took.
+pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<(Ws, u64), ConnectError> {
+    let started = Instant::now();
+    let request = request(shared, state)?;
+    let attempt = async {
+        let addr = tokio::net::lookup_host(&shared.authority)
+            .await
+            .map_err(|_| ConnectError::Dns)?
+            .next()
+            .ok_or(ConnectError::Dns)?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| io_kind(&e))?;
+        let _ = tcp.set_nodelay(true);
+        client_async_with_config(request, tcp, Some(shared.ws_config))
+            .await
+            .map(|(ws, _response)| ws)
+            .map_err(|e| ws_kind(&e))
+    };
+    let ws = timeout(shared.connect_timeout, attempt)
+        .await
+        .map_err(|_| ConnectError::Timeout)??;
+    Ok((ws, started.elapsed().as_micros() as u64))
+}
+
+fn request(
+    shared: &Shared,
+    state: &mut ClientState,
+) -> Result<tungstenite::handshake::client::Request, ConnectError> {
+    let mut request = shared
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|_| ConnectError::Handshake)?;
+    let headers = request.headers_mut();
+    let mut ctx = RenderCtx {
+        client: state.index,
+        seq: state.next_seq,
+        rng: &mut state.rng,
+    };
+    for (name, template) in &shared.headers {
+        let mut value = String::new();
+        template.render(&mut ctx, &mut value);
+        let value = HeaderValue::from_str(&value).map_err(|_| ConnectError::Handshake)?;
+        headers.insert(name, value);
+    }
+    if let Some(protocols) = &shared.subprotocols {
+        headers.insert("sec-websocket-protocol", protocols.clone());
+    }
+    Ok(request)
+}
+
+fn io_kind(e: &io::Error) -> ConnectError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ConnectError::Reset,
+        io::ErrorKind::TimedOut => ConnectError::Timeout,
+        _ => ConnectError::Io,
+    }
+}
+
+fn ws_kind(e: &WsError) -> ConnectError {
+    match e {
+        WsError::Http(response) => ConnectError::HttpStatus(response.status().as_u16()),
+        WsError::Io(e) => io_kind(e),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => ConnectError::Reset,
+        _ => ConnectError::Handshake,
+    }
+}

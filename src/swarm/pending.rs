@@ -1,0 +1,144 @@
+//! The pending table of one connection: requests waiting for their correlated reply, plus a
+//! short memory of resolved ones so a reply after the deadline is `late` and a second reply
+//! is `duplicate`. Allocates nothing until the first request; bounded by the timeouts.
+
+use std::collections::VecDeque;
+
+use tokio::time::{Duration, Instant};
+
+use crate::metrics::Reply;
+
+/// How many resolved requests are remembered for late/duplicate classification.
+const RECENT: usize = 64;
+/// Marks a remembered seq as timed out (otherwise it was answered).
+const TIMED_OUT: u64 = 1 << 63;
+
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// In send order; deadlines are `sent + timeout`, so also in deadline order.
+    waiting: VecDeque<(u64, Instant)>,
+    recent: VecDeque<u64>,
+}
+
+impl Pending {
+    pub fn insert(&mut self, seq: u64, sent: Instant) {
+        self.waiting.push_back((seq, sent));
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The earliest deadline, if anything is waiting.
+    pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
+        self.waiting.front().map(|(_, sent)| *sent + timeout)
+    }
+
+    /// Classifies a reply carrying request `seq`, received at `now`.
+    pub fn resolve(&mut self, seq: u64, now: Instant) -> Reply {
+        if let Some(i) = self.waiting.iter().position(|(s, _)| *s == seq) {
+            let (_, sent) = self.waiting.remove(i).expect("index from position");
+            self.remember(seq);
+            return Reply::Answered {
+                rtt_us: now.saturating_duration_since(sent).as_micros() as u64,
+            };
+        }
+        match self.recent.iter().position(|r| *r & !TIMED_OUT == seq) {
+            Some(i) if self.recent[i] & TIMED_OUT != 0 => {
+                // Counted once: the request stays a timeout, this reply is late; a further
+                // reply to it is a duplicate.
+                self.recent[i] = seq;
+                Reply::Late
+            }
+            Some(_) => Reply::Duplicate,
+            None => Reply::Unmatched,
+        }
+    }
+
+    /// Removes requests whose deadline has passed at `now`; returns how many.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> u32 {
+        let mut n = 0;
+        while let Some(&(seq, sent)) = self.waiting.front() {
+            if sent + timeout > now {
+                break;
+            }
+            self.waiting.pop_front();
+            self.remember(seq | TIMED_OUT);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether `seq` is still waiting.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.waiting.iter().any(|(s, _)| *s == seq)
+    }
+
+    /// Empties the table (the connection is gone); returns how many were waiting.
+    pub fn clear(&mut self) -> u32 {
+        let n = self.waiting.len() as u32;
+        self.waiting.clear();
+        self.recent.clear();
+        n
+    }
+
+    fn remember(&mut self, tagged: u64) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(tagged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn out_of_order_late_duplicate_unmatched() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        p.insert(1, t0);
+        p.insert(2, t0);
+        p.insert(3, t0);
+        assert!(matches!(
+            p.resolve(3, t0 + Duration::from_millis(5)),
+            Reply::Answered { rtt_us: 5000 }
+        ));
+        assert!(matches!(
+            p.resolve(1, t0 + Duration::from_millis(7)),
+            Reply::Answered { rtt_us: 7000 }
+        ));
+        assert_eq!(p.resolve(1, t0), Reply::Duplicate);
+        assert_eq!(p.resolve(99, t0), Reply::Unmatched);
+        assert_eq!(p.next_deadline(T), Some(t0 + T));
+        assert_eq!(p.expire(t0 + T - Duration::from_millis(1), T), 0);
+        assert_eq!(p.expire(t0 + T, T), 1);
+        assert_eq!(p.resolve(2, t0 + T * 2), Reply::Late);
+        assert_eq!(
+            p.resolve(2, t0 + T * 2),
+            Reply::Duplicate,
+            "a late reply is counted once"
+        );
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn memory_of_resolved_requests_is_bounded() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        for seq in 0..1000 {
+            p.insert(seq, t0);
+            p.resolve(seq, t0);
+        }
+        assert_eq!(p.recent.len(), RECENT);
+        assert_eq!(p.resolve(0, t0), Reply::Unmatched);
+        assert_eq!(p.resolve(999, t0), Reply::Duplicate);
+    }
+}
