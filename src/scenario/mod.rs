@@ -156,6 +156,8 @@ impl Validator<'_> {
         let duration = match (overrides.duration, &raw.duration) {
             (Some(d), _) => Some(d),
             (None, Some(text)) => self.positive_duration(text, "duration"),
+            // Without a valid load there is nothing to measure the length of (already reported).
+            (None, None) if load.is_none() => None,
             (None, None) => load.as_ref().map(Load::length).filter(|d| !d.is_zero()).or_else(|| {
                 self.error(
                     raw.name.span(),
@@ -196,7 +198,7 @@ impl Validator<'_> {
         if overrides.target.is_none() && raw.embedded.is_some() {
             self.error(
                 raw.target.span(),
-                "an [embedded] table only applies with target = \"embedded\"",
+                "an [embedded] table only applies to the built-in target: expected target = \"embedded\" or no [embedded] table",
             );
         }
         match check_url(text) {
@@ -240,7 +242,7 @@ impl Validator<'_> {
             if *n.get_ref() == 0 {
                 self.error(
                     n.span(),
-                    "embedded.no_reply_every must be 1 or more (1 withholds every reply)",
+                    "embedded.no_reply_every: expected 1 or more (1 withholds every reply)",
                 );
                 ok = false;
             }
@@ -273,7 +275,7 @@ impl Validator<'_> {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 self.error(
                     value.span(),
-                    format!("connect.headers: {name:?} is not a valid HTTP header name"),
+                    format!("connect.headers: {name:?} is not a valid HTTP header name: expected a token such as \"Authorization\""),
                 );
                 ok = false;
                 continue;
@@ -332,7 +334,7 @@ impl Validator<'_> {
             if clients > MAX_CLIENTS {
                 self.error(
                     p.clients.span(),
-                    format!("phases.clients: at most {MAX_CLIENTS} clients per run"),
+                    format!("phases.clients: expected at most {MAX_CLIENTS} clients per run"),
                 );
                 ok = false;
             }
@@ -368,7 +370,7 @@ impl Validator<'_> {
                             if s.wait.is_some() {
                                 self.error(
                                     span.clone(),
-                                    "steps.wait only applies to a step with `expect = \"response\"`",
+                                    "steps.wait only applies to a correlated send: expected `expect = \"response\"` beside it",
                                 );
                                 ok = false;
                             }
@@ -376,11 +378,11 @@ impl Validator<'_> {
                         }
                         Some(e) if e.get_ref() == "response" => {
                             if !has_correlation {
-                                self.error(e.span(), "expect = \"response\" needs a [correlation] table with `request_id = \"/json/pointer\"`");
+                                self.error(e.span(), "expect = \"response\" needs correlation: expected a [correlation] table with `request_id = \"/json/pointer\"`");
                                 ok = false;
                             }
                             if template.as_ref().is_some_and(|t| !t.uses_id()) {
-                                self.error(send.span(), "a send that expects a correlated response must carry {{id}} so the reply can be matched");
+                                self.error(send.span(), "this send expects a correlated response but carries no id: expected {{id}} in the message so the reply can be matched");
                                 ok = false;
                             }
                             let wait = s.wait.unwrap_or(true);
@@ -406,7 +408,10 @@ impl Validator<'_> {
                 }
                 (None, Some(sleep)) => {
                     if s.expect.is_some() || s.wait.is_some() {
-                        self.error(span.clone(), "a sleep step takes no `expect` or `wait`");
+                        self.error(
+                            span.clone(),
+                            "a sleep step takes no `expect` or `wait`: expected only `sleep = \"100ms\"`",
+                        );
                         ok = false;
                     }
                     match self.duration(sleep, "steps.sleep") {
@@ -420,7 +425,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         span,
-                        "each [[steps]] entry needs exactly one of `send = \"...\"` or `sleep = \"100ms\"`",
+                        "a [[steps]] entry: expected exactly one of `send = \"...\"` or `sleep = \"100ms\"`",
                     );
                     ok = false;
                 }
@@ -429,7 +434,7 @@ impl Validator<'_> {
         let sends = steps.iter().any(|s| matches!(s, Step::Send { .. }));
         if ok && sends && !waits {
             let span = raw.steps[0].span();
-            self.error(span, "the step loop never waits and would flood the target: add a `sleep` step or an `expect = \"response\"` that waits");
+            self.error(span, "the step loop never waits and would flood the target: expected a `sleep` step or an `expect = \"response\"` that waits");
             ok = false;
         }
         ok.then_some(steps)

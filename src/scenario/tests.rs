@@ -1,1 +1,130 @@
+use std::path::Path;
+use std::time::Duration;
 
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    (name == "API_TOKEN").then(|| "t0k3n".to_string())
+}
+
+fn parse_str(text: &str) -> Result<Plan, ScenarioErrors> {
+    parse(Path::new("s.toml"), text, &Overrides::default(), &env)
+}
+
+const BASE: &str = r#"
+name = "chat"
+target = "ws://127.0.0.1:9001/ws"
+[connect]
+headers = { Authorization = "Bearer ${env:API_TOKEN}" }
+subprotocols = ["json.v1"]
+[correlation]
+request_id = "/request_id"
+timeout = "2s"
+[[phases]]
+clients = 10
+ramp = "5s"
+hold = "10s"
+[[steps]]
+send = '{"request_id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "100ms"
+[thresholds]
+rtt = ["p(99) < 250ms"]
+timeout_rate = ["< 0.1%"]
+"#;
+
+#[test]
+fn a_full_scenario_becomes_a_plan() {
+    let plan = parse_str(BASE).unwrap();
+    assert_eq!(
+        plan.duration,
+        Duration::from_secs(15),
+        "duration defaults to the phases' length"
+    );
+    assert_eq!(plan.target, Target::Url("ws://127.0.0.1:9001/ws".into()));
+    assert_eq!(plan.connect.subprotocols, vec!["json.v1"]);
+    assert_eq!(plan.connect.headers[0].1.source(), "Bearer ${env:API_TOKEN}");
+    assert_eq!(plan.correlation.as_ref().unwrap().timeout, Duration::from_secs(2));
+    assert_eq!(plan.steps.len(), 2);
+    assert_eq!(plan.thresholds.len(), 2);
+    let shown = plan.to_string();
+    assert!(
+        !shown.contains("t0k3n"),
+        "the plan shows the template, not the secret value"
+    );
+}
+
+#[test]
+fn overrides_replace_target_and_duration() {
+    let o = Overrides {
+        target: Some("embedded".into()),
+        duration: Some(Duration::from_secs(3)),
+    };
+    let plan = parse(Path::new("s.toml"), BASE, &o, &env).unwrap();
+    assert!(matches!(plan.target, Target::Embedded(_)));
+    assert_eq!(plan.duration, Duration::from_secs(3));
+    let bad = Overrides {
+        target: Some("http://x/".into()),
+        duration: None,
+    };
+    let e = parse(Path::new("s.toml"), BASE, &bad, &env).unwrap_err();
+    assert!(e.to_string().contains("--target"), "{e}");
+}
+
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    let text = BASE
+        .replace("timeout = \"2s\"", "timeout = \"2 fortnights\"")
+        .replace("ramp = \"5s\"", "ramp = \"soon\"")
+        .replace("${env:API_TOKEN}", "${env:NOT_SET}");
+    let e = parse_str(&text).unwrap_err();
+    assert_eq!(e.0.len(), 3, "{e}");
+    assert!(e.to_string().contains("NOT_SET is not set"));
+}
+
+#[test]
+fn structural_mistakes_are_rejected() {
+    for (what, text) in [
+        (
+            "no phases",
+            BASE.replace("[[phases]]\nclients = 10\nramp = \"5s\"\nhold = \"10s\"\n", ""),
+        ),
+        (
+            "a step with both send and sleep",
+            BASE.replace("expect = \"response\"", "sleep = \"1s\""),
+        ),
+        (
+            "an unknown expectation",
+            BASE.replace("expect = \"response\"", "expect = \"stream\""),
+        ),
+        (
+            "a loop that never waits",
+            BASE.replace("expect = \"response\"\n", "")
+                .replace("sleep = \"100ms\"", "sleep = \"0s\""),
+        ),
+        (
+            "an unknown threshold metric",
+            BASE.replace("timeout_rate = ", "latency = "),
+        ),
+        ("wss without TLS support", BASE.replace("ws://127", "wss://127")),
+        (
+            "a URL without a host",
+            BASE.replace("ws://127.0.0.1:9001/ws", "ws:///ws"),
+        ),
+        (
+            "embedded table on a URL target",
+            format!("{BASE}\n[embedded]\nlatency = \"1ms\"\n"),
+        ),
+        (
+            "a fraction above one",
+            BASE.replace("target = \"ws://127.0.0.1:9001/ws\"", "target = \"embedded\"")
+                + "\n[embedded]\nno_reply_fraction = 1.5\n",
+        ),
+    ] {
+        let e = parse_str(&text)
+            .err()
+            .unwrap_or_else(|| panic!("{what} was accepted"));
+        assert!(e.to_string().contains("expected"), "{what}: {e}");
+    }
+}

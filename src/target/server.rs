@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -73,11 +73,8 @@ impl Server {
     /// Stops accepting, closes every connection, and returns the final counts.
     pub async fn shutdown(mut self) -> ServerCounts {
         self.cancel.cancel();
-        let counts = {
-            let _ = (&mut self.task).await;
-            self.counts()
-        };
-        counts
+        let _ = (&mut self.task).await;
+        self.counts()
     }
 }
 
@@ -122,6 +119,22 @@ async fn accept_loop(
     tracker.wait().await;
 }
 
+/// Accepts the upgrade, choosing the first subprotocol the client offered.
+// The error type is fixed by tungstenite's callback trait.
+#[allow(clippy::result_large_err)]
+fn echo_first_protocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    let first = request
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|p| p.trim().parse().ok());
+    if let Some(first) = first {
+        response.headers_mut().insert("sec-websocket-protocol", first);
+    }
+    Ok(response)
+}
+
 async fn serve_one(
     tcp: TcpStream,
     behaviour: Arc<Behaviour>,
@@ -134,19 +147,8 @@ async fn serve_one(
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let echo_protocol = |request: &Request, mut response: Response| {
-        if let Some(first) = request
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|p| p.trim().parse().ok())
-        {
-            response.headers_mut().insert("sec-websocket-protocol", first);
-        }
-        Ok(response)
-    };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, echo_protocol, Some(config)).await
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(tcp, echo_first_protocol, Some(config)).await
     else {
         return;
     };
@@ -170,7 +172,7 @@ async fn serve_one(
                     Some(Ok(_)) => continue,
                 };
                 let n = stats.received.fetch_add(1, Relaxed) + 1;
-                let withhold = behaviour.no_reply_every.is_some_and(|every| n % every == 0)
+                let withhold = behaviour.no_reply_every.is_some_and(|every| n.is_multiple_of(every))
                     || (behaviour.no_reply_fraction > 0.0 && rng.random_bool(behaviour.no_reply_fraction));
                 if withhold {
                     stats.withheld.fetch_add(1, Relaxed);

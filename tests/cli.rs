@@ -1,0 +1,259 @@
+//! The real binary, as users run it: exit codes, error messages that point into the file,
+//! the quick start's reports and their schema.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use wsstorm::target::{self, Behaviour};
+
+fn wsstorm(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn check_schema(summary: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("schema/summary.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "summary.json breaks the schema: {errors:#?}");
+}
+
+#[test]
+fn quickstart_runs_and_writes_reports_that_match_the_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("qs");
+    let o = wsstorm(
+        &[
+            "run",
+            repo().join("scenarios/quickstart.toml").to_str().unwrap(),
+            "--duration",
+            "3s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for f in ["timeseries.csv", "summary.json", "summary.txt"] {
+        assert!(out.join(f).exists(), "{f} written");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    check_schema(&summary);
+    let c = &summary["counts"];
+    assert!(c["requests"].as_u64().unwrap() > 0);
+    assert_eq!(
+        summary["embedded_server"]["received"], c["messages_sent"],
+        "server saw what the tool sent"
+    );
+    assert_eq!(summary["outcome"], "passed");
+    // One CSV row per second (3 s, plus the closing partial second of the drain).
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let rows = csv.lines().count() - 1;
+    assert!((3..=5).contains(&rows), "{rows} rows:\n{csv}");
+    let txt = std::fs::read_to_string(out.join("summary.txt")).unwrap();
+    assert!(txt.contains("result      passed"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("result      passed"),
+        "summary printed"
+    );
+}
+
+#[test]
+fn every_summary_shape_matches_the_schema() {
+    // A run that fails to connect has empty histograms and connect errors.
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scenario = tmp.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        format!("name = \"down\"\ntarget = \"ws://127.0.0.1:{port}/\"\nduration = \"1500ms\"\n[[phases]]\nclients = 2\n[thresholds]\nrtt = [\"p(99) < 1s\"]\n"),
+    )
+    .unwrap();
+    let out = tmp.path().join("o");
+    let o = wsstorm(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unreachable target is a failed run: {}",
+        text(&o)
+    );
+    assert!(o.stdout.is_empty(), "--quiet prints nothing");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    check_schema(&summary);
+    assert_eq!(summary["outcome"], "run_failed");
+    assert!(summary["connect_errors"]["refused"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn crossed_thresholds_exit_with_their_own_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "gate"
+target = "embedded"
+duration = "1s"
+[embedded]
+latency = "10ms"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 2
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[thresholds]
+rtt = ["p(50) < 5ms"]
+timeouts = ["count == 0"]
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("o");
+    let o = wsstorm(
+        &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("FAIL  rtt p(50) < 5ms"), "{s}");
+    assert!(s.contains("pass  timeouts count == 0"), "{s}");
+}
+
+#[test]
+fn validate_prints_the_resolved_plan_without_connecting() {
+    let o = wsstorm(
+        &["validate", "scenarios/quickstart.toml", "--duration", "42s"],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("duration   42s"), "{s}");
+    assert!(s.contains("0 -> 50 clients over 5s"), "{s}");
+    assert!(s.contains("valid: nothing was sent"));
+}
+
+/// Each invalid scenario: the expected line:column and a phrase of the message.
+const INVALID: &[(&str, &str, &str)] = &[
+    (
+        "unknown key",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\"\nclinets = 3\n[[phases]]\nclients = 1\n",
+        "4:1",
+    ),
+    (
+        "bad duration",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"5 parsecs\"\n[[phases]]\nclients = 1\n",
+        "3:12",
+    ),
+    (
+        "bad URL",
+        "name = \"x\"\ntarget = \"http://TARGET_HOST/\"\nduration = \"1s\"\n[[phases]]\nclients = 1\n",
+        "2:10",
+    ),
+    (
+        "bad JSON pointer",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\"\n[correlation]\nrequest_id = \"request_id\"\n[[phases]]\nclients = 1\n",
+        "5:14",
+    ),
+    (
+        "unknown template variable",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\"\n[correlation]\nrequest_id = \"/id\"\n[[phases]]\nclients = 1\n[[steps]]\nsend = '{\"id\":\"{{id}}\",\"u\":\"{{user}}\"}'\nexpect = \"response\"\n",
+        "9:29",
+    ),
+    (
+        "bad threshold",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\"\n[[phases]]\nclients = 1\n[thresholds]\nrtt = [\"p99 < 1s\"]\n",
+        "7:8",
+    ),
+    (
+        "wrong type",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\"\n[[phases]]\nclients = \"many\"\n",
+        "5:11",
+    ),
+    (
+        "expect without an id in the message",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\"\n[correlation]\nrequest_id = \"/id\"\n[[phases]]\nclients = 1\n[[steps]]\nsend = 'ping'\nexpect = \"response\"\n",
+        "9:8",
+    ),
+    (
+        "TOML syntax",
+        "name = \"x\"\ntarget = \"TARGET\"\nduration = \"1s\n",
+        "3:15",
+    ),
+];
+
+#[test]
+fn invalid_scenarios_exit_2_point_at_line_and_column_and_send_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(target::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Behaviour::default(),
+        ))
+        .unwrap();
+    let url = server.url();
+    let host = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    for (kind, body, at) in INVALID {
+        let path = tmp.path().join("bad.toml");
+        std::fs::write(&path, body.replace("TARGET_HOST", &host).replace("TARGET", &url)).unwrap();
+        for command in ["run", "validate"] {
+            let o = wsstorm(&[command, path.to_str().unwrap()], tmp.path());
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{kind} ({command}): exit code for invalid input\n{err}"
+            );
+            assert!(
+                err.contains(&format!("bad.toml:{at}:")),
+                "{kind}: names line:column {at}\n{err}"
+            );
+            assert!(err.contains("expected"), "{kind}: says what was expected\n{err}");
+        }
+    }
+    assert!(
+        !tmp.path().join("results").exists(),
+        "no results directory for an invalid scenario"
+    );
+    assert_eq!(server.counts().connections, 0, "the target saw no connection");
+    assert_eq!(server.counts().received, 0);
+}

@@ -1,0 +1,247 @@
+//! The engine against real servers on 127.0.0.1:0: what the tool reports is held against
+//! what the server itself counted.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{assert_requests_reconcile, plan, run, run_with, scrambling_server};
+use wsstorm::run::{Controls, Outcome};
+use wsstorm::target::{self, Behaviour};
+
+const ECHO: &str = r#"
+name = "echo"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/request_id"
+timeout = "500ms"
+[[phases]]
+clients = 8
+[[steps]]
+send = '{"request_id":"{{id}}","text":"{{random 40}}"}'
+expect = "response"
+[[steps]]
+sleep = "5ms"
+"#;
+
+async fn server(behaviour: Behaviour) -> target::Server {
+    target::start("127.0.0.1:0".parse().unwrap(), behaviour)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_counts_match_the_servers_counts_exactly() {
+    let server = server(Behaviour::default()).await;
+    let (r, _dir) = run(plan(ECHO, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    assert!(c.requests > 100, "the run did work: {c:?}");
+    assert_eq!(seen.received, c.messages_sent, "server received == tool sent");
+    assert_eq!(
+        seen.answered, c.messages_received,
+        "server answered == tool received"
+    );
+    assert_eq!(c.answered, c.requests, "every request answered on a healthy echo");
+    assert_eq!(seen.connections, 8);
+    assert_eq!((c.connects, c.closes, c.drops), (8, 8, 0));
+    assert_eq!(
+        (c.timeouts, c.late, c.lost, c.unfinished, c.unmatched, c.duplicate),
+        (0, 0, 0, 0, 0, 0)
+    );
+    assert_requests_reconcile(&r);
+    assert_eq!(r.totals.rtt.count(), c.answered, "one rtt sample per answer");
+    assert_eq!(r.outcome, Outcome::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_withheld_replies_time_out_and_none_is_late() {
+    let server = server(Behaviour {
+        no_reply_every: Some(10),
+        ..Behaviour::default()
+    })
+    .await;
+    let (r, _dir) = run(plan(ECHO, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    assert!(seen.withheld >= 5, "enough requests to withhold some: {seen:?}");
+    assert_eq!(seen.received, c.requests);
+    assert_eq!(
+        seen.withheld,
+        seen.received / 10,
+        "every 10th withheld, deterministically"
+    );
+    assert_eq!(c.timeouts, seen.withheld, "timeouts == replies withheld, exactly");
+    assert_eq!(c.late, 0);
+    assert_eq!(c.answered, seen.answered);
+    assert_eq!(c.unfinished, 0, "a graceful end waits for replies in flight");
+    assert_requests_reconcile(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_server_delay_shows_as_rtt_within_timer_granularity() {
+    let server = server(Behaviour {
+        latency: Duration::from_millis(20),
+        ..Behaviour::default()
+    })
+    .await;
+    let (r, _dir) = run(plan(ECHO, &server.url())).await;
+    server.shutdown().await;
+    let p50 = r.totals.rtt.percentile_ms(50.0);
+    assert!(r.totals.rtt.count() > 50);
+    assert!(
+        (20.0..=21.5).contains(&p50),
+        "p50 {p50} ms for a 20 ms server delay"
+    );
+    assert!(r.totals.rtt.min_ms() >= 20.0, "no reply can beat the delay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_duplicate_and_unknown_replies_are_told_apart() {
+    let addr = scrambling_server(3).await;
+    let toml = r#"
+name = "scramble"
+target = "embedded"
+duration = "1500ms"
+[correlation]
+request_id = "/id"
+timeout = "5s"
+[[phases]]
+clients = 1
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+sleep = "1h"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    assert_eq!(c.requests, 3);
+    assert_eq!(c.answered, 3, "out-of-order replies still match: {c:?}");
+    assert_eq!(c.duplicate, 1);
+    assert_eq!(c.unmatched, 1);
+    assert_eq!(
+        c.messages_received, 6,
+        "three answers, a duplicate, an unknown id, a push"
+    );
+    assert_eq!((c.timeouts, c.late), (0, 0));
+    assert_requests_reconcile(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_after_the_deadline_are_late_and_counted_once() {
+    let server = server(Behaviour {
+        latency: Duration::from_millis(250),
+        ..Behaviour::default()
+    })
+    .await;
+    let toml = ECHO
+        .replace("timeout = \"500ms\"", "timeout = \"100ms\"")
+        .replace("clients = 8", "clients = 2");
+    let (r, _dir) = run(plan(&toml, &server.url())).await;
+    server.shutdown().await;
+    let c = &r.totals.counts;
+    assert_eq!(c.answered, 0, "every reply comes after its deadline: {c:?}");
+    assert!(c.timeouts >= 4);
+    assert!(
+        c.late >= 2 && c.late <= c.timeouts,
+        "late replies are those of timed-out requests: {c:?}"
+    );
+    assert_eq!(r.totals.rtt.count(), 0, "a late reply is never an rtt sample");
+    assert_requests_reconcile(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_fire_on_time_when_the_server_says_nothing() {
+    let server = server(Behaviour {
+        no_reply_every: Some(1),
+        ..Behaviour::default()
+    })
+    .await;
+    let toml = ECHO
+        .replace("timeout = \"500ms\"", "timeout = \"200ms\"")
+        .replace("clients = 8", "clients = 1");
+    let (r, _dir) = run(plan(&toml, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    // 2 s of one client that waits 200 ms (+5 ms sleep) per request: about 9–10 requests.
+    assert!((8..=10).contains(&c.requests), "timeouts paced the client: {c:?}");
+    assert_eq!(c.timeouts, c.requests);
+    assert_eq!(seen.received, c.requests);
+    assert_requests_reconcile(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_stops_gracefully_and_a_second_one_at_once() {
+    let server = server(Behaviour {
+        latency: Duration::from_millis(300),
+        ..Behaviour::default()
+    })
+    .await;
+    let toml = ECHO
+        .replace("duration = \"2s\"", "duration = \"60s\"")
+        .replace("timeout = \"500ms\"", "timeout = \"2s\"");
+    let controls = Controls::default();
+    let c2 = controls.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        c2.interrupt();
+    });
+    let started = std::time::Instant::now();
+    let (r, dir) = run_with(plan(&toml, &server.url()), controls).await;
+    server.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped long before 60 s"
+    );
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    let c = &r.totals.counts;
+    assert_eq!(
+        c.unfinished, 0,
+        "graceful: replies in flight were waited for: {c:?}"
+    );
+    assert_eq!(c.answered, c.requests);
+    assert!(dir.path().join("out/summary.json").exists());
+
+    // Now a second interrupt right after the first: in-flight requests are abandoned.
+    let server = server_slow().await;
+    let controls = Controls::default();
+    let c2 = controls.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        c2.interrupt();
+        c2.interrupt();
+    });
+    let toml = toml.replace("timeout = \"2s\"", "timeout = \"30s\"");
+    let started = std::time::Instant::now();
+    let (r, _dir) = run_with(plan(&toml, &server.url()), controls).await;
+    server.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait 30 s for replies"
+    );
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    assert_eq!(
+        r.totals.counts.unfinished, 8,
+        "each client had one request in flight"
+    );
+    assert_requests_reconcile(&r);
+}
+
+async fn server_slow() -> target::Server {
+    server(Behaviour {
+        no_reply_every: Some(1),
+        ..Behaviour::default()
+    })
+    .await
+}
