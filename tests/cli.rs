@@ -257,3 +257,56 @@ fn invalid_scenarios_exit_2_point_at_line_and_column_and_send_nothing() {
     assert_eq!(server.counts().connections, 0, "the target saw no connection");
     assert_eq!(server.counts().received, 0);
 }
+
+#[test]
+fn ctrl_c_writes_every_report_and_exits_with_the_interrupted_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args([
+            "run",
+            "scenarios/quickstart.toml",
+            "--duration",
+            "60s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(repo())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "stopped after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "interrupted");
+    assert_eq!(
+        summary["counts"]["unfinished"], 0,
+        "in-flight replies were waited for"
+    );
+    check_schema(&summary);
+    assert!(
+        std::fs::read_to_string(out.join("timeseries.csv"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 3
+    );
+    assert!(out.join("summary.txt").exists());
+}
