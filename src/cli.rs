@@ -155,6 +155,7 @@ async fn serve(args: ServeArgs) -> Exit {
         no_reply_every: args.no_reply_every,
         no_reply_fraction: args.no_reply_fraction,
         seed: args.seed,
+        ..Behaviour::default()
     };
     let description = behaviour.describe();
     let server = match target::start(args.listen, behaviour).await {
