@@ -170,7 +170,8 @@ pub async fn execute(
     ));
     swarm::run(shared, &plan, start).await;
     let elapsed = start.elapsed();
-    let totals = collector.await.expect("collector does not panic");
+    let collected = collector.await.expect("collector does not panic");
+    let totals = collected.totals;
     let streamed = streamer.await.expect("report stream does not panic");
     let server = match embedded {
         Some(server) => Some(server.shutdown().await),
@@ -199,7 +200,7 @@ pub async fn execute(
         outcome: outcome.name().to_string(),
         embedded_server: server,
     };
-    let summary = Summary::new(info, &totals, &verdicts);
+    let summary = Summary::new(info, &totals, &verdicts, collected.recovery, &plan.chaos);
     report::write_summary(&dir, &summary).map_err(RunError::io(format!(
         "cannot write the summary in {}",
         dir.display()

@@ -1,6 +1,7 @@
 //! The collector: the single owner of all measurements. Clients send events one way over a
-//! bounded channel; the collector folds them into `Totals` and, once a second on the run's
-//! timeline, emits a `Sample` (cumulative counts, the second's deltas and rtt percentiles).
+//! bounded channel; the collector folds them into `Totals`, tracks recovery after chaos, and
+//! emits `Output`s: once a second on the run's timeline a `Sample` (cumulative counts, the
+//! second's deltas and rtt), and a `ConnectionRow` for every connection event.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use super::event::Event;
 use super::histogram::Latency;
+use super::recovery::{Recovery, Tracker};
 use super::totals::{Counts, Totals};
 
 /// Events buffered between clients and the collector before senders wait.
@@ -49,11 +51,37 @@ pub struct Sample {
     pub rtt: Latency,
 }
 
-/// Runs until every `EventTx` is dropped; returns the run's totals. Samples go to `samples`.
-pub async fn collect(mut rx: EventRx, start: Instant, samples: mpsc::UnboundedSender<Sample>) -> Totals {
+/// One connection event, for connections.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRow {
+    pub elapsed: Duration,
+    pub client: u32,
+    /// open | reconnect | connect_failed | drop | close | gave_up | chaos
+    pub event: &'static str,
+    pub attempt: u32,
+    /// open: connect time; reconnect: drop → open; connect_failed: the attempt; drop and
+    /// close: how long the connection was open.
+    pub duration: Duration,
+    pub cause: String,
+}
+
+pub enum Output {
+    Sample(Sample),
+    Connection(ConnectionRow),
+}
+
+/// What the collector hands over at the end.
+pub struct Collected {
+    pub totals: Totals,
+    pub recovery: Vec<Recovery>,
+}
+
+/// Runs until every `EventTx` is dropped. Outputs go to `out` as they happen.
+pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender<Output>) -> Collected {
     let mut totals = Totals::default();
     let mut window_rtt = Latency::new();
     let mut last = (Counts::default(), Duration::ZERO);
+    let mut recovery = Tracker::default();
     let mut ticker = interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(BATCH);
@@ -68,23 +96,87 @@ pub async fn collect(mut rx: EventRx, start: Instant, samples: mpsc::UnboundedSe
             };
             *last = (totals.counts, elapsed);
             window_rtt.reset();
-            let _ = samples.send(sample);
+            let _ = out.send(Output::Sample(sample));
         };
     loop {
         tokio::select! {
             biased;
             n = rx.0.recv_many(&mut buf, BATCH) => {
+                let now = start.elapsed();
                 if n == 0 {
-                    emit(&totals, &mut window_rtt, &mut last, start.elapsed());
-                    return totals;
+                    recovery.window(&window_rtt, now);
+                    emit(&totals, &mut window_rtt, &mut last, now);
+                    return Collected { totals, recovery: recovery.finish() };
                 }
+                let before = totals.counts.connected();
                 for event in buf.drain(..) {
+                    if let Event::Chaos { index, how, selected } = event {
+                        recovery.chaos(index, how, selected, now, totals.counts.connected(), &window_rtt);
+                    }
                     if let Some(rtt_us) = totals.apply(event) {
                         window_rtt.record_us(rtt_us);
                     }
+                    if let Some(row) = connection_row(&event, now) {
+                        let _ = out.send(Output::Connection(row));
+                    }
+                }
+                if totals.counts.connected() != before {
+                    recovery.connected(totals.counts.connected(), now);
                 }
             }
-            at = ticker.tick() => emit(&totals, &mut window_rtt, &mut last, at - start),
+            at = ticker.tick() => {
+                let elapsed = at - start;
+                recovery.connected(totals.counts.connected(), elapsed);
+                recovery.window(&window_rtt, elapsed);
+                emit(&totals, &mut window_rtt, &mut last, elapsed);
+            }
         }
     }
+}
+
+fn us(v: u64) -> Duration {
+    Duration::from_micros(v)
+}
+
+fn connection_row(event: &Event, elapsed: Duration) -> Option<ConnectionRow> {
+    let row = |client, event, attempt, duration, cause: String| ConnectionRow {
+        elapsed,
+        client,
+        event,
+        attempt,
+        duration,
+        cause,
+    };
+    Some(match *event {
+        Event::Connected {
+            client,
+            attempt,
+            tcp_us,
+            upgrade_us,
+            reconnect_us: None,
+        } => row(client, "open", attempt, us(tcp_us + upgrade_us), String::new()),
+        Event::Connected {
+            client,
+            attempt,
+            reconnect_us: Some(r),
+            ..
+        } => row(client, "reconnect", attempt, us(r), String::new()),
+        Event::ConnectFailed {
+            client,
+            attempt,
+            kind,
+            took_us,
+        } => row(client, "connect_failed", attempt, us(took_us), kind.to_string()),
+        Event::Dropped {
+            client,
+            cause,
+            open_us,
+            ..
+        } => row(client, "drop", 0, us(open_us), cause.to_string()),
+        Event::Closed { client, open_us, .. } => row(client, "close", 0, us(open_us), String::new()),
+        Event::GaveUp { client, attempts, .. } => {
+            row(client, "gave_up", attempts, Duration::ZERO, String::new())
+        }
+        _ => return None,
+    })
 }

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::scenario::ChaosHow;
+
 /// Why a connection attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConnectError {
@@ -37,6 +39,12 @@ pub enum DropCause {
     WriteError,
     /// The server broke the WebSocket protocol.
     Protocol,
+    /// No pong came back within the heartbeat timeout.
+    PongTimeout,
+    /// A setup step failed (its correlated reply timed out).
+    SetupFailed,
+    /// Client-side chaos ended the connection.
+    Chaos(ChaosHow),
 }
 
 impl fmt::Display for ConnectError {
@@ -62,6 +70,9 @@ impl fmt::Display for DropCause {
             DropCause::ReadError => f.write_str("read_error"),
             DropCause::WriteError => f.write_str("write_error"),
             DropCause::Protocol => f.write_str("protocol_error"),
+            DropCause::PongTimeout => f.write_str("pong_timeout"),
+            DropCause::SetupFailed => f.write_str("setup_failed"),
+            DropCause::Chaos(how) => write!(f, "chaos_{}", how.name()),
         }
     }
 }
@@ -77,36 +88,65 @@ pub enum Reply {
     Duplicate,
     /// A message carrying an id that matches no request of this connection.
     Unmatched,
-    /// A message without an id (a push), or any message when nothing is correlated.
-    Uncorrelated,
+    /// A message without an id: a server push. With a sequence field, `gap` numbers were
+    /// skipped before it, or it repeats one already seen; with a send time, its latency.
+    Push {
+        gap: u32,
+        repeated: bool,
+        latency_us: Option<u64>,
+    },
 }
 
-/// One thing that happened to a client.
+/// One thing that happened to a client. Lifecycle events carry the client's number for
+/// connections.csv; per-message events do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A connection attempt began.
     Connecting,
-    /// The attempt succeeded: TCP connect and upgrade took `connect_us`.
+    /// Attempt `attempt` succeeded. `reconnect_us` is the time since the previous
+    /// connection dropped, when this one replaces it.
     Connected {
-        connect_us: u64,
+        client: u32,
+        attempt: u32,
+        tcp_us: u64,
+        upgrade_us: u64,
+        reconnect_us: Option<u64>,
     },
-    ConnectFailed(ConnectError),
+    ConnectFailed {
+        client: u32,
+        attempt: u32,
+        kind: ConnectError,
+        took_us: u64,
+    },
     /// The attempt was abandoned because the run was stopped at once.
     ConnectAbandoned,
+    /// The client stopped trying after `attempts` failed attempts; `lost` requests it held
+    /// for replay are lost.
+    GaveUp {
+        client: u32,
+        attempts: u32,
+        lost: u32,
+    },
     /// The connection ended without the client asking; `lost` requests were in flight.
     Dropped {
+        client: u32,
         cause: DropCause,
         lost: u32,
+        open_us: u64,
     },
     /// The client closed its connection (end of run, ramp-down); `unfinished` requests were
     /// still in flight (only after a forced stop: a graceful stop waits for them).
     Closed {
+        client: u32,
         unfinished: u32,
+        open_us: u64,
     },
-    /// A message went out; `request` when it expects a correlated reply.
+    /// A message went out; `request` when it expects a correlated reply (a resent request
+    /// is `replay`, not a new request).
     Sent {
         bytes: u32,
         request: bool,
+        replay: bool,
     },
     Received {
         bytes: u32,
@@ -114,4 +154,18 @@ pub enum Event {
     },
     /// This many requests passed their deadline without a reply.
     TimedOut(u32),
+    /// This many requests waiting for replay were abandoned when the run stopped.
+    Unfinished(u32),
+    /// A heartbeat ping went out.
+    Ping,
+    /// Its pong came back.
+    Pong {
+        rtt_us: u64,
+    },
+    /// Chaos action `index` hit `selected` clients by `how`.
+    Chaos {
+        index: u32,
+        how: ChaosHow,
+        selected: u32,
+    },
 }

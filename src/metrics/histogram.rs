@@ -1,4 +1,4 @@
-//! Latency histograms: HdrHistogram in microseconds (1 µs .. 1 h, 3 significant digits),
+//! Latency histograms (also used for small counts such as reconnect attempts): HdrHistogram in microseconds (1 µs .. 1 h, 3 significant digits),
 //! serialised in the standard compressed V2 form, base64-encoded (`HISTF...`), so results
 //! can be re-reported and merged losslessly.
 
@@ -48,6 +48,23 @@ impl Latency {
         } else {
             self.0.value_at_quantile(p / 100.0) as f64 / 1000.0
         }
+    }
+
+    /// Percentile of the raw recorded values (for histograms of counts, not durations).
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.is_empty() {
+            0
+        } else {
+            self.0.value_at_quantile(p / 100.0)
+        }
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.is_empty() { 0.0 } else { self.0.mean() }
+    }
+
+    pub fn max(&self) -> u64 {
+        self.0.max()
     }
 
     pub fn mean_ms(&self) -> f64 {

@@ -4,9 +4,11 @@
 pub mod collector;
 pub mod event;
 pub mod histogram;
+pub mod recovery;
 pub mod totals;
 
-pub use collector::{EventTx, Sample, channel, collect};
+pub use collector::{Collected, ConnectionRow, EventTx, Output, Sample, channel, collect};
 pub use event::{ConnectError, DropCause, Event, Reply};
 pub use histogram::Latency;
+pub use recovery::Recovery;
 pub use totals::{Counts, Totals, Verdict};

@@ -1,5 +1,5 @@
-//! Cumulative results: exact counters, causes and latency histograms. The collector owns one;
-//! a results directory's summary.json holds one, so runs can be re-reported and merged.
+//! Cumulative results: exact counters, causes and histograms. The collector owns one; a
+//! results directory's summary.json holds one, so runs can be re-reported and merged.
 
 use std::collections::BTreeMap;
 use std::ops::Sub;
@@ -10,30 +10,62 @@ use super::event::{ConnectError, DropCause, Event, Reply};
 use super::histogram::Latency;
 use crate::scenario::threshold::{Aggregate, Metric, Threshold};
 
-/// Exact counters. Gauges (connected, connecting, in flight) are derived from them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub connect_attempts: u64,
-    pub connects: u64,
-    pub connect_errors: u64,
-    pub connect_abandoned: u64,
-    pub drops: u64,
-    pub closes: u64,
+macro_rules! counts {
+    ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
+        /// Exact counters. Gauges (connected, connecting, in flight) are derived from them.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Counts {
+            $($(#[$doc])* pub $field: u64),*
+        }
+
+        impl Sub for Counts {
+            type Output = Counts;
+
+            fn sub(self, o: Counts) -> Counts {
+                Counts { $($field: self.$field - o.$field),* }
+            }
+        }
+    };
+}
+
+counts! {
+    connect_attempts,
+    connects,
+    /// Connections that replaced a dropped one.
+    reconnects,
+    connect_errors,
+    connect_abandoned,
+    /// Clients that stopped after `max_attempts` failed attempts.
+    gave_up,
+    drops,
+    closes,
     /// Messages sent that expect a correlated reply.
-    pub requests: u64,
-    pub answered: u64,
-    pub timeouts: u64,
-    pub late: u64,
-    pub duplicate: u64,
-    pub unmatched: u64,
-    /// In flight when their connection dropped.
-    pub lost: u64,
+    requests,
+    answered,
+    timeouts,
+    late,
+    duplicate,
+    unmatched,
+    /// In flight when their connection dropped (and not replayed).
+    lost,
     /// In flight when the run was stopped without waiting.
-    pub unfinished: u64,
-    pub messages_sent: u64,
-    pub messages_received: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
+    unfinished,
+    /// Requests sent again after a reconnect (`replay_in_flight`).
+    replayed,
+    /// Messages without a correlation id.
+    pushes,
+    /// Sequence numbers missing between pushes.
+    push_gaps,
+    /// Pushes whose sequence number was already seen.
+    push_duplicates,
+    pings,
+    pongs,
+    /// Clients hit by client-side chaos.
+    chaos_hits,
+    messages_sent,
+    messages_received,
+    bytes_sent,
+    bytes_received,
 }
 
 impl Counts {
@@ -51,7 +83,7 @@ impl Counts {
             .saturating_sub(self.answered + self.timeouts + self.lost + self.unfinished)
     }
 
-    /// Timeouts as a fraction of resolved requests.
+    /// Timeouts as a fraction of requests.
     pub fn timeout_rate(&self) -> f64 {
         ratio(self.timeouts, self.requests)
     }
@@ -70,33 +102,6 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-impl Sub for Counts {
-    type Output = Counts;
-
-    fn sub(self, o: Counts) -> Counts {
-        Counts {
-            connect_attempts: self.connect_attempts - o.connect_attempts,
-            connects: self.connects - o.connects,
-            connect_errors: self.connect_errors - o.connect_errors,
-            connect_abandoned: self.connect_abandoned - o.connect_abandoned,
-            drops: self.drops - o.drops,
-            closes: self.closes - o.closes,
-            requests: self.requests - o.requests,
-            answered: self.answered - o.answered,
-            timeouts: self.timeouts - o.timeouts,
-            late: self.late - o.late,
-            duplicate: self.duplicate - o.duplicate,
-            unmatched: self.unmatched - o.unmatched,
-            lost: self.lost - o.lost,
-            unfinished: self.unfinished - o.unfinished,
-            messages_sent: self.messages_sent - o.messages_sent,
-            messages_received: self.messages_received - o.messages_received,
-            bytes_sent: self.bytes_sent - o.bytes_sent,
-            bytes_received: self.bytes_received - o.bytes_received,
-        }
-    }
-}
-
 /// Everything measured over a run (or a window of it).
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
@@ -105,6 +110,15 @@ pub struct Totals {
     pub drops: BTreeMap<DropCause, u64>,
     pub rtt: Latency,
     pub connect_time: Latency,
+    pub connect_tcp: Latency,
+    pub connect_upgrade: Latency,
+    /// Drop → open again.
+    pub reconnect_time: Latency,
+    /// Attempts per reconnect (raw counts, not µs).
+    pub reconnect_attempts: Latency,
+    pub ping_rtt: Latency,
+    /// Push send time (from the message) → receipt.
+    pub push_latency: Latency,
 }
 
 impl Totals {
@@ -113,28 +127,50 @@ impl Totals {
         let c = &mut self.counts;
         match event {
             Event::Connecting => c.connect_attempts += 1,
-            Event::Connected { connect_us } => {
+            Event::Connected {
+                tcp_us,
+                upgrade_us,
+                reconnect_us,
+                attempt,
+                ..
+            } => {
                 c.connects += 1;
-                self.connect_time.record_us(connect_us);
+                self.connect_time.record_us(tcp_us + upgrade_us);
+                self.connect_tcp.record_us(tcp_us);
+                self.connect_upgrade.record_us(upgrade_us);
+                if let Some(us) = reconnect_us {
+                    c.reconnects += 1;
+                    self.reconnect_time.record_us(us);
+                    self.reconnect_attempts.record_us(u64::from(attempt));
+                }
             }
-            Event::ConnectFailed(kind) => {
+            Event::ConnectFailed { kind, .. } => {
                 c.connect_errors += 1;
                 *self.connect_errors.entry(kind).or_default() += 1;
             }
             Event::ConnectAbandoned => c.connect_abandoned += 1,
-            Event::Dropped { cause, lost } => {
+            Event::GaveUp { lost, .. } => {
+                c.gave_up += 1;
+                c.lost += u64::from(lost);
+            }
+            Event::Dropped { cause, lost, .. } => {
                 c.drops += 1;
                 c.lost += u64::from(lost);
                 *self.drops.entry(cause).or_default() += 1;
             }
-            Event::Closed { unfinished } => {
+            Event::Closed { unfinished, .. } => {
                 c.closes += 1;
                 c.unfinished += u64::from(unfinished);
             }
-            Event::Sent { bytes, request } => {
+            Event::Sent {
+                bytes,
+                request,
+                replay,
+            } => {
                 c.messages_sent += 1;
                 c.bytes_sent += u64::from(bytes);
-                c.requests += u64::from(request);
+                c.requests += u64::from(request && !replay);
+                c.replayed += u64::from(replay);
             }
             Event::Received { bytes, reply } => {
                 c.messages_received += 1;
@@ -148,39 +184,85 @@ impl Totals {
                     Reply::Late => c.late += 1,
                     Reply::Duplicate => c.duplicate += 1,
                     Reply::Unmatched => c.unmatched += 1,
-                    Reply::Uncorrelated => {}
+                    Reply::Push {
+                        gap,
+                        repeated,
+                        latency_us,
+                    } => {
+                        c.pushes += 1;
+                        c.push_gaps += u64::from(gap);
+                        c.push_duplicates += u64::from(repeated);
+                        if let Some(us) = latency_us {
+                            self.push_latency.record_us(us);
+                        }
+                    }
                 }
             }
             Event::TimedOut(n) => c.timeouts += u64::from(n),
+            Event::Unfinished(n) => c.unfinished += u64::from(n),
+            Event::Ping => c.pings += 1,
+            Event::Pong { rtt_us } => {
+                c.pongs += 1;
+                self.ping_rtt.record_us(rtt_us);
+            }
+            Event::Chaos { selected, .. } => c.chaos_hits += u64::from(selected),
         }
         None
+    }
+
+    /// The histogram behind a latency metric.
+    pub fn latency(&self, metric: Metric) -> Option<&Latency> {
+        Some(match metric {
+            Metric::Rtt => &self.rtt,
+            Metric::ConnectTime => &self.connect_time,
+            Metric::ReconnectTime => &self.reconnect_time,
+            Metric::PingRtt => &self.ping_rtt,
+            Metric::PushLatency => &self.push_latency,
+            Metric::ReconnectAttempts => &self.reconnect_attempts,
+            _ => return None,
+        })
     }
 
     /// The number a threshold compares: latency in ms, rates as fractions, counts.
     pub fn measure(&self, metric: Metric, aggregate: Aggregate) -> f64 {
         let c = &self.counts;
-        let latency = match metric {
-            Metric::Rtt => &self.rtt,
-            Metric::ConnectTime => &self.connect_time,
+        if let Some(h) = self.latency(metric) {
+            let raw = metric == Metric::ReconnectAttempts;
+            return match aggregate {
+                Aggregate::Percentile(p) if raw => h.percentile(p) as f64,
+                Aggregate::Avg if raw => h.mean(),
+                Aggregate::Min if raw => h.min_ms() * 1000.0,
+                Aggregate::Max if raw => h.max() as f64,
+                Aggregate::Percentile(p) => h.percentile_ms(p),
+                Aggregate::Avg => h.mean_ms(),
+                Aggregate::Min => h.min_ms(),
+                Aggregate::Max => h.max_ms(),
+                Aggregate::Rate | Aggregate::Count => h.count() as f64,
+            };
+        }
+        (match metric {
             Metric::TimeoutRate => return c.timeout_rate(),
             Metric::ErrorRate => return c.error_rate(),
-            Metric::Requests => return c.requests as f64,
-            Metric::Answered => return c.answered as f64,
-            Metric::Timeouts => return c.timeouts as f64,
-            Metric::Late => return c.late as f64,
-            Metric::Lost => return c.lost as f64,
-            Metric::Unmatched => return c.unmatched as f64,
-            Metric::Duplicate => return c.duplicate as f64,
-            Metric::ConnectErrors => return c.connect_errors as f64,
-            Metric::Drops => return c.drops as f64,
-        };
-        match aggregate {
-            Aggregate::Percentile(p) => latency.percentile_ms(p),
-            Aggregate::Avg => latency.mean_ms(),
-            Aggregate::Min => latency.min_ms(),
-            Aggregate::Max => latency.max_ms(),
-            Aggregate::Rate | Aggregate::Count => latency.count() as f64,
-        }
+            Metric::Requests => c.requests,
+            Metric::Answered => c.answered,
+            Metric::Timeouts => c.timeouts,
+            Metric::Late => c.late,
+            Metric::Lost => c.lost,
+            Metric::Unmatched => c.unmatched,
+            Metric::Duplicate => c.duplicate,
+            Metric::ConnectErrors => c.connect_errors,
+            Metric::Drops => c.drops,
+            Metric::GaveUp => c.gave_up,
+            Metric::Reconnects => c.reconnects,
+            Metric::PushGaps => c.push_gaps,
+            Metric::PushDuplicates => c.push_duplicates,
+            Metric::Rtt
+            | Metric::ConnectTime
+            | Metric::ReconnectTime
+            | Metric::PingRtt
+            | Metric::PushLatency
+            | Metric::ReconnectAttempts => unreachable!("histograms handled above"),
+        }) as f64
     }
 
     /// Evaluates thresholds in order.

@@ -2,6 +2,7 @@
 //! display (`progress`) and the final documents (`summary`). Reports read samples and totals;
 //! they never reach back into the engine.
 
+pub mod connections;
 pub mod progress;
 pub mod summary;
 pub mod timeseries;
@@ -13,13 +14,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::metrics::Sample;
+use crate::metrics::Output;
 use crate::scenario::Load;
+use connections::ConnectionsWriter;
 pub use progress::Progress;
 pub use summary::Summary;
 use timeseries::TimeseriesWriter;
 
 pub const TIMESERIES: &str = "timeseries.csv";
+pub const CONNECTIONS: &str = "connections.csv";
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_TXT: &str = "summary.txt";
 
@@ -46,34 +49,56 @@ pub fn results_dir(out: Option<&Path>, name: &str, started: DateTime<Utc>) -> io
     Ok(dir)
 }
 
-/// Opens the streamed files in `dir` (fails early if they cannot be written).
-pub fn open_stream(dir: &Path) -> io::Result<TimeseriesWriter> {
-    TimeseriesWriter::create(&dir.join(TIMESERIES))
+/// The files written while the run goes.
+pub struct Streams {
+    timeseries: TimeseriesWriter,
+    connections: ConnectionsWriter,
 }
 
-/// Writes each sample as it arrives and drives the live display; ends when the collector
-/// does. A write error ends streaming and is returned, so the run reports it.
+/// Opens the streamed files in `dir` (fails early if they cannot be written).
+pub fn open_stream(dir: &Path) -> io::Result<Streams> {
+    Ok(Streams {
+        timeseries: TimeseriesWriter::create(&dir.join(TIMESERIES))?,
+        connections: ConnectionsWriter::create(&dir.join(CONNECTIONS))?,
+    })
+}
+
+/// Writes each output as it arrives and drives the live display; ends when the collector
+/// does. Connection rows are flushed with each one-second sample. A write error ends the
+/// writing and is returned, so the run reports it.
 pub async fn stream(
-    mut samples: mpsc::UnboundedReceiver<Sample>,
-    mut writer: TimeseriesWriter,
+    mut outputs: mpsc::UnboundedReceiver<Output>,
+    mut files: Streams,
     mut progress: Progress,
     load: Load,
     planned: Duration,
 ) -> io::Result<()> {
     let mut result = Ok(());
-    while let Some(sample) = samples.recv().await {
-        let target = load.target_at(
-            sample
-                .elapsed
-                .min(planned.saturating_sub(Duration::from_millis(1))),
-        );
-        if result.is_ok() {
-            result = writer.write(&sample, target);
+    while let Some(output) = outputs.recv().await {
+        match output {
+            Output::Sample(sample) => {
+                let target = load.target_at(
+                    sample
+                        .elapsed
+                        .min(planned.saturating_sub(Duration::from_millis(1))),
+                );
+                if result.is_ok() {
+                    result = files
+                        .connections
+                        .flush()
+                        .and_then(|_| files.timeseries.write(&sample, target));
+                }
+                progress.update(&sample, target, planned);
+            }
+            Output::Connection(row) => {
+                if result.is_ok() {
+                    result = files.connections.write(&row);
+                }
+            }
         }
-        progress.update(&sample, target, planned);
     }
     progress.finish();
-    result
+    result.and_then(|_| files.connections.flush())
 }
 
 /// Writes summary.json and summary.txt.

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{Counts, Latency, Totals, Verdict};
+use crate::metrics::{Counts, Latency, Recovery, Totals, Verdict};
+use crate::scenario::Chaos;
 use crate::target::ServerCounts;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -31,6 +32,11 @@ pub struct Summary {
     pub connect_errors: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
     pub latency: BTreeMap<String, LatencyStats>,
+    pub reconnect_attempts: CountStats,
+    /// The scenario's client-side chaos actions, in order.
+    pub chaos: Vec<String>,
+    /// Recovery after each chaos action that fired.
+    pub recovery: Vec<Recovery>,
     pub thresholds: Vec<ThresholdResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedded_server: Option<ServerCounts>,
@@ -75,6 +81,33 @@ impl LatencyStats {
     }
 }
 
+/// Distribution of a small count (attempts per reconnect).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountStats {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+    /// HdrHistogram V2 compressed, base64, raw values.
+    pub histogram: String,
+}
+
+impl CountStats {
+    pub fn of(h: &Latency) -> Self {
+        Self {
+            count: h.count(),
+            mean: h.mean(),
+            p50: h.percentile(50.0),
+            p90: h.percentile(90.0),
+            p99: h.percentile(99.0),
+            max: h.max(),
+            histogram: h.encode(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub metric: String,
@@ -102,7 +135,13 @@ pub struct RunInfo {
 }
 
 impl Summary {
-    pub fn new(info: RunInfo, totals: &Totals, verdicts: &[Verdict]) -> Self {
+    pub fn new(
+        info: RunInfo,
+        totals: &Totals,
+        verdicts: &[Verdict],
+        recovery: Vec<Recovery>,
+        chaos: &[Chaos],
+    ) -> Self {
         let c = &totals.counts;
         Summary {
             schema_version: SCHEMA_VERSION,
@@ -132,10 +171,21 @@ impl Summary {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            latency: [("rtt", &totals.rtt), ("connect_time", &totals.connect_time)]
-                .into_iter()
-                .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
-                .collect(),
+            latency: [
+                ("rtt", &totals.rtt),
+                ("connect_time", &totals.connect_time),
+                ("connect_tcp", &totals.connect_tcp),
+                ("connect_upgrade", &totals.connect_upgrade),
+                ("reconnect_time", &totals.reconnect_time),
+                ("ping_rtt", &totals.ping_rtt),
+                ("push_latency", &totals.push_latency),
+            ]
+            .into_iter()
+            .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
+            .collect(),
+            reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
+            chaos: chaos.iter().map(Chaos::describe).collect(),
+            recovery,
             thresholds: verdicts
                 .iter()
                 .map(|v| ThresholdResult {
@@ -194,6 +244,24 @@ impl Summary {
             self.rates.timeout_rate * 100.0,
             self.rates.error_rate * 100.0
         );
+        if c.reconnects + c.gave_up + c.replayed > 0 {
+            let a = &self.reconnect_attempts;
+            let _ = writeln!(
+                s,
+                "reconnects  {} (attempts mean {:.2}, p90 {}, max {}), {} gave up, {} requests replayed",
+                c.reconnects, a.mean, a.p90, a.max, c.gave_up, c.replayed
+            );
+        }
+        if c.pings > 0 {
+            let _ = writeln!(s, "heartbeat   {} pings, {} pongs", c.pings, c.pongs);
+        }
+        if c.pushes > 0 {
+            let _ = writeln!(
+                s,
+                "pushes      {} received, {} sequence gaps, {} repeated",
+                c.pushes, c.push_gaps, c.push_duplicates
+            );
+        }
         for (title, map) in [("connect errors", &self.connect_errors), ("drops", &self.drops)] {
             if !map.is_empty() {
                 let list: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -213,12 +281,40 @@ impl Summary {
             "{:<13}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
             "latency (ms)", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"
         );
-        for (name, l) in &self.latency {
+        for (name, l) in self
+            .latency
+            .iter()
+            .filter(|(name, l)| l.count > 0 || *name == "rtt")
+        {
             let _ = writeln!(
                 s,
                 "{name:<13}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
                 l.count, l.min_ms, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p99_9_ms, l.max_ms
             );
+        }
+        if !self.recovery.is_empty() {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "recovery after chaos (connected back to 99 %, p99 rtt back within 2x)"
+            );
+            let secs = |v: Option<f64>| v.map_or("not recovered".to_string(), |v| format!("{v:.3}s"));
+            for r in &self.recovery {
+                let rtt = match r.rtt_p99_before_ms {
+                    None => "no rtt before".to_string(),
+                    Some(base) => format!("rtt {} (p99 before {base:.3}ms)", secs(r.rtt_recovered_s)),
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:>8.3}s  {:<8} hit {:>6}  connected {} -> min {}: back in {}; {rtt}",
+                    r.at_s,
+                    r.how,
+                    r.hit,
+                    r.connected_before,
+                    r.connected_min,
+                    secs(r.connected_recovered_s)
+                );
+            }
         }
         if !self.thresholds.is_empty() {
             let _ = writeln!(s);

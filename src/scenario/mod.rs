@@ -15,7 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::{ScenarioError, ScenarioErrors};
-pub use plan::{Connect, Correlation, Expect, Load, Phase, Plan, Step, Target};
+pub use plan::{
+    Amount, Chaos, ChaosHow, ChaosWhen, Connect, Correlation, Expect, Heartbeat, Jitter, Load, Phase, Plan,
+    Pushes, Reconnect, Step, Strategy, Target,
+};
 
 use pointer::JsonPointer;
 use raw::{RawScenario, Text};
@@ -167,6 +170,12 @@ impl Validator<'_> {
             }),
         };
         let steps = self.steps(&raw, raw.correlation.is_some());
+        let setup = self
+            .step_list(&raw.setup, raw.correlation.is_some(), "setup")
+            .map(|(s, _)| s);
+        let reconnect = self.reconnect(raw.reconnect.as_ref());
+        let pushes = self.pushes(raw.pushes.as_ref());
+        let chaos = self.chaos(&raw.chaos);
         let thresholds = self.thresholds(&raw);
 
         if !self.errors.is_empty() {
@@ -183,6 +192,10 @@ impl Validator<'_> {
             correlation,
             load: load.expect("validated"),
             steps: steps.expect("validated"),
+            setup: setup.expect("validated"),
+            reconnect: reconnect.expect("validated"),
+            pushes: pushes.expect("validated"),
+            chaos: chaos.expect("validated"),
             thresholds,
         })
     }
@@ -258,6 +271,60 @@ impl Validator<'_> {
             }
             b.no_reply_fraction = *f.get_ref();
         }
+        let mut duration = |v: &mut Self, t: &Option<Text>, what: &str| match t {
+            None => None,
+            Some(t) => {
+                let d = v.positive_duration(t, what);
+                ok &= d.is_some();
+                d
+            }
+        };
+        b.close_every = duration(self, &e.close_every, "embedded.close_every");
+        b.push_every = duration(self, &e.push_every, "embedded.push_every");
+        b.ping_every = duration(self, &e.ping_every, "embedded.ping_every");
+        if let Some(d) = duration(self, &e.refuse_for, "embedded.refuse_for") {
+            b.refuse_for = d;
+        }
+        if let Some(d) = duration(self, &e.ping_timeout, "embedded.ping_timeout") {
+            b.ping_timeout = d;
+        }
+        for t in e.close_at.iter().flatten() {
+            match self.duration(t, "embedded.close_at") {
+                Some(d) => b.close_at.push(d),
+                None => ok = false,
+            }
+        }
+        if let Some(code) = &e.close_code {
+            if !(1000..=4999).contains(code.get_ref()) || matches!(*code.get_ref(), 1004..=1006 | 1015) {
+                self.error(code.span(), "embedded.close_code: expected a close code that may be sent, 1000-4999 (not 1004-1006 or 1015)");
+                ok = false;
+            }
+            b.close_code = *code.get_ref() as u16;
+        }
+        b.close_by_reset = e.close_by_reset.unwrap_or(false);
+        if let Some(t) = &e.require_token {
+            match self.template(t, "embedded.require_token") {
+                Some(t) if t.is_constant() => {
+                    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0);
+                    let mut token = String::new();
+                    t.render(
+                        &mut template::RenderCtx {
+                            client: 0,
+                            seq: 0,
+                            rng: &mut rng,
+                        },
+                        &mut token,
+                    );
+                    b.require_token = Some(token);
+                }
+                Some(_) => {
+                    self.error(t.span(), "embedded.require_token: expected a fixed token (environment variables allowed, no per-message variables)");
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        b.push_skip = e.push_skip.clone().unwrap_or_default();
         ok.then_some(b)
     }
 
@@ -309,11 +376,26 @@ impl Validator<'_> {
             Some(n) => *n.get_ref() as usize,
             None => DEFAULT_READ_BUFFER,
         };
+        let heartbeat = match &raw.heartbeat {
+            None => None,
+            Some(h) => {
+                let every = self.positive_duration(&h.get_ref().every, "connect.heartbeat.every");
+                let timeout = self.positive_duration(&h.get_ref().timeout, "connect.heartbeat.timeout");
+                match (every, timeout) {
+                    (Some(every), Some(timeout)) => Some(Heartbeat { every, timeout }),
+                    _ => {
+                        ok = false;
+                        None
+                    }
+                }
+            }
+        };
         ok.then_some(Connect {
             headers,
             subprotocols,
             timeout,
             read_buffer,
+            heartbeat,
         })
     }
 
@@ -356,15 +438,35 @@ impl Validator<'_> {
     }
 
     fn steps(&mut self, raw: &RawScenario, has_correlation: bool) -> Option<Vec<Step>> {
+        let (steps, waits) = self.step_list(&raw.steps, has_correlation, "steps")?;
+        let sends = steps.iter().any(|s| matches!(s, Step::Send { .. }));
+        if sends && !waits {
+            let span = raw.steps[0].span();
+            self.error(
+                span,
+                "the step loop never waits and would flood the target: expected a `sleep` step or an `expect = \"response\"` that waits",
+            );
+            return None;
+        }
+        Some(steps)
+    }
+
+    /// Validates a list of steps; also says whether any step waits.
+    fn step_list(
+        &mut self,
+        list: &[toml::Spanned<raw::RawStep>],
+        has_correlation: bool,
+        table: &str,
+    ) -> Option<(Vec<Step>, bool)> {
         let mut steps = Vec::new();
         let mut ok = true;
         let mut waits = false;
-        for s in &raw.steps {
+        for s in list {
             let span = s.span();
             let s = s.get_ref();
             match (&s.send, &s.sleep) {
                 (Some(send), None) => {
-                    let template = self.template(send, "steps.send");
+                    let template = self.template(send, &format!("{table}.send"));
                     let expect = match &s.expect {
                         None => {
                             if s.wait.is_some() {
@@ -414,7 +516,7 @@ impl Validator<'_> {
                         );
                         ok = false;
                     }
-                    match self.duration(sleep, "steps.sleep") {
+                    match self.duration(sleep, &format!("{table}.sleep")) {
                         Some(d) => {
                             waits |= !d.is_zero();
                             steps.push(Step::Sleep(d));
@@ -431,13 +533,237 @@ impl Validator<'_> {
                 }
             }
         }
-        let sends = steps.iter().any(|s| matches!(s, Step::Send { .. }));
-        if ok && sends && !waits {
-            let span = raw.steps[0].span();
-            self.error(span, "the step loop never waits and would flood the target: expected a `sleep` step or an `expect = \"response\"` that waits");
+        ok.then_some((steps, waits))
+    }
+
+    fn reconnect(&mut self, raw: Option<&raw::RawReconnect>) -> Option<Reconnect> {
+        let mut r = Reconnect::default();
+        let Some(raw) = raw else { return Some(r) };
+        let mut ok = true;
+        if let Some(t) = &raw.strategy {
+            match t.get_ref().as_str() {
+                "constant" => r.strategy = Strategy::Constant,
+                "exponential" => r.strategy = Strategy::Exponential,
+                "decorrelated" => r.strategy = Strategy::Decorrelated,
+                other => {
+                    self.error(t.span(), format!("reconnect.strategy: unknown {other:?}: expected \"constant\", \"exponential\" or \"decorrelated\""));
+                    ok = false;
+                }
+            }
+        }
+        if let Some(t) = &raw.initial {
+            r.initial = self.positive_duration(t, "reconnect.initial").unwrap_or_else(|| {
+                ok = false;
+                r.initial
+            });
+        }
+        if let Some(t) = &raw.max {
+            r.max = self.positive_duration(t, "reconnect.max").unwrap_or_else(|| {
+                ok = false;
+                r.max
+            });
+        }
+        if r.max < r.initial {
+            let span = raw
+                .max
+                .as_ref()
+                .or(raw.initial.as_ref())
+                .map(|t| t.span())
+                .unwrap_or(0..0);
+            self.error(span, "reconnect: expected `max` at least as long as `initial`");
             ok = false;
         }
-        ok.then_some(steps)
+        if let Some(m) = &raw.multiplier {
+            if !(1.0..=100.0).contains(m.get_ref()) {
+                self.error(
+                    m.span(),
+                    "reconnect.multiplier: expected a number between 1.0 and 100.0",
+                );
+                ok = false;
+            }
+            r.multiplier = *m.get_ref();
+        }
+        if let Some(t) = &raw.jitter {
+            match t.get_ref().as_str() {
+                _ if r.strategy == Strategy::Decorrelated => {
+                    self.error(t.span(), "reconnect.jitter: decorrelated backoff has its jitter built in: expected no `jitter` with strategy = \"decorrelated\"");
+                    ok = false;
+                }
+                "none" => r.jitter = Jitter::None,
+                "full" => r.jitter = Jitter::Full,
+                "equal" => r.jitter = Jitter::Equal,
+                other => {
+                    self.error(
+                        t.span(),
+                        format!(
+                            "reconnect.jitter: unknown {other:?}: expected \"none\", \"full\" or \"equal\""
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(n) = &raw.max_attempts {
+            if *n.get_ref() == 0 || *n.get_ref() > u64::from(u32::MAX) {
+                self.error(n.span(), "reconnect.max_attempts: expected 1 or more");
+                ok = false;
+            }
+            r.max_attempts = Some(*n.get_ref() as u32);
+        }
+        r.replay_in_flight = raw.replay_in_flight.unwrap_or(false);
+        ok.then_some(r)
+    }
+
+    fn pointer(&mut self, text: &Text, what: &str) -> Option<JsonPointer> {
+        JsonPointer::parse(text.get_ref())
+            .map_err(|e| self.error(text.span(), format!("{what}: {e}")))
+            .ok()
+    }
+
+    fn pushes(&mut self, raw: Option<&raw::RawPushes>) -> Option<Pushes> {
+        let Some(raw) = raw else {
+            return Some(Pushes::default());
+        };
+        let sequence = raw.sequence.as_ref().map(|t| self.pointer(t, "pushes.sequence"));
+        let sent_at = raw.sent_at.as_ref().map(|t| self.pointer(t, "pushes.sent_at"));
+        let mut ok =
+            sequence.as_ref().is_none_or(Option::is_some) && sent_at.as_ref().is_none_or(Option::is_some);
+        if let Some(p) = &raw.resume_param {
+            let valid = !p.get_ref().is_empty()
+                && p.get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                self.error(
+                    p.span(),
+                    "pushes.resume_param: expected a query parameter name such as \"resume_from\"",
+                );
+                ok = false;
+            }
+            if raw.sequence.is_none() {
+                self.error(
+                    p.span(),
+                    "pushes.resume_param needs the sequence: expected `sequence = \"/json/pointer\"` too",
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| Pushes {
+            sequence: sequence.flatten(),
+            sent_at: sent_at.flatten(),
+            resume_param: raw.resume_param.as_ref().map(|p| p.get_ref().clone()),
+        })
+    }
+
+    fn chaos(&mut self, list: &[toml::Spanned<raw::RawChaos>]) -> Option<Vec<Chaos>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for c in list {
+            let span = c.span();
+            let c = c.get_ref();
+            let when = match (&c.at, &c.every) {
+                (Some(at), None) if c.from.is_none() && c.until.is_none() => {
+                    self.duration(at, "chaos.at").map(ChaosWhen::At)
+                }
+                (None, Some(every)) => {
+                    let every = self.positive_duration(every, "chaos.every");
+                    let from = c
+                        .from
+                        .as_ref()
+                        .map_or(Some(Duration::ZERO), |t| self.duration(t, "chaos.from"));
+                    let until = c.until.as_ref().map(|t| self.duration(t, "chaos.until"));
+                    match (every, from, until) {
+                        (Some(every), Some(from), None) => Some(ChaosWhen::Every {
+                            every,
+                            from,
+                            until: None,
+                        }),
+                        (Some(every), Some(from), Some(Some(until))) => Some(ChaosWhen::Every {
+                            every,
+                            from,
+                            until: Some(until),
+                        }),
+                        _ => None,
+                    }
+                }
+                _ => {
+                    self.error(span.clone(), "a [[chaos]] entry: expected either `at = \"30s\"` or `every = \"10s\"` (with optional `from` and `until`)");
+                    None
+                }
+            };
+            let amount = match &c.drop {
+                None => {
+                    self.error(span.clone(), "a [[chaos]] entry: expected `drop = \"50%\"` (a share of the connected clients) or `drop = 100` (a count)");
+                    None
+                }
+                Some(a) => match a.get_ref() {
+                    raw::RawAmount::Count(n) => Some(Amount::Count(*n)),
+                    raw::RawAmount::Text(t) => match t
+                        .trim()
+                        .strip_suffix('%')
+                        .and_then(|n| n.trim().parse::<f64>().ok())
+                    {
+                        Some(p) if (0.0..=100.0).contains(&p) => Some(Amount::Fraction(p / 100.0)),
+                        _ => {
+                            self.error(a.span(), format!("chaos.drop: {t:?}: expected a percentage such as \"50%\" or a count such as 100"));
+                            None
+                        }
+                    },
+                },
+            };
+            let code = match &c.code {
+                Some(code)
+                    if !(1000..=4999).contains(code.get_ref())
+                        || matches!(*code.get_ref(), 1004..=1006 | 1015) =>
+                {
+                    self.error(code.span(), "chaos.code: expected a close code that may be sent, 1000-4999 (not 1004-1006 or 1015)");
+                    None
+                }
+                Some(code) => Some(*code.get_ref() as u16),
+                None => Some(1000),
+            };
+            let how = match c.how.as_ref().map(|h| h.get_ref().as_str()) {
+                None | Some("reset") => Some(ChaosHow::Reset),
+                Some("close") => code.map(ChaosHow::Close),
+                Some("silent") => Some(ChaosHow::Silent),
+                Some("no_pong") => Some(ChaosHow::NoPong),
+                Some(other) => {
+                    let span = c.how.as_ref().map_or(span.clone(), |h| h.span());
+                    self.error(span, format!("chaos.how: unknown {other:?}: expected \"reset\", \"close\", \"silent\" or \"no_pong\""));
+                    None
+                }
+            };
+            if c.code.is_some() && !matches!(how, Some(ChaosHow::Close(_))) {
+                self.error(
+                    span.clone(),
+                    "chaos.code only applies to how = \"close\": expected no `code` here",
+                );
+                ok = false;
+            }
+            let lasts = match &c.for_ {
+                None => Some(None),
+                Some(t) if matches!(how, Some(ChaosHow::Silent | ChaosHow::NoPong)) => {
+                    self.positive_duration(t, "chaos.for").map(Some)
+                }
+                Some(t) => {
+                    self.error(
+                        t.span(),
+                        "chaos.for only applies to how = \"silent\" or \"no_pong\": expected no `for` here",
+                    );
+                    None
+                }
+            };
+            match (when, amount, how, lasts) {
+                (Some(when), Some(amount), Some(how), Some(lasts)) => out.push(Chaos {
+                    when,
+                    amount,
+                    how,
+                    lasts,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     fn thresholds(&mut self, raw: &RawScenario) -> Vec<Threshold> {

@@ -23,7 +23,166 @@ pub struct Plan {
     pub correlation: Option<Correlation>,
     pub load: Load,
     pub steps: Vec<Step>,
+    /// Run once per connection before `steps`.
+    pub setup: Vec<Step>,
+    pub reconnect: Reconnect,
+    pub pushes: Pushes,
+    pub chaos: Vec<Chaos>,
     pub thresholds: Vec<Threshold>,
+}
+
+/// How a client waits before connecting again after a drop or a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconnect {
+    pub strategy: Strategy,
+    pub initial: Duration,
+    pub max: Duration,
+    pub multiplier: f64,
+    pub jitter: Jitter,
+    /// Consecutive failed attempts after which the client gives up.
+    pub max_attempts: Option<u32>,
+    /// Resend requests in flight at a drop after reconnecting (else they are `lost`).
+    pub replay_in_flight: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Constant,
+    Exponential,
+    /// AWS "decorrelated jitter": random between `initial` and 3× the previous delay.
+    Decorrelated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    None,
+    /// Uniform in [0, delay].
+    Full,
+    /// delay/2 + uniform in [0, delay/2].
+    Equal,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Exponential,
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+            max_attempts: None,
+            replay_in_flight: false,
+        }
+    }
+}
+
+/// WebSocket ping/pong from the client; a missed pong is a drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub every: Duration,
+    pub timeout: Duration,
+}
+
+/// What to read from server pushes (messages that are not correlated replies).
+#[derive(Debug, Clone, Default)]
+pub struct Pushes {
+    pub sequence: Option<JsonPointer>,
+    pub sent_at: Option<JsonPointer>,
+    pub resume_param: Option<String>,
+}
+
+/// A client-side chaos action on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    pub when: ChaosWhen,
+    pub amount: Amount,
+    pub how: ChaosHow,
+    /// For `silent` and `no_pong`: how long the client misbehaves before it gives the
+    /// connection up itself (None: until the server closes it or the run ends).
+    pub lasts: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChaosWhen {
+    At(Duration),
+    Every {
+        every: Duration,
+        from: Duration,
+        until: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Fraction(f64),
+    Count(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChaosHow {
+    /// TCP reset.
+    Reset,
+    /// A close frame with this code.
+    Close(u16),
+    /// Stop reading and answering pings: a half-open client.
+    Silent,
+    /// Keep going but ignore pings.
+    NoPong,
+}
+
+impl ChaosHow {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChaosHow::Reset => "reset",
+            ChaosHow::Close(_) => "close",
+            ChaosHow::Silent => "silent",
+            ChaosHow::NoPong => "no_pong",
+        }
+    }
+}
+
+impl Chaos {
+    /// Times (from the run's start) at which this action fires, within `duration`.
+    pub fn times(&self, duration: Duration) -> Vec<Duration> {
+        match self.when {
+            ChaosWhen::At(t) => (t < duration).then_some(t).into_iter().collect(),
+            ChaosWhen::Every { every, from, until } => {
+                let end = until.unwrap_or(duration).min(duration);
+                let mut out = Vec::new();
+                let mut t = from + every;
+                while t < end {
+                    out.push(t);
+                    t += every;
+                }
+                out
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let amount = match self.amount {
+            Amount::Fraction(f) => format!("{}% of the connected clients", f * 100.0),
+            Amount::Count(n) => format!("{n} connected clients"),
+        };
+        let how = match self.how {
+            ChaosHow::Close(code) => format!("close {code}"),
+            other => other.name().to_string(),
+        };
+        let lasts = self
+            .lasts
+            .map(|d| format!(" for {}", show(d)))
+            .unwrap_or_default();
+        let when = match self.when {
+            ChaosWhen::At(t) => format!("at {}", show(t)),
+            ChaosWhen::Every { every, from, until } => format!(
+                "every {} from {}{}",
+                show(every),
+                show(from),
+                until.map(|u| format!(" until {}", show(u))).unwrap_or_default()
+            ),
+        };
+        format!("{when}: drop {amount} by {how}{lasts}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +199,7 @@ pub struct Connect {
     pub subprotocols: Vec<String>,
     pub timeout: Duration,
     pub read_buffer: usize,
+    pub heartbeat: Option<Heartbeat>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,8 +331,60 @@ impl fmt::Display for Plan {
                 from
             )?;
         }
+        if let Some(h) = &self.connect.heartbeat {
+            writeln!(
+                f,
+                "heartbeat  ping every {}, pong within {}",
+                show(h.every),
+                show(h.timeout)
+            )?;
+        }
+        let r = &self.reconnect;
+        writeln!(
+            f,
+            "reconnect  {:?} from {} to {} (x{}), jitter {:?}, {}, {}",
+            r.strategy,
+            show(r.initial),
+            show(r.max),
+            r.multiplier,
+            r.jitter,
+            r.max_attempts
+                .map_or("unlimited attempts".to_string(), |n| format!(
+                    "give up after {n} attempts"
+                )),
+            if r.replay_in_flight {
+                "replay requests in flight"
+            } else {
+                "requests in flight at a drop are lost"
+            }
+        )?;
+        if let Some(seq) = &self.pushes.sequence {
+            writeln!(f, "pushes     sequence at {seq}")?;
+        }
+        for c in &self.chaos {
+            writeln!(f, "chaos      {}", c.describe())?;
+        }
+        if !self.setup.is_empty() {
+            writeln!(f, "setup      (once per connection)")?;
+            show_steps(f, &self.setup)?;
+        }
         writeln!(f, "steps      (each client loops while connected)")?;
-        for (i, step) in self.steps.iter().enumerate() {
+        show_steps(f, &self.steps)?;
+        if self.thresholds.is_empty() {
+            writeln!(f, "thresholds (none)")?;
+        } else {
+            writeln!(f, "thresholds")?;
+            for t in &self.thresholds {
+                writeln!(f, "  {}", t.label())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn show_steps(f: &mut fmt::Formatter<'_>, steps: &[Step]) -> fmt::Result {
+    {
+        for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::Send { template, expect } => {
                     let e = match expect {
@@ -183,14 +395,6 @@ impl fmt::Display for Plan {
                     writeln!(f, "  {}. send  {}{e}", i + 1, template.source())?;
                 }
                 Step::Sleep(d) => writeln!(f, "  {}. sleep {}", i + 1, show(*d))?,
-            }
-        }
-        if self.thresholds.is_empty() {
-            writeln!(f, "thresholds (none)")?;
-        } else {
-            writeln!(f, "thresholds")?;
-            for t in &self.thresholds {
-                writeln!(f, "  {}", t.label())?;
             }
         }
         Ok(())

@@ -22,6 +22,13 @@ pub struct RawScenario {
     pub phases: Vec<Spanned<RawPhase>>,
     #[serde(default)]
     pub steps: Vec<Spanned<RawStep>>,
+    /// Steps run once per connection, before the loop (e.g. a login and its reply).
+    #[serde(default)]
+    pub setup: Vec<Spanned<RawStep>>,
+    pub reconnect: Option<RawReconnect>,
+    pub pushes: Option<RawPushes>,
+    #[serde(default)]
+    pub chaos: Vec<Spanned<RawChaos>>,
     #[serde(default)]
     pub thresholds: BTreeMap<String, Spanned<Vec<Text>>>,
     pub embedded: Option<RawEmbedded>,
@@ -37,6 +44,59 @@ pub struct RawConnect {
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
     pub read_buffer: Option<Spanned<u64>>,
+    pub heartbeat: Option<Spanned<RawHeartbeat>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub every: Text,
+    pub timeout: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconnect {
+    pub strategy: Option<Text>,
+    pub initial: Option<Text>,
+    pub max: Option<Text>,
+    pub multiplier: Option<Spanned<f64>>,
+    pub jitter: Option<Text>,
+    pub max_attempts: Option<Spanned<u64>>,
+    pub replay_in_flight: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPushes {
+    /// JSON pointer to a sequence number in server pushes.
+    pub sequence: Option<Text>,
+    /// JSON pointer to the push's send time (Unix µs) for push latency.
+    pub sent_at: Option<Text>,
+    /// Query parameter that tells the server the last sequence seen, added on reconnect.
+    pub resume_param: Option<Text>,
+}
+
+/// A number (count) or a string ("50%").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAmount {
+    Count(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChaos {
+    pub at: Option<Text>,
+    pub every: Option<Text>,
+    pub from: Option<Text>,
+    pub until: Option<Text>,
+    pub drop: Option<Spanned<RawAmount>>,
+    pub how: Option<Text>,
+    pub code: Option<Spanned<u64>>,
+    #[serde(rename = "for")]
+    pub for_: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,4 +131,14 @@ pub struct RawEmbedded {
     pub jitter: Option<Text>,
     pub no_reply_every: Option<Spanned<u64>>,
     pub no_reply_fraction: Option<Spanned<f64>>,
+    pub close_every: Option<Text>,
+    pub close_at: Option<Vec<Text>>,
+    pub close_code: Option<Spanned<u64>>,
+    pub close_by_reset: Option<bool>,
+    pub refuse_for: Option<Text>,
+    pub require_token: Option<Text>,
+    pub push_every: Option<Text>,
+    pub push_skip: Option<Vec<u64>>,
+    pub ping_every: Option<Text>,
+    pub ping_timeout: Option<Text>,
 }

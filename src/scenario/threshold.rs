@@ -15,6 +15,8 @@ pub enum MetricKind {
     Rate,
     /// A count of events.
     Count,
+    /// A histogram of small counts (attempts), compared as plain numbers.
+    Number,
 }
 
 macro_rules! metrics {
@@ -51,6 +53,14 @@ metrics! {
     Duplicate = "duplicate": Count,
     ConnectErrors = "connect_errors": Count,
     Drops = "drops": Count,
+    ReconnectTime = "reconnect_time": Latency,
+    ReconnectAttempts = "reconnect_attempts": Number,
+    PingRtt = "ping_rtt": Latency,
+    PushLatency = "push_latency": Latency,
+    GaveUp = "gave_up": Count,
+    Reconnects = "reconnects": Count,
+    PushGaps = "push_gaps": Count,
+    PushDuplicates = "push_duplicates": Count,
 }
 
 impl Metric {
@@ -172,7 +182,7 @@ impl Threshold {
         match self.metric.kind() {
             MetricKind::Latency => format!("{value:.3}ms"),
             MetricKind::Rate => format!("{:.4}%", value * 100.0),
-            MetricKind::Count => format!("{value}"),
+            MetricKind::Count | MetricKind::Number => format!("{value}"),
         }
     }
 }
@@ -194,12 +204,15 @@ fn expected_for(kind: MetricKind) -> &'static str {
         MetricKind::Count => {
             "expected `[count] < | <= | > | >= | == | != N`, e.g. \"count == 0\" or \"< 10\""
         }
+        MetricKind::Number => {
+            "expected `p(N) | avg | med | min | max  < | <= | > | >= | == | !=  N`, e.g. \"p(95) <= 3\""
+        }
     }
 }
 
 fn parse_aggregate(kind: MetricKind, text: &str) -> Option<Aggregate> {
     match kind {
-        MetricKind::Latency => match text {
+        MetricKind::Latency | MetricKind::Number => match text {
             "avg" => Some(Aggregate::Avg),
             "min" => Some(Aggregate::Min),
             "max" => Some(Aggregate::Max),
@@ -229,7 +242,7 @@ fn parse_limit(kind: MetricKind, text: &str) -> Option<f64> {
             let v: f64 = number.parse().ok()?;
             (v.is_finite() && v >= 0.0).then_some(v * scale)
         }
-        MetricKind::Count => {
+        MetricKind::Count | MetricKind::Number => {
             let v: f64 = text.parse().ok()?;
             (v.is_finite() && v >= 0.0).then_some(v)
         }

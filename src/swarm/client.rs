@@ -1,20 +1,48 @@
-//! One simulated client: connect, drive the connection, and on a drop connect again, until
-//! the run or a ramp-down stops it. Its state between connections is a few words.
+//! One simulated client: connect, drive the connection, and after a drop or a failed attempt
+//! wait per the reconnect policy and connect again, until the run or a ramp-down stops it or
+//! it gives up. What it keeps between connections is a few words.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use super::connect;
 use super::connection::{self, End};
+use super::{Shared, backoff, connect};
 use crate::metrics::Event;
 
-/// Wait before connecting again after a failed attempt or a drop. The lifecycle issue
-/// replaces this with configurable backoff and jitter.
-const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How the swarm reaches one client: its stop button and chaos commands.
+pub struct ClientCtl {
+    /// The run's graceful stop, or this client's ramp-down.
+    pub stop: CancellationToken,
+    /// Whether the client has an open connection now (read by the chaos controller).
+    pub connected: AtomicBool,
+    /// Pending chaos command: index into the plan's chaos list, plus one (0: none).
+    pub chaos: AtomicU32,
+    pub notify: Notify,
+}
+
+impl ClientCtl {
+    pub fn new(stop: CancellationToken) -> Self {
+        Self {
+            stop,
+            connected: AtomicBool::new(false),
+            chaos: AtomicU32::new(0),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Asks the client to apply chaos action `index` to its connection.
+    pub fn hit(&self, index: usize) {
+        self.chaos.store(index as u32 + 1, Relaxed);
+        self.notify.notify_one();
+    }
+}
 
 /// What a client keeps across its connections.
 pub struct ClientState {
@@ -22,42 +50,119 @@ pub struct ClientState {
     /// Sequence number of the last message sent; ids are `index-seq`, unique per run.
     pub next_seq: u64,
     pub rng: SmallRng,
+    /// Requests in flight at the last drop, to resend after reconnecting.
+    pub replay: Vec<(u64, Utf8Bytes)>,
+    /// Highest push sequence number seen, across connections.
+    pub last_push_seq: Option<u64>,
 }
 
-/// Runs client `index` until `stop` (its own token: the run's stop or its ramp-down).
-pub async fn run(shared: std::sync::Arc<Shared>, index: u64, seq_base: u64, stop: CancellationToken) {
+/// Runs client `index` until it is stopped or gives up.
+pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<ClientCtl>) {
     let mut state = ClientState {
         index,
         next_seq: seq_base,
         rng: SmallRng::seed_from_u64(shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        replay: Vec::new(),
+        last_push_seq: None,
     };
+    let client = index as u32;
     let events = &shared.events;
-    while !stop.is_cancelled() {
+    let policy = &shared.reconnect;
+    let mut attempt = 0u32;
+    let mut dropped_at: Option<Instant> = None;
+    let mut previous_delay = Duration::ZERO;
+    loop {
+        attempt += 1;
         events.send(Event::Connecting).await;
-        let attempt = tokio::select! {
+        let started = Instant::now();
+        let opened = tokio::select! {
             biased;
             _ = shared.halt.cancelled() => {
                 events.send(Event::ConnectAbandoned).await;
+                events.send(Event::Unfinished(state.replay.len() as u32)).await;
                 return;
             }
             r = connect::open(&shared, &mut state) => r,
         };
-        match attempt {
-            Ok((mut ws, connect_us)) => {
-                events.send(Event::Connected { connect_us }).await;
-                match connection::drive(&mut ws, &shared, &mut state, &stop).await {
-                    End::Closed { unfinished } => {
-                        events.send(Event::Closed { unfinished }).await;
+        match opened {
+            Ok(o) => {
+                let reconnect_us = dropped_at.take().map(|t| t.elapsed().as_micros() as u64);
+                events
+                    .send(Event::Connected {
+                        client,
+                        attempt,
+                        tcp_us: o.tcp_us,
+                        upgrade_us: o.upgrade_us,
+                        reconnect_us,
+                    })
+                    .await;
+                attempt = 0;
+                previous_delay = Duration::ZERO;
+                ctl.chaos.store(0, Relaxed);
+                ctl.connected.store(true, Relaxed);
+                let mut ws = o.ws;
+                let end = connection::drive(&mut ws, &shared, &mut state, &ctl).await;
+                ctl.connected.store(false, Relaxed);
+                drop(ws);
+                match end {
+                    End::Closed { unfinished, open_us } => {
+                        events
+                            .send(Event::Closed {
+                                client,
+                                unfinished,
+                                open_us,
+                            })
+                            .await;
                         return;
                     }
-                    End::Dropped { cause, lost } => events.send(Event::Dropped { cause, lost }).await,
+                    End::Dropped { cause, lost, open_us } => {
+                        events
+                            .send(Event::Dropped {
+                                client,
+                                cause,
+                                lost,
+                                open_us,
+                            })
+                            .await;
+                        dropped_at = Some(Instant::now());
+                    }
                 }
             }
-            Err(kind) => events.send(Event::ConnectFailed(kind)).await,
+            Err(kind) => {
+                let took_us = started.elapsed().as_micros() as u64;
+                events
+                    .send(Event::ConnectFailed {
+                        client,
+                        attempt,
+                        kind,
+                        took_us,
+                    })
+                    .await;
+                if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                    let lost = std::mem::take(&mut state.replay).len() as u32;
+                    events
+                        .send(Event::GaveUp {
+                            client,
+                            attempts: attempt,
+                            lost,
+                        })
+                        .await;
+                    return;
+                }
+            }
         }
+        if ctl.stop.is_cancelled() {
+            events.send(Event::Unfinished(state.replay.len() as u32)).await;
+            return;
+        }
+        let delay = backoff::delay(policy, attempt + 1, previous_delay, &mut state.rng);
+        previous_delay = delay;
         tokio::select! {
-            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
-            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+            _ = ctl.stop.cancelled() => {
+                events.send(Event::Unfinished(state.replay.len() as u32)).await;
+                return;
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Opening one WebSocket connection: resolve, TCP connect, upgrade, all under the connect
-//! timeout, with failures mapped to a `ConnectError` kind.
+//! timeout, timed in parts, with failures mapped to a `ConnectError` kind.
 
+use std::fmt::Write as _;
 use std::io;
 
 use tokio::net::TcpStream;
@@ -12,16 +13,24 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 use super::Shared;
 use super::client::ClientState;
+use super::stream::ClientStream;
 use crate::metrics::ConnectError;
 use crate::scenario::template::RenderCtx;
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<ClientStream>;
 
-/// Connects client `state`; returns the stream and the time it took.
-pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<(Ws, u64), ConnectError> {
-    let started = Instant::now();
+/// An open connection and how long its parts took.
+pub struct Opened {
+    pub ws: Ws,
+    pub tcp_us: u64,
+    pub upgrade_us: u64,
+}
+
+/// Connects client `state`.
+pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, ConnectError> {
     let request = request(shared, state)?;
     let attempt = async {
+        let started = Instant::now();
         let addr = tokio::net::lookup_host(&shared.authority)
             .await
             .map_err(|_| ConnectError::Dns)?
@@ -29,26 +38,32 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<(Ws, u64),
             .ok_or(ConnectError::Dns)?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| io_kind(&e))?;
         let _ = tcp.set_nodelay(true);
-        client_async_with_config(request, tcp, Some(shared.ws_config))
-            .await
-            .map(|(ws, _response)| ws)
-            .map_err(|e| ws_kind(&e))
+        let connected = Instant::now();
+        let (ws, _response) =
+            client_async_with_config(request, ClientStream::new(tcp), Some(shared.ws_config))
+                .await
+                .map_err(|e| ws_kind(&e))?;
+        Ok(Opened {
+            ws,
+            tcp_us: (connected - started).as_micros() as u64,
+            upgrade_us: connected.elapsed().as_micros() as u64,
+        })
     };
-    let ws = timeout(shared.connect_timeout, attempt)
+    timeout(shared.connect_timeout, attempt)
         .await
-        .map_err(|_| ConnectError::Timeout)??;
-    Ok((ws, started.elapsed().as_micros() as u64))
+        .map_err(|_| ConnectError::Timeout)?
 }
 
 fn request(
     shared: &Shared,
     state: &mut ClientState,
 ) -> Result<tungstenite::handshake::client::Request, ConnectError> {
-    let mut request = shared
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|_| ConnectError::Handshake)?;
+    let mut url = shared.url.clone();
+    if let (Some(param), Some(last)) = (&shared.pushes.resume_param, state.last_push_seq) {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let _ = write!(url, "{sep}{param}={last}");
+    }
+    let mut request = url.into_client_request().map_err(|_| ConnectError::Handshake)?;
     let headers = request.headers_mut();
     let mut ctx = RenderCtx {
         client: state.index,

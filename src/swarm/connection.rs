@@ -1,25 +1,26 @@
-//! One open connection: the step loop and the correlation of replies, as a single state
-//! machine in one task. It sends, reads, expires deadlines and sleeps with one timer, so a
-//! timeout fires on time even when the server sends nothing at all.
+//! One open connection: setup steps, the step loop, correlation of replies, heartbeats and
+//! client-side chaos, as a single state machine in one task with one timer, so a timeout
+//! fires on time even when the server sends nothing at all.
 
 use std::pin::pin;
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_util::sync::CancellationToken;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 
 use super::Shared;
-use super::client::ClientState;
+use super::client::{ClientCtl, ClientState};
 use super::connect::Ws;
 use super::pending::Pending;
 use crate::metrics::{DropCause, Event, Reply};
-use crate::scenario::Step;
 use crate::scenario::pointer::FoundId;
 use crate::scenario::template::{RenderCtx, parse_request_id};
+use crate::scenario::{ChaosHow, Step};
 
 /// How long a closing client waits for the server's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -27,12 +28,17 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How a connection ended.
 pub enum End {
     /// The client closed it (stop or ramp-down); `unfinished` requests were abandoned.
-    Closed { unfinished: u32 },
-    /// It ended on its own; `lost` requests were in flight.
-    Dropped { cause: DropCause, lost: u32 },
+    Closed { unfinished: u32, open_us: u64 },
+    /// It ended on its own or by chaos; `lost` requests were in flight (and not kept for
+    /// replay).
+    Dropped {
+        cause: DropCause,
+        lost: u32,
+        open_us: u64,
+    },
 }
 
-/// What the step loop waits for.
+/// What the step program waits for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Block {
     Ready,
@@ -40,146 +46,358 @@ enum Block {
     Reply(u64),
 }
 
-pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, stop: &CancellationToken) -> End {
-    let events = &shared.events;
-    let steps = &shared.steps[..];
-    let deadline_after = shared.correlation.as_ref().map_or(Duration::MAX, |c| c.timeout);
-    let mut pending = Pending::default();
-    let mut step = 0;
-    let mut block = Block::Ready;
-    let mut stopping = false;
-    let mut timer = pin!(sleep_until(Instant::now()));
-    let mut armed: Option<Instant> = None;
-    let mut last_len = 64;
+/// Heartbeat state: when the next ping is due, and the ping waiting for its pong.
+struct Heart {
+    every: Duration,
+    timeout: Duration,
+    next: Instant,
+    waiting: Option<(u64, Instant)>,
+    sent: u64,
+}
 
-    loop {
-        while !stopping && block == Block::Ready && !steps.is_empty() {
-            match &steps[step] {
-                Step::Send { template, expect } => {
-                    state.next_seq += 1;
-                    let mut text = String::with_capacity(last_len);
-                    let mut ctx = RenderCtx {
-                        client: state.index,
-                        seq: state.next_seq,
-                        rng: &mut state.rng,
-                    };
-                    template.render(&mut ctx, &mut text);
-                    last_len = text.len();
-                    let bytes = text.len() as u32;
-                    if let Some(expect) = expect {
-                        pending.insert(state.next_seq, Instant::now());
-                        if expect.wait {
-                            block = Block::Reply(state.next_seq);
+pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &ClientCtl) -> End {
+    let mut c = Conn {
+        shared,
+        opened: Instant::now(),
+        pending: Pending::default(),
+        in_setup: !shared.setup.is_empty(),
+        no_pong_until: None,
+    };
+    let r = c.run(ws, state, ctl).await;
+    let open_us = c.opened.elapsed().as_micros() as u64;
+    match r {
+        Ok(unfinished) => End::Closed { unfinished, open_us },
+        Err(cause) => {
+            let (replay, lost) = c.pending.take_for_replay();
+            state.replay.extend(replay);
+            End::Dropped { cause, lost, open_us }
+        }
+    }
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    opened: Instant,
+    pending: Pending,
+    /// Still running the setup steps; a setup reply that times out fails the connection.
+    in_setup: bool,
+    /// Chaos `no_pong` is on (until this time, or for good when `Some(None)`).
+    no_pong_until: Option<Option<Instant>>,
+}
+
+impl Conn<'_> {
+    /// Runs until the connection ends: `Ok(unfinished)` when the client closed it,
+    /// `Err(cause)` when it dropped.
+    async fn run(&mut self, ws: &mut Ws, state: &mut ClientState, ctl: &ClientCtl) -> Result<u32, DropCause> {
+        let shared = self.shared;
+        let events = &shared.events;
+        let program: Vec<&Step> = shared.setup.iter().chain(shared.steps.iter()).collect();
+        let loop_start = shared.setup.len();
+        let deadline_after = shared.correlation.as_ref().map_or(Duration::MAX, |c| c.timeout);
+        let mut heart = shared.heartbeat.map(|h| Heart {
+            every: h.every,
+            timeout: h.timeout,
+            next: Instant::now() + h.every,
+            waiting: None,
+            sent: 0,
+        });
+        let mut step = 0;
+        let mut block = Block::Ready;
+        let mut stopping = false;
+        let mut timer = pin!(sleep_until(Instant::now()));
+        let mut armed: Option<Instant> = None;
+        let mut last_len = 64;
+        if !self.in_setup {
+            self.replay(ws, state).await?;
+        }
+
+        loop {
+            while !stopping && block == Block::Ready && step < program.len() {
+                if step == loop_start && self.in_setup {
+                    self.in_setup = false;
+                    self.replay(ws, state).await?;
+                }
+                match program[step] {
+                    Step::Send { template, expect } => {
+                        state.next_seq += 1;
+                        let seq = state.next_seq;
+                        let mut text = String::with_capacity(last_len);
+                        let mut ctx = RenderCtx {
+                            client: state.index,
+                            seq,
+                            rng: &mut state.rng,
+                        };
+                        template.render(&mut ctx, &mut text);
+                        last_len = text.len();
+                        let bytes = text.len() as u32;
+                        let text = Utf8Bytes::from(text);
+                        if let Some(expect) = expect {
+                            let kept = shared.reconnect.replay_in_flight.then(|| text.clone());
+                            self.pending.insert(seq, Instant::now(), kept);
+                            if expect.wait || self.in_setup {
+                                block = Block::Reply(seq);
+                            }
+                        }
+                        ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
+                        events
+                            .send(Event::Sent {
+                                bytes,
+                                request: expect.is_some(),
+                                replay: false,
+                            })
+                            .await;
+                    }
+                    Step::Sleep(d) => {
+                        if !d.is_zero() {
+                            block = Block::Sleep(Instant::now() + *d);
                         }
                     }
-                    if let Err(e) = ws.send(Message::Text(text.into())).await {
-                        return End::Dropped {
-                            cause: write_cause(&e),
-                            lost: pending.clear(),
-                        };
-                    }
-                    events
-                        .send(Event::Sent {
-                            bytes,
-                            request: expect.is_some(),
-                        })
-                        .await;
                 }
-                Step::Sleep(d) => {
-                    if !d.is_zero() {
-                        block = Block::Sleep(Instant::now() + *d);
-                    }
+                step += 1;
+                if step == program.len() {
+                    step = loop_start;
                 }
             }
-            step = (step + 1) % steps.len();
-        }
+            if shared.steps.is_empty() && step >= loop_start && self.in_setup && block == Block::Ready {
+                // Setup done and no loop: only replay remains.
+                self.in_setup = false;
+                self.replay(ws, state).await?;
+            }
 
-        if stopping && pending.is_empty() {
-            close(ws).await;
-            return End::Closed { unfinished: 0 };
-        }
-
-        let wake = match block {
-            Block::Sleep(until) if !stopping => Some(until),
-            _ => None,
-        };
-        let wake = match (wake, pending.next_deadline(deadline_after)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if wake != armed {
-            if let Some(at) = wake {
-                timer.as_mut().reset(at);
+            if stopping && self.pending.is_empty() {
+                close(ws, CloseCode::Normal).await;
+                return Ok(0);
             }
-            armed = wake;
-        }
 
-        tokio::select! {
-            biased;
-            _ = shared.halt.cancelled() => {
-                return End::Closed { unfinished: pending.clear() };
-            }
-            _ = stop.cancelled(), if !stopping => stopping = true,
-            _ = &mut timer, if armed.is_some() => {
-                armed = None;
-                let now = Instant::now();
-                let expired = pending.expire(now, deadline_after);
-                if expired > 0 {
-                    events.send(Event::TimedOut(expired)).await;
+            let mut wake = self.pending.next_deadline(deadline_after);
+            let mut consider = |t: Option<Instant>| {
+                if let Some(t) = t {
+                    wake = Some(wake.map_or(t, |w| w.min(t)));
                 }
-                block = match block {
-                    Block::Reply(seq) if !pending.contains(seq) => Block::Ready,
-                    Block::Sleep(until) if until <= now => Block::Ready,
-                    other => other,
-                };
+            };
+            if let Block::Sleep(until) = block
+                && !stopping
+            {
+                consider(Some(until));
             }
-            message = ws.next() => {
-                let now = Instant::now();
-                let (bytes, text) = match &message {
-                    Some(Ok(Message::Text(t))) => (t.len(), Some(t.as_str())),
-                    Some(Ok(Message::Binary(b))) => (b.len(), std::str::from_utf8(b).ok()),
-                    Some(Ok(Message::Close(frame))) => {
-                        let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
-                        let lost = pending.clear();
-                        close(ws).await;
-                        return End::Dropped { cause: DropCause::ServerClose(code), lost };
+            if let Some(h) = &heart {
+                consider(Some(h.waiting.map_or(h.next, |(_, sent)| sent + h.timeout)));
+            }
+            consider(self.no_pong_until.flatten());
+            if wake != armed {
+                if let Some(at) = wake {
+                    timer.as_mut().reset(at);
+                }
+                armed = wake;
+            }
+
+            tokio::select! {
+                biased;
+                _ = shared.halt.cancelled() => {
+                    let (replay, rest) = self.pending.take_for_replay();
+                    return Ok(rest + replay.len() as u32);
+                }
+                _ = ctl.stop.cancelled(), if !stopping => stopping = true,
+                _ = ctl.notify.notified() => {
+                    let index = ctl.chaos.swap(0, Relaxed);
+                    if index > 0 {
+                        self.chaos(ws, shared.chaos[index as usize - 1].how, shared.chaos[index as usize - 1].lasts, ctl).await?;
                     }
-                    Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
-                    Some(Err(e)) => return End::Dropped { cause: read_cause(e), lost: pending.clear() },
-                    None => return End::Dropped { cause: DropCause::Abnormal, lost: pending.clear() },
-                };
-                let reply = classify(shared, state.index, &mut pending, text, now);
-                if let (Reply::Answered { .. }, Block::Reply(seq)) = (reply, block)
-                    && !pending.contains(seq)
-                {
-                    block = Block::Ready;
                 }
-                events.send(Event::Received { bytes: bytes as u32, reply }).await;
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    let now = Instant::now();
+                    let expired = self.pending.expire(now, deadline_after);
+                    if expired > 0 {
+                        if self.in_setup {
+                            return Err(DropCause::SetupFailed);
+                        }
+                        events.send(Event::TimedOut(expired)).await;
+                    }
+                    block = match block {
+                        Block::Reply(seq) if !self.pending.contains(seq) => Block::Ready,
+                        Block::Sleep(until) if until <= now => Block::Ready,
+                        other => other,
+                    };
+                    if let Some(h) = &mut heart {
+                        match h.waiting {
+                            Some((_, sent)) if sent + h.timeout <= now => return Err(self.cause(DropCause::PongTimeout)),
+                            None if h.next <= now => {
+                                h.sent += 1;
+                                let payload = Bytes::copy_from_slice(&h.sent.to_be_bytes());
+                                ws.send(Message::Ping(payload)).await.map_err(|e| write_cause(&e))?;
+                                events.send(Event::Ping).await;
+                                h.waiting = Some((h.sent, now));
+                                h.next = now + h.every;
+                            }
+                            _ => {}
+                        }
+                    }
+                    if self.no_pong_until.flatten().is_some_and(|until| until <= now) {
+                        self.no_pong_until = None;
+                        ws.get_mut().drop_pongs = false;
+                    }
+                }
+                message = ws.next() => {
+                    let now = Instant::now();
+                    let (bytes, text) = match &message {
+                        Some(Ok(Message::Text(t))) => (t.len(), Some(t.as_str())),
+                        Some(Ok(Message::Binary(b))) => (b.len(), std::str::from_utf8(b).ok()),
+                        Some(Ok(Message::Pong(payload))) => {
+                            if let Some(h) = &mut heart
+                                && let Some((n, sent)) = h.waiting
+                                && payload.as_ref() == n.to_be_bytes()
+                            {
+                                h.waiting = None;
+                                events.send(Event::Pong { rtt_us: now.duration_since(sent).as_micros() as u64 }).await;
+                            }
+                            continue;
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                            close(ws, CloseCode::Normal).await;
+                            return Err(self.cause(DropCause::ServerClose(code)));
+                        }
+                        Some(Ok(_)) => continue, // pings: tungstenite answers them itself
+                        Some(Err(e)) => return Err(self.cause(read_cause(e))),
+                        None => return Err(self.cause(DropCause::Abnormal)),
+                    };
+                    let reply = self.classify(state, text, now);
+                    if let (Reply::Answered { .. }, Block::Reply(seq)) = (reply, block)
+                        && !self.pending.contains(seq)
+                    {
+                        block = Block::Ready;
+                    }
+                    events.send(Event::Received { bytes: bytes as u32, reply }).await;
+                }
             }
+        }
+    }
+
+    /// A drop while chaos `no_pong` is on is the chaos' doing.
+    fn cause(&self, cause: DropCause) -> DropCause {
+        if self.no_pong_until.is_some() {
+            DropCause::Chaos(ChaosHow::NoPong)
+        } else {
+            cause
+        }
+    }
+
+    /// Resends the requests kept from the last connection.
+    async fn replay(&mut self, ws: &mut Ws, state: &mut ClientState) -> Result<(), DropCause> {
+        for (seq, text) in std::mem::take(&mut state.replay) {
+            let bytes = text.len() as u32;
+            self.pending.insert(seq, Instant::now(), Some(text.clone()));
+            ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
+            self.shared
+                .events
+                .send(Event::Sent {
+                    bytes,
+                    request: true,
+                    replay: true,
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Applies a chaos action to this connection. Returns the drop it causes, if any.
+    async fn chaos(
+        &mut self,
+        ws: &mut Ws,
+        how: ChaosHow,
+        lasts: Option<Duration>,
+        ctl: &ClientCtl,
+    ) -> Result<(), DropCause> {
+        let cause = Err(DropCause::Chaos(how));
+        match how {
+            ChaosHow::Reset => {
+                // Zero linger: dropping the socket sends a TCP reset, not a FIN.
+                let _ = ws.get_ref().inner.set_zero_linger();
+                cause
+            }
+            ChaosHow::Close(code) => {
+                close(ws, CloseCode::from(code)).await;
+                cause
+            }
+            ChaosHow::NoPong => {
+                ws.get_mut().drop_pongs = true;
+                self.no_pong_until = Some(lasts.map(|d| Instant::now() + d));
+                Ok(())
+            }
+            ChaosHow::Silent => {
+                // Half-open: read and discard raw bytes (so pings go unanswered and nothing is
+                // processed), send nothing, until the server gives up on us or `lasts` ends.
+                let until = lasts.map(|d| Instant::now() + d);
+                let mut scratch = [0u8; 512];
+                let socket = &mut ws.get_mut().inner;
+                loop {
+                    tokio::select! {
+                        _ = self.shared.halt.cancelled() => break,
+                        _ = ctl.stop.cancelled() => break,
+                        _ = sleep_until(until.unwrap_or_else(far_future)), if until.is_some() => break,
+                        n = socket.read(&mut scratch) => if !matches!(n, Ok(1..)) { break },
+                    }
+                }
+                cause
+            }
+        }
+    }
+
+    /// Relates an incoming message to this connection's requests and pushes.
+    fn classify(&mut self, state: &mut ClientState, text: Option<&str>, now: Instant) -> Reply {
+        let shared = self.shared;
+        if let (Some(correlation), Some(text)) = (&shared.correlation, text) {
+            let ours = match correlation.request_id.find(text) {
+                None => None,
+                Some(FoundId::Text(id)) => Some(parse_request_id(&id)),
+                Some(FoundId::Number(_)) => Some(None),
+            };
+            match ours {
+                Some(Some((client, seq))) if client == state.index => return self.pending.resolve(seq, now),
+                Some(_) => return Reply::Unmatched,
+                None => {}
+            }
+        }
+        // A push: check its sequence and latency when the scenario names them.
+        let (mut gap, mut repeated, mut latency_us) = (0, false, None);
+        if let Some(text) = text {
+            if let Some(pointer) = &shared.pushes.sequence
+                && let Some(FoundId::Number(seq)) = pointer.find(text)
+            {
+                match state.last_push_seq {
+                    Some(last) if seq <= last => repeated = true,
+                    Some(last) => gap = (seq - last - 1).min(u64::from(u32::MAX)) as u32,
+                    None => {}
+                }
+                state.last_push_seq = Some(state.last_push_seq.map_or(seq, |last| last.max(seq)));
+            }
+            if let Some(pointer) = &shared.pushes.sent_at
+                && let Some(FoundId::Number(sent_us)) = pointer.find(text)
+            {
+                let now_us = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_micros() as u64;
+                latency_us = Some(now_us.saturating_sub(sent_us));
+            }
+        }
+        Reply::Push {
+            gap,
+            repeated,
+            latency_us,
         }
     }
 }
 
-/// Relates an incoming message to this connection's requests.
-fn classify(shared: &Shared, client: u64, pending: &mut Pending, text: Option<&str>, now: Instant) -> Reply {
-    let (Some(correlation), Some(text)) = (&shared.correlation, text) else {
-        return Reply::Uncorrelated;
-    };
-    let ours = match correlation.request_id.find(text) {
-        None => return Reply::Uncorrelated,
-        Some(FoundId::Text(id)) => parse_request_id(&id),
-        Some(FoundId::Number(_)) => None,
-    };
-    match ours {
-        Some((c, seq)) if c == client => pending.resolve(seq, now),
-        _ => Reply::Unmatched,
-    }
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
-/// Sends a normal close and waits briefly for the server's answer.
-async fn close(ws: &mut Ws) {
+/// Sends a close frame and waits briefly for the server's answer.
+async fn close(ws: &mut Ws, code: CloseCode) {
     let frame = CloseFrame {
-        code: CloseCode::Normal,
+        code,
         reason: "".into(),
     };
     let _ = timeout(CLOSE_GRACE, async {

@@ -2,11 +2,13 @@
 //! task running `client` → `connect` → `connection`, reporting events one way to the
 //! collector. The swarm never formats output and never reads the metrics.
 
+pub mod backoff;
 pub mod client;
 pub mod connect;
 pub mod connection;
 pub mod pending;
 pub mod schedule;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +19,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::EventTx;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::index;
+
+use crate::metrics::{Event, EventTx};
 use crate::scenario::template::Template;
-use crate::scenario::{Correlation, Plan, Step};
+use crate::scenario::{Amount, Chaos, Correlation, Heartbeat, Plan, Pushes, Reconnect, Step};
+use client::ClientCtl;
 use schedule::Action;
 
 /// Extra time past the correlation timeout a graceful stop allows before forcing the end.
@@ -35,7 +42,12 @@ pub struct Shared {
     pub connect_timeout: Duration,
     pub ws_config: WebSocketConfig,
     pub correlation: Option<Correlation>,
+    pub heartbeat: Option<Heartbeat>,
+    pub setup: Vec<Step>,
     pub steps: Vec<Step>,
+    pub reconnect: Reconnect,
+    pub pushes: Pushes,
+    pub chaos: Vec<Chaos>,
     pub seed: u64,
     pub events: EventTx,
     /// Graceful stop: send nothing more, wait for replies in flight, close.
@@ -85,7 +97,12 @@ impl Shared {
             connect_timeout: plan.connect.timeout,
             ws_config,
             correlation: plan.correlation.clone(),
+            heartbeat: plan.connect.heartbeat,
+            setup: plan.setup.clone(),
             steps: plan.steps.clone(),
+            reconnect: plan.reconnect.clone(),
+            pushes: plan.pushes.clone(),
+            chaos: plan.chaos.clone(),
             seed: plan.seed,
             events,
             stop,
@@ -94,37 +111,78 @@ impl Shared {
     }
 }
 
+/// What happens at a point of the timeline.
+enum Happening {
+    Change(schedule::Change),
+    Chaos(usize),
+}
+
 /// Runs the load timeline from `start` until `duration` or a stop, then drains: clients wait
 /// for replies in flight (bounded by the correlation timeout) and close. Returns when every
 /// client has ended.
 pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
     let tracker = TaskTracker::new();
     let peak = plan.load.peak() as usize;
-    let mut tokens: Vec<Option<CancellationToken>> = vec![None; peak];
+    let mut clients: Vec<Option<Arc<ClientCtl>>> = vec![None; peak];
     let mut generation: Vec<u32> = vec![0; peak];
     let end = start + plan.duration;
+    let mut rng = SmallRng::seed_from_u64(plan.seed ^ 0xC4A0_5C4A_05C4_A05C);
 
-    for change in schedule::timeline(&plan.load, plan.duration) {
-        let at = start + change.at;
+    let mut timeline: Vec<(Duration, Happening)> = schedule::timeline(&plan.load, plan.duration)
+        .into_iter()
+        .map(|c| (c.at, Happening::Change(c)))
+        .collect();
+    for (i, chaos) in plan.chaos.iter().enumerate() {
+        timeline.extend(
+            chaos
+                .times(plan.duration)
+                .into_iter()
+                .map(|t| (t, Happening::Chaos(i))),
+        );
+    }
+    timeline.sort_by_key(|(t, _)| *t);
+
+    for (at, happening) in timeline {
+        let at = start + at;
         if at > Instant::now() {
             tokio::select! {
                 _ = sleep_until(at) => {}
                 _ = shared.stop.cancelled() => break,
             }
         }
-        let i = change.index as usize;
-        match change.action {
-            Action::Start => {
-                let token = shared.stop.child_token();
-                tokens[i] = Some(token.clone());
-                // A client number started again after a ramp-down keeps ids unique.
-                let seq_base = u64::from(generation[i]) << 40;
-                generation[i] += 1;
-                tracker.spawn(client::run(shared.clone(), change.index, seq_base, token));
+        match happening {
+            Happening::Change(change) => {
+                let i = change.index as usize;
+                match change.action {
+                    Action::Start => {
+                        let ctl = Arc::new(ClientCtl::new(shared.stop.child_token()));
+                        clients[i] = Some(ctl.clone());
+                        // A client number started again after a ramp-down keeps ids unique.
+                        let seq_base = u64::from(generation[i]) << 40;
+                        generation[i] += 1;
+                        tracker.spawn(client::run(shared.clone(), change.index, seq_base, ctl));
+                    }
+                    Action::Stop => {
+                        if let Some(ctl) = clients[i].take() {
+                            ctl.stop.cancel();
+                        }
+                    }
+                }
             }
-            Action::Stop => {
-                if let Some(token) = tokens[i].take() {
-                    token.cancel();
+            Happening::Chaos(i) => {
+                let targets = choose(&plan.chaos[i], &clients, &mut rng);
+                // Reported before the clients act, so the collector sees the count before.
+                let selected = targets.len() as u32;
+                shared
+                    .events
+                    .send(Event::Chaos {
+                        index: i as u32,
+                        how: plan.chaos[i].how,
+                        selected,
+                    })
+                    .await;
+                for ctl in targets {
+                    ctl.hit(i);
                 }
             }
         }
@@ -145,4 +203,28 @@ pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
             tracker.wait().await;
         }
     }
+}
+
+/// Picks the clients a chaos action hits among those connected now: a seeded random sample
+/// of exactly the asked share or count.
+fn choose<'a>(
+    chaos: &Chaos,
+    clients: &'a [Option<Arc<ClientCtl>>],
+    rng: &mut SmallRng,
+) -> Vec<&'a Arc<ClientCtl>> {
+    let connected: Vec<&Arc<ClientCtl>> = clients
+        .iter()
+        .flatten()
+        .filter(|c| c.connected.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    let n = connected.len();
+    let k = match chaos.amount {
+        Amount::Fraction(f) => ((n as f64) * f).round() as usize,
+        Amount::Count(c) => (c as usize).min(n),
+    }
+    .min(n);
+    index::sample(rng, n, k)
+        .into_iter()
+        .map(|i| connected[i])
+        .collect()
 }

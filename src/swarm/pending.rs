@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 
 use tokio::time::{Duration, Instant};
 
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
 use crate::metrics::Reply;
 
 /// How many resolved requests are remembered for late/duplicate classification.
@@ -15,14 +17,15 @@ const TIMED_OUT: u64 = 1 << 63;
 
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// In send order; deadlines are `sent + timeout`, so also in deadline order.
-    waiting: VecDeque<(u64, Instant)>,
+    /// In send order; deadlines are `sent + timeout`, so also in deadline order. The text is
+    /// kept only when requests are replayed after a drop.
+    waiting: VecDeque<(u64, Instant, Option<Utf8Bytes>)>,
     recent: VecDeque<u64>,
 }
 
 impl Pending {
-    pub fn insert(&mut self, seq: u64, sent: Instant) {
-        self.waiting.push_back((seq, sent));
+    pub fn insert(&mut self, seq: u64, sent: Instant, text: Option<Utf8Bytes>) {
+        self.waiting.push_back((seq, sent, text));
     }
 
     pub fn len(&self) -> usize {
@@ -35,13 +38,13 @@ impl Pending {
 
     /// The earliest deadline, if anything is waiting.
     pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
-        self.waiting.front().map(|(_, sent)| *sent + timeout)
+        self.waiting.front().map(|(_, sent, _)| *sent + timeout)
     }
 
     /// Classifies a reply carrying request `seq`, received at `now`.
     pub fn resolve(&mut self, seq: u64, now: Instant) -> Reply {
-        if let Some(i) = self.waiting.iter().position(|(s, _)| *s == seq) {
-            let (_, sent) = self.waiting.remove(i).expect("index from position");
+        if let Some(i) = self.waiting.iter().position(|(s, _, _)| *s == seq) {
+            let (_, sent, _) = self.waiting.remove(i).expect("index from position");
             self.remember(seq);
             return Reply::Answered {
                 rtt_us: now.saturating_duration_since(sent).as_micros() as u64,
@@ -62,7 +65,7 @@ impl Pending {
     /// Removes requests whose deadline has passed at `now`; returns how many.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> u32 {
         let mut n = 0;
-        while let Some(&(seq, sent)) = self.waiting.front() {
+        while let Some(&(seq, sent, _)) = self.waiting.front() {
             if sent + timeout > now {
                 break;
             }
@@ -75,7 +78,7 @@ impl Pending {
 
     /// Whether `seq` is still waiting.
     pub fn contains(&self, seq: u64) -> bool {
-        self.waiting.iter().any(|(s, _)| *s == seq)
+        self.waiting.iter().any(|(s, _, _)| *s == seq)
     }
 
     /// Empties the table (the connection is gone); returns how many were waiting.
@@ -84,6 +87,21 @@ impl Pending {
         self.waiting.clear();
         self.recent.clear();
         n
+    }
+
+    /// Empties the table, handing over the requests that carry their text (for replay);
+    /// returns them and the number of the others.
+    pub fn take_for_replay(&mut self) -> (Vec<(u64, Utf8Bytes)>, u32) {
+        let mut replay = Vec::new();
+        let mut rest = 0;
+        for (seq, _, text) in self.waiting.drain(..) {
+            match text {
+                Some(text) => replay.push((seq, text)),
+                None => rest += 1,
+            }
+        }
+        self.recent.clear();
+        (replay, rest)
     }
 
     fn remember(&mut self, tagged: u64) {
@@ -104,9 +122,9 @@ mod tests {
     fn out_of_order_late_duplicate_unmatched() {
         let t0 = Instant::now();
         let mut p = Pending::default();
-        p.insert(1, t0);
-        p.insert(2, t0);
-        p.insert(3, t0);
+        p.insert(1, t0, None);
+        p.insert(2, t0, None);
+        p.insert(3, t0, Some("three".into()));
         assert!(matches!(
             p.resolve(3, t0 + Duration::from_millis(5)),
             Reply::Answered { rtt_us: 5000 }
@@ -134,7 +152,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pending::default();
         for seq in 0..1000 {
-            p.insert(seq, t0);
+            p.insert(seq, t0, None);
             p.resolve(seq, t0);
         }
         assert_eq!(p.recent.len(), RECENT);

@@ -1,0 +1,113 @@
+//! Reconnect delays: constant, exponential or decorrelated, with none / full / equal jitter,
+//! capped at `max`. Pure functions of the policy, the attempt number and a seeded RNG.
+
+use std::time::Duration;
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+
+use crate::scenario::{Jitter, Reconnect, Strategy};
+
+/// The wait before attempt `attempt` (1-based) after a drop or a failed attempt; `previous`
+/// is the last delay used (for decorrelated backoff).
+pub fn delay(policy: &Reconnect, attempt: u32, previous: Duration, rng: &mut SmallRng) -> Duration {
+    let base = match policy.strategy {
+        Strategy::Constant => policy.initial,
+        Strategy::Exponential => {
+            let factor = policy.multiplier.powi(attempt.saturating_sub(1).min(1000) as i32);
+            policy
+                .initial
+                .mul_f64(factor.min(policy.max.as_secs_f64() / policy.initial.as_secs_f64().max(1e-9)))
+        }
+        Strategy::Decorrelated => {
+            let low = policy.initial.as_micros() as u64;
+            let high = (previous.max(policy.initial).as_micros() as u64)
+                .saturating_mul(3)
+                .max(low);
+            return Duration::from_micros(rng.random_range(low..=high)).min(policy.max);
+        }
+    }
+    .min(policy.max);
+    let us = base.as_micros() as u64;
+    match policy.jitter {
+        Jitter::None => base,
+        Jitter::Full => Duration::from_micros(rng.random_range(0..=us)),
+        Jitter::Equal => Duration::from_micros(us / 2 + rng.random_range(0..=us - us / 2)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::{Just, any, prop_assert, prop_oneof, proptest};
+    use rand::SeedableRng;
+
+    fn policy(
+        strategy: Strategy,
+        jitter: Jitter,
+        initial_ms: u64,
+        max_ms: u64,
+        multiplier: f64,
+    ) -> Reconnect {
+        Reconnect {
+            strategy,
+            initial: Duration::from_millis(initial_ms),
+            max: Duration::from_millis(max_ms),
+            multiplier,
+            jitter,
+            max_attempts: None,
+            replay_in_flight: false,
+        }
+    }
+
+    #[test]
+    fn exponential_without_jitter_doubles_up_to_the_cap() {
+        let p = policy(Strategy::Exponential, Jitter::None, 1000, 30_000, 2.0);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let got: Vec<u64> = (1..=7)
+            .map(|a| delay(&p, a, Duration::ZERO, &mut rng).as_millis() as u64)
+            .collect();
+        assert_eq!(got, vec![1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+    }
+
+    proptest! {
+        #[test]
+        fn every_delay_is_within_zero_and_max(
+            strategy in prop_oneof![Just(Strategy::Constant), Just(Strategy::Exponential), Just(Strategy::Decorrelated)],
+            jitter in prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal)],
+            initial in 1u64..5_000, extra in 0u64..60_000, multiplier in 1.0f64..10.0, seed in any::<u64>(),
+        ) {
+            let p = policy(strategy, jitter, initial, initial + extra, multiplier);
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut previous = Duration::ZERO;
+            for attempt in 1..40 {
+                let d = delay(&p, attempt, previous, &mut rng);
+                prop_assert!(d <= p.max, "{d:?} > {:?}", p.max);
+                if jitter == Jitter::Equal && strategy != Strategy::Decorrelated {
+                    let unjittered = delay(&Reconnect { jitter: Jitter::None, ..p.clone() }, attempt, previous, &mut rng);
+                    prop_assert!(d >= unjittered / 2 - Duration::from_micros(1));
+                }
+                if strategy == Strategy::Decorrelated {
+                    prop_assert!(d >= p.initial.min(p.max));
+                }
+                previous = d;
+            }
+        }
+
+        #[test]
+        fn exponential_grows_until_the_cap(initial in 1u64..2_000, extra in 0u64..100_000, multiplier in 1.0f64..4.0) {
+            let p = policy(Strategy::Exponential, Jitter::None, initial, initial + extra, multiplier);
+            let mut rng = SmallRng::seed_from_u64(0);
+            let mut last = Duration::ZERO;
+            for attempt in 1..60 {
+                let d = delay(&p, attempt, last, &mut rng);
+                prop_assert!(d >= last, "never shrinks");
+                if d < p.max {
+                    let expected = p.initial.as_secs_f64() * multiplier.powi(attempt as i32 - 1);
+                    prop_assert!((d.as_secs_f64() - expected).abs() < 1e-6 * expected.max(1.0));
+                }
+                last = d;
+            }
+        }
+    }
+}

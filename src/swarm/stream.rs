@@ -1,0 +1,201 @@
+//! The client's socket: a TcpStream that can drop its own outgoing pong frames (chaos
+//! `no_pong`: tungstenite answers pings by itself, so the filter sits under it). Outgoing
+//! frame boundaries are always tracked, so the filter can be switched on mid-stream; the cost
+//! is a few comparisons per write.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+const OPCODE_PONG: u8 = 0xA;
+
+pub struct ClientStream {
+    pub inner: TcpStream,
+    /// When set, pong frames the client writes are silently discarded.
+    pub drop_pongs: bool,
+    frames: FrameTracker,
+}
+
+impl ClientStream {
+    pub fn new(inner: TcpStream) -> Self {
+        Self {
+            inner,
+            drop_pongs: false,
+            frames: FrameTracker::default(),
+        }
+    }
+}
+
+/// Where the outgoing byte stream is within its current frame.
+#[derive(Default)]
+struct FrameTracker {
+    header: [u8; 14],
+    have: usize,
+    /// Header length once known (0 until the second byte is seen).
+    need: usize,
+    payload_left: u64,
+    dropping: bool,
+}
+
+impl FrameTracker {
+    fn in_header(&self) -> bool {
+        self.payload_left == 0
+    }
+
+    /// Bytes from the start of `buf` that share the current frame's fate.
+    fn run(&mut self, buf: &[u8], drop_pongs: bool) -> usize {
+        if self.in_header() {
+            if self.have == 0 {
+                self.dropping = drop_pongs && buf[0] & 0x0F == OPCODE_PONG;
+            }
+            // Header bytes one at a time until its length is known, then the rest at once.
+            let need = if self.need == 0 { 2 } else { self.need };
+            (need - self.have).min(buf.len())
+        } else {
+            self.payload_left.min(buf.len() as u64) as usize
+        }
+    }
+
+    /// Records that `bytes` (a prefix of the last `run`) went out or were dropped.
+    fn advance(&mut self, bytes: &[u8]) {
+        if !self.in_header() {
+            self.payload_left -= bytes.len() as u64;
+            return;
+        }
+        self.header[self.have..self.have + bytes.len()].copy_from_slice(bytes);
+        self.have += bytes.len();
+        if self.have >= 2 && self.need == 0 {
+            let ext = match self.header[1] & 0x7F {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
+            self.need = 2 + ext + mask;
+        }
+        if self.need != 0 && self.have == self.need {
+            let len = match self.header[1] & 0x7F {
+                126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                127 => u64::from_be_bytes(self.header[2..10].try_into().expect("8 bytes")),
+                n => u64::from(n),
+            };
+            self.have = 0;
+            self.need = 0;
+            self.payload_left = len;
+        }
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut consumed = 0;
+        while consumed < buf.len() {
+            let rest = &buf[consumed..];
+            let run = this.frames.run(rest, this.drop_pongs);
+            if this.frames.dropping {
+                this.frames.advance(&rest[..run]);
+                consumed += run;
+                continue;
+            }
+            match Pin::new(&mut this.inner).poll_write(cx, &rest[..run]) {
+                Poll::Ready(Ok(n)) => {
+                    this.frames.advance(&rest[..n]);
+                    consumed += n;
+                    if n < run {
+                        break;
+                    }
+                }
+                Poll::Ready(Err(e)) if consumed == 0 => return Poll::Ready(Err(e)),
+                Poll::Pending if consumed == 0 => return Poll::Pending,
+                _ => break,
+            }
+        }
+        Poll::Ready(Ok(consumed))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(opcode: u8, payload_len: usize) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        match payload_len {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                f.push(0x80 | 126);
+                f.extend((n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend((n as u64).to_be_bytes());
+            }
+        }
+        f.extend([1, 2, 3, 4]);
+        f.extend(std::iter::repeat_n(opcode, payload_len));
+        f
+    }
+
+    /// Feeds `bytes` in chunks of `chunk` and returns what would reach the socket.
+    fn filter(bytes: &[u8], chunk: usize, drop_pongs: bool) -> Vec<u8> {
+        let mut t = FrameTracker::default();
+        let mut out = Vec::new();
+        for piece in bytes.chunks(chunk) {
+            let mut at = 0;
+            while at < piece.len() {
+                let run = t.run(&piece[at..], drop_pongs);
+                if !t.dropping {
+                    out.extend_from_slice(&piece[at..at + run]);
+                }
+                t.advance(&piece[at..at + run]);
+                at += run;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn drops_exactly_the_pong_frames_whatever_the_write_sizes() {
+        let (text, pong, big, small) = (
+            frame(0x1, 5),
+            frame(OPCODE_PONG, 8),
+            frame(0x2, 70_000),
+            frame(0x1, 300),
+        );
+        let stream: Vec<u8> = [
+            text.clone(),
+            pong.clone(),
+            big.clone(),
+            pong.clone(),
+            small.clone(),
+        ]
+        .concat();
+        let kept: Vec<u8> = [text, big, small].concat();
+        for chunk in [1, 3, 7, 64, 1 << 20] {
+            assert_eq!(filter(&stream, chunk, true), kept, "chunk {chunk}");
+            assert_eq!(filter(&stream, chunk, false), stream, "chunk {chunk}");
+        }
+    }
+}
