@@ -95,6 +95,56 @@ pub struct ServeArgs {
     /// Seed for jitter and the withheld fraction.
     #[arg(long, default_value = "1")]
     pub seed: u64,
+    /// Close every open connection every this often (e.g. 10s).
+    #[arg(long, value_parser = positive_duration)]
+    pub close_every: Option<Duration>,
+    /// Close every open connection at these times after start (comma separated: 5s,12s).
+    #[arg(long, value_parser = duration::parse, value_delimiter = ',')]
+    pub close_at: Vec<Duration>,
+    /// Close code of those closes (1012: service restart).
+    #[arg(long, value_parser = close_code, default_value = "1012", conflicts_with = "close_by_reset")]
+    pub close_code: u16,
+    /// Close by TCP reset instead of a close frame.
+    #[arg(long)]
+    pub close_by_reset: bool,
+    /// After each of those closes, answer upgrades with HTTP 503 for this long.
+    #[arg(long, value_parser = duration::parse, default_value = "0s")]
+    pub refuse_for: Duration,
+    /// Answer upgrades with HTTP 401 unless they carry `Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`.
+    #[arg(long, value_name = "TOKEN")]
+    pub require_token: Option<String>,
+    /// Push `{"type":"push","seq":N,"sent_at_us":T}` to every connection this often (e.g.
+    /// 100ms); `?resume_from=N` in the URL continues at N+1.
+    #[arg(long, value_parser = positive_duration)]
+    pub push_every: Option<Duration>,
+    /// Push sequence numbers to leave out, as lost messages (comma separated: 5,9).
+    #[arg(long, value_delimiter = ',', requires = "push_every")]
+    pub push_skip: Vec<u64>,
+    /// Ping every connection this often; close it (1011) when a ping goes unanswered for
+    /// --ping-timeout.
+    #[arg(long, value_parser = positive_duration)]
+    pub ping_every: Option<Duration>,
+    /// How long a ping may go unanswered (no pong, no other frame).
+    #[arg(long, value_parser = positive_duration, default_value = "5s", requires = "ping_every")]
+    pub ping_timeout: Duration,
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration::parse(text)? {
+        d if d.is_zero() => Err(format!("expected a duration above zero, found {text:?}")),
+        d => Ok(d),
+    }
+}
+
+/// A close code a server may send: 1000-1003, 1007-1014 or 3000-4999.
+fn close_code(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => Ok(c),
+        _ => Err(format!(
+            "expected a close code a server may send (1000-1003, 1007-1014, 3000-4999), found {text:?}"
+        )),
+    }
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -155,7 +205,16 @@ async fn serve(args: ServeArgs) -> Exit {
         no_reply_every: args.no_reply_every,
         no_reply_fraction: args.no_reply_fraction,
         seed: args.seed,
-        ..Behaviour::default()
+        close_every: args.close_every,
+        close_at: args.close_at,
+        close_code: args.close_code,
+        close_by_reset: args.close_by_reset,
+        refuse_for: args.refuse_for,
+        require_token: args.require_token,
+        push_every: args.push_every,
+        push_skip: args.push_skip,
+        ping_every: args.ping_every,
+        ping_timeout: args.ping_timeout,
     };
     let description = behaviour.describe();
     let server = match target::start(args.listen, behaviour).await {
@@ -174,6 +233,17 @@ async fn serve(args: ServeArgs) -> Exit {
     println!(
         "served {} connections, {} messages received, {} answered, {} withheld",
         counts.connections, counts.received, counts.answered, counts.withheld
+    );
+    println!(
+        "closed {} on schedule, {} idle; refused {} upgrades (503), {} unauthorized (401); \
+         {} pushes, {} pings sent, {} pongs received",
+        counts.closed_by_schedule,
+        counts.idle_closed,
+        counts.refused,
+        counts.unauthorized,
+        counts.pushes,
+        counts.pings_sent,
+        counts.pongs_received
     );
     Exit::Success
 }

@@ -66,7 +66,7 @@ pub struct ConnectionRow {
 }
 
 pub enum Output {
-    Sample(Sample),
+    Sample(Box<Sample>),
     Connection(ConnectionRow),
 }
 
@@ -96,7 +96,7 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
             };
             *last = (totals.counts, elapsed);
             window_rtt.reset();
-            let _ = out.send(Output::Sample(sample));
+            let _ = out.send(Output::Sample(Box::new(sample)));
         };
     loop {
         tokio::select! {

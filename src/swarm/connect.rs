@@ -39,10 +39,11 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
         let tcp = TcpStream::connect(addr).await.map_err(|e| io_kind(&e))?;
         let _ = tcp.set_nodelay(true);
         let connected = Instant::now();
-        let (ws, _response) =
+        let (mut ws, _response) =
             client_async_with_config(request, ClientStream::new(tcp), Some(shared.ws_config))
                 .await
                 .map_err(|e| ws_kind(&e))?;
+        ws.get_mut().upgraded();
         Ok(Opened {
             ws,
             tcp_us: (connected - started).as_micros() as u64,

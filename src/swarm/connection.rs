@@ -209,10 +209,10 @@ impl Conn<'_> {
                     let now = Instant::now();
                     let expired = self.pending.expire(now, deadline_after);
                     if expired > 0 {
+                        events.send(Event::TimedOut(expired)).await;
                         if self.in_setup {
                             return Err(DropCause::SetupFailed);
                         }
-                        events.send(Event::TimedOut(expired)).await;
                     }
                     block = match block {
                         Block::Reply(seq) if !self.pending.contains(seq) => Block::Ready,

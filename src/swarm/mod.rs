@@ -187,12 +187,14 @@ pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
             }
         }
     }
+    // Every client is spawned: the run also ends early when all of them have ended (gave up).
+    tracker.close();
     tokio::select! {
         _ = sleep_until(end) => {}
         _ = shared.stop.cancelled() => {}
+        _ = tracker.wait() => {}
     }
     shared.stop.cancel();
-    tracker.close();
     let drain = shared.correlation.as_ref().map_or(Duration::ZERO, |c| c.timeout)
         + shared.connect_timeout.min(DRAIN_GRACE)
         + DRAIN_GRACE;

@@ -16,6 +16,8 @@ pub struct ClientStream {
     pub inner: TcpStream,
     /// When set, pong frames the client writes are silently discarded.
     pub drop_pongs: bool,
+    /// Set once the HTTP upgrade is done: from then on the bytes written are frames.
+    framing: bool,
     frames: FrameTracker,
 }
 
@@ -24,8 +26,14 @@ impl ClientStream {
         Self {
             inner,
             drop_pongs: false,
+            framing: false,
             frames: FrameTracker::default(),
         }
+    }
+
+    /// Marks the end of the HTTP upgrade: what follows is WebSocket frames.
+    pub fn upgraded(&mut self) {
+        self.framing = true;
     }
 }
 
@@ -102,6 +110,9 @@ impl AsyncRead for ClientStream {
 impl AsyncWrite for ClientStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if !this.framing {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
         let mut consumed = 0;
         while consumed < buf.len() {
             let rest = &buf[consumed..];

@@ -4,7 +4,10 @@
 
 mod behaviour;
 mod delay;
+mod schedule;
 mod server;
+mod timers;
+mod upgrade;
 
 pub use behaviour::Behaviour;
 pub use server::{Server, ServerCounts, start};

@@ -1,34 +1,48 @@
-//! The server loop: accept, upgrade (echoing the first offered subprotocol), then per
-//! connection echo each data message after the configured delay, or withhold it.
+//! The server loop: accept, upgrade (see `upgrade`: refuse while restarting, check the token,
+//! echo the first offered subprotocol), then per connection echo each data message after the
+//! configured delay, or withhold it; push, ping, and close on the schedule.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::Behaviour;
 use super::delay::DelayLine;
+use super::timers::Timers;
+use super::upgrade::{self, Asked};
+use super::{Behaviour, schedule};
+
+/// How long a closing connection waits to send its close frame, and for the answer.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// What the server saw. Written with `Relaxed` atomics: exact once connections are closed.
 #[derive(Debug, Default)]
-struct Stats {
+pub(super) struct Stats {
     connections: AtomicU64,
     open: AtomicU64,
     received: AtomicU64,
     answered: AtomicU64,
     withheld: AtomicU64,
+    closed_by_schedule: AtomicU64,
+    pub(super) refused: AtomicU64,
+    pub(super) unauthorized: AtomicU64,
+    pushes: AtomicU64,
+    idle_closed: AtomicU64,
+    pings_sent: AtomicU64,
+    pongs_received: AtomicU64,
 }
 
 /// A snapshot of the server's counts.
@@ -44,12 +58,48 @@ pub struct ServerCounts {
     pub answered: u64,
     /// Replies withheld on purpose.
     pub withheld: u64,
+    /// Connections closed by `close_every` / `close_at` (close frame or reset).
+    pub closed_by_schedule: u64,
+    /// Upgrades answered with 503 during a `refuse_for` window.
+    pub refused: u64,
+    /// Upgrades answered with 401 (no or wrong token).
+    pub unauthorized: u64,
+    /// Push messages sent.
+    pub pushes: u64,
+    /// Connections closed because a ping went unanswered for `ping_timeout`.
+    pub idle_closed: u64,
+    /// Heartbeat pings sent.
+    pub pings_sent: u64,
+    /// Pongs received (answers to the heartbeat, or unsolicited).
+    pub pongs_received: u64,
+}
+
+/// What every connection of one server shares.
+pub(super) struct Shared {
+    pub(super) behaviour: Behaviour,
+    pub(super) stats: Stats,
+    pub(super) started: Instant,
+    /// End of the current `refuse_for` window, in µs after `started` (0: none yet).
+    pub(super) refuse_until_us: AtomicU64,
+    /// When each upgrade completed, after `started`.
+    accept_times: Mutex<Vec<Duration>>,
+    /// Bumped by the close schedule: every connection closes when it changes.
+    pub(super) closes: watch::Sender<u64>,
+}
+
+impl Shared {
+    /// How much of a `refuse_for` window is left, if one is open now.
+    pub(super) fn refusing(&self) -> Option<Duration> {
+        let until = Duration::from_micros(self.refuse_until_us.load(Relaxed));
+        let now = self.started.elapsed();
+        (now < until).then(|| until - now)
+    }
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
 pub struct Server {
     pub addr: SocketAddr,
-    stats: Arc<Stats>,
+    shared: Arc<Shared>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -60,14 +110,35 @@ impl Server {
     }
 
     pub fn counts(&self) -> ServerCounts {
-        let s = &self.stats;
+        let s = &self.shared.stats;
         ServerCounts {
             connections: s.connections.load(Relaxed),
             open: s.open.load(Relaxed),
             received: s.received.load(Relaxed),
             answered: s.answered.load(Relaxed),
             withheld: s.withheld.load(Relaxed),
+            closed_by_schedule: s.closed_by_schedule.load(Relaxed),
+            refused: s.refused.load(Relaxed),
+            unauthorized: s.unauthorized.load(Relaxed),
+            pushes: s.pushes.load(Relaxed),
+            idle_closed: s.idle_closed.load(Relaxed),
+            pings_sent: s.pings_sent.load(Relaxed),
+            pongs_received: s.pongs_received.load(Relaxed),
         }
+    }
+
+    /// When the server started: `close_at` / `close_every` times count from here.
+    pub fn started(&self) -> Instant {
+        self.shared.started
+    }
+
+    /// The time after `started` at which each upgrade completed, in order.
+    pub fn accept_times(&self) -> Vec<Duration> {
+        self.shared
+            .accept_times
+            .lock()
+            .expect("accept times lock")
+            .clone()
     }
 
     /// Stops accepting, closes every connection, and returns the final counts.
@@ -82,27 +153,32 @@ impl Server {
 pub async fn start(listen: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let stats = Arc::new(Stats::default());
     let cancel = CancellationToken::new();
-    let shared = Arc::new(behaviour);
-    let task = tokio::spawn(accept_loop(listener, shared, stats.clone(), cancel.clone()));
+    let shared = Arc::new(Shared {
+        behaviour,
+        stats: Stats::default(),
+        started: Instant::now(),
+        refuse_until_us: AtomicU64::new(0),
+        accept_times: Mutex::new(Vec::new()),
+        closes: watch::Sender::new(0),
+    });
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), cancel.clone()));
     Ok(Server {
         addr,
-        stats,
+        shared,
         cancel,
         task,
     })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    behaviour: Arc<Behaviour>,
-    stats: Arc<Stats>,
-    cancel: CancellationToken,
-) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
     let tracker = tokio_util::task::TaskTracker::new();
+    let behaviour = &shared.behaviour;
     let delayed = !behaviour.latency.is_zero() || !behaviour.jitter.is_zero();
     let delay = delayed.then(|| Arc::new(DelayLine::start()));
+    if behaviour.closes() {
+        tracker.spawn(schedule::run(shared.clone(), cancel.clone()));
+    }
     let mut next_conn = 0u64;
     loop {
         tokio::select! {
@@ -111,7 +187,7 @@ async fn accept_loop(
                 let Ok((tcp, _)) = accepted else { continue };
                 next_conn += 1;
                 let rng = SmallRng::seed_from_u64(behaviour.seed.wrapping_add(next_conn));
-                tracker.spawn(serve_one(tcp, behaviour.clone(), delay.clone(), stats.clone(), cancel.clone(), rng));
+                tracker.spawn(serve_one(tcp, shared.clone(), delay.clone(), cancel.clone(), rng));
             }
         }
     }
@@ -119,27 +195,22 @@ async fn accept_loop(
     tracker.wait().await;
 }
 
-/// Accepts the upgrade, choosing the first subprotocol the client offered.
-// The error type is fixed by tungstenite's callback trait.
-#[allow(clippy::result_large_err)]
-fn echo_first_protocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
-    let first = request
-        .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|p| p.trim().parse().ok());
-    if let Some(first) = first {
-        response.headers_mut().insert("sec-websocket-protocol", first);
-    }
-    Ok(response)
+/// Why a connection's loop ended.
+enum End {
+    /// The client closed, or the connection failed.
+    Peer,
+    /// The server is shutting down.
+    Shutdown,
+    /// The close schedule.
+    Schedule,
+    /// A ping went unanswered.
+    Idle,
 }
 
 async fn serve_one(
     tcp: TcpStream,
-    behaviour: Arc<Behaviour>,
+    shared: Arc<Shared>,
     delay: Option<Arc<DelayLine>>,
-    stats: Arc<Stats>,
     cancel: CancellationToken,
     mut rng: SmallRng,
 ) {
@@ -147,29 +218,72 @@ async fn serve_one(
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let Ok(mut ws) =
-        tokio_tungstenite::accept_hdr_async_with_config(tcp, echo_first_protocol, Some(config)).await
+    let mut asked = Asked::default();
+    // The error type is fixed by tungstenite's callback trait.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &_, response| upgrade::check(&shared, request, response, &mut asked);
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
     else {
         return;
     };
+    let accepted = Instant::now();
+    // Subscribed before the upgrade counts as done: a close after it reaches this connection.
+    let mut closes = shared.closes.subscribe();
+    let (behaviour, stats) = (&shared.behaviour, &shared.stats);
     stats.connections.fetch_add(1, Relaxed);
     stats.open.fetch_add(1, Relaxed);
+    shared
+        .accept_times
+        .lock()
+        .expect("accept times lock")
+        .push(accepted - shared.started);
+
+    let mut timers = Timers::new(behaviour, accepted, asked.resume_from);
+    let timed = timers.deadline().is_some();
+    let timer = tokio::time::sleep_until(timers.deadline().unwrap_or(accepted + CLOSE_WAIT));
+    tokio::pin!(timer);
     let (replies_tx, mut replies) = mpsc::unbounded_channel();
-    loop {
+    let end = loop {
         tokio::select! {
-            _ = cancel.cancelled() => {
-                let _ = ws.close(None).await;
-                break;
+            _ = cancel.cancelled() => break End::Shutdown,
+            Ok(()) = closes.changed() => break End::Schedule,
+            () = &mut timer, if timed => {
+                let due = timers.fire(Instant::now());
+                if due.idle {
+                    break End::Idle;
+                }
+                if let Some(seq) = due.push {
+                    if ws.send(push(seq)).await.is_err() { break End::Peer; }
+                    stats.pushes.fetch_add(1, Relaxed);
+                }
+                if due.ping {
+                    if ws.send(Message::Ping(Default::default())).await.is_err() { break End::Peer; }
+                    stats.pings_sent.fetch_add(1, Relaxed);
+                }
+                if let Some(next) = timers.deadline() {
+                    timer.as_mut().reset(next);
+                }
             }
             Some(reply) = replies.recv() => {
-                if ws.send(reply).await.is_err() { break; }
+                if ws.send(reply).await.is_err() { break End::Peer; }
                 stats.answered.fetch_add(1, Relaxed);
             }
             message = ws.next() => {
                 let message = match message {
-                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => continue,
+                    Some(Ok(m)) => {
+                        timers.heard();
+                        m
+                    }
+                    None | Some(Err(_)) => break End::Peer,
+                };
+                let message = match message {
+                    m @ (Message::Text(_) | Message::Binary(_)) => m,
+                    Message::Close(_) => break End::Peer,
+                    Message::Pong(_) => {
+                        stats.pongs_received.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    _ => continue,
                 };
                 let n = stats.received.fetch_add(1, Relaxed) + 1;
                 let withhold = behaviour.no_reply_every.is_some_and(|every| n.is_multiple_of(every))
@@ -184,11 +298,65 @@ async fn serve_one(
                     let at = Instant::now() + behaviour.latency + Duration::from_micros(jitter);
                     delay.send_at(at.into_std(), message, replies_tx.clone());
                 } else {
-                    if ws.send(message).await.is_err() { break; }
+                    if ws.send(message).await.is_err() { break End::Peer; }
                     stats.answered.fetch_add(1, Relaxed);
                 }
             }
         }
+    };
+    drop(replies);
+    match end {
+        End::Peer => {}
+        End::Shutdown => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(None)).await;
+        }
+        End::Schedule => {
+            stats.closed_by_schedule.fetch_add(1, Relaxed);
+            if behaviour.close_by_reset {
+                // Zero linger: dropping the socket sends RST instead of FIN, with no close frame.
+                let _ = ws.get_ref().set_zero_linger();
+                drop(ws);
+            } else {
+                close_and_wait(&mut ws, CloseCode::from(behaviour.close_code), "scheduled close").await;
+            }
+        }
+        End::Idle => {
+            stats.idle_closed.fetch_add(1, Relaxed);
+            // The client is not reading: send the close frame if the socket takes it, then go.
+            let frame = close_frame(CloseCode::Error, "ping timeout");
+            let _ = tokio::time::timeout(CLOSE_WAIT, ws.send(Message::Close(Some(frame)))).await;
+        }
     }
     stats.open.fetch_sub(1, Relaxed);
+}
+
+/// `{"type":"push","seq":N,"sent_at_us":T}` with T the Unix time in µs.
+fn push(seq: u64) -> Message {
+    let sent_at_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    Message::text(format!(
+        r#"{{"type":"push","seq":{seq},"sent_at_us":{sent_at_us}}}"#
+    ))
+}
+
+fn close_frame(code: CloseCode, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Sends a close frame and waits (briefly) for the client's, discarding what comes before it.
+async fn close_and_wait(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    let sent = tokio::time::timeout_at(deadline, ws.send(Message::Close(Some(close_frame(code, reason)))));
+    if !matches!(sent.await, Ok(Ok(()))) {
+        return;
+    }
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if message.is_close() {
+            break;
+        }
+    }
 }
