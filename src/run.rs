@@ -150,6 +150,18 @@ pub async fn execute(
         );
     }
 
+    // Every client holds a socket (and the embedded target one more): raise the soft
+    // descriptor limit to the hard one and say so when even that is too low.
+    let needed = plan.load.peak() * if embedded.is_some() { 2 } else { 1 } + 64;
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    if limit < needed {
+        eprintln!(
+            "warning: the open-files limit is {limit}, below the {needed} descriptors {} clients need here: \
+             some connections will fail with `io` errors",
+            plan.load.peak()
+        );
+    }
+
     let start = Instant::now();
     let (events, events_rx) = metrics::channel();
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();

@@ -152,6 +152,10 @@ pub enum Event {
         bytes: u32,
         reply: Reply,
     },
+    /// The client began waiting before its next connection attempt.
+    BackoffStarted,
+    /// The wait ended (the next attempt begins, or the client stops).
+    BackoffEnded,
     /// This many requests passed their deadline without a reply.
     TimedOut(u32),
     /// This many requests waiting for replay were abandoned when the run stopped.

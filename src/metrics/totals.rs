@@ -37,6 +37,9 @@ counts! {
     connect_abandoned,
     /// Clients that stopped after `max_attempts` failed attempts.
     gave_up,
+    /// Waits begun before a reconnect attempt, and waits ended.
+    backoffs,
+    backoffs_ended,
     drops,
     closes,
     /// Messages sent that expect a correlated reply.
@@ -76,6 +79,11 @@ impl Counts {
     pub fn connecting(&self) -> u64 {
         self.connect_attempts
             .saturating_sub(self.connects + self.connect_errors + self.connect_abandoned)
+    }
+
+    /// Clients waiting before their next connection attempt.
+    pub fn backing_off(&self) -> u64 {
+        self.backoffs.saturating_sub(self.backoffs_ended)
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -198,6 +206,8 @@ impl Totals {
                     }
                 }
             }
+            Event::BackoffStarted => c.backoffs += 1,
+            Event::BackoffEnded => c.backoffs_ended += 1,
             Event::TimedOut(n) => c.timeouts += u64::from(n),
             Event::Unfinished(n) => c.unfinished += u64::from(n),
             Event::Ping => c.pings += 1,

@@ -40,12 +40,13 @@ impl Progress {
             let t = &sample.total;
             let secs = sample.window.as_secs_f64().max(0.001);
             format!(
-                "{}/{}  clients {}/{} (connecting {})  in flight {}  {:.0} req/s  p99 {:.2}ms  timeouts {}  errors {}",
+                "{}/{}  clients {}/{} (connecting {}, backing off {})  in flight {}  {:.0} req/s  p99 {:.2}ms  timeouts {}  errors {}",
                 show(Duration::from_secs(sample.elapsed.as_secs())),
                 show(planned),
                 t.connected(),
                 target,
                 t.connecting(),
+                t.backing_off(),
                 t.in_flight(),
                 sample.delta.requests as f64 / secs,
                 sample.rtt.percentile_ms(99.0),

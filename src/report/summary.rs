@@ -274,11 +274,27 @@ impl Summary {
                 "server saw  {} connections, {} messages, {} answered, {} withheld",
                 server.connections, server.received, server.answered, server.withheld
             );
+            let extra: Vec<String> = [
+                ("closed on schedule", server.closed_by_schedule),
+                ("refused (503)", server.refused),
+                ("unauthorized (401)", server.unauthorized),
+                ("pushes", server.pushes),
+                ("closed idle", server.idle_closed),
+                ("pings", server.pings_sent),
+                ("pongs", server.pongs_received),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect();
+            if !extra.is_empty() {
+                let _ = writeln!(s, "            {}", extra.join(", "));
+            }
         }
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<13}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            "{:<16}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
             "latency (ms)", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"
         );
         for (name, l) in self
@@ -288,7 +304,7 @@ impl Summary {
         {
             let _ = writeln!(
                 s,
-                "{name:<13}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
+                "{name:<16}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
                 l.count, l.min_ms, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p99_9_ms, l.max_ms
             );
         }

@@ -592,15 +592,18 @@ impl Validator<'_> {
                 "none" => r.jitter = Jitter::None,
                 "full" => r.jitter = Jitter::Full,
                 "equal" => r.jitter = Jitter::Equal,
-                other => {
-                    self.error(
-                        t.span(),
-                        format!(
-                            "reconnect.jitter: unknown {other:?}: expected \"none\", \"full\" or \"equal\""
-                        ),
-                    );
-                    ok = false;
-                }
+                other => match duration::parse(other) {
+                    Ok(d) if !d.is_zero() => r.jitter = Jitter::Add(d),
+                    _ => {
+                        self.error(
+                            t.span(),
+                            format!(
+                                "reconnect.jitter: unknown {other:?}: expected \"none\", \"full\", \"equal\" or a duration added at random such as \"1s\""
+                            ),
+                        );
+                        ok = false;
+                    }
+                },
             }
         }
         if let Some(n) = &raw.max_attempts {

@@ -60,6 +60,9 @@ pub enum Jitter {
     Full,
     /// delay/2 + uniform in [0, delay/2].
     Equal,
+    /// delay + uniform in [0, d] (the "up to 1 s of jitter" many clients add); the sum may
+    /// exceed `max` by up to d.
+    Add(Duration),
 }
 
 impl Default for Reconnect {

@@ -33,6 +33,7 @@ pub fn delay(policy: &Reconnect, attempt: u32, previous: Duration, rng: &mut Sma
         Jitter::None => base,
         Jitter::Full => Duration::from_micros(rng.random_range(0..=us)),
         Jitter::Equal => Duration::from_micros(us / 2 + rng.random_range(0..=us - us / 2)),
+        Jitter::Add(extra) => base + Duration::from_micros(rng.random_range(0..=extra.as_micros() as u64)),
     }
 }
 
@@ -74,7 +75,7 @@ mod tests {
         #[test]
         fn every_delay_is_within_zero_and_max(
             strategy in prop_oneof![Just(Strategy::Constant), Just(Strategy::Exponential), Just(Strategy::Decorrelated)],
-            jitter in prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal)],
+            jitter in prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Add(Duration::from_millis(1000)))],
             initial in 1u64..5_000, extra in 0u64..60_000, multiplier in 1.0f64..10.0, seed in any::<u64>(),
         ) {
             let p = policy(strategy, jitter, initial, initial + extra, multiplier);
@@ -82,7 +83,11 @@ mod tests {
             let mut previous = Duration::ZERO;
             for attempt in 1..40 {
                 let d = delay(&p, attempt, previous, &mut rng);
-                prop_assert!(d <= p.max, "{d:?} > {:?}", p.max);
+                let ceiling = match jitter {
+                    Jitter::Add(extra) if strategy != Strategy::Decorrelated => p.max + extra,
+                    _ => p.max,
+                };
+                prop_assert!(d <= ceiling, "{d:?} > {ceiling:?}");
                 if jitter == Jitter::Equal && strategy != Strategy::Decorrelated {
                     let unjittered = delay(&Reconnect { jitter: Jitter::None, ..p.clone() }, attempt, previous, &mut rng);
                     prop_assert!(d >= unjittered / 2 - Duration::from_micros(1));

@@ -157,12 +157,15 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
         }
         let delay = backoff::delay(policy, attempt + 1, previous_delay, &mut state.rng);
         previous_delay = delay;
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = ctl.stop.cancelled() => {
-                events.send(Event::Unfinished(state.replay.len() as u32)).await;
-                return;
-            }
+        events.send(Event::BackoffStarted).await;
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(delay) => false,
+            _ = ctl.stop.cancelled() => true,
+        };
+        events.send(Event::BackoffEnded).await;
+        if stopped {
+            events.send(Event::Unfinished(state.replay.len() as u32)).await;
+            return;
         }
     }
 }
