@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Withhold each reply with this probability (0.0 to 1.0).
     #[arg(long, value_parser = fraction, default_value = "0")]
     pub no_reply_fraction: f64,
+    /// Print a line of counts (open connections; accepted, received, answered, refused in the
+    /// interval) this often.
+    #[arg(long, value_parser = duration::parse)]
+    pub stats_every: Option<Duration>,
     /// Seed for jitter and the withheld fraction.
     #[arg(long, default_value = "1")]
     pub seed: u64,
@@ -228,7 +232,27 @@ async fn serve(args: ServeArgs) -> Exit {
         "wsstorm serve: listening on {} ({description}); Ctrl-C to stop",
         server.url()
     );
-    let _ = tokio::signal::ctrl_c().await;
+    let mut ticker = tokio::time::interval(args.stats_every.unwrap_or(Duration::from_secs(3600)));
+    ticker.tick().await;
+    let mut last = server.counts();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = ticker.tick(), if args.stats_every.is_some() => {
+                let now = server.counts();
+                println!(
+                    "{:>9.3}s  open {:>7}  accepted {:>6}  received {:>8}  answered {:>8}  refused {:>5}",
+                    server.started().elapsed().as_secs_f64(),
+                    now.open,
+                    now.connections - last.connections,
+                    now.received - last.received,
+                    now.answered - last.answered,
+                    now.refused - last.refused,
+                );
+                last = now;
+            }
+        }
+    }
     let counts = server.shutdown().await;
     println!(
         "served {} connections, {} messages received, {} answered, {} withheld",

@@ -30,7 +30,7 @@ use crate::target::Behaviour;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CORRELATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Per-connection read buffer: small, because idle connections are what a swarm is made of.
-pub const DEFAULT_READ_BUFFER: usize = 4096;
+pub const DEFAULT_READ_BUFFER: usize = 2048;
 pub const MAX_CLIENTS: u64 = 10_000_000;
 
 /// Values given on the command line that replace the file's.

@@ -82,7 +82,9 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                 events.send(Event::Unfinished(state.replay.len() as u32)).await;
                 return;
             }
-            r = connect::open(&shared, &mut state) => r,
+            // Boxed: the handshake's state is large and lives only while connecting, so an
+            // open connection's task does not carry it.
+            r = Box::pin(connect::open(&shared, &mut state)) => r,
         };
         match opened {
             Ok(o) => {

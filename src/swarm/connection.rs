@@ -201,7 +201,9 @@ impl Conn<'_> {
                 _ = ctl.notify.notified() => {
                     let index = ctl.chaos.swap(0, Relaxed);
                     if index > 0 {
-                        self.chaos(ws, shared.chaos[index as usize - 1].how, shared.chaos[index as usize - 1].lasts, ctl).await?;
+                        // Boxed: rare, and its read buffer would otherwise sit in every task.
+                        let chaos = &shared.chaos[index as usize - 1];
+                        Box::pin(self.chaos(ws, chaos.how, chaos.lasts, ctl)).await?;
                     }
                 }
                 _ = &mut timer, if armed.is_some() => {

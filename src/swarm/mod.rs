@@ -230,3 +230,42 @@ fn choose<'a>(
         .map(|i| connected[i])
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-client task is what 250 000 idle connections are made of: keep it small.
+    #[test]
+    fn a_client_task_stays_small() {
+        let toml = r#"
+name = "size"
+target = "ws://127.0.0.1:9/"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 1
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+"#;
+        let plan = crate::scenario::parse(std::path::Path::new("t.toml"), toml, &Default::default(), &|_| {
+            None
+        })
+        .unwrap();
+        let (events, _rx) = crate::metrics::channel();
+        let shared = Arc::new(Shared::new(
+            &plan,
+            "ws://127.0.0.1:9/",
+            events,
+            CancellationToken::new(),
+            CancellationToken::new(),
+        ));
+        let ctl = Arc::new(ClientCtl::new(CancellationToken::new()));
+        let task = client::run(shared, 0, 0, ctl);
+        let size = std::mem::size_of_val(&task);
+        // 4.7 KiB before the handshake and chaos futures were boxed.
+        assert!(size <= 3072, "client task future is {size} bytes");
+    }
+}
