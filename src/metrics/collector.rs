@@ -109,9 +109,11 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
                     return Collected { totals, recovery: recovery.finish() };
                 }
                 let before = totals.counts.connected();
+                let mut chaos = false;
                 for event in buf.drain(..) {
                     if let Event::Chaos { index, how, selected } = event {
                         recovery.chaos(index, how, selected, now, totals.counts.connected(), &window_rtt);
+                        chaos = true;
                     }
                     if let Some(rtt_us) = totals.apply(event) {
                         window_rtt.record_us(rtt_us);
@@ -120,7 +122,7 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
                         let _ = out.send(Output::Connection(row));
                     }
                 }
-                if totals.counts.connected() != before {
+                if chaos || totals.counts.connected() != before {
                     recovery.connected(totals.counts.connected(), now);
                 }
             }

@@ -1,7 +1,7 @@
 //! Recovery after each chaos action: how long until the connected clients are back to 99 %
-//! of their count before it, and until the p99 rtt of a one-second window is back within 2×
-//! its value over the five seconds before it. Fed by the collector; exact to the event for
-//! connections, to the second for rtt.
+//! of their count before it, and until the p99 rtt of one-second windows is back within 2× its
+//! value over the five seconds before it (and stays there until the next action or the end).
+//! Fed by the collector; exact to the event for connections, to the second for rtt.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,12 +26,14 @@ pub struct Recovery {
     pub connected_before: u64,
     /// Fewest connected clients seen after the action.
     pub connected_min: u64,
-    /// Seconds from the action until connected ≥ 99 % of before (None: not recovered).
+    /// Seconds from the action until connected is back to ≥ 99 % of before (0 when it never
+    /// fell below; None: not recovered by the end).
     pub connected_recovered_s: Option<f64>,
     /// p99 rtt over the 5 s before the action (None: no replies then).
     pub rtt_p99_before_ms: Option<f64>,
-    /// Seconds from the action to the end of the first one-second window whose p99 rtt is
-    /// within 2× the baseline (None: not recovered, or no baseline).
+    /// Seconds from the action to the end of the last one-second window whose p99 rtt was
+    /// above 2× the baseline, before the next action (0 when none was; None: still above at
+    /// the end, or no baseline).
     pub rtt_recovered_s: Option<f64>,
 }
 
@@ -40,12 +42,28 @@ struct Open {
     target: u64,
     at: Duration,
     dipped: bool,
+    /// Whether the connected count is still followed (an action that has not caused a dip
+    /// by the next action is done).
+    connected_open: bool,
+    /// Whether rtt is still followed (until the next action).
+    rtt_open: bool,
+    rtt_last_bad: Option<Duration>,
+    rtt_bad_now: bool,
+}
+
+impl Open {
+    fn close_rtt(&mut self) {
+        if self.rtt_open && self.result.rtt_p99_before_ms.is_some() && !self.rtt_bad_now {
+            self.result.rtt_recovered_s =
+                Some(self.rtt_last_bad.map_or(0.0, |t| (t - self.at).as_secs_f64()));
+        }
+        self.rtt_open = false;
+    }
 }
 
 #[derive(Default)]
 pub struct Tracker {
     open: Vec<Open>,
-    done: Vec<Recovery>,
     history: VecDeque<Latency>,
 }
 
@@ -59,11 +77,17 @@ impl Tracker {
         connected: u64,
         current: &Latency,
     ) {
+        for o in &mut self.open {
+            o.close_rtt();
+            if !o.dipped {
+                o.result.connected_recovered_s = Some(0.0);
+                o.connected_open = false;
+            }
+        }
         let mut baseline = current.clone();
         for h in &self.history {
             baseline.merge(h);
         }
-        let target = (connected as f64 * 0.99).ceil() as u64;
         self.open.push(Open {
             result: Recovery {
                 chaos: index,
@@ -76,58 +100,114 @@ impl Tracker {
                 rtt_p99_before_ms: (!baseline.is_empty()).then(|| baseline.percentile_ms(99.0)),
                 rtt_recovered_s: None,
             },
-            target,
+            target: (connected as f64 * 0.99).ceil() as u64,
             at,
             dipped: false,
+            connected_open: true,
+            rtt_open: true,
+            rtt_last_bad: None,
+            rtt_bad_now: false,
         });
     }
 
     /// After events were applied: the connected count now.
     pub fn connected(&mut self, connected: u64, now: Duration) {
-        for o in &mut self.open {
+        for o in self.open.iter_mut().filter(|o| o.connected_open) {
             o.result.connected_min = o.result.connected_min.min(connected);
             if connected < o.target {
                 o.dipped = true;
-            } else if o.result.connected_recovered_s.is_none() && (o.dipped || now > o.at) {
-                let secs = if o.dipped { (now - o.at).as_secs_f64() } else { 0.0 };
-                o.result.connected_recovered_s = Some(secs);
+            } else if o.dipped && o.result.connected_recovered_s.is_none() {
+                o.result.connected_recovered_s = Some((now - o.at).as_secs_f64());
             }
         }
-        self.settle();
     }
 
-    /// At the end of each one-second window, with that window's rtt histogram.
+    /// At the end of each one-second window, with that window's rtt histogram. A window
+    /// without replies says nothing either way.
     pub fn window(&mut self, rtt: &Latency, now: Duration) {
-        for o in &mut self.open {
-            if let (Some(base), None) = (o.result.rtt_p99_before_ms, o.result.rtt_recovered_s)
-                && now > o.at
+        for o in self.open.iter_mut().filter(|o| o.rtt_open && now > o.at) {
+            if let Some(base) = o.result.rtt_p99_before_ms
                 && !rtt.is_empty()
-                && rtt.percentile_ms(99.0) <= 2.0 * base
             {
-                o.result.rtt_recovered_s = Some((now - o.at).as_secs_f64());
+                o.rtt_bad_now = rtt.percentile_ms(99.0) > 2.0 * base;
+                if o.rtt_bad_now {
+                    o.rtt_last_bad = Some(now);
+                }
             }
         }
         if self.history.len() == BASELINE_WINDOWS {
             self.history.pop_front();
         }
         self.history.push_back(rtt.clone());
-        self.settle();
     }
 
-    fn settle(&mut self) {
-        let (done, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.open).into_iter().partition(|o| {
-            o.result.connected_recovered_s.is_some()
-                && (o.result.rtt_recovered_s.is_some() || o.result.rtt_p99_before_ms.is_none())
-        });
-        self.done.extend(done.into_iter().map(|o| o.result));
-        self.open = open;
+    /// Everything, in the order of the actions.
+    pub fn finish(self) -> Vec<Recovery> {
+        self.open
+            .into_iter()
+            .map(|mut o| {
+                o.close_rtt();
+                if !o.dipped {
+                    o.result.connected_recovered_s = Some(0.0);
+                }
+                o.result
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(ms: &[u64]) -> Latency {
+        let mut h = Latency::new();
+        for v in ms {
+            h.record_us(v * 1000);
+        }
+        h
     }
 
-    /// Everything, in the order of the actions; unrecovered ones keep `None`.
-    pub fn finish(mut self) -> Vec<Recovery> {
-        self.done.extend(self.open.into_iter().map(|o| o.result));
-        self.done
-            .sort_by(|a, b| a.at_s.total_cmp(&b.at_s).then(a.chaos.cmp(&b.chaos)));
-        self.done
+    fn s(secs: f64) -> Duration {
+        Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn recovery_waits_for_the_dip_and_for_rtt_to_settle() {
+        let mut t = Tracker::default();
+        for i in 1..=5 {
+            t.window(&window(&[10, 10, 10]), s(i as f64));
+        }
+        t.chaos(0, ChaosHow::Reset, 50, s(5.5), 100, &Latency::new());
+        t.connected(100, s(5.6)); // nothing has dropped yet: not "recovered at once"
+        t.connected(50, s(5.7));
+        t.window(&window(&[10]), s(6.0)); // fine before the impact shows
+        t.connected(98, s(6.2));
+        t.connected(99, s(6.5));
+        t.window(&window(&[80]), s(7.0)); // the reconnected herd is slow
+        t.window(&window(&[15]), s(8.0));
+        t.window(&Latency::new(), s(9.0)); // no replies: no evidence
+        let r = &t.finish()[0];
+        assert_eq!(r.connected_min, 50);
+        assert!((r.connected_recovered_s.unwrap() - 1.0).abs() < 1e-9);
+        assert!((r.rtt_p99_before_ms.unwrap() - 10.0).abs() < 0.01);
+        assert!((r.rtt_recovered_s.unwrap() - 1.5).abs() < 1e-9, "{r:?}");
+    }
+
+    #[test]
+    fn unrecovered_and_undisturbed_actions_are_told_apart() {
+        let mut t = Tracker::default();
+        t.window(&window(&[10]), s(1.0));
+        t.chaos(0, ChaosHow::Silent, 1, s(1.5), 10, &Latency::new());
+        t.window(&window(&[10]), s(2.0));
+        t.chaos(1, ChaosHow::Reset, 5, s(2.5), 10, &Latency::new());
+        t.connected(5, s(2.6));
+        t.window(&window(&[100]), s(3.0));
+        let r = t.finish();
+        assert_eq!(
+            (r[0].connected_recovered_s, r[0].rtt_recovered_s),
+            (Some(0.0), Some(0.0))
+        );
+        assert_eq!((r[1].connected_recovered_s, r[1].rtt_recovered_s), (None, None));
     }
 }
