@@ -387,3 +387,33 @@ fn serve_flags_set_every_behaviour() {
     assert!(parse(&["--push-every", "0s"]).is_err());
     assert!(parse(&["--close-at", "5s,soon"]).is_err());
 }
+
+#[tokio::test]
+async fn a_client_close_frame_is_answered_with_a_close_frame() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let server = wsstorm::target::start(
+        "127.0.0.1:0".parse().unwrap(),
+        wsstorm::target::Behaviour::default(),
+    )
+    .await
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.url()).await.unwrap();
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(2), ws.next())
+        .await
+        .expect("an answer");
+    match reply {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal),
+        other => panic!("expected the server's close frame, got {other:?}"),
+    }
+    server.shutdown().await;
+}

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -67,6 +67,15 @@ impl FrameTracker {
         }
     }
 
+    /// Follows frame boundaries over bytes written as they are (nothing dropped).
+    fn track(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let run = self.run(bytes, false);
+            self.advance(&bytes[..run]);
+            bytes = &bytes[run..];
+        }
+    }
+
     /// Records that `bytes` (a prefix of the last `run`) went out or were dropped.
     fn advance(&mut self, bytes: &[u8]) {
         if !self.in_header() {
@@ -112,6 +121,12 @@ impl AsyncWrite for ClientStream {
         let this = self.get_mut();
         if !this.framing {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        if !this.drop_pongs {
+            // The common case: one write for the whole buffer; only follow frame boundaries.
+            let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+            this.frames.track(&buf[..written]);
+            return Poll::Ready(Ok(written));
         }
         let mut consumed = 0;
         while consumed < buf.len() {
@@ -169,11 +184,15 @@ mod tests {
         f
     }
 
-    /// Feeds `bytes` in chunks of `chunk` and returns what would reach the socket.
-    fn filter(bytes: &[u8], chunk: usize, drop_pongs: bool) -> Vec<u8> {
+    /// Feeds `bytes` in chunks of `chunk` and returns what would reach the socket. The first
+    /// `tracked` bytes go through the no-drop fast path.
+    fn filter_after(bytes: &[u8], chunk: usize, drop_pongs: bool, tracked: usize) -> Vec<u8> {
         let mut t = FrameTracker::default();
-        let mut out = Vec::new();
-        for piece in bytes.chunks(chunk) {
+        let mut out = bytes[..tracked].to_vec();
+        for piece in bytes[..tracked].chunks(chunk) {
+            t.track(piece);
+        }
+        for piece in bytes[tracked..].chunks(chunk) {
             let mut at = 0;
             while at < piece.len() {
                 let run = t.run(&piece[at..], drop_pongs);
@@ -185,6 +204,28 @@ mod tests {
             }
         }
         out
+    }
+
+    fn filter(bytes: &[u8], chunk: usize, drop_pongs: bool) -> Vec<u8> {
+        filter_after(bytes, chunk, drop_pongs, 0)
+    }
+
+    #[test]
+    fn dropping_can_start_mid_stream_after_the_fast_path() {
+        let (text, pong) = (frame(0x1, 300), frame(OPCODE_PONG, 4));
+        let stream: Vec<u8> = [
+            text.clone(),
+            pong.clone(),
+            text.clone(),
+            pong.clone(),
+            text.clone(),
+        ]
+        .concat();
+        let split = text.len() * 2 + pong.len();
+        let kept: Vec<u8> = [text.clone(), pong, text.clone(), text].concat();
+        for chunk in [1, 5, 1 << 20] {
+            assert_eq!(filter_after(&stream, chunk, true, split), kept, "chunk {chunk}");
+        }
     }
 
     #[test]

@@ -197,8 +197,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
 
 /// Why a connection's loop ended.
 enum End {
-    /// The client closed, or the connection failed.
+    /// The connection failed or ended without a close frame.
     Peer,
+    /// The client sent a close frame: tungstenite has queued the reply, which must be flushed.
+    ClosedByPeer,
     /// The server is shutting down.
     Shutdown,
     /// The close schedule.
@@ -278,7 +280,7 @@ async fn serve_one(
                 };
                 let message = match message {
                     m @ (Message::Text(_) | Message::Binary(_)) => m,
-                    Message::Close(_) => break End::Peer,
+                    Message::Close(_) => break End::ClosedByPeer,
                     Message::Pong(_) => {
                         stats.pongs_received.fetch_add(1, Relaxed);
                         continue;
@@ -307,6 +309,9 @@ async fn serve_one(
     drop(replies);
     match end {
         End::Peer => {}
+        End::ClosedByPeer => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
+        }
         End::Shutdown => {
             let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(None)).await;
         }

@@ -1,0 +1,62 @@
+// Workload B for bench/run.sh, k6 side: VUS idle connections. Each VU opens one WebSocket,
+// staggered so the opens ramp up linearly over RAMP_S seconds, sends nothing, and closes it
+// at the same moment as every other VU (RAMP_S + HOLD_S after the scenario started).
+//
+// Environment (set by run.sh): TARGET (ws://127.0.0.1:PORT/), VUS (default 5000), RAMP_S
+// (default 5), HOLD_S (default 15), SUMMARY (path of the JSON summary).
+import { WebSocket } from 'k6/experimental/websockets';
+import exec from 'k6/execution';
+import { sleep } from 'k6';
+import { Counter } from 'k6/metrics';
+
+const TARGET = __ENV.TARGET || 'ws://127.0.0.1:9001/';
+const VUS = Number(__ENV.VUS || 5000);
+const RAMP_MS = Number(__ENV.RAMP_S || 5) * 1000;
+const HOLD_MS = Number(__ENV.HOLD_S || 15) * 1000;
+
+const opened = new Counter('opened');
+const errors = new Counter('ws_errors');
+
+export const options = {
+  scenarios: {
+    idle: {
+      executor: 'per-vu-iterations',
+      vus: VUS,
+      iterations: 1, // one iteration = one idle connection
+      maxDuration: `${Math.ceil((RAMP_MS + HOLD_MS) / 1000) + 20}s`,
+    },
+  },
+};
+
+export default function () {
+  const start = exec.scenario.startTime;
+  const openAt = start + ((__VU - 1) * RAMP_MS) / VUS;
+  const closeAt = start + RAMP_MS + HOLD_MS;
+  const wait = openAt - Date.now();
+  if (wait > 0) {
+    sleep(wait / 1000);
+  }
+  const ws = new WebSocket(TARGET);
+  let stopping = false;
+  ws.onopen = () => {
+    opened.add(1);
+    setTimeout(() => {
+      stopping = true;
+      ws.close();
+    }, Math.max(0, closeAt - Date.now()));
+  };
+  ws.onerror = (e) => {
+    // After our close, `wsstorm serve` drops the TCP connection without answering the close
+    // frame, which k6 reports as "close 1006 (abnormal closure)": expected, not counted.
+    if (!stopping) {
+      errors.add(1);
+      console.error(`VU ${__VU}: ${e.error}`);
+    }
+  };
+}
+
+export function handleSummary(data) {
+  const out = {};
+  out[__ENV.SUMMARY || 'k6-summary.json'] = JSON.stringify(data, null, 1);
+  return out;
+}

