@@ -245,3 +245,118 @@ async fn server_slow() -> target::Server {
     })
     .await
 }
+
+/// A raw server that answers every upgrade with `response`.
+async fn raw_server(response: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp.write_all(response.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_upgrades_are_connect_errors_by_kind() {
+    let toml = r#"
+name = "broken"
+target = "embedded"
+duration = "3s"
+[reconnect]
+max_attempts = 1
+[[phases]]
+clients = 2
+"#;
+    for (response, kind) in [
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "http_200"),
+        (
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n",
+            "http_429",
+        ),
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSBrZXk=\r\n\r\n",
+            "handshake",
+        ),
+        ("garbage\r\n\r\n", "handshake"),
+    ] {
+        let addr = raw_server(response).await;
+        let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+        assert_eq!(
+            r.summary.connect_errors.get(kind),
+            Some(&2),
+            "{kind}: {:?}",
+            r.summary.connect_errors
+        );
+        assert_eq!((r.totals.counts.gave_up, r.outcome), (2, Outcome::RunFailed));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subprotocol_the_client_did_not_offer_is_refused() {
+    // The built-in target echoes the first offered protocol, so an offer of two is accepted...
+    let server = server(Behaviour::default()).await;
+    let toml = r#"
+name = "proto"
+target = "embedded"
+duration = "1s"
+[connect]
+subprotocols = ["json.v2", "json.v1"]
+[reconnect]
+max_attempts = 1
+[[phases]]
+clients = 1
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    server.shutdown().await;
+    assert_eq!((r.totals.counts.connects, r.totals.counts.connect_errors), (1, 0));
+    // ...and a server that picks one nobody offered fails the handshake.
+    let addr = raw_server_with_protocol().await;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    assert_eq!(
+        r.summary.connect_errors.get("handshake"),
+        Some(&1),
+        "{:?}",
+        r.summary.connect_errors
+    );
+}
+
+/// Completes a real upgrade but names the subprotocol "mqtt".
+async fn raw_server_with_protocol() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let n = tcp.read(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let key = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("sec-websocket-key: ")
+                        .or_else(|| l.strip_prefix("Sec-WebSocket-Key: "))
+                })
+                .unwrap()
+                .trim()
+                .to_string();
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+            );
+            tcp.write_all(response.as_bytes()).await.unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                drop(tcp);
+            });
+        }
+    });
+    addr
+}

@@ -6,14 +6,14 @@ use std::io;
 
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{self, Error as WsError};
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
-use super::Shared;
 use super::client::ClientState;
 use super::stream::ClientStream;
+use super::{Shared, handshake};
 use crate::metrics::ConnectError;
 use crate::scenario::template::RenderCtx;
 
@@ -39,11 +39,7 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
         let tcp = TcpStream::connect(addr).await.map_err(|e| io_kind(&e))?;
         let _ = tcp.set_nodelay(true);
         let connected = Instant::now();
-        let (mut ws, _response) =
-            client_async_with_config(request, ClientStream::new(tcp), Some(shared.ws_config))
-                .await
-                .map_err(|e| ws_kind(&e))?;
-        ws.get_mut().upgraded();
+        let ws = handshake::upgrade(ClientStream::new(tcp), &request, shared.ws_config).await?;
         Ok(Opened {
             ws,
             tcp_us: (connected - started).as_micros() as u64,
@@ -83,20 +79,11 @@ fn request(
     Ok(request)
 }
 
-fn io_kind(e: &io::Error) -> ConnectError {
+pub(super) fn io_kind(e: &io::Error) -> ConnectError {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError::Refused,
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ConnectError::Reset,
         io::ErrorKind::TimedOut => ConnectError::Timeout,
         _ => ConnectError::Io,
-    }
-}
-
-fn ws_kind(e: &WsError) -> ConnectError {
-    match e {
-        WsError::Http(response) => ConnectError::HttpStatus(response.status().as_u16()),
-        WsError::Io(e) => io_kind(e),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => ConnectError::Reset,
-        _ => ConnectError::Handshake,
     }
 }

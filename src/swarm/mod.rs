@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod client;
 pub mod connect;
 pub mod connection;
+pub mod handshake;
 pub mod pending;
 pub mod schedule;
 pub mod stream;

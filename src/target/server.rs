@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
@@ -24,6 +24,9 @@ use super::delay::DelayLine;
 use super::timers::Timers;
 use super::upgrade::{self, Asked};
 use super::{Behaviour, schedule};
+
+/// Pending connections the kernel may queue (it caps this at net.core.somaxconn).
+const ACCEPT_BACKLOG: u32 = 65_535;
 
 /// How long a closing connection waits to send its close frame, and for the answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -151,7 +154,16 @@ impl Server {
 
 /// Binds `listen` (use port 0 for any free port) and serves until shut down.
 pub async fn start(listen: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
-    let listener = TcpListener::bind(listen).await?;
+    // A deep accept queue: tokio's default backlog of 1024 drops SYNs in a reconnection storm
+    // and the clients' TCP retransmits (1 s, 3 s) would show up as the server's slowness.
+    let socket = if listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    let listener = socket.listen(ACCEPT_BACKLOG)?;
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let shared = Arc::new(Shared {

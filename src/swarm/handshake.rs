@@ -1,0 +1,115 @@
+//! The client side of the HTTP upgrade, done here rather than by tungstenite so that an open
+//! connection keeps only its small read buffer: tungstenite's own handshake hands its 4 KiB
+//! read buffer on to the connection, which would be the largest part of an idle client.
+//! Validation follows RFC 6455 §4.1: status 101, `Upgrade: websocket`, `Connection: upgrade`,
+//! the accept key, and a subprotocol only if one was offered (and then one of those).
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::stream::ClientStream;
+use crate::metrics::ConnectError;
+
+/// Upper bound for the response head; a server sending more is broken or hostile.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+/// Sends the upgrade request on `stream` and checks the response.
+pub async fn upgrade(
+    mut stream: ClientStream,
+    request: &Request,
+    config: WebSocketConfig,
+) -> Result<WebSocketStream<ClientStream>, ConnectError> {
+    let head = request_head(request);
+    stream
+        .inner
+        .write_all(&head)
+        .await
+        .map_err(|e| super::connect::io_kind(&e))?;
+
+    let mut buf = Vec::with_capacity(512);
+    let (head_len, status, accept, upgrade, connection, protocol) = loop {
+        let mut chunk = [0u8; 512];
+        let n = stream
+            .inner
+            .read(&mut chunk)
+            .await
+            .map_err(|e| super::connect::io_kind(&e))?;
+        if n == 0 {
+            return Err(ConnectError::Reset);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let get = |name: &str| {
+                    response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+                };
+                break (
+                    len,
+                    response.code.unwrap_or(0),
+                    get("sec-websocket-accept"),
+                    get("upgrade"),
+                    get("connection"),
+                    get("sec-websocket-protocol"),
+                );
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
+            _ => return Err(ConnectError::Handshake),
+        }
+    };
+    if status != 101 {
+        return Err(ConnectError::HttpStatus(status));
+    }
+    let key = request
+        .headers()
+        .get("sec-websocket-key")
+        .ok_or(ConnectError::Handshake)?;
+    let upgraded = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        && connection.is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+        && accept.as_deref() == Some(derive_accept_key(key.as_bytes()).as_str());
+    let offered = request
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok());
+    let protocol_ok = match (offered, protocol.as_deref()) {
+        (None, None) => true,
+        (Some(offered), Some(chosen)) => offered.split(',').any(|p| p.trim() == chosen),
+        _ => false,
+    };
+    if !upgraded || !protocol_ok {
+        return Err(ConnectError::Handshake);
+    }
+    stream.upgraded();
+    let tail = buf[head_len..].to_vec();
+    Ok(if tail.is_empty() {
+        WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await
+    } else {
+        WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await
+    })
+}
+
+/// `GET /path HTTP/1.1` and the request's headers.
+fn request_head(request: &Request) -> Vec<u8> {
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"GET ");
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
