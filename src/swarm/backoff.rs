@@ -37,10 +37,49 @@ pub fn delay(policy: &Reconnect, attempt: u32, previous: Duration, rng: &mut Sma
     }
 }
 
+/// Attempt counting between two open connections, with the policy's waits and its limit.
+#[derive(Debug, Default)]
+pub struct Retries {
+    attempt: u32,
+    previous: Duration,
+}
+
+impl Retries {
+    /// A connection attempt begins; returns its number since the last open connection.
+    pub fn begin(&mut self) -> u32 {
+        self.attempt += 1;
+        self.attempt
+    }
+
+    /// The attempt succeeded: counting starts over.
+    pub fn connected(&mut self) {
+        *self = Self::default();
+    }
+
+    /// The connection dropped: the wait before the first attempt to replace it.
+    pub fn dropped(&mut self, policy: &Reconnect, rng: &mut SmallRng) -> Duration {
+        self.wait(policy, rng)
+    }
+
+    /// The attempt failed: the wait before the next one, or None when the client gives up.
+    pub fn failed(&mut self, policy: &Reconnect, rng: &mut SmallRng) -> Option<Duration> {
+        if policy.max_attempts.is_some_and(|max| self.attempt >= max) {
+            return None;
+        }
+        Some(self.wait(policy, rng))
+    }
+
+    fn wait(&mut self, policy: &Reconnect, rng: &mut SmallRng) -> Duration {
+        let d = delay(policy, self.attempt + 1, self.previous, rng);
+        self.previous = d;
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::{Just, any, prop_assert, prop_oneof, proptest};
+    use proptest::prelude::{Just, any, prop_assert, prop_assert_eq, prop_oneof, proptest};
     use rand::SeedableRng;
 
     fn policy(
@@ -97,6 +136,30 @@ mod tests {
                 }
                 previous = d;
             }
+        }
+
+        #[test]
+        fn attempts_never_exceed_max_attempts(max in proptest::option::of(1u32..20), drops in 0usize..5, seed in any::<u64>()) {
+            let p = Reconnect { max_attempts: max, ..policy(Strategy::Exponential, Jitter::Full, 10, 1000, 2.0) };
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut r = Retries::default();
+            // Some connections that open and drop, then a server that never comes back.
+            for _ in 0..drops {
+                prop_assert_eq!(r.begin(), 1);
+                r.connected();
+                prop_assert!(r.dropped(&p, &mut rng) <= p.max);
+            }
+            let attempts = loop {
+                let attempt = r.begin();
+                match r.failed(&p, &mut rng) {
+                    Some(d) => prop_assert!(d <= p.max),
+                    None => break attempt,
+                }
+                if attempt == 1000 {
+                    break attempt;
+                }
+            };
+            prop_assert_eq!(attempts, max.unwrap_or(1000));
         }
 
         #[test]

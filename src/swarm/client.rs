@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::Notify;
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Retries;
 use super::connection::{self, End};
-use super::{Shared, backoff, connect};
+use super::{Shared, connect};
 use crate::metrics::Event;
 
 /// How the swarm reaches one client: its stop button and chaos commands.
@@ -68,11 +69,10 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
     let client = index as u32;
     let events = &shared.events;
     let policy = &shared.reconnect;
-    let mut attempt = 0u32;
+    let mut retries = Retries::default();
     let mut dropped_at: Option<Instant> = None;
-    let mut previous_delay = Duration::ZERO;
     loop {
-        attempt += 1;
+        let attempt = retries.begin();
         events.send(Event::Connecting).await;
         let started = Instant::now();
         let opened = tokio::select! {
@@ -86,7 +86,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             // open connection's task does not carry it.
             r = Box::pin(connect::open(&shared, &mut state)) => r,
         };
-        match opened {
+        let wait = match opened {
             Ok(o) => {
                 let reconnect_us = dropped_at.take().map(|t| t.elapsed().as_micros() as u64);
                 events
@@ -98,8 +98,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                         reconnect_us,
                     })
                     .await;
-                attempt = 0;
-                previous_delay = Duration::ZERO;
+                retries.connected();
                 ctl.chaos.store(0, Relaxed);
                 ctl.connected.store(true, Relaxed);
                 let mut ws = o.ws;
@@ -127,6 +126,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                             })
                             .await;
                         dropped_at = Some(Instant::now());
+                        retries.dropped(policy, &mut state.rng)
                     }
                 }
             }
@@ -140,28 +140,29 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                         took_us,
                     })
                     .await;
-                if policy.max_attempts.is_some_and(|max| attempt >= max) {
-                    let lost = std::mem::take(&mut state.replay).len() as u32;
-                    events
-                        .send(Event::GaveUp {
-                            client,
-                            attempts: attempt,
-                            lost,
-                        })
-                        .await;
-                    return;
+                match retries.failed(policy, &mut state.rng) {
+                    Some(wait) => wait,
+                    None => {
+                        let lost = std::mem::take(&mut state.replay).len() as u32;
+                        events
+                            .send(Event::GaveUp {
+                                client,
+                                attempts: attempt,
+                                lost,
+                            })
+                            .await;
+                        return;
+                    }
                 }
             }
-        }
+        };
         if ctl.stop.is_cancelled() {
             events.send(Event::Unfinished(state.replay.len() as u32)).await;
             return;
         }
-        let delay = backoff::delay(policy, attempt + 1, previous_delay, &mut state.rng);
-        previous_delay = delay;
         events.send(Event::BackoffStarted).await;
         let stopped = tokio::select! {
-            _ = tokio::time::sleep(delay) => false,
+            _ = tokio::time::sleep(wait) => false,
             _ = ctl.stop.cancelled() => true,
         };
         events.send(Event::BackoffEnded).await;

@@ -131,6 +131,15 @@ impl Conn<'_> {
                         last_len = text.len();
                         let bytes = text.len() as u32;
                         let text = Utf8Bytes::from(text);
+                        // Counted before the write: a request whose write fails is in the
+                        // pending table, so the drop counts it lost (or replays it).
+                        events
+                            .send(Event::Sent {
+                                bytes,
+                                request: expect.is_some(),
+                                replay: false,
+                            })
+                            .await;
                         if let Some(expect) = expect {
                             let kept = shared.reconnect.replay_in_flight.then(|| text.clone());
                             self.pending.insert(seq, Instant::now(), kept);
@@ -139,13 +148,6 @@ impl Conn<'_> {
                             }
                         }
                         ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
-                        events
-                            .send(Event::Sent {
-                                bytes,
-                                request: expect.is_some(),
-                                replay: false,
-                            })
-                            .await;
                     }
                     Step::Sleep(d) => {
                         if !d.is_zero() {
@@ -289,8 +291,6 @@ impl Conn<'_> {
     async fn replay(&mut self, ws: &mut Ws, state: &mut ClientState) -> Result<(), DropCause> {
         for (seq, text) in std::mem::take(&mut state.replay) {
             let bytes = text.len() as u32;
-            self.pending.insert(seq, Instant::now(), Some(text.clone()));
-            ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
             self.shared
                 .events
                 .send(Event::Sent {
@@ -299,6 +299,8 @@ impl Conn<'_> {
                     replay: true,
                 })
                 .await;
+            self.pending.insert(seq, Instant::now(), Some(text.clone()));
+            ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
         }
         Ok(())
     }

@@ -67,6 +67,12 @@ pub async fn upgrade(
         }
     };
     if status != 101 {
+        // -v shows what the server said (users debug 401/403/429 on upgrade with this).
+        tracing::debug!(
+            status,
+            response = %String::from_utf8_lossy(&buf[..buf.len().min(2048)]),
+            "upgrade refused"
+        );
         return Err(ConnectError::HttpStatus(status));
     }
     let key = request

@@ -28,10 +28,6 @@ impl Pending {
         self.waiting.push_back((seq, sent, text));
     }
 
-    pub fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
@@ -79,14 +75,6 @@ impl Pending {
     /// Whether `seq` is still waiting.
     pub fn contains(&self, seq: u64) -> bool {
         self.waiting.iter().any(|(s, _, _)| *s == seq)
-    }
-
-    /// Empties the table (the connection is gone); returns how many were waiting.
-    pub fn clear(&mut self) -> u32 {
-        let n = self.waiting.len() as u32;
-        self.waiting.clear();
-        self.recent.clear();
-        n
     }
 
     /// Empties the table, handing over the requests that carry their text (for replay);
