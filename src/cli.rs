@@ -141,13 +141,11 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// A close code a server may send: 1000-1003, 1007-1014 or 3000-4999.
+/// A close code that may be sent (see `scenario::sendable_close_code`).
 fn close_code(text: &str) -> Result<u16, String> {
     match text.parse::<u16>() {
-        Ok(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => Ok(c),
-        _ => Err(format!(
-            "expected a close code a server may send (1000-1003, 1007-1014, 3000-4999), found {text:?}"
-        )),
+        Ok(c) if scenario::sendable_close_code(u64::from(c)) => Ok(c),
+        _ => Err(format!("{}, found {text:?}", scenario::CLOSE_CODE_EXPECTED)),
     }
 }
 

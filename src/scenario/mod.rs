@@ -295,8 +295,8 @@ impl Validator<'_> {
             }
         }
         if let Some(code) = &e.close_code {
-            if !(1000..=4999).contains(code.get_ref()) || matches!(*code.get_ref(), 1004..=1006 | 1015) {
-                self.error(code.span(), "embedded.close_code: expected a close code that may be sent, 1000-4999 (not 1004-1006 or 1015)");
+            if !sendable_close_code(*code.get_ref()) {
+                self.error(code.span(), format!("embedded.close_code: {CLOSE_CODE_EXPECTED}"));
                 ok = false;
             }
             b.close_code = *code.get_ref() as u16;
@@ -715,11 +715,8 @@ impl Validator<'_> {
                 },
             };
             let code = match &c.code {
-                Some(code)
-                    if !(1000..=4999).contains(code.get_ref())
-                        || matches!(*code.get_ref(), 1004..=1006 | 1015) =>
-                {
-                    self.error(code.span(), "chaos.code: expected a close code that may be sent, 1000-4999 (not 1004-1006 or 1015)");
+                Some(code) if !sendable_close_code(*code.get_ref()) => {
+                    self.error(code.span(), format!("chaos.code: {CLOSE_CODE_EXPECTED}"));
                     None
                 }
                 Some(code) => Some(*code.get_ref() as u16),
@@ -792,6 +789,16 @@ impl Validator<'_> {
         out
     }
 }
+
+/// Whether a close code may be sent in a close frame (RFC 6455 §7.4: 1004–1006 and 1015 are
+/// reserved, 1016–2999 are for future standards).
+pub fn sendable_close_code(code: u64) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// What close-code errors say they expected.
+pub const CLOSE_CODE_EXPECTED: &str =
+    "expected a close code that may be sent: 1000-1003, 1007-1014 or 3000-4999";
 
 /// Checks a target URL: ws:// with a host (wss:// arrives with TLS support).
 pub fn check_url(text: &str) -> Result<(), String> {
