@@ -9,6 +9,7 @@
 // k6 v1.1.0 has the event-loop WebSocket API as k6/experimental/websockets (it is exposed as
 // k6/websockets only in later releases); the legacy blocking API is k6/ws.
 import { WebSocket } from 'k6/experimental/websockets';
+import { countErrors, handleSummary } from './common.js';
 import { Counter, Trend } from 'k6/metrics';
 
 const TARGET = __ENV.TARGET || 'ws://127.0.0.1:9001/';
@@ -17,7 +18,6 @@ const VUS = Number(__ENV.VUS || 50);
 
 const roundtrips = new Counter('roundtrips');
 const mismatched = new Counter('mismatched');
-const errors = new Counter('ws_errors');
 const rtt = new Trend('rtt', true);
 
 export const options = {
@@ -69,18 +69,7 @@ export default function () {
     }
   };
 
-  ws.onerror = (e) => {
-    // After our close, `wsstorm serve` drops the TCP connection without answering the close
-    // frame, which k6 reports as "close 1006 (abnormal closure)": expected, not counted.
-    if (!stopping) {
-      errors.add(1);
-      console.error(`VU ${__VU}: ${e.error}`);
-    }
-  };
+  countErrors(ws, () => stopping);
 }
 
-export function handleSummary(data) {
-  const out = {};
-  out[__ENV.SUMMARY || 'k6-summary.json'] = JSON.stringify(data, null, 1);
-  return out;
-}
+export { handleSummary };

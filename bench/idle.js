@@ -5,6 +5,7 @@
 // Environment (set by run.sh): TARGET (ws://127.0.0.1:PORT/), VUS (default 5000), RAMP_S
 // (default 5), HOLD_S (default 15), SUMMARY (path of the JSON summary).
 import { WebSocket } from 'k6/experimental/websockets';
+import { countErrors, handleSummary } from './common.js';
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
@@ -15,7 +16,6 @@ const RAMP_MS = Number(__ENV.RAMP_S || 5) * 1000;
 const HOLD_MS = Number(__ENV.HOLD_S || 15) * 1000;
 
 const opened = new Counter('opened');
-const errors = new Counter('ws_errors');
 
 export const options = {
   scenarios: {
@@ -45,18 +45,7 @@ export default function () {
       ws.close();
     }, Math.max(0, closeAt - Date.now()));
   };
-  ws.onerror = (e) => {
-    // After our close, `wsstorm serve` drops the TCP connection without answering the close
-    // frame, which k6 reports as "close 1006 (abnormal closure)": expected, not counted.
-    if (!stopping) {
-      errors.add(1);
-      console.error(`VU ${__VU}: ${e.error}`);
-    }
-  };
+  countErrors(ws, () => stopping);
 }
 
-export function handleSummary(data) {
-  const out = {};
-  out[__ENV.SUMMARY || 'k6-summary.json'] = JSON.stringify(data, null, 1);
-  return out;
-}
+export { handleSummary };

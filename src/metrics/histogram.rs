@@ -63,6 +63,10 @@ impl Latency {
         if self.is_empty() { 0.0 } else { self.0.mean() }
     }
 
+    pub fn min(&self) -> u64 {
+        if self.is_empty() { 0 } else { self.0.min() }
+    }
+
     pub fn max(&self) -> u64 {
         self.0.max()
     }

@@ -241,7 +241,7 @@ impl Totals {
             return match aggregate {
                 Aggregate::Percentile(p) if raw => h.percentile(p) as f64,
                 Aggregate::Avg if raw => h.mean(),
-                Aggregate::Min if raw => h.min_ms() * 1000.0,
+                Aggregate::Min if raw => h.min() as f64,
                 Aggregate::Max if raw => h.max() as f64,
                 Aggregate::Percentile(p) => h.percentile_ms(p),
                 Aggregate::Avg => h.mean_ms(),

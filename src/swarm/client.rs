@@ -79,7 +79,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             biased;
             _ = shared.halt.cancelled() => {
                 events.send(Event::ConnectAbandoned).await;
-                events.send(Event::Unfinished(state.replay.len() as u32)).await;
+                abandon_replay(events, &mut state).await;
                 return;
             }
             // Boxed: the handshake's state is large and lives only while connecting, so an
@@ -157,7 +157,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             }
         };
         if ctl.stop.is_cancelled() {
-            events.send(Event::Unfinished(state.replay.len() as u32)).await;
+            abandon_replay(events, &mut state).await;
             return;
         }
         events.send(Event::BackoffStarted).await;
@@ -167,8 +167,16 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
         };
         events.send(Event::BackoffEnded).await;
         if stopped {
-            events.send(Event::Unfinished(state.replay.len() as u32)).await;
+            abandon_replay(events, &mut state).await;
             return;
         }
+    }
+}
+
+/// The run stopped before the requests kept for replay could be resent: they are unfinished.
+async fn abandon_replay(events: &crate::metrics::EventTx, state: &mut ClientState) {
+    let n = std::mem::take(&mut state.replay).len();
+    if n > 0 {
+        events.send(Event::Unfinished(n as u32)).await;
     }
 }
