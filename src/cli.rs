@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit::Exit;
+use crate::proxy::{Direction, Fault, Proxy, Toxic};
 use crate::run::{self, Controls, RunOptions};
-use crate::scenario::{self, Overrides, duration};
+use crate::scenario::{self, Overrides, duration, units};
 use crate::target::{self, Behaviour};
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the built-in target server.
     Serve(ServeArgs),
+    /// Run the fault-injecting TCP proxy on its own, in front of any server and any client.
+    Proxy(ProxyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +137,96 @@ pub struct ServeArgs {
     pub ping_timeout: Duration,
 }
 
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9002")]
+    pub listen: SocketAddr,
+    /// Where to forward every connection (host:port).
+    #[arg(long)]
+    pub upstream: String,
+    /// Delay added to every chunk of bytes (e.g. 50ms).
+    #[arg(long, value_parser = duration::parse)]
+    pub latency: Option<Duration>,
+    /// Random variation of that delay, ± this much.
+    #[arg(long, value_parser = duration::parse, requires = "latency")]
+    pub jitter: Option<Duration>,
+    /// Bandwidth limit (e.g. 100KiB/s).
+    #[arg(long, value_parser = units::rate)]
+    pub bandwidth: Option<u64>,
+    /// Cut chunks into pieces of about this many bytes.
+    #[arg(long)]
+    pub slicer: Option<usize>,
+    /// Variation of the slice size, ± this many bytes.
+    #[arg(long, default_value = "0", requires = "slicer")]
+    pub slicer_variation: usize,
+    /// Pause between slices.
+    #[arg(long, value_parser = duration::parse, default_value = "0s", requires = "slicer")]
+    pub slicer_delay: Duration,
+    /// Delay a close from one side before passing it to the other.
+    #[arg(long, value_parser = duration::parse)]
+    pub slow_close: Option<Duration>,
+    /// Close (by reset) a connection once this many bytes have passed (e.g. 64KiB).
+    #[arg(long, value_parser = units::size)]
+    pub limit_data: Option<u64>,
+    /// Direction those faults act on: upstream (client → server), downstream, or both.
+    #[arg(long, value_parser = direction, default_value = "downstream")]
+    pub direction: Direction,
+    /// Share of connections the faults hit (e.g. 50%).
+    #[arg(long, value_parser = toxicity, default_value = "100%")]
+    pub toxicity: f64,
+    /// Seed for jitter, slice sizes and the connections a partial toxicity picks.
+    #[arg(long, default_value = "1")]
+    pub seed: u64,
+    /// Print a line of counts this often.
+    #[arg(long, value_parser = duration::parse)]
+    pub stats_every: Option<Duration>,
+}
+
+impl ProxyArgs {
+    fn faults(&self) -> Vec<Fault> {
+        let mut toxics = Vec::new();
+        if let Some(add) = self.latency {
+            toxics.push(Toxic::Latency {
+                add,
+                jitter: self.jitter.unwrap_or_default(),
+            });
+        }
+        if let Some(bytes_per_s) = self.bandwidth {
+            toxics.push(Toxic::Bandwidth { bytes_per_s });
+        }
+        if let Some(average) = self.slicer {
+            toxics.push(Toxic::Slicer {
+                average,
+                variation: self.slicer_variation,
+                delay: self.slicer_delay,
+            });
+        }
+        if let Some(delay) = self.slow_close {
+            toxics.push(Toxic::SlowClose { delay });
+        }
+        if let Some(bytes) = self.limit_data {
+            toxics.push(Toxic::LimitData { bytes });
+        }
+        toxics
+            .into_iter()
+            .map(|toxic| Fault {
+                toxic,
+                direction: self.direction,
+                toxicity: self.toxicity,
+            })
+            .collect()
+    }
+}
+
+fn direction(text: &str) -> Result<Direction, String> {
+    Direction::parse(text).ok_or_else(|| format!("expected upstream, downstream or both, found {text:?}"))
+}
+
+fn toxicity(text: &str) -> Result<f64, String> {
+    scenario::share(text).ok_or_else(|| format!("expected a share such as \"50%\" or 0.5, found {text:?}"))
+}
+
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match duration::parse(text)? {
         d if d.is_zero() => Err(format!("expected a duration above zero, found {text:?}")),
@@ -190,6 +283,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
             }
         }
         Command::Serve(args) => serve(args).await,
+        Command::Proxy(args) => proxy(args).await,
     }
 }
 
@@ -266,6 +360,54 @@ async fn serve(args: ServeArgs) -> Exit {
         counts.pushes,
         counts.pings_sent,
         counts.pongs_received
+    );
+    Exit::Success
+}
+
+async fn proxy(args: ProxyArgs) -> Exit {
+    let faults = args.faults();
+    let proxy = match Proxy::start(args.listen, args.upstream.clone(), args.seed).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return Exit::RunFailed;
+        }
+    };
+    for (id, fault) in faults.iter().enumerate() {
+        proxy.begin(id as u64, *fault);
+    }
+    let described = if faults.is_empty() {
+        "no faults".to_string()
+    } else {
+        faults
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "wsstorm proxy: {} -> {} ({described}); Ctrl-C to stop",
+        proxy.addr(),
+        args.upstream
+    );
+    let mut ticker = tokio::time::interval(args.stats_every.unwrap_or(Duration::from_secs(3600)));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = ticker.tick(), if args.stats_every.is_some() => {
+                let c = proxy.counts();
+                println!(
+                    "open {:>7}  accepted {:>8}  bytes up {:>12}  down {:>12}  upstream failures {}",
+                    c.open, c.connections, c.bytes_upstream, c.bytes_downstream, c.upstream_failures
+                );
+            }
+        }
+    }
+    let c = proxy.shutdown().await;
+    println!(
+        "proxied {} connections ({} upstream failures, {} closed by limit_data); {} bytes upstream, {} downstream",
+        c.connections, c.upstream_failures, c.limited, c.bytes_upstream, c.bytes_downstream
     );
     Exit::Success
 }

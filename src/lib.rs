@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod exit;
 pub mod metrics;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod scenario;

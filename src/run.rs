@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exit::Exit;
 use crate::metrics::{self, Totals};
+use crate::proxy::Proxy;
 use crate::report::summary::RunInfo;
 use crate::report::{self, Progress, Summary};
 use crate::scenario::{self, Overrides, Plan, ScenarioErrors, Target};
-use crate::swarm::{self, Shared};
+use crate::swarm::{self, Shared, Surroundings};
 use crate::target::{self, ServerCounts};
 
 /// What went wrong before or around a run (a run whose thresholds fail is not an error).
@@ -141,9 +142,26 @@ pub async fn execute(
         (Target::Embedded(_), Some(server)) => server.url(),
         (Target::Embedded(_), None) => unreachable!("embedded server started above"),
     };
+    let authority = swarm::authority(&url);
+    // With network chaos, clients connect to the proxy; the URL (Host header, path) stays the
+    // target's.
+    let proxy = if plan.needs_proxy() {
+        Some(
+            Proxy::start(([127, 0, 0, 1], 0).into(), authority.clone(), plan.seed)
+                .await
+                .map_err(RunError::io("cannot start the network chaos proxy"))?,
+        )
+    } else {
+        None
+    };
+    let connect_to = proxy.as_ref().map_or(authority, |p| p.addr().to_string());
     if !quiet {
+        let via = proxy
+            .as_ref()
+            .map(|p| format!(" (through the chaos proxy on {})", p.addr()))
+            .unwrap_or_default();
         println!(
-            "wsstorm: {} against {url} for {}, results in {}",
+            "wsstorm: {} against {url}{via} for {}, results in {}",
             plan.name,
             scenario::duration::show(plan.duration),
             dir.display()
@@ -152,7 +170,8 @@ pub async fn execute(
 
     // Every client holds a socket (and the embedded target one more): raise the soft
     // descriptor limit to the hard one and say so when even that is too low.
-    let needed = plan.load.peak() * if embedded.is_some() { 2 } else { 1 } + 64;
+    let per_client = 1 + u64::from(embedded.is_some()) + 2 * u64::from(proxy.is_some());
+    let needed = plan.load.peak() * per_client + 64;
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if limit < needed {
         eprintln!(
@@ -176,15 +195,24 @@ pub async fn execute(
     let shared = Arc::new(Shared::new(
         &plan,
         &url,
+        connect_to,
         events,
         controls.stop.clone(),
         controls.halt.clone(),
     ));
-    swarm::run(shared, &plan, start).await;
+    let around = Surroundings {
+        proxy: proxy.as_ref(),
+        results: &dir,
+    };
+    let exec = swarm::run(shared, &plan, start, around).await;
     let elapsed = start.elapsed();
     let collected = collector.await.expect("collector does not panic");
     let totals = collected.totals;
     let streamed = streamer.await.expect("report stream does not panic");
+    let proxy = match proxy {
+        Some(proxy) => Some(proxy.shutdown().await),
+        None => None,
+    };
     let server = match embedded {
         Some(server) => Some(server.shutdown().await),
         None => None,
@@ -211,6 +239,8 @@ pub async fn execute(
         peak_clients: plan.load.peak(),
         outcome: outcome.name().to_string(),
         embedded_server: server,
+        proxy,
+        exec,
     };
     let summary = Summary::new(info, &totals, &verdicts, collected.recovery, &plan.chaos);
     report::write_summary(&dir, &summary).map_err(RunError::io(format!(

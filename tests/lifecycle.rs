@@ -24,7 +24,7 @@ fn secs(s: f64) -> Duration {
 #[derive(Debug, serde::Deserialize)]
 struct Row {
     time_s: f64,
-    client: u32,
+    client: Option<u32>,
     event: String,
     attempt: u32,
     duration_ms: f64,
@@ -224,7 +224,7 @@ gave_up = ["count == 0"]
     for client in 0..10 {
         let mine: Vec<&Row> = rows
             .iter()
-            .filter(|r| r.client == client && r.time_s > 0.4)
+            .filter(|r| r.client == Some(client) && r.time_s > 0.4)
             .collect();
         let kinds: Vec<(&str, u32)> = mine.iter().map(|r| (r.event.as_str(), r.attempt)).collect();
         assert_eq!(

@@ -49,14 +49,17 @@ pub struct Sample {
     pub delta: Counts,
     /// rtt of the replies answered within the window.
     pub rtt: Latency,
+    /// Chaos actions on during the window or fired within it ("net_latency#0 reset#2").
+    pub chaos: String,
 }
 
 /// One connection event, for connections.csv.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionRow {
     pub elapsed: Duration,
-    pub client: u32,
-    /// open | reconnect | connect_failed | drop | close | gave_up | chaos
+    /// None for chaos rows.
+    pub client: Option<u32>,
+    /// open | reconnect | connect_failed | drop | close | gave_up | chaos | chaos_end
     pub event: &'static str,
     pub attempt: u32,
     /// open: connect time; reconnect: drop → open; connect_failed: the attempt; drop and
@@ -82,22 +85,27 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
     let mut window_rtt = Latency::new();
     let mut last = (Counts::default(), Duration::ZERO);
     let mut recovery = Tracker::default();
+    let mut timeline = ChaosTimeline::default();
     let mut ticker = interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(BATCH);
-    let emit =
-        |totals: &Totals, window_rtt: &mut Latency, last: &mut (Counts, Duration), elapsed: Duration| {
-            let sample = Sample {
-                elapsed,
-                window: elapsed.saturating_sub(last.1),
-                total: totals.counts,
-                delta: totals.counts - last.0,
-                rtt: window_rtt.clone(),
-            };
-            *last = (totals.counts, elapsed);
-            window_rtt.reset();
-            let _ = out.send(Output::Sample(Box::new(sample)));
+    let emit = |totals: &Totals,
+                window_rtt: &mut Latency,
+                last: &mut (Counts, Duration),
+                timeline: &mut ChaosTimeline,
+                elapsed: Duration| {
+        let sample = Sample {
+            elapsed,
+            window: elapsed.saturating_sub(last.1),
+            total: totals.counts,
+            delta: totals.counts - last.0,
+            rtt: window_rtt.clone(),
+            chaos: timeline.take(),
         };
+        *last = (totals.counts, elapsed);
+        window_rtt.reset();
+        let _ = out.send(Output::Sample(Box::new(sample)));
+    };
     loop {
         tokio::select! {
             biased;
@@ -105,16 +113,17 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
                 let now = start.elapsed();
                 if n == 0 {
                     recovery.window(&window_rtt, now);
-                    emit(&totals, &mut window_rtt, &mut last, now);
+                    emit(&totals, &mut window_rtt, &mut last, &mut timeline, now);
                     return Collected { totals, recovery: recovery.finish() };
                 }
                 let before = totals.counts.connected();
                 let mut chaos = false;
                 for event in buf.drain(..) {
-                    if let Event::Chaos { index, how, selected } = event {
-                        recovery.chaos(index, how, selected, now, totals.counts.connected(), &window_rtt);
+                    if let Event::Chaos { index, name, selected, .. } = event {
+                        recovery.chaos(index, name, selected, now, totals.counts.connected(), &window_rtt);
                         chaos = true;
                     }
+                    timeline.apply(&event);
                     if let Some(rtt_us) = totals.apply(event) {
                         window_rtt.record_us(rtt_us);
                     }
@@ -130,9 +139,50 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
                 let elapsed = at - start;
                 recovery.connected(totals.counts.connected(), elapsed);
                 recovery.window(&window_rtt, elapsed);
-                emit(&totals, &mut window_rtt, &mut last, elapsed);
+                emit(&totals, &mut window_rtt, &mut last, &mut timeline, elapsed);
             }
         }
+    }
+}
+
+/// The chaos actions on now, and those that fired in the current window.
+#[derive(Default)]
+struct ChaosTimeline {
+    on: Vec<(u32, &'static str)>,
+    fired: Vec<(u32, &'static str)>,
+}
+
+impl ChaosTimeline {
+    fn apply(&mut self, event: &Event) {
+        match *event {
+            Event::Chaos {
+                index, name, lasting, ..
+            } => {
+                if !self.fired.contains(&(index, name)) {
+                    self.fired.push((index, name));
+                }
+                if lasting {
+                    self.on.push((index, name));
+                }
+            }
+            Event::ChaosEnded { index, name } => {
+                if let Some(at) = self.on.iter().position(|&on| on == (index, name)) {
+                    self.on.remove(at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// "name#index" of each action on or fired since the last call, in order of index.
+    fn take(&mut self) -> String {
+        let mut all: Vec<(u32, &str)> = self.fired.drain(..).chain(self.on.iter().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.iter()
+            .map(|(index, name)| format!("{name}#{index}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -143,7 +193,7 @@ fn us(v: u64) -> Duration {
 fn connection_row(event: &Event, elapsed: Duration) -> Option<ConnectionRow> {
     let row = |client, event, attempt, duration, cause: String| ConnectionRow {
         elapsed,
-        client,
+        client: Some(client),
         event,
         attempt,
         duration,
@@ -179,6 +229,14 @@ fn connection_row(event: &Event, elapsed: Duration) -> Option<ConnectionRow> {
         Event::GaveUp { client, attempts, .. } => {
             row(client, "gave_up", attempts, Duration::ZERO, String::new())
         }
+        Event::Chaos { name, .. } => ConnectionRow {
+            client: None,
+            ..row(0, "chaos", 0, Duration::ZERO, name.to_string())
+        },
+        Event::ChaosEnded { name, .. } => ConnectionRow {
+            client: None,
+            ..row(0, "chaos_end", 0, Duration::ZERO, name.to_string())
+        },
         _ => return None,
     })
 }

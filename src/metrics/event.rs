@@ -166,10 +166,19 @@ pub enum Event {
     Pong {
         rtt_us: u64,
     },
-    /// Chaos action `index` hit `selected` clients by `how`.
+    /// Chaos action `index` (named as in `ChaosAction::name`) fired: it hit `selected`
+    /// clients (drop) or proxied connections (network); 0 for `exec`.
     Chaos {
         index: u32,
-        how: ChaosHow,
+        name: &'static str,
         selected: u32,
+        /// Whether it stays on after firing, until a `ChaosEnded` or the end of the run (else
+        /// it acted once).
+        lasting: bool,
+    },
+    /// A chaos action with a duration ended (a network fault's window, an `exec` command).
+    ChaosEnded {
+        index: u32,
+        name: &'static str,
     },
 }

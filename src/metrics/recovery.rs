@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::Latency;
-use crate::scenario::ChaosHow;
 
 /// Seconds of rtt history the baseline p99 is taken over.
 const BASELINE_WINDOWS: usize = 5;
@@ -71,7 +70,7 @@ impl Tracker {
     pub fn chaos(
         &mut self,
         index: u32,
-        how: ChaosHow,
+        name: &str,
         hit: u32,
         at: Duration,
         connected: u64,
@@ -91,7 +90,7 @@ impl Tracker {
         self.open.push(Open {
             result: Recovery {
                 chaos: index,
-                how: how.name().to_string(),
+                how: name.to_string(),
                 at_s: at.as_secs_f64(),
                 hit,
                 connected_before: connected,
@@ -178,7 +177,7 @@ mod tests {
         for i in 1..=5 {
             t.window(&window(&[10, 10, 10]), s(i as f64));
         }
-        t.chaos(0, ChaosHow::Reset, 50, s(5.5), 100, &Latency::new());
+        t.chaos(0, "reset", 50, s(5.5), 100, &Latency::new());
         t.connected(100, s(5.6)); // nothing has dropped yet: not "recovered at once"
         t.connected(50, s(5.7));
         t.window(&window(&[10]), s(6.0)); // fine before the impact shows
@@ -198,9 +197,9 @@ mod tests {
     fn unrecovered_and_undisturbed_actions_are_told_apart() {
         let mut t = Tracker::default();
         t.window(&window(&[10]), s(1.0));
-        t.chaos(0, ChaosHow::Silent, 1, s(1.5), 10, &Latency::new());
+        t.chaos(0, "silent", 1, s(1.5), 10, &Latency::new());
         t.window(&window(&[10]), s(2.0));
-        t.chaos(1, ChaosHow::Reset, 5, s(2.5), 10, &Latency::new());
+        t.chaos(1, "reset", 5, s(2.5), 10, &Latency::new());
         t.connected(5, s(2.6));
         t.window(&window(&[100]), s(3.0));
         let r = t.finish();

@@ -63,7 +63,7 @@ counts! {
     push_duplicates,
     pings,
     pongs,
-    /// Clients hit by client-side chaos.
+    /// Clients (drop chaos) and proxied connections (network chaos) hit by chaos actions.
     chaos_hits,
     messages_sent,
     messages_received,
@@ -216,6 +216,7 @@ impl Totals {
                 self.ping_rtt.record_us(rtt_us);
             }
             Event::Chaos { selected, .. } => c.chaos_hits += u64::from(selected),
+            Event::ChaosEnded { .. } => {}
         }
         None
     }

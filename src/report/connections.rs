@@ -12,7 +12,7 @@ use crate::metrics::ConnectionRow;
 #[derive(Serialize)]
 struct Row<'a> {
     time_s: f64,
-    client: u32,
+    client: Option<u32>,
     event: &'a str,
     attempt: u32,
     duration_ms: f64,

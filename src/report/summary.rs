@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Counts, Latency, Recovery, Totals, Verdict};
+use crate::proxy::ProxyCounts;
 use crate::scenario::Chaos;
+use crate::swarm::exec::ExecReport;
 use crate::target::ServerCounts;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -33,13 +35,19 @@ pub struct Summary {
     pub drops: BTreeMap<String, u64>,
     pub latency: BTreeMap<String, LatencyStats>,
     pub reconnect_attempts: CountStats,
-    /// The scenario's client-side chaos actions, in order.
+    /// The scenario's chaos actions, in order.
     pub chaos: Vec<String>,
+    /// Each `exec` chaos command run: its exit status, time and output files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<ExecReport>,
     /// Recovery after each chaos action that fired.
     pub recovery: Vec<Recovery>,
     pub thresholds: Vec<ThresholdResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedded_server: Option<ServerCounts>,
+    /// What the built-in proxy saw, when network chaos ran clients through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyCounts>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +140,8 @@ pub struct RunInfo {
     pub peak_clients: u64,
     pub outcome: String,
     pub embedded_server: Option<ServerCounts>,
+    pub proxy: Option<ProxyCounts>,
+    pub exec: Vec<ExecReport>,
 }
 
 impl Summary {
@@ -185,6 +195,7 @@ impl Summary {
             .collect(),
             reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
             chaos: chaos.iter().map(Chaos::describe).collect(),
+            exec: info.exec,
             recovery,
             thresholds: verdicts
                 .iter()
@@ -198,6 +209,7 @@ impl Summary {
                 })
                 .collect(),
             embedded_server: info.embedded_server,
+            proxy: info.proxy,
         }
     }
 
@@ -291,6 +303,32 @@ impl Summary {
                 let _ = writeln!(s, "            {}", extra.join(", "));
             }
         }
+        if let Some(p) = &self.proxy {
+            let _ = writeln!(
+                s,
+                "proxy       {} connections ({} upstream failures), {} reset by chaos, {} refused, {} closed by limit_data; {} / {} bytes up / down",
+                p.connections,
+                p.upstream_failures,
+                p.reset,
+                p.refused,
+                p.limited,
+                p.bytes_upstream,
+                p.bytes_downstream
+            );
+        }
+        for e in &self.exec {
+            let status = match (e.outcome.as_str(), e.exit_code, e.signal) {
+                ("exited", Some(code), _) => format!("exited {code}"),
+                ("exited", None, Some(sig)) => format!("killed by signal {sig}"),
+                ("failed_to_start", ..) => format!("failed to start: {}", e.error.as_deref().unwrap_or("")),
+                (other, ..) => format!("{} (killed)", other.replace('_', " ")),
+            };
+            let _ = writeln!(
+                s,
+                "exec        at {:.3}s: {} — {status} after {:.3}s (output in {})",
+                e.at_s, e.command, e.duration_s, e.stdout
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -322,7 +360,7 @@ impl Summary {
                 };
                 let _ = writeln!(
                     s,
-                    "  {:>8.3}s  {:<8} hit {:>6}  connected {} -> min {}: back in {}; {rtt}",
+                    "  {:>8.3}s  {:<14} hit {:>6}  connected {} -> min {}: back in {}; {rtt}",
                     r.at_s,
                     r.how,
                     r.hit,

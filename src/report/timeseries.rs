@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::metrics::Sample;
 
 #[derive(Serialize)]
-struct Row {
+struct Row<'a> {
     elapsed_s: f64,
     target_clients: u64,
     connected: u64,
@@ -35,6 +35,7 @@ struct Row {
     rtt_p90_ms: f64,
     rtt_p99_ms: f64,
     rtt_max_ms: f64,
+    chaos: &'a str,
 }
 
 pub struct TimeseriesWriter(csv::Writer<File>);
@@ -71,6 +72,7 @@ impl TimeseriesWriter {
             rtt_p90_ms: sample.rtt.percentile_ms(90.0),
             rtt_p99_ms: sample.rtt.percentile_ms(99.0),
             rtt_max_ms: sample.rtt.max_ms(),
+            chaos: &sample.chaos,
         })?;
         self.0.flush()
     }

@@ -2,6 +2,7 @@
 //! (`plan`) that cannot be invalid. Every rejection is a `ScenarioError` naming file, line,
 //! column and the expected form.
 
+mod chaos;
 pub mod duration;
 pub mod error;
 pub mod plan;
@@ -9,6 +10,7 @@ pub mod pointer;
 pub mod raw;
 pub mod template;
 pub mod threshold;
+pub mod units;
 
 use std::ops::Range;
 use std::path::Path;
@@ -16,8 +18,8 @@ use std::time::Duration;
 
 pub use error::{ScenarioError, ScenarioErrors};
 pub use plan::{
-    Amount, Chaos, ChaosHow, ChaosWhen, Connect, Correlation, Expect, Heartbeat, Jitter, Load, Phase, Plan,
-    Pushes, Reconnect, Step, Strategy, Target,
+    Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation, Exec, Expect, Heartbeat,
+    Jitter, Load, Phase, Plan, Pushes, Reconnect, Step, Strategy, Target,
 };
 
 use pointer::JsonPointer;
@@ -658,114 +660,6 @@ impl Validator<'_> {
         })
     }
 
-    fn chaos(&mut self, list: &[toml::Spanned<raw::RawChaos>]) -> Option<Vec<Chaos>> {
-        let mut out = Vec::new();
-        let mut ok = true;
-        for c in list {
-            let span = c.span();
-            let c = c.get_ref();
-            let when = match (&c.at, &c.every) {
-                (Some(at), None) if c.from.is_none() && c.until.is_none() => {
-                    self.duration(at, "chaos.at").map(ChaosWhen::At)
-                }
-                (None, Some(every)) => {
-                    let every = self.positive_duration(every, "chaos.every");
-                    let from = c
-                        .from
-                        .as_ref()
-                        .map_or(Some(Duration::ZERO), |t| self.duration(t, "chaos.from"));
-                    let until = c.until.as_ref().map(|t| self.duration(t, "chaos.until"));
-                    match (every, from, until) {
-                        (Some(every), Some(from), None) => Some(ChaosWhen::Every {
-                            every,
-                            from,
-                            until: None,
-                        }),
-                        (Some(every), Some(from), Some(Some(until))) => Some(ChaosWhen::Every {
-                            every,
-                            from,
-                            until: Some(until),
-                        }),
-                        _ => None,
-                    }
-                }
-                _ => {
-                    self.error(span.clone(), "a [[chaos]] entry: expected either `at = \"30s\"` or `every = \"10s\"` (with optional `from` and `until`)");
-                    None
-                }
-            };
-            let amount = match &c.drop {
-                None => {
-                    self.error(span.clone(), "a [[chaos]] entry: expected `drop = \"50%\"` (a share of the connected clients) or `drop = 100` (a count)");
-                    None
-                }
-                Some(a) => match a.get_ref() {
-                    raw::RawAmount::Count(n) => Some(Amount::Count(*n)),
-                    raw::RawAmount::Text(t) => match t
-                        .trim()
-                        .strip_suffix('%')
-                        .and_then(|n| n.trim().parse::<f64>().ok())
-                    {
-                        Some(p) if (0.0..=100.0).contains(&p) => Some(Amount::Fraction(p / 100.0)),
-                        _ => {
-                            self.error(a.span(), format!("chaos.drop: {t:?}: expected a percentage such as \"50%\" or a count such as 100"));
-                            None
-                        }
-                    },
-                },
-            };
-            let code = match &c.code {
-                Some(code) if !sendable_close_code(*code.get_ref()) => {
-                    self.error(code.span(), format!("chaos.code: {CLOSE_CODE_EXPECTED}"));
-                    None
-                }
-                Some(code) => Some(*code.get_ref() as u16),
-                None => Some(1000),
-            };
-            let how = match c.how.as_ref().map(|h| h.get_ref().as_str()) {
-                None | Some("reset") => Some(ChaosHow::Reset),
-                Some("close") => code.map(ChaosHow::Close),
-                Some("silent") => Some(ChaosHow::Silent),
-                Some("no_pong") => Some(ChaosHow::NoPong),
-                Some(other) => {
-                    let span = c.how.as_ref().map_or(span.clone(), |h| h.span());
-                    self.error(span, format!("chaos.how: unknown {other:?}: expected \"reset\", \"close\", \"silent\" or \"no_pong\""));
-                    None
-                }
-            };
-            if c.code.is_some() && !matches!(how, Some(ChaosHow::Close(_))) {
-                self.error(
-                    span.clone(),
-                    "chaos.code only applies to how = \"close\": expected no `code` here",
-                );
-                ok = false;
-            }
-            let lasts = match &c.for_ {
-                None => Some(None),
-                Some(t) if matches!(how, Some(ChaosHow::Silent | ChaosHow::NoPong)) => {
-                    self.positive_duration(t, "chaos.for").map(Some)
-                }
-                Some(t) => {
-                    self.error(
-                        t.span(),
-                        "chaos.for only applies to how = \"silent\" or \"no_pong\": expected no `for` here",
-                    );
-                    None
-                }
-            };
-            match (when, amount, how, lasts) {
-                (Some(when), Some(amount), Some(how), Some(lasts)) => out.push(Chaos {
-                    when,
-                    amount,
-                    how,
-                    lasts,
-                }),
-                _ => ok = false,
-            }
-        }
-        ok.then_some(out)
-    }
-
     fn thresholds(&mut self, raw: &RawScenario) -> Vec<Threshold> {
         let mut out = Vec::new();
         for (name, exprs) in &raw.thresholds {
@@ -788,6 +682,16 @@ impl Validator<'_> {
         }
         out
     }
+}
+
+/// A share written as a percentage ("50%") or a fraction (0.5), from 0 to 1.
+pub fn share(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => text.parse::<f64>().ok()?,
+    };
+    (0.0..=1.0).contains(&value).then_some(value)
 }
 
 /// Whether a close code may be sent in a close frame (RFC 6455 §7.4: 1004–1006 and 1015 are

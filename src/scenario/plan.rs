@@ -9,6 +9,7 @@ use super::duration::show;
 use super::pointer::JsonPointer;
 use super::template::Template;
 use super::threshold::Threshold;
+use crate::proxy::{Fault, Toxic};
 use crate::target::Behaviour;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,15 @@ pub struct Plan {
     pub pushes: Pushes,
     pub chaos: Vec<Chaos>,
     pub thresholds: Vec<Threshold>,
+}
+
+impl Plan {
+    /// Whether clients go through the built-in proxy (the scenario has network chaos).
+    pub fn needs_proxy(&self) -> bool {
+        self.chaos
+            .iter()
+            .any(|c| matches!(c.action, ChaosAction::Network { .. }))
+    }
 }
 
 /// How a client waits before connecting again after a drop or a failed attempt.
@@ -94,15 +104,60 @@ pub struct Pushes {
     pub resume_param: Option<String>,
 }
 
-/// A client-side chaos action on the timeline.
+/// A chaos action on the timeline: what it does and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chaos {
     pub when: ChaosWhen,
-    pub amount: Amount,
-    pub how: ChaosHow,
-    /// For `silent` and `no_pong`: how long the client misbehaves before it gives the
-    /// connection up itself (None: until the server closes it or the run ends).
-    pub lasts: Option<Duration>,
+    pub action: ChaosAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChaosAction {
+    /// Client side: connected clients drop their connections.
+    Drop {
+        amount: Amount,
+        how: ChaosHow,
+        /// For `silent` and `no_pong`: how long the client misbehaves before it gives the
+        /// connection up itself (None: until the server closes it or the run ends).
+        lasts: Option<Duration>,
+    },
+    /// Network side: a fault in the built-in proxy, for `lasts` (None: until the end; a
+    /// `reset` acts once).
+    Network { fault: Fault, lasts: Option<Duration> },
+    /// Server side: a command run at that time.
+    Exec(Exec),
+}
+
+/// A command run on the timeline, never through a shell unless asked for, never with
+/// anything the server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    pub command: Command,
+    /// Killed (with its process group) when it runs longer.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Program and arguments, run directly.
+    Direct(Vec<String>),
+    /// A script for `sh -c`.
+    Shell(String),
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Direct(argv) => {
+                let quoted: Vec<String> = argv
+                    .iter()
+                    .map(|a| shlex::try_quote(a).map_or_else(|_| format!("{a:?}"), |q| q.into_owned()))
+                    .collect();
+                f.write_str(&quoted.join(" "))
+            }
+            Command::Shell(script) => write!(f, "sh -c {script:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,6 +199,27 @@ impl ChaosHow {
     }
 }
 
+impl ChaosAction {
+    /// The short name used in events, reports and connections.csv: the client-side `how`
+    /// (reset, close, silent, no_pong), `net_<fault>` or `exec`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChaosAction::Drop { how, .. } => how.name(),
+            ChaosAction::Network { fault, .. } => match fault.toxic {
+                Toxic::Latency { .. } => "net_latency",
+                Toxic::Bandwidth { .. } => "net_bandwidth",
+                Toxic::Blackhole => "net_blackhole",
+                Toxic::Refuse => "net_refuse",
+                Toxic::Reset => "net_reset",
+                Toxic::SlowClose { .. } => "net_slow_close",
+                Toxic::Slicer { .. } => "net_slicer",
+                Toxic::LimitData { .. } => "net_limit_data",
+            },
+            ChaosAction::Exec(_) => "exec",
+        }
+    }
+}
+
 impl Chaos {
     /// Times (from the run's start) at which this action fires, within `duration`.
     pub fn times(&self, duration: Duration) -> Vec<Duration> {
@@ -163,18 +239,30 @@ impl Chaos {
     }
 
     pub fn describe(&self) -> String {
-        let amount = match self.amount {
-            Amount::Fraction(f) => format!("{}% of the connected clients", f * 100.0),
-            Amount::Count(n) => format!("{n} connected clients"),
+        let lasting =
+            |lasts: Option<Duration>| lasts.map(|d| format!(" for {}", show(d))).unwrap_or_default();
+        let what = match &self.action {
+            ChaosAction::Drop { amount, how, lasts } => {
+                let amount = match amount {
+                    Amount::Fraction(f) => format!("{}% of the connected clients", f * 100.0),
+                    Amount::Count(n) => format!("{n} connected clients"),
+                };
+                let how = match how {
+                    ChaosHow::Close(code) => format!("close {code}"),
+                    other => other.name().to_string(),
+                };
+                format!("drop {amount} by {how}{}", lasting(*lasts))
+            }
+            ChaosAction::Network { fault, lasts } => {
+                let lasts = match (fault.toxic, lasts) {
+                    (Toxic::Reset, _) => String::new(),
+                    (_, None) => " until the end".to_string(),
+                    (_, Some(_)) => lasting(*lasts),
+                };
+                format!("network {fault}{lasts}")
+            }
+            ChaosAction::Exec(exec) => format!("exec {} (time limit {})", exec.command, show(exec.timeout)),
         };
-        let how = match self.how {
-            ChaosHow::Close(code) => format!("close {code}"),
-            other => other.name().to_string(),
-        };
-        let lasts = self
-            .lasts
-            .map(|d| format!(" for {}", show(d)))
-            .unwrap_or_default();
         let when = match self.when {
             ChaosWhen::At(t) => format!("at {}", show(t)),
             ChaosWhen::Every { every, from, until } => format!(
@@ -184,7 +272,7 @@ impl Chaos {
                 until.map(|u| format!(" until {}", show(u))).unwrap_or_default()
             ),
         };
-        format!("{when}: drop {amount} by {how}{lasts}")
+        format!("{when}: {what}")
     }
 }
 

@@ -85,6 +85,24 @@ pub enum RawAmount {
     Text(String),
 }
 
+/// A number or a string ("64KiB", "50%").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawNumberOrText {
+    Number(f64),
+    Text(String),
+}
+
+/// A command as one string (split like a shell would, without running one) or as a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCommand {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+/// One [[chaos]] entry: exactly one of `drop` (client side), `network` (a proxy fault) or
+/// `exec` (a command), with the keys that kind takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawChaos {
@@ -92,11 +110,27 @@ pub struct RawChaos {
     pub every: Option<Text>,
     pub from: Option<Text>,
     pub until: Option<Text>,
+    #[serde(rename = "for")]
+    pub for_: Option<Text>,
+    // Client side.
     pub drop: Option<Spanned<RawAmount>>,
     pub how: Option<Text>,
     pub code: Option<Spanned<u64>>,
-    #[serde(rename = "for")]
-    pub for_: Option<Text>,
+    // Network side.
+    pub network: Option<Text>,
+    pub direction: Option<Text>,
+    pub toxicity: Option<Spanned<RawNumberOrText>>,
+    pub latency: Option<Text>,
+    pub jitter: Option<Text>,
+    pub rate: Option<Text>,
+    pub delay: Option<Text>,
+    pub average_size: Option<Spanned<u64>>,
+    pub size_variation: Option<Spanned<u64>>,
+    pub bytes: Option<Spanned<RawNumberOrText>>,
+    // Server side.
+    pub exec: Option<Spanned<RawCommand>>,
+    pub shell: Option<Spanned<bool>>,
+    pub timeout: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

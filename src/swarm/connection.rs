@@ -20,7 +20,7 @@ use super::pending::Pending;
 use crate::metrics::{DropCause, Event, Reply};
 use crate::scenario::pointer::FoundId;
 use crate::scenario::template::{RenderCtx, parse_request_id};
-use crate::scenario::{ChaosHow, Step};
+use crate::scenario::{ChaosAction, ChaosHow, Step};
 
 /// How long a closing client waits for the server's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -204,8 +204,9 @@ impl Conn<'_> {
                     let index = ctl.chaos.swap(0, Relaxed);
                     if index > 0 {
                         // Boxed: rare, and its read buffer would otherwise sit in every task.
-                        let chaos = &shared.chaos[index as usize - 1];
-                        Box::pin(self.chaos(ws, chaos.how, chaos.lasts, ctl)).await?;
+                        if let ChaosAction::Drop { how, lasts, .. } = shared.chaos[index as usize - 1].action {
+                            Box::pin(self.chaos(ws, how, lasts, ctl)).await?;
+                        }
                     }
                 }
                 _ = &mut timer, if armed.is_some() => {

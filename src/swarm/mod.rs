@@ -6,14 +6,17 @@ pub mod backoff;
 pub mod client;
 pub mod connect;
 pub mod connection;
+pub mod exec;
 pub mod handshake;
 pub mod pending;
 pub mod schedule;
 pub mod stream;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -25,9 +28,11 @@ use rand::rngs::SmallRng;
 use rand::seq::index;
 
 use crate::metrics::{Event, EventTx};
+use crate::proxy::{Proxy, Toxic};
 use crate::scenario::template::Template;
-use crate::scenario::{Amount, Chaos, Correlation, Heartbeat, Plan, Pushes, Reconnect, Step};
+use crate::scenario::{Amount, Chaos, ChaosAction, Correlation, Heartbeat, Plan, Pushes, Reconnect, Step};
 use client::ClientCtl;
+use exec::ExecReport;
 use schedule::Action;
 
 /// Extra time past the correlation timeout a graceful stop allows before forcing the end.
@@ -36,7 +41,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// What every client of a run reads; built once from the plan.
 pub struct Shared {
     pub url: String,
-    /// host:port to connect to.
+    /// host:port to open TCP connections to.
     pub authority: String,
     pub headers: Vec<(HeaderName, Template)>,
     pub subprotocols: Option<HeaderValue>,
@@ -58,22 +63,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// `url` is the resolved ws:// target (the embedded server's address when embedded).
+    /// `url` is the resolved ws:// target (the embedded server's address when embedded);
+    /// `connect_to` the host:port clients open TCP connections to (the URL's `authority`, or
+    /// the chaos proxy's address).
     pub fn new(
         plan: &Plan,
         url: &str,
+        connect_to: String,
         events: EventTx,
         stop: CancellationToken,
         halt: CancellationToken,
     ) -> Self {
-        let uri: http::Uri = url.parse().expect("validated URL");
-        let host = uri.host().expect("validated URL has a host");
-        let port = uri.port_u16().unwrap_or(80);
-        let authority = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
         let headers = plan
             .connect
             .headers
@@ -92,7 +92,7 @@ impl Shared {
             .write_buffer_size(0);
         Self {
             url: url.to_string(),
-            authority,
+            authority: connect_to,
             headers,
             subprotocols,
             connect_timeout: plan.connect.timeout,
@@ -112,16 +112,55 @@ impl Shared {
     }
 }
 
+/// host:port of a validated ws:// URL.
+pub fn authority(url: &str) -> String {
+    let uri: http::Uri = url.parse().expect("validated URL");
+    let host = uri.host().expect("validated URL has a host");
+    let port = uri.port_u16().unwrap_or(80);
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// What happens at a point of the timeline.
 enum Happening {
     Change(schedule::Change),
-    Chaos(usize),
+    /// Firing `n` of chaos action `index`.
+    Chaos {
+        index: usize,
+        n: usize,
+    },
+    /// The window of firing `n` of network fault `index` ends.
+    FaultEnds {
+        index: usize,
+        n: usize,
+    },
+}
+
+/// What the swarm acts on besides its clients.
+pub struct Surroundings<'a> {
+    /// The proxy clients connect through, when the plan has network chaos.
+    pub proxy: Option<&'a Proxy>,
+    /// Where `exec` output goes.
+    pub results: &'a Path,
+}
+
+/// The id of a network fault's firing in the proxy.
+fn fault_id(index: usize, n: usize) -> u64 {
+    ((index as u64) << 32) | n as u64
 }
 
 /// Runs the load timeline from `start` until `duration` or a stop, then drains: clients wait
 /// for replies in flight (bounded by the correlation timeout) and close. Returns when every
-/// client has ended.
-pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
+/// client and every `exec` command has ended, with the commands' reports.
+pub async fn run(
+    shared: Arc<Shared>,
+    plan: &Plan,
+    start: Instant,
+    around: Surroundings<'_>,
+) -> Vec<ExecReport> {
     let tracker = TaskTracker::new();
     let peak = plan.load.peak() as usize;
     let mut clients: Vec<Option<Arc<ClientCtl>>> = vec![None; peak];
@@ -133,15 +172,20 @@ pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
         .into_iter()
         .map(|c| (c.at, Happening::Change(c)))
         .collect();
-    for (i, chaos) in plan.chaos.iter().enumerate() {
-        timeline.extend(
-            chaos
-                .times(plan.duration)
-                .into_iter()
-                .map(|t| (t, Happening::Chaos(i))),
-        );
+    for (index, chaos) in plan.chaos.iter().enumerate() {
+        for (n, t) in chaos.times(plan.duration).into_iter().enumerate() {
+            timeline.push((t, Happening::Chaos { index, n }));
+            if let ChaosAction::Network {
+                lasts: Some(lasts), ..
+            } = chaos.action
+                && t + lasts < plan.duration
+            {
+                timeline.push((t + lasts, Happening::FaultEnds { index, n }));
+            }
+        }
     }
     timeline.sort_by_key(|(t, _)| *t);
+    let mut execs = JoinSet::new();
 
     for (at, happening) in timeline {
         let at = start + at;
@@ -170,21 +214,67 @@ pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
                     }
                 }
             }
-            Happening::Chaos(i) => {
-                let targets = choose(&plan.chaos[i], &clients, &mut rng);
-                // Reported before the clients act, so the collector sees the count before.
-                let selected = targets.len() as u32;
+            Happening::Chaos { index, n } => {
+                let chaos = &plan.chaos[index];
+                let name = chaos.action.name();
+                let (selected, lasting) = match &chaos.action {
+                    ChaosAction::Drop { amount, .. } => {
+                        let targets = choose(*amount, &clients, &mut rng);
+                        // Reported before the clients act, so the collector sees the count before.
+                        shared
+                            .events
+                            .send(chaos_event(index, name, targets.len() as u32, false))
+                            .await;
+                        for ctl in targets {
+                            ctl.hit(index);
+                        }
+                        continue;
+                    }
+                    ChaosAction::Network { fault, lasts } => {
+                        let proxy = around.proxy.expect("a plan with network chaos runs a proxy");
+                        let _ = lasts; // its end is on the timeline
+                        (
+                            proxy.begin(fault_id(index, n), *fault),
+                            fault.toxic != Toxic::Reset,
+                        )
+                    }
+                    ChaosAction::Exec(exec) => {
+                        let (exec, dir, halt, events) = (
+                            exec.clone(),
+                            around.results.to_path_buf(),
+                            shared.halt.clone(),
+                            shared.events.clone(),
+                        );
+                        let at_s = (at - start).as_secs_f64();
+                        execs.spawn(async move {
+                            let report = exec::run(&exec, index as u32, n, at_s, &dir, &halt).await;
+                            events
+                                .send(Event::ChaosEnded {
+                                    index: index as u32,
+                                    name,
+                                })
+                                .await;
+                            report
+                        });
+                        (0, true)
+                    }
+                };
                 shared
                     .events
-                    .send(Event::Chaos {
-                        index: i as u32,
-                        how: plan.chaos[i].how,
-                        selected,
+                    .send(chaos_event(index, name, selected, lasting))
+                    .await;
+            }
+            Happening::FaultEnds { index, n } => {
+                if let Some(proxy) = around.proxy {
+                    proxy.end(fault_id(index, n));
+                }
+                shared
+                    .events
+                    .send(Event::ChaosEnded {
+                        index: index as u32,
+                        name: plan.chaos[index].action.name(),
                     })
                     .await;
-                for ctl in targets {
-                    ctl.hit(i);
-                }
             }
         }
     }
@@ -196,6 +286,10 @@ pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
         _ = tracker.wait() => {}
     }
     shared.stop.cancel();
+    // Faults end with the timeline, so that clients can close cleanly.
+    if let Some(proxy) = around.proxy {
+        proxy.end_all();
+    }
     let drain = shared.correlation.as_ref().map_or(Duration::ZERO, |c| c.timeout)
         + shared.connect_timeout.min(DRAIN_GRACE)
         + DRAIN_GRACE;
@@ -206,12 +300,28 @@ pub async fn run(shared: Arc<Shared>, plan: &Plan, start: Instant) {
             tracker.wait().await;
         }
     }
+    // Commands still running end at their own time limits (or at once after a halt).
+    let mut reports = Vec::new();
+    while let Some(report) = execs.join_next().await {
+        reports.push(report.expect("exec tasks do not panic"));
+    }
+    reports.sort_by(|a, b| a.at_s.total_cmp(&b.at_s).then(a.chaos.cmp(&b.chaos)));
+    reports
+}
+
+fn chaos_event(index: usize, name: &'static str, selected: u32, lasting: bool) -> Event {
+    Event::Chaos {
+        index: index as u32,
+        name,
+        selected,
+        lasting,
+    }
 }
 
 /// Picks the clients a chaos action hits among those connected now: a seeded random sample
 /// of exactly the asked share or count.
 fn choose<'a>(
-    chaos: &Chaos,
+    amount: Amount,
     clients: &'a [Option<Arc<ClientCtl>>],
     rng: &mut SmallRng,
 ) -> Vec<&'a Arc<ClientCtl>> {
@@ -221,7 +331,7 @@ fn choose<'a>(
         .filter(|c| c.connected.load(std::sync::atomic::Ordering::Relaxed))
         .collect();
     let n = connected.len();
-    let k = match chaos.amount {
+    let k = match amount {
         Amount::Fraction(f) => ((n as f64) * f).round() as usize,
         Amount::Count(c) => (c as usize).min(n),
     }
@@ -259,6 +369,7 @@ expect = "response"
         let shared = Arc::new(Shared::new(
             &plan,
             "ws://127.0.0.1:9/",
+            "127.0.0.1:9".to_string(),
             events,
             CancellationToken::new(),
             CancellationToken::new(),
