@@ -4,41 +4,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use support::{assert_requests_reconcile, plan, run};
+use support::{Row, assert_requests_reconcile, connection_rows, plan, run, secs, server};
 use wsstorm::run::RunResult;
 use wsstorm::target::{self, Behaviour};
-
-async fn server(behaviour: Behaviour) -> target::Server {
-    target::start("127.0.0.1:0".parse().unwrap(), behaviour)
-        .await
-        .unwrap()
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Row {
-    time_s: f64,
-    client: Option<u32>,
-    event: String,
-    attempt: u32,
-    duration_ms: f64,
-    cause: String,
-}
-
-fn connection_rows(r: &RunResult) -> Vec<Row> {
-    let path = r.dir.join("connections.csv");
-    csv::Reader::from_path(Path::new(&path))
-        .unwrap()
-        .deserialize()
-        .map(|row| row.unwrap())
-        .collect()
-}
 
 fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);

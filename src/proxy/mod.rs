@@ -123,10 +123,15 @@ impl Proxy {
     }
 
     /// Switches a fault on under `id` (unique per firing) and returns how many open
-    /// connections it hits. `reset` acts once; every other fault stays on until `end(id)`.
+    /// connections it hits (none for `refuse`, which acts on new ones). `reset` acts once;
+    /// every other fault stays on until `end(id)`.
     pub fn begin(&self, id: u64, fault: Fault) -> u32 {
         let active = Active { id, fault };
-        let hit = self.hit(&active);
+        let hit = if fault.toxic == Toxic::Refuse {
+            0
+        } else {
+            self.hit(&active)
+        };
         if fault.toxic == Toxic::Reset {
             self.shared.resets.send_replace(Some(active));
         } else {

@@ -4,12 +4,45 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use wsstorm::run::{Controls, RunResult, execute};
 use wsstorm::scenario::{self, Overrides, Plan};
+use wsstorm::target::{self, Behaviour};
+
+/// The built-in target on 127.0.0.1:0 with `behaviour`.
+pub async fn server(behaviour: Behaviour) -> target::Server {
+    target::start("127.0.0.1:0".parse().unwrap(), behaviour)
+        .await
+        .unwrap()
+}
+
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// One row of connections.csv.
+#[derive(Debug, serde::Deserialize)]
+pub struct Row {
+    pub time_s: f64,
+    /// Empty on chaos rows.
+    pub client: Option<u32>,
+    pub event: String,
+    pub attempt: u32,
+    pub duration_ms: f64,
+    pub cause: String,
+}
+
+pub fn connection_rows(r: &RunResult) -> Vec<Row> {
+    csv::Reader::from_path(r.dir.join("connections.csv"))
+        .unwrap()
+        .deserialize()
+        .map(|row| row.unwrap())
+        .collect()
+}
 
 /// Validates scenario text, pointing it at `url`.
 pub fn plan(toml: &str, url: &str) -> Plan {

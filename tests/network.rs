@@ -1,0 +1,372 @@
+//! Network chaos through the built-in proxy, against real servers: the proxy passes bytes
+//! unchanged; latency, bandwidth, blackhole, refuse and reset do to runs what they say, and
+//! the tool's figures agree with what the server and the proxy saw.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::{RngExt, SeedableRng};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+use support::{assert_requests_reconcile, connection_rows, plan, run, server};
+use wsstorm::proxy::{Fault, Proxy, Toxic};
+use wsstorm::run::RunResult;
+use wsstorm::target::Behaviour;
+
+/// A WebSocket server that echoes every data message, on 127.0.0.1:0.
+async fn echo_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_binary() || m.is_text() {
+                        if ws.send(m).await.is_err() {
+                            return;
+                        }
+                    } else if m.is_close() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Random binary frames of many sizes go through the proxy and come back byte for byte, with
+/// no fault and cut into small random slices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_passes_random_binary_frames_unchanged() {
+    let upstream = echo_server().await;
+    for slicer in [None, Some((7, 5))] {
+        let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream.to_string(), 3)
+            .await
+            .unwrap();
+        if let Some((average, variation)) = slicer {
+            proxy.begin(
+                1,
+                Fault {
+                    direction: wsstorm::proxy::Direction::Both,
+                    ..Fault::new(Toxic::Slicer {
+                        average,
+                        variation,
+                        delay: Duration::ZERO,
+                    })
+                },
+            );
+        }
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", proxy.addr()))
+            .await
+            .unwrap();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
+        let mut sent = 0u64;
+        for i in 0..40 {
+            let len = match i % 4 {
+                0 => rng.random_range(0..16),
+                1 => rng.random_range(100..2_000),
+                2 => rng.random_range(60_000..70_000),
+                _ => rng.random_range(200_000..300_000),
+            };
+            let frame: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            ws.send(Message::binary(frame.clone())).await.unwrap();
+            let back = ws.next().await.unwrap().unwrap();
+            assert_eq!(
+                back.into_data().as_ref(),
+                &frame[..],
+                "frame {i} ({len} bytes) came back unchanged"
+            );
+            sent += len as u64;
+        }
+        ws.close(None).await.unwrap();
+        drop(ws);
+        let counts = proxy.shutdown().await;
+        assert_eq!(counts.connections, 1);
+        assert!(counts.bytes_upstream > sent && counts.bytes_downstream > sent);
+    }
+}
+
+const STEADY: &str = r#"
+[correlation]
+request_id = "/id"
+timeout = "3s"
+[[phases]]
+clients = 10
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "20ms"
+"#;
+
+async fn steady_run(duration: &str, chaos: &str) -> RunResult {
+    let server = server(Behaviour::default()).await;
+    let toml = format!("name = \"net\"\ntarget = \"embedded\"\nduration = \"{duration}\"\n{STEADY}\n{chaos}");
+    let (r, _dir) = run(plan(&toml, &server.url())).await;
+    let seen = server.shutdown().await;
+    assert_requests_reconcile(&r);
+    assert_eq!(
+        seen.received, r.totals.counts.requests,
+        "the server got every request"
+    );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_downstream_adds_its_delay_to_every_rtt_and_jitter_spreads_it_within_bounds() {
+    let base = steady_run("2s", "").await;
+    let base_p50 = base.totals.rtt.percentile_ms(50.0);
+
+    let r = steady_run(
+        "3s",
+        r#"[[chaos]]
+at = "0s"
+network = "latency"
+latency = "50ms"
+"#,
+    )
+    .await;
+    assert!(r.summary.proxy.is_some(), "the run went through the proxy");
+    let p50 = r.totals.rtt.percentile_ms(50.0);
+    assert!(
+        (p50 - base_p50 - 50.0).abs() <= 2.0,
+        "rtt p50 {p50:.3} ms is 50 ms above the {base_p50:.3} ms without the proxy"
+    );
+    assert!(
+        r.totals.rtt.min_ms() >= 50.0,
+        "nothing came back sooner than the latency"
+    );
+
+    let r = steady_run(
+        "3s",
+        r#"[[chaos]]
+at = "0s"
+network = "latency"
+latency = "50ms"
+jitter = "20ms"
+direction = "downstream"
+"#,
+    )
+    .await;
+    let t = &r.totals.rtt;
+    let (p10, p90) = (t.percentile_ms(10.0), t.percentile_ms(90.0));
+    assert!(
+        p90 - p10 > 20.0,
+        "jitter spreads rtt: p10 {p10:.3} ms, p90 {p90:.3} ms"
+    );
+    assert!(
+        t.min_ms() >= 30.0,
+        "never below latency - jitter: min {:.3} ms",
+        t.min_ms()
+    );
+    assert!(
+        t.max_ms() <= 70.0 + base_p50 + 10.0,
+        "never much above latency + jitter: max {:.3} ms",
+        t.max_ms()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_limits_the_throughput_of_large_messages_to_the_rate() {
+    let server = server(Behaviour::default()).await;
+    let toml = r#"name = "bandwidth"
+target = "embedded"
+duration = "4s"
+[correlation]
+request_id = "/id"
+timeout = "5s"
+[[phases]]
+clients = 1
+[[steps]]
+send = '{"id":"{{id}}","pad":"{{random 30000}}"}'
+expect = "response"
+[[chaos]]
+at = "0s"
+network = "bandwidth"
+rate = "100KiB/s"
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    server.shutdown().await;
+    let rows: Vec<(f64, f64)> = csv::Reader::from_path(r.dir.join("timeseries.csv"))
+        .unwrap()
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .map(|row| {
+            let row = row.unwrap();
+            (
+                row["elapsed_s"].parse().unwrap(),
+                row["bytes_received"].parse().unwrap(),
+            )
+        })
+        .collect();
+    // Whole seconds after the first, before the drain.
+    let steady: Vec<f64> = rows
+        .iter()
+        .filter(|(t, _)| *t > 1.5 && *t <= 4.0)
+        .map(|(_, b)| *b)
+        .collect();
+    assert!(steady.len() >= 2, "{rows:?}");
+    let rate = steady.iter().sum::<f64>() / steady.len() as f64;
+    let limit = 100.0 * 1024.0;
+    assert!(
+        (rate - limit).abs() / limit <= 0.15,
+        "received {rate:.0} B/s through a {limit} B/s link"
+    );
+    assert!(r.summary.proxy.unwrap().bytes_downstream > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackhole_is_found_by_the_heartbeat_and_clients_come_back_after_it() {
+    let server = server(Behaviour::default()).await;
+    let toml = r#"name = "blackhole"
+target = "embedded"
+duration = "8s"
+[connect]
+timeout = "1s"
+heartbeat = { every = "500ms", timeout = "1s" }
+[reconnect]
+strategy = "constant"
+initial = "200ms"
+jitter = "none"
+[correlation]
+request_id = "/id"
+timeout = "3s"
+[[phases]]
+clients = 20
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "50ms"
+[[chaos]]
+at = "2s"
+for = "3s"
+network = "blackhole"
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    assert_eq!(
+        r.summary.drops.get("pong_timeout"),
+        Some(&20),
+        "{:?}",
+        r.summary.drops
+    );
+    assert_eq!(c.drops, 20);
+    let rows = connection_rows(&r);
+    let drops: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.event == "drop")
+        .map(|r| r.time_s)
+        .collect();
+    assert!(
+        drops.iter().all(|t| (2.9..=3.7).contains(t)),
+        "every drop within 1–1.5 s of the blackhole (plus a little): {drops:?}"
+    );
+    assert_eq!(c.reconnects, 20, "every client came back");
+    let reconnected: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.event == "reconnect")
+        .map(|r| r.time_s)
+        .collect();
+    assert!(
+        reconnected.iter().all(|t| *t >= 5.0),
+        "nobody got through before the blackhole ended: {reconnected:?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.event == "connect_failed")
+            .all(|r| r.cause == "timeout" && r.time_s <= 5.5),
+        "attempts during the window time out"
+    );
+    assert!(c.lost > 0, "requests in flight at the drops are lost (no replay)");
+    assert_requests_reconcile(&r);
+    assert_eq!(
+        seen.received, c.requests,
+        "nothing is lost on the wire: what the blackhole held reached the server after it"
+    );
+    let chaos_rows: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|r| r.event.starts_with("chaos"))
+        .map(|r| (r.event.as_str(), r.time_s))
+        .collect();
+    assert_eq!(chaos_rows.len(), 2, "{chaos_rows:?}");
+    assert!(chaos_rows[0].0 == "chaos" && (chaos_rows[0].1 - 2.0).abs() < 0.1);
+    assert!(chaos_rows[1].0 == "chaos_end" && (chaos_rows[1].1 - 5.0).abs() < 0.1);
+    let recovery = &r.summary.recovery[0];
+    assert_eq!(recovery.how, "net_blackhole");
+    assert_eq!(recovery.hit, 20);
+    let back = recovery.connected_recovered_s.expect("recovered");
+    assert!(
+        (3.0..4.5).contains(&back),
+        "connected back {back:.3} s after the blackhole began"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_after_a_reset_are_connect_errors_until_the_window_ends() {
+    let server = server(Behaviour::default()).await;
+    let toml = r#"name = "refuse"
+target = "embedded"
+duration = "6s"
+[reconnect]
+strategy = "constant"
+initial = "100ms"
+jitter = "none"
+[correlation]
+request_id = "/id"
+timeout = "2s"
+[[phases]]
+clients = 20
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "50ms"
+[[chaos]]
+at = "2s"
+for = "2s"
+network = "refuse"
+[[chaos]]
+at = "2s"
+network = "reset"
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    let proxy = r.summary.proxy.unwrap();
+    assert_eq!(proxy.reset, 20, "the proxy reset every connection");
+    assert_eq!(proxy.listener_closed, 1);
+    assert_eq!(r.summary.drops.get("reset"), Some(&20), "{:?}", r.summary.drops);
+    assert!(c.connect_errors > 20, "{c:?}");
+    assert_eq!(
+        r.summary.connect_errors.get("refused"),
+        Some(&c.connect_errors),
+        "every failed attempt was refused: {:?}",
+        r.summary.connect_errors
+    );
+    assert_eq!(c.reconnects, 20);
+    let remainder = 2.0 - 0.1;
+    assert!(
+        r.totals.reconnect_time.min_ms() >= remainder * 1000.0,
+        "reconnect_time {:.1} ms ≥ the rest of the refuse window",
+        r.totals.reconnect_time.min_ms()
+    );
+    let rows = connection_rows(&r);
+    assert!(
+        rows.iter()
+            .filter(|r| r.event == "connect_failed")
+            .all(|r| (2.0..4.1).contains(&r.time_s))
+    );
+    assert_eq!(
+        seen.connections, 40,
+        "the server saw the first and the second connections"
+    );
+    assert_requests_reconcile(&r);
+}
