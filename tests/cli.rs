@@ -6,6 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use support::check_schema;
 use wsstorm::target::{self, Behaviour};
 
 fn wsstorm(args: &[&str], cwd: &Path) -> Output {
@@ -27,18 +28,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn check_schema(summary: &serde_json::Value) {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("schema/summary.schema.json")).unwrap())
-            .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "summary.json breaks the schema: {errors:#?}");
 }
 
 #[test]

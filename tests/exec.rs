@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{assert_requests_reconcile, plan, run, server};
+use support::{assert_requests_reconcile, check_summary_schema, plan, run, server};
 use wsstorm::target::Behaviour;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsstorm");
@@ -172,6 +172,7 @@ exec = "echo 'hello $HOME' `uname`"
     );
     assert_eq!(r.outcome, wsstorm::run::Outcome::Passed, "the run itself went on");
     assert!(r.totals.counts.answered > 50);
+    check_summary_schema(&r);
     let text = r.summary.render_text();
     assert!(text.contains("exec        at 0.500s: false — exited 1"), "{text}");
     assert!(text.contains("timed out (killed)"), "{text}");

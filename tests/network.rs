@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{assert_requests_reconcile, connection_rows, plan, run, server};
+use support::{assert_requests_reconcile, check_summary_schema, connection_rows, plan, run, server};
 use wsstorm::proxy::{Fault, Proxy, Toxic};
 use wsstorm::run::RunResult;
 use wsstorm::target::Behaviour;
@@ -299,6 +299,7 @@ network = "blackhole"
     assert_eq!(chaos_rows.len(), 2, "{chaos_rows:?}");
     assert!(chaos_rows[0].0 == "chaos" && (chaos_rows[0].1 - 2.0).abs() < 0.1);
     assert!(chaos_rows[1].0 == "chaos_end" && (chaos_rows[1].1 - 5.0).abs() < 0.1);
+    check_summary_schema(&r);
     let recovery = &r.summary.recovery[0];
     assert_eq!(recovery.how, "net_blackhole");
     assert_eq!(recovery.hit, 20);
@@ -369,4 +370,74 @@ network = "reset"
         "the server saw the first and the second connections"
     );
     assert_requests_reconcile(&r);
+}
+
+/// wss:// through the proxy: TLS is bytes to it, so a client that checks the server's
+/// (self-signed) certificate for the target's host name gets through unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_carries_wss_end_to_end_with_the_targets_certificate_and_sni() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = key.cert.der().clone();
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+    let server_config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], private)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(server_config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let (sni_tx, sni_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let _ = sni_tx.send(tls.get_ref().1.server_name().map(str::to_string));
+        let mut ws = tokio_tungstenite::accept_async(tls).await.unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_binary() {
+                ws.send(m).await.unwrap();
+            }
+        }
+    });
+
+    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream.to_string(), 1)
+        .await
+        .unwrap();
+    proxy.begin(
+        1,
+        Fault::new(Toxic::Latency {
+            add: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+        }),
+    );
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(client_config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("the certificate checks out through the proxy");
+    let url = format!("wss://localhost:{}/", upstream.port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(4);
+    for len in [1usize, 1_000, 100_000] {
+        let frame: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        ws.send(Message::binary(frame.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap().into_data().as_ref(), &frame[..]);
+    }
+    assert_eq!(
+        sni_rx.await.unwrap().as_deref(),
+        Some("localhost"),
+        "SNI is the target's host"
+    );
+    ws.close(None).await.unwrap();
+    drop(ws);
+    assert_eq!(proxy.shutdown().await.connections, 1);
 }

@@ -114,3 +114,21 @@ pub async fn scrambling_server(n: usize) -> SocketAddr {
     });
     addr
 }
+
+/// Checks a summary.json against the committed JSON Schema.
+pub fn check_schema(summary: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/summary.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "summary.json breaks the schema: {errors:#?}");
+}
+
+/// Checks the summary.json a run wrote against the committed JSON Schema.
+pub fn check_summary_schema(r: &RunResult) {
+    let text = std::fs::read_to_string(r.dir.join("summary.json")).unwrap();
+    check_schema(&serde_json::from_str(&text).unwrap());
+}
