@@ -6,6 +6,10 @@
 #
 # A. CPU per correlated round trip: closed loop, 50 connections, one request in flight each.
 # B. Memory per idle connection: 5000 idle connections held ~15 s, minus a 1-connection baseline.
+# P. (only with WORKLOADS=P) the chaos proxy's overhead: workload A for wsstorm, directly and
+#    through the built-in proxy with no fault acting, alternately: rtt p50 and CPU per round trip.
+#
+#   WORKLOADS="A B" (default) or "P" or "A B P"
 #
 # Everything runs on loopback (127.0.0.1). The echo server is pinned to CPU $SERVER_CPU, each
 # generator to CPU $GEN_CPU. Every process the script starts is bounded in time and stopped by
@@ -17,6 +21,7 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
 CACHE="$BENCH/.cache"
 
+WORKLOADS=${WORKLOADS:-A B}      # which of A, B, P to run
 RUNS=${RUNS:-3}                  # repetitions of every measurement (medians are reported)
 A_DURATION=${A_DURATION:-20}     # seconds of load per workload-A run
 BASE_DURATION=${BASE_DURATION:-5} # seconds of the 1-connection baseline runs of workload B
@@ -139,7 +144,7 @@ cp "$WSSTORM" "$RUN_DIR/wsstorm"
 WSSTORM="$RUN_DIR/wsstorm"
 WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
 
-for f in closed-loop.toml idle.toml idle-baseline.toml; do
+for f in closed-loop.toml closed-loop-proxy.toml idle.toml idle-baseline.toml; do
     "$WSSTORM" validate "$BENCH/$f" --target "$TARGET" >/dev/null \
         || die "wsstorm validate rejected bench/$f"
 done
@@ -208,7 +213,7 @@ cat >"$RUN_DIR/meta.json" <<EOF
 EOF
 
 # ---- A: CPU per correlated round trip -------------------------------------------------------
-for i in $(seq 1 "$RUNS"); do
+[[ " $WORKLOADS " == *" A "* ]] && for i in $(seq 1 "$RUNS"); do
     log "A run $i/$RUNS: wsstorm, $A_CLIENTS connections, ${A_DURATION}s"
     measure "a-wsstorm-$i" $((A_DURATION + 30)) -- \
         "$WSSTORM" run "$BENCH/closed-loop.toml" --target "$TARGET" --duration "${A_DURATION}s" \
@@ -221,7 +226,7 @@ done
 
 # ---- B: memory per idle connection ------------------------------------------------------------
 SAMPLE=(--count-sockets --port "$PORT" --interval 0.25)
-for i in $(seq 1 "$RUNS"); do
+[[ " $WORKLOADS " == *" B "* ]] && for i in $(seq 1 "$RUNS"); do
     log "B run $i/$RUNS: wsstorm baseline, 1 connection, ${BASE_DURATION}s"
     measure "b-wsstorm-base-$i" $((BASE_DURATION + 30)) "${SAMPLE[@]}" --hold-sockets 1 -- \
         "$WSSTORM" run "$BENCH/idle-baseline.toml" --target "$TARGET" --duration "${BASE_DURATION}s" \
@@ -239,9 +244,27 @@ for i in $(seq 1 "$RUNS"); do
         "$K6" run --no-usage-report --address "" --quiet "$BENCH/idle.js"
 done
 
+# ---- P: the chaos proxy's overhead ------------------------------------------------------------
+[[ " $WORKLOADS " == *" P "* ]] && for i in $(seq 1 "$RUNS"); do
+    for via in direct proxy; do
+        scenario="$BENCH/closed-loop.toml"
+        [[ $via == proxy ]] && scenario="$BENCH/closed-loop-proxy.toml"
+        log "P run $i/$RUNS: wsstorm $via, $A_CLIENTS connections, ${A_DURATION}s"
+        measure "p-$via-$i" $((A_DURATION + 30)) -- \
+            "$WSSTORM" run "$scenario" --target "$TARGET" --duration "${A_DURATION}s" \
+            --out "$RUN_DIR/p-$via-$i" --quiet
+    done
+done
+
 # ---- report -----------------------------------------------------------------------------------
 rc=0
-"$PYTHON" "$BENCH/report.py" "$RUN_DIR" >"$RUN_DIR/results.txt" || rc=$?
+: >"$RUN_DIR/results.txt"
+if [[ " $WORKLOADS " == *" A "* && " $WORKLOADS " == *" B "* ]]; then
+    "$PYTHON" "$BENCH/report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
+fi
+if [[ " $WORKLOADS " == *" P "* ]]; then
+    "$PYTHON" "$BENCH/proxy_report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
+fi
 cp "$RUN_DIR/results.txt" "$CACHE/last-results.txt"
 echo
 cat "$CACHE/last-results.txt"

@@ -441,3 +441,71 @@ async fn the_proxy_carries_wss_end_to_end_with_the_targets_certificate_and_sni()
     drop(ws);
     assert_eq!(proxy.shutdown().await.connections, 1);
 }
+
+/// A TCP server that reads to the end and reports when the end came and what it read.
+async fn sink_server() -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Receiver<(tokio::time::Instant, usize)>,
+) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut all = Vec::new();
+        let _ = tcp.read_to_end(&mut all).await;
+        let _ = tx.send((tokio::time::Instant::now(), all.len()));
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_close_delays_the_close_and_limit_data_cuts_the_connection_at_its_limit() {
+    use tokio::io::AsyncWriteExt;
+    let fault = |toxic| Fault {
+        direction: wsstorm::proxy::Direction::Upstream,
+        ..Fault::new(toxic)
+    };
+
+    let (upstream, seen) = sink_server().await;
+    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream.to_string(), 1)
+        .await
+        .unwrap();
+    proxy.begin(
+        1,
+        fault(Toxic::SlowClose {
+            delay: Duration::from_millis(300),
+        }),
+    );
+    let mut client = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    client.write_all(b"hello").await.unwrap();
+    let closed = tokio::time::Instant::now();
+    client.shutdown().await.unwrap();
+    let (ended, n) = seen.await.unwrap();
+    assert_eq!(n, 5);
+    let late = ended - closed;
+    assert!(
+        (Duration::from_millis(290)..Duration::from_millis(600)).contains(&late),
+        "the close reached the server {late:?} later"
+    );
+    proxy.shutdown().await;
+
+    let (upstream, seen) = sink_server().await;
+    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream.to_string(), 1)
+        .await
+        .unwrap();
+    proxy.begin(1, fault(Toxic::LimitData { bytes: 1000 }));
+    let mut client = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    for _ in 0..30 {
+        if client.write_all(&[7u8; 100]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_, n) = seen.await.unwrap();
+    assert_eq!(n, 1000, "exactly the limit got through");
+    let counts = proxy.shutdown().await;
+    assert_eq!(counts.limited, 1);
+    assert_eq!(counts.bytes_upstream, 1000);
+}
