@@ -6,8 +6,9 @@
 #
 # A. CPU per correlated round trip: closed loop, 50 connections, one request in flight each.
 # B. Memory per idle connection: 5000 idle connections held ~15 s, minus a 1-connection baseline.
-# P. (only with WORKLOADS=P) the chaos proxy's overhead: workload A for wsstorm, directly and
-#    through the built-in proxy with no fault acting, alternately: rtt p50 and CPU per round trip.
+# P. (only with WORKLOADS=P) the chaos proxy's overhead: workload A for wsstorm, saturated and
+#    paced (10 ms think time), each directly and through the built-in proxy with no fault
+#    acting, alternately: rtt p50 and CPU per round trip.
 #
 #   WORKLOADS="A B" (default) or "P" or "A B P"
 #
@@ -144,7 +145,8 @@ cp "$WSSTORM" "$RUN_DIR/wsstorm"
 WSSTORM="$RUN_DIR/wsstorm"
 WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
 
-for f in closed-loop.toml closed-loop-proxy.toml idle.toml idle-baseline.toml; do
+for f in closed-loop.toml closed-loop-proxy.toml closed-loop-paced.toml closed-loop-paced-proxy.toml \
+    idle.toml idle-baseline.toml; do
     "$WSSTORM" validate "$BENCH/$f" --target "$TARGET" >/dev/null \
         || die "wsstorm validate rejected bench/$f"
 done
@@ -246,13 +248,16 @@ done
 
 # ---- P: the chaos proxy's overhead ------------------------------------------------------------
 [[ " $WORKLOADS " == *" P "* ]] && for i in $(seq 1 "$RUNS"); do
-    for via in direct proxy; do
-        scenario="$BENCH/closed-loop.toml"
-        [[ $via == proxy ]] && scenario="$BENCH/closed-loop-proxy.toml"
-        log "P run $i/$RUNS: wsstorm $via, $A_CLIENTS connections, ${A_DURATION}s"
-        measure "p-$via-$i" $((A_DURATION + 30)) -- \
-            "$WSSTORM" run "$scenario" --target "$TARGET" --duration "${A_DURATION}s" \
-            --out "$RUN_DIR/p-$via-$i" --quiet
+    for shape in saturated paced; do
+        for via in direct proxy; do
+            scenario="$BENCH/closed-loop"
+            [[ $shape == paced ]] && scenario+="-paced"
+            [[ $via == proxy ]] && scenario+="-proxy"
+            log "P run $i/$RUNS: wsstorm $shape, $via, $A_CLIENTS connections, ${A_DURATION}s"
+            measure "p-$shape-$via-$i" $((A_DURATION + 30)) -- \
+                "$WSSTORM" run "$scenario.toml" --target "$TARGET" --duration "${A_DURATION}s" \
+                --out "$RUN_DIR/p-$shape-$via-$i" --quiet
+        done
     done
 done
 

@@ -221,26 +221,27 @@ rate = "100KiB/s"
     assert!(r.summary.proxy.unwrap().bytes_downstream > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blackhole_is_found_by_the_heartbeat_and_clients_come_back_after_it() {
+async fn blackhole_run(replay: bool) -> (RunResult, wsstorm::target::ServerCounts, tempfile::TempDir) {
     let server = server(Behaviour::default()).await;
-    let toml = r#"name = "blackhole"
+    let toml = format!(
+        r#"name = "blackhole"
 target = "embedded"
 duration = "8s"
 [connect]
 timeout = "1s"
-heartbeat = { every = "500ms", timeout = "1s" }
+heartbeat = {{ every = "500ms", timeout = "1s" }}
 [reconnect]
 strategy = "constant"
 initial = "200ms"
 jitter = "none"
+replay_in_flight = {replay}
 [correlation]
 request_id = "/id"
 timeout = "3s"
 [[phases]]
 clients = 20
 [[steps]]
-send = '{"id":"{{id}}"}'
+send = '{{"id":"{{{{id}}}}"}}'
 expect = "response"
 [[steps]]
 sleep = "50ms"
@@ -248,9 +249,16 @@ sleep = "50ms"
 at = "2s"
 for = "3s"
 network = "blackhole"
-"#;
-    let (r, _dir) = run(plan(toml, &server.url())).await;
+"#
+    );
+    let (r, dir) = run(plan(&toml, &server.url())).await;
     let seen = server.shutdown().await;
+    (r, seen, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackhole_is_found_by_the_heartbeat_and_clients_come_back_after_it() {
+    let (r, seen, _dir) = blackhole_run(false).await;
     let c = &r.totals.counts;
     assert_eq!(
         r.summary.drops.get("pong_timeout"),
@@ -307,6 +315,22 @@ network = "blackhole"
     assert!(
         (3.0..4.5).contains(&back),
         "connected back {back:.3} s after the blackhole began"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_held_by_a_blackhole_are_replayed_when_asked_and_the_server_sees_both_copies() {
+    let (r, seen, _dir) = blackhole_run(true).await;
+    let c = &r.totals.counts;
+    assert_eq!(c.drops, 20);
+    assert_eq!(c.reconnects, 20);
+    assert_eq!(c.lost, 0, "nothing in flight is lost: it is sent again");
+    assert!(c.replayed > 0, "{c:?}");
+    assert_requests_reconcile(&r);
+    assert_eq!(
+        seen.received,
+        c.requests + c.replayed,
+        "the held originals reached the server after the window, and so did the replays"
     );
 }
 

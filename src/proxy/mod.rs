@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -82,16 +82,18 @@ pub struct Proxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: CancellationToken,
-    tracker: TaskTracker,
+    /// Fires when the proxy's thread has ended every connection.
+    done: oneshot::Receiver<()>,
 }
 
 impl Proxy {
     /// Listens on `listen` (port 0: any free port) and forwards to `upstream` (host:port),
     /// which is resolved anew for every connection. `seed` picks the connections a fault with
     /// a toxicity below 1 hits.
+    ///
+    /// The proxy runs on its own thread with a single-threaded runtime: a chunk wakes that one
+    /// thread and nothing else, and the proxy does not take turns with the clients' tasks.
     pub async fn start(listen: SocketAddr, upstream: String, seed: u64) -> io::Result<Proxy> {
-        let listener = bind(listen)?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
             seed,
@@ -102,19 +104,46 @@ impl Proxy {
             kill: CancellationToken::new(),
         });
         let stop = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        tracker.spawn(accept_loop(
-            listener,
-            addr,
-            shared.clone(),
-            stop.clone(),
-            tracker.clone(),
-        ));
+        let (ready_tx, ready) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let (thread_shared, thread_stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("wsstorm-proxy".to_string())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match bind(listen).and_then(|l| Ok((l.local_addr()?, l))) {
+                        Ok((addr, l)) => {
+                            let _ = ready_tx.send(Ok(addr));
+                            l
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let addr = listener.local_addr().expect("bound");
+                    let tracker = TaskTracker::new();
+                    accept_loop(listener, addr, thread_shared, thread_stop, tracker.clone()).await;
+                    tracker.close();
+                    tracker.wait().await;
+                });
+                let _ = done_tx.send(());
+            })?;
+        let addr = ready
+            .await
+            .map_err(|_| io::Error::other("the proxy thread ended before it listened"))??;
         Ok(Proxy {
             addr,
             shared,
             stop,
-            tracker,
+            done,
         })
     }
 
@@ -183,14 +212,13 @@ impl Proxy {
     }
 
     /// Stops accepting, lets open connections finish for a moment, resets the rest.
-    pub async fn shutdown(self) -> ProxyCounts {
-        self.tracker.close();
+    pub async fn shutdown(mut self) -> ProxyCounts {
         self.stop.cancel();
         // The accept loop ends at once; connections end when their peers close.
         let _ = timeout(SHUTDOWN_GRACE, self.wait_connections()).await;
         self.shared.faults.send_replace(Arc::from([]));
         self.shared.kill.cancel();
-        self.tracker.wait().await;
+        let _ = (&mut self.done).await;
         self.counts()
     }
 
@@ -305,27 +333,27 @@ async fn connection(client: TcpStream, conn: u64, shared: Arc<Shared>) {
         way,
         seed: shared.seed,
     };
-    let up = pump(
-        client_read,
-        upstream_write,
-        way(Direction::Upstream),
-        shared.faults.subscribe(),
-        abort.clone(),
-        &shared.stats.bytes_upstream,
-    );
-    let down = pump(
-        upstream_read,
-        client_write,
-        way(Direction::Downstream),
-        shared.faults.subscribe(),
-        abort.clone(),
-        &shared.stats.bytes_downstream,
-    );
+    // Each direction is its own task, so a chunk one way wakes only the pump it concerns.
+    let pump_task = |src, dst, way, counter: fn(&Stats) -> &AtomicU64| {
+        let (shared, abort) = (shared.clone(), abort.clone());
+        tokio::spawn(async move {
+            let faults = shared.faults.subscribe();
+            pump(src, dst, way, faults, abort, counter(&shared.stats)).await
+        })
+    };
+    let up = pump_task(client_read, upstream_write, way(Direction::Upstream), |s| {
+        &s.bytes_upstream
+    });
+    let down = pump_task(upstream_read, client_write, way(Direction::Downstream), |s| {
+        &s.bytes_downstream
+    });
     let resets = watch_resets(shared.resets.subscribe(), &shared, conn, &abort);
     let (up, down) = tokio::select! {
         ends = futures_util::future::join(up, down) => ends,
         _ = resets => unreachable!("watch_resets never returns"),
     };
+    // A pump that panicked counts as broken.
+    let (up, down) = (up.unwrap_or(End::Broken), down.unwrap_or(End::Broken));
     if up == End::Limit || down == End::Limit {
         shared.stats.limited.fetch_add(1, Relaxed);
     }

@@ -3,6 +3,7 @@
 //! latency, chunks wait in a queue stamped with their read time (order kept), so a delay does
 //! not add up over a stream of messages.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
@@ -126,19 +127,29 @@ async fn flow(
                 if ready.is_err() {
                     return End::Broken;
                 }
-                let chunk = match read_chunk(src) {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) => {
+                // The faults may have changed while this side waited for bytes.
+                let fx = Effects::of(&faults.borrow_and_update(), way.seed, way.conn, way.way);
+                let immediate = queue.is_empty() && fx.immediate();
+                let rest = match read_chunk(src, immediate.then_some(&*dst)) {
+                    Ok(Read::Eof) => {
                         eof = true;
                         continue;
+                    }
+                    Ok(Read::Passed(n)) => {
+                        bytes.fetch_add(n as u64, Relaxed);
+                        out.total += n as u64;
+                        continue;
+                    }
+                    Ok(Read::Held { passed, rest }) => {
+                        bytes.fetch_add(passed as u64, Relaxed);
+                        out.total += passed as u64;
+                        rest
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(_) => return End::Broken,
                 };
-                // The faults may have changed while this side waited for bytes.
-                let fx = Effects::of(&faults.borrow_and_update(), way.seed, way.conn, way.way);
-                if queue.is_empty() && fx.immediate() {
-                    if let Err(end) = out.deliver(dst, &chunk, &fx, bytes).await {
+                if immediate {
+                    if let Err(end) = out.deliver(dst, &rest, &fx, bytes).await {
                         return end;
                     }
                 } else {
@@ -147,22 +158,56 @@ async fn flow(
                         at = at.max(last);
                     }
                     last_due = Some(at);
-                    queued += chunk.len();
-                    queue.push_back((at, chunk));
+                    queued += rest.len();
+                    queue.push_back((at, rest));
                 }
             }
         }
     }
 }
 
-/// Reads what is there now, without holding a buffer across waits (an idle connection costs
-/// no buffer). `None` at the end of the stream.
-fn read_chunk(src: &OwnedReadHalf) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = [0u8; READ_CHUNK];
-    match src.try_read(&mut buf)? {
-        0 => Ok(None),
-        n => Ok(Some(buf[..n].to_vec())),
-    }
+thread_local! {
+    /// Each worker thread's read buffer: an idle connection holds none, and a read does not
+    /// zero 16 KiB first.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(READ_CHUNK));
+}
+
+enum Read {
+    Eof,
+    /// This many bytes were read and written on at once.
+    Passed(usize),
+    /// `passed` bytes were written on at once; `rest` not yet.
+    Held {
+        passed: usize,
+        rest: Vec<u8>,
+    },
+}
+
+/// Reads what is there now; with `pass_to`, writes as much of it on as the socket takes
+/// without waiting, and keeps only the rest.
+fn read_chunk(src: &OwnedReadHalf, pass_to: Option<&OwnedWriteHalf>) -> io::Result<Read> {
+    READ_BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        let n = src.try_read_buf(buf)?;
+        if n == 0 {
+            return Ok(Read::Eof);
+        }
+        let written = match pass_to.map(|dst| dst.try_write(buf)) {
+            None => 0,
+            Some(Ok(w)) => w,
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            // A broken destination: reported by the write that follows.
+            Some(Err(_)) => 0,
+        };
+        Ok(if written == n {
+            Read::Passed(n)
+        } else {
+            Read::Held {
+                passed: written,
+                rest: buf[written..].to_vec(),
+            }
+        })
+    })
 }
 
 /// The writing side's state: bandwidth pacing, bytes passed, `limit_data` baselines.
