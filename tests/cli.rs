@@ -299,3 +299,80 @@ fn ctrl_c_writes_every_report_and_exits_with_the_interrupted_code() {
     );
     assert!(out.join("summary.txt").exists());
 }
+
+/// `wsstorm proxy` on its own, in front of a server, with a fault from its flags: another
+/// run through it sees the latency, and Ctrl-C ends it with its counts.
+#[test]
+fn the_standalone_proxy_adds_its_faults_in_front_of_any_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(target::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Behaviour::default(),
+        ))
+        .unwrap();
+    let upstream = server
+        .url()
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args([
+            "proxy",
+            "--listen",
+            &listen,
+            "--upstream",
+            &upstream,
+            "--latency",
+            "30ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the proxy never listened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"via\"\ntarget = \"ws://{listen}/\"\nduration = \"1s\"\n[correlation]\nrequest_id = \"/id\"\n\
+             [[phases]]\nclients = 2\n[[steps]]\nsend = '{{\"id\":\"{{{{id}}}}\"}}'\nexpect = \"response\"\n\
+             [thresholds]\nrtt = [\"min >= 30ms\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("o");
+    let o = wsstorm(
+        &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "every rtt carries the proxy's 30 ms: {}",
+        text(&o)
+    );
+    Command::new("kill")
+        .args(["-INT", &proxy.id().to_string()])
+        .status()
+        .unwrap();
+    let status = proxy.wait().unwrap();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut proxy.stdout.take().unwrap(), &mut printed).unwrap();
+    assert!(status.success(), "{printed}");
+    assert!(printed.contains("(latency 30ms downstream)"), "{printed}");
+    // The two clients, and the probe that waited for the proxy to listen.
+    assert!(printed.contains("proxied 3 connections"), "{printed}");
+    let seen = runtime.block_on(server.shutdown());
+    assert_eq!(seen.connections, 2);
+}
