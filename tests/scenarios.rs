@@ -34,12 +34,13 @@ fn every_shipped_scenario_validates() {
         [
             "connection-manager",
             "game-session",
+            "network-chaos",
             "quickstart",
             "roll-results",
             "sre-agent",
             "websocket-first"
         ],
-        "one scenario per seed system, plus the quick start"
+        "one scenario per seed system, plus the quick start and the network chaos tour"
     );
 }
 
@@ -118,4 +119,34 @@ fn sre_agent_comes_back_from_a_storm_within_5_seconds_on_average() {
     assert_eq!(s["drops"]["chaos_reset"], 100, "half of 200 reset at 10 s");
     let recovery = &s["recovery"][0];
     assert!(recovery["connected_recovered_s"].as_f64().is_some(), "{recovery}");
+}
+
+#[test]
+fn network_chaos_tour_recovers_from_every_fault() {
+    let s = run("network-chaos", "20s");
+    let how: Vec<&str> = s["recovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["how"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        how,
+        [
+            "net_latency",
+            "net_bandwidth",
+            "net_blackhole",
+            "net_refuse",
+            "net_reset"
+        ]
+    );
+    assert_eq!(
+        s["drops"]["pong_timeout"], 200,
+        "the partition, found by the heartbeat"
+    );
+    assert_eq!(s["drops"]["reset"], 200, "the outage");
+    assert_eq!(s["counts"]["reconnects"], 400);
+    assert_eq!(s["proxy"]["reset"], 200);
+    assert!(s["connect_errors"]["refused"].as_u64().unwrap() > 0);
+    assert!(s["recovery"][2]["connected_recovered_s"].as_f64().is_some());
 }
