@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::Exit;
 use crate::proxy::{Direction, Fault, Proxy, Toxic};
+use crate::report;
 use crate::run::{self, Controls, RunOptions};
 use crate::scenario::{self, Overrides, duration, units};
 use crate::target::{self, Behaviour};
@@ -37,6 +38,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the fault-injecting TCP proxy on its own, in front of any server and any client.
     Proxy(ProxyArgs),
+    /// Render summary.txt, junit.xml and report.html again from a results directory.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results directory (with summary.json, and timeseries.csv for the charts).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +293,20 @@ pub async fn dispatch(cli: Cli) -> Exit {
         }
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,
+        Command::Report(args) => match report::rerender(&args.dir) {
+            Ok(summary) => {
+                println!(
+                    "{}: summary.txt, junit.xml and report.html rendered again ({})",
+                    args.dir.display(),
+                    summary.outcome
+                );
+                Exit::Success
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::InvalidInput
+            }
+        },
     }
 }
 

@@ -243,7 +243,7 @@ pub async fn execute(
         exec,
     };
     let summary = Summary::new(info, &totals, &verdicts, collected.recovery, &plan.chaos);
-    report::write_summary(&dir, &summary).map_err(RunError::io(format!(
+    report::write_reports(&dir, &summary).map_err(RunError::io(format!(
         "cannot write the summary in {}",
         dir.display()
     )))?;

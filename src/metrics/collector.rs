@@ -229,13 +229,13 @@ fn connection_row(event: &Event, elapsed: Duration) -> Option<ConnectionRow> {
         Event::GaveUp { client, attempts, .. } => {
             row(client, "gave_up", attempts, Duration::ZERO, String::new())
         }
-        Event::Chaos { name, .. } => ConnectionRow {
+        Event::Chaos { name, index, .. } => ConnectionRow {
             client: None,
-            ..row(0, "chaos", 0, Duration::ZERO, name.to_string())
+            ..row(0, "chaos", 0, Duration::ZERO, format!("{name}#{index}"))
         },
-        Event::ChaosEnded { name, .. } => ConnectionRow {
+        Event::ChaosEnded { name, index } => ConnectionRow {
             client: None,
-            ..row(0, "chaos_end", 0, Duration::ZERO, name.to_string())
+            ..row(0, "chaos_end", 0, Duration::ZERO, format!("{name}#{index}"))
         },
         _ => return None,
     })

@@ -3,6 +3,8 @@
 //! they never reach back into the engine.
 
 pub mod connections;
+pub mod html;
+pub mod junit;
 pub mod progress;
 pub mod summary;
 pub mod timeseries;
@@ -25,6 +27,8 @@ pub const TIMESERIES: &str = "timeseries.csv";
 pub const CONNECTIONS: &str = "connections.csv";
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_TXT: &str = "summary.txt";
+pub const JUNIT: &str = "junit.xml";
+pub const HTML: &str = "report.html";
 
 /// `results/<name>-<UTC timestamp>` unless `out` is given; created now, so an unwritable place
 /// is an error before anything is sent.
@@ -101,11 +105,36 @@ pub async fn stream(
     result.and_then(|_| files.connections.flush())
 }
 
-/// Writes summary.json and summary.txt.
-pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
+/// Writes summary.json, then the documents rendered from it and timeseries.csv.
+pub fn write_reports(dir: &Path, summary: &Summary) -> io::Result<()> {
     let json = serde_json::to_string_pretty(summary).map_err(io::Error::other)?;
     write_atomically(&dir.join(SUMMARY_JSON), json.as_bytes())?;
-    write_atomically(&dir.join(SUMMARY_TXT), summary.render_text().as_bytes())
+    render_documents(dir, summary)
+}
+
+/// `wsstorm report DIR`: renders summary.txt, junit.xml and report.html again from a results
+/// directory's summary.json and timeseries.csv (so report changes apply to old runs).
+pub fn rerender(dir: &Path) -> io::Result<Summary> {
+    let path = dir.join(SUMMARY_JSON);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a wsstorm summary: {e}", path.display()),
+        )
+    })?;
+    render_documents(dir, &summary)?;
+    Ok(summary)
+}
+
+fn render_documents(dir: &Path, summary: &Summary) -> io::Result<()> {
+    write_atomically(&dir.join(SUMMARY_TXT), summary.render_text().as_bytes())?;
+    write_atomically(&dir.join(JUNIT), junit::render(summary).as_bytes())?;
+    // A directory without its time series still gets its tables.
+    let series = html::Series::read(&dir.join(TIMESERIES)).unwrap_or_default();
+    let spans = series.chaos_spans(&dir.join(CONNECTIONS));
+    write_atomically(&dir.join(HTML), html::render(summary, &series, &spans).as_bytes())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {

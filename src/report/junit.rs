@@ -1,0 +1,99 @@
+//! junit.xml: one test case per threshold, as CI systems read it (Jenkins, GitLab, GitHub
+//! test reporters): the name says the metric and the expression, a failure says the measured
+//! value against the limit. A run that failed outright is one more test case, in error.
+
+use std::fmt::Write as _;
+
+use super::summary::Summary;
+
+pub fn render(summary: &Summary) -> String {
+    let failures = summary.thresholds.iter().filter(|t| !t.passed).count();
+    let run_failed = summary.outcome == "run_failed";
+    let tests = summary.thresholds.len() + usize::from(run_failed);
+    let suite = escape(&summary.scenario);
+    let time = summary.elapsed_s;
+    let mut x = String::new();
+    let _ = writeln!(x, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    let _ = writeln!(
+        x,
+        r#"<testsuites name="wsstorm" tests="{tests}" failures="{failures}" errors="{}" time="{time:.3}">"#,
+        usize::from(run_failed)
+    );
+    let _ = writeln!(
+        x,
+        r#"  <testsuite name="{suite}" tests="{tests}" failures="{failures}" errors="{}" skipped="0" time="{time:.3}" timestamp="{}">"#,
+        usize::from(run_failed),
+        escape(&summary.started_at)
+    );
+    let _ = writeln!(x, "    <properties>");
+    for (name, value) in [
+        ("target", summary.target.as_str()),
+        ("scenario_file", summary.scenario_file.as_str()),
+        ("outcome", summary.outcome.as_str()),
+        ("wsstorm_version", summary.wsstorm_version.as_str()),
+    ] {
+        let _ = writeln!(x, r#"      <property name="{name}" value="{}"/>"#, escape(value));
+    }
+    let _ = writeln!(x, "    </properties>");
+    for t in &summary.thresholds {
+        let name = escape(&format!("{} {}", t.metric, t.expression));
+        let _ = write!(
+            x,
+            r#"    <testcase classname="wsstorm.thresholds.{suite}" name="{name}" time="0">"#
+        );
+        if t.passed {
+            let _ = writeln!(
+                x,
+                "<system-out>measured {}</system-out></testcase>",
+                escape(&t.shown)
+            );
+        } else {
+            let message = format!(
+                "{} {}: measured {}, which crosses the threshold",
+                t.metric, t.expression, t.shown
+            );
+            let _ = writeln!(
+                x,
+                "\n      <failure type=\"threshold\" message=\"{}\">metric {}\nthreshold {}\nmeasured {} (limit {})</failure>\n    </testcase>",
+                escape(&message),
+                escape(&t.metric),
+                escape(&t.expression),
+                escape(&t.shown),
+                t.limit
+            );
+        }
+    }
+    if run_failed {
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"wsstorm.run.{suite}\" name=\"run\" time=\"{time:.3}\">\n      <error type=\"run_failed\" message=\"no client could connect to {}\"/>\n    </testcase>",
+            escape(&summary.target)
+        );
+    }
+    let _ = writeln!(
+        x,
+        "    <system-out>{}</system-out>",
+        escape(&summary.render_text())
+    );
+    let _ = writeln!(x, "  </testsuite>");
+    let _ = writeln!(x, "</testsuites>");
+    x
+}
+
+/// Escapes text for XML attributes and content; drops the control characters XML 1.0 forbids.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

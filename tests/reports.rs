@@ -1,0 +1,168 @@
+//! The documents of a results directory: junit.xml as CI reads it, report.html in a real
+//! browser, and `wsstorm report DIR` rendering them again from summary.json.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{plan, run, server};
+use wsstorm::target::Behaviour;
+
+const GATED: &str = r#"name = "gated"
+target = "embedded"
+duration = "3s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 5
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "20ms"
+[[chaos]]
+at = "1s"
+drop = "40%"
+how = "reset"
+[thresholds]
+rtt = ["p(50) < 1ms"]
+timeouts = ["count == 0"]
+"#;
+
+async fn gated_run() -> (wsstorm::run::RunResult, tempfile::TempDir) {
+    let server = server(Behaviour {
+        latency: std::time::Duration::from_millis(5),
+        ..Behaviour::default()
+    })
+    .await;
+    let r = run(plan(GATED, &server.url())).await;
+    server.shutdown().await;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junit_has_one_case_per_threshold_with_exactly_their_verdicts() {
+    let (r, _dir) = gated_run().await;
+    let xml = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("junit.xml is well-formed XML");
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(suite.attribute("tests"), Some("2"));
+    assert_eq!(suite.attribute("failures"), Some("1"));
+    let cases: Vec<(String, bool)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| {
+            (
+                n.attribute("name").unwrap().to_string(),
+                n.children().any(|c| c.has_tag_name("failure")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cases,
+        [
+            ("rtt p(50) < 1ms".to_string(), true),
+            ("timeouts count == 0".to_string(), false)
+        ],
+        "{xml}"
+    );
+    let failure = doc.descendants().find(|n| n.has_tag_name("failure")).unwrap();
+    let message = failure.attribute("message").unwrap();
+    assert!(message.starts_with("rtt p(50) < 1ms: measured "), "{message}");
+}
+
+fn wsstorm(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_dir_renders_the_same_documents_again_from_summary_json() {
+    let (r, _dir) = gated_run().await;
+    let read = |f: &str| std::fs::read(r.dir.join(f)).unwrap();
+    let before: Vec<Vec<u8>> = ["summary.txt", "junit.xml", "report.html"].map(read).to_vec();
+    for f in ["summary.txt", "junit.xml", "report.html"] {
+        std::fs::remove_file(r.dir.join(f)).unwrap();
+    }
+    let o = wsstorm(&["report", r.dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after: Vec<Vec<u8>> = ["summary.txt", "junit.xml", "report.html"].map(read).to_vec();
+    assert!(before[0] == after[0], "summary.txt byte for byte");
+    assert!(before[1] == after[1], "junit.xml byte for byte");
+    assert!(before[2] == after[2], "report.html byte for byte");
+
+    let o = wsstorm(&["report", "/nonexistent/results"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /nonexistent/results/summary.json"));
+}
+
+/// report.html opened in headless Chromium: the charts, their lines and the chaos markers are
+/// in the DOM it built. Runs when Chromium is installed (`.ci/run` installs it and sets
+/// WSSTORM_BROWSER_TEST=1, which makes a missing browser a failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_renders_in_a_real_browser_with_charts_and_chaos_markers() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("WSSTORM_BROWSER_TEST").is_none(),
+            "WSSTORM_BROWSER_TEST is set but no Chromium is installed"
+        );
+        eprintln!("skipped: no Chromium here (.ci/run installs it)");
+        return;
+    };
+    let (r, _dir) = gated_run().await;
+    let profile = tempfile::tempdir().unwrap();
+    let page = format!("file://{}", r.dir.join("report.html").display());
+    let browse = |extra: &[&str]| {
+        Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1040,2400",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&page)
+            .output()
+            .unwrap()
+    };
+    let o = browse(&["--dump-dom"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dom = String::from_utf8_lossy(&o.stdout);
+    let count = |needle: &str| dom.matches(needle).count();
+    assert_eq!(count("<svg class=\"chart\""), 6, "six charts");
+    assert!(count("<polyline class=\"series\"") >= 15, "their lines");
+    assert_eq!(
+        count("<g class=\"chaos\">"),
+        6,
+        "the chaos drop marked on every chart"
+    );
+    assert!(dom.contains("reset#0"));
+    assert!(dom.contains("id=\"verdict\">THRESHOLDS CROSSED"));
+    assert!(dom.contains("<td class=\"bad\">FAIL</td>"));
+    let shot = r.dir.join("screenshot.png");
+    let o = browse(&[&format!("--screenshot={}", shot.display())]);
+    assert!(o.status.success());
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real picture"
+    );
+    assert!(Path::new(&shot).exists());
+}
