@@ -106,7 +106,7 @@ pub struct ServeArgs {
     pub no_reply_fraction: f64,
     /// Print a line of counts (open connections; accepted, received, answered, refused in the
     /// interval) this often.
-    #[arg(long, value_parser = duration::parse)]
+    #[arg(long, value_parser = positive_duration)]
     pub stats_every: Option<Duration>,
     /// Seed for jitter and the withheld fraction.
     #[arg(long, default_value = "1")]
@@ -164,19 +164,19 @@ pub struct ProxyArgs {
     #[arg(long, value_parser = units::rate)]
     pub bandwidth: Option<u64>,
     /// Cut chunks into pieces of about this many bytes.
-    #[arg(long)]
-    pub slicer: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub slicer: Option<u32>,
     /// Variation of the slice size, ± this many bytes.
     #[arg(long, default_value = "0", requires = "slicer")]
-    pub slicer_variation: usize,
+    pub slicer_variation: u32,
     /// Pause between slices.
     #[arg(long, value_parser = duration::parse, default_value = "0s", requires = "slicer")]
     pub slicer_delay: Duration,
     /// Delay a close from one side before passing it to the other.
     #[arg(long, value_parser = duration::parse)]
     pub slow_close: Option<Duration>,
-    /// Close (by reset) a connection once this many bytes have passed (e.g. 64KiB).
-    #[arg(long, value_parser = units::size)]
+    /// Close a connection once this many bytes have passed (e.g. 64KiB).
+    #[arg(long, value_parser = positive_size)]
     pub limit_data: Option<u64>,
     /// Direction those faults act on: upstream (client → server), downstream, or both.
     #[arg(long, value_parser = direction, default_value = "downstream")]
@@ -188,8 +188,15 @@ pub struct ProxyArgs {
     #[arg(long, default_value = "1")]
     pub seed: u64,
     /// Print a line of counts this often.
-    #[arg(long, value_parser = duration::parse)]
+    #[arg(long, value_parser = positive_duration)]
     pub stats_every: Option<Duration>,
+}
+
+fn positive_size(text: &str) -> Result<u64, String> {
+    match units::size(text)? {
+        0 => Err(format!("expected at least 1 byte, found {text:?}")),
+        n => Ok(n),
+    }
 }
 
 impl ProxyArgs {
@@ -206,8 +213,8 @@ impl ProxyArgs {
         }
         if let Some(average) = self.slicer {
             toxics.push(Toxic::Slicer {
-                average,
-                variation: self.slicer_variation,
+                average: average as usize,
+                variation: self.slicer_variation as usize,
                 delay: self.slicer_delay,
             });
         }

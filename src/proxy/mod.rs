@@ -34,7 +34,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct ProxyCounts {
     /// Client connections accepted.
     pub connections: u64,
-    /// Connections open now.
+    /// Connections open now (in the summary: still open when the run ended and the proxy
+    /// stopped, after a grace of 2 s).
     pub open: u64,
     /// Client connections reset because the upstream could not be reached.
     pub upstream_failures: u64,
@@ -68,8 +69,9 @@ struct Shared {
     upstream: String,
     seed: u64,
     faults: watch::Sender<Arc<[Active]>>,
-    /// One-shot `reset` faults, latest last.
-    resets: watch::Sender<Option<Active>>,
+    /// One-shot `reset` faults fired so far, in order (a connection acts on those after the
+    /// ones it has seen).
+    resets: watch::Sender<Vec<Active>>,
     /// Numbers of the connections open now (for exact counts of whom a fault hits).
     open: Mutex<HashSet<u64>>,
     stats: Stats,
@@ -98,7 +100,7 @@ impl Proxy {
             upstream,
             seed,
             faults: watch::Sender::new(Arc::from([])),
-            resets: watch::Sender::new(None),
+            resets: watch::Sender::new(Vec::new()),
             open: Mutex::new(HashSet::new()),
             stats: Stats::default(),
             kill: CancellationToken::new(),
@@ -162,7 +164,7 @@ impl Proxy {
             self.hit(&active)
         };
         if fault.toxic == Toxic::Reset {
-            self.shared.resets.send_replace(Some(active));
+            self.shared.resets.send_modify(|list| list.push(active));
         } else {
             self.shared.faults.send_modify(|list| {
                 *list = list.iter().copied().chain([active]).collect();
@@ -216,10 +218,14 @@ impl Proxy {
         self.stop.cancel();
         // The accept loop ends at once; connections end when their peers close.
         let _ = timeout(SHUTDOWN_GRACE, self.wait_connections()).await;
+        let open_at_end = self.counts().open;
         self.shared.faults.send_replace(Arc::from([]));
         self.shared.kill.cancel();
         let _ = (&mut self.done).await;
-        self.counts()
+        ProxyCounts {
+            open: open_at_end,
+            ..self.counts()
+        }
     }
 
     async fn wait_connections(&self) {
@@ -313,7 +319,12 @@ async fn connection(client: TcpStream, conn: u64, shared: Arc<Shared>) {
         let _ = client.set_zero_linger();
         return;
     }
-    let upstream = match timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(&shared.upstream)).await {
+    let connect = timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(&shared.upstream));
+    let upstream = tokio::select! {
+        connected = connect => connected,
+        _ = shared.kill.cancelled() => return,
+    };
+    let upstream = match upstream {
         Ok(Ok(s)) => s,
         _ => {
             shared.stats.upstream_failures.fetch_add(1, Relaxed);
@@ -323,6 +334,9 @@ async fn connection(client: TcpStream, conn: u64, shared: Arc<Shared>) {
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    // Subscribed before it counts as open, so that no reset that counts it can miss it.
+    let mut resets = shared.resets.subscribe();
+    let seen = resets.borrow_and_update().len();
     shared.open.lock().expect("not poisoned").insert(conn);
 
     let (client_read, client_write) = client.into_split();
@@ -347,7 +361,7 @@ async fn connection(client: TcpStream, conn: u64, shared: Arc<Shared>) {
     let down = pump_task(upstream_read, client_write, way(Direction::Downstream), |s| {
         &s.bytes_downstream
     });
-    let resets = watch_resets(shared.resets.subscribe(), &shared, conn, &abort);
+    let resets = watch_resets(resets, seen, &shared, conn, &abort);
     let (up, down) = tokio::select! {
         ends = futures_util::future::join(up, down) => ends,
         _ = resets => unreachable!("watch_resets never returns"),
@@ -363,21 +377,26 @@ async fn connection(client: TcpStream, conn: u64, shared: Arc<Shared>) {
 /// Aborts the connection when a `reset` fault that hits it fires, or at shutdown; then waits
 /// forever (the pumps end on the abort).
 async fn watch_resets(
-    mut resets: watch::Receiver<Option<Active>>,
+    mut resets: watch::Receiver<Vec<Active>>,
+    mut seen: usize,
     shared: &Shared,
     conn: u64,
     abort: &CancellationToken,
 ) {
-    resets.borrow_and_update();
+    // Resets fired since `seen` was taken count too.
+    resets.mark_changed();
     loop {
         tokio::select! {
             changed = resets.changed() => {
                 if changed.is_err() {
                     break;
                 }
-                let hit = resets
-                    .borrow_and_update()
-                    .is_some_and(|a| a.fault.hits(shared.seed, a.id, conn));
+                let list = resets.borrow_and_update();
+                let hit = list[seen..]
+                    .iter()
+                    .any(|a| a.fault.hits(shared.seed, a.id, conn));
+                seen = list.len();
+                drop(list);
                 if hit {
                     if !abort.is_cancelled() {
                         shared.stats.reset.fetch_add(1, Relaxed);

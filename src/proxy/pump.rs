@@ -61,17 +61,24 @@ pub(super) async fn pump(
         end = flow(&mut src, &mut dst, way, faults, bytes) => end,
         _ = abort.cancelled() => End::Aborted,
     };
+    let end = match end {
+        End::Eof(Some(delay)) => tokio::select! {
+            _ = sleep(delay) => end,
+            _ = abort.cancelled() => End::Aborted,
+        },
+        other => other,
+    };
     match end {
-        End::Eof(slow_close) => {
-            if let Some(delay) = slow_close {
-                tokio::select! {
-                    _ = sleep(delay) => {}
-                    _ = abort.cancelled() => {}
-                }
-            }
+        End::Eof(_) => {
             let _ = dst.shutdown().await;
         }
-        End::Broken | End::Limit | End::Aborted => {
+        End::Limit => {
+            // A close, as Toxiproxy's limit_data does: FIN after every byte up to the limit
+            // (a reset could discard what the peer has not read yet); the other side is reset.
+            let _ = dst.shutdown().await;
+            abort.cancel();
+        }
+        End::Broken | End::Aborted => {
             abort.cancel();
             let _ = dst.as_ref().set_zero_linger();
             // No FIN on the way out: the socket closes (with RST) when its read half, held
@@ -113,8 +120,14 @@ async fn flow(
             _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 let (_, data) = queue.pop_front().expect("a chunk is due");
                 queued -= data.len();
-                if let Err(end) = out.deliver(dst, &data, &fx, bytes).await {
-                    return end;
+                match out.deliver(dst, &data, &fx, bytes, Some(&mut faults)).await {
+                    Err(end) => return end,
+                    // The faults changed while it was paced: the rest goes out under the new ones.
+                    Ok(Some(rest)) => {
+                        queued += rest.len();
+                        queue.push_front((Instant::now(), rest));
+                    }
+                    Ok(None) => {}
                 }
             }
             // Only waited on while holding chunks, so an idle pass-through registers nothing.
@@ -149,11 +162,11 @@ async fn flow(
                     Err(_) => return End::Broken,
                 };
                 if immediate {
-                    if let Err(end) = out.deliver(dst, &rest, &fx, bytes).await {
+                    if let Err(end) = out.deliver(dst, &rest, &fx, bytes, None).await {
                         return end;
                     }
                 } else {
-                    let mut at = Instant::now() + out.delay(&fx);
+                    let mut at = Instant::now().checked_add(out.delay(&fx)).unwrap_or_else(far_future);
                     if let Some(last) = last_due {
                         at = at.max(last);
                     }
@@ -181,6 +194,11 @@ enum Read {
         passed: usize,
         rest: Vec<u8>,
     },
+}
+
+/// A time no fault reaches (a delay too long to add to now).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Reads what is there now; with `pass_to`, writes as much of it on as the socket takes
@@ -244,13 +262,17 @@ impl Out {
         Duration::from_micros(us.max(0) as u64)
     }
 
+    /// Writes `data` under the effects `fx`: cut by the slicer, paced by the bandwidth, up to
+    /// the limit. With `faults`, stops between pieces when the faults change and returns what
+    /// is left to send.
     async fn deliver(
         &mut self,
         dst: &mut OwnedWriteHalf,
         data: &[u8],
         fx: &Effects,
         bytes: &AtomicU64,
-    ) -> Result<(), End> {
+        mut faults: Option<&mut watch::Receiver<Arc<[Active]>>>,
+    ) -> Result<Option<Vec<u8>>, End> {
         let mut data = data;
         let mut limited = false;
         if let Some((id, limit)) = fx.limit {
@@ -261,7 +283,7 @@ impl Out {
                     self.total
                 }
             };
-            let left = (base + limit).saturating_sub(self.total);
+            let left = base.saturating_add(limit).saturating_sub(self.total);
             if data.len() as u64 >= left {
                 data = &data[..left as usize];
                 limited = true;
@@ -269,13 +291,19 @@ impl Out {
         }
         let mut first = true;
         while !data.is_empty() {
+            if !first && faults.as_mut().is_some_and(|f| f.has_changed().unwrap_or(false)) {
+                return Ok(Some(data.to_vec()));
+            }
             let mut n = data.len();
             if let Some((average, variation, delay)) = fx.slicer {
                 if !first && !delay.is_zero() {
                     sleep(delay).await;
                 }
                 let lo = average.saturating_sub(variation).max(1);
-                n = n.min(self.rng.random_range(lo..=(average + variation).max(lo)));
+                n = n.min(
+                    self.rng
+                        .random_range(lo..=average.saturating_add(variation).max(lo)),
+                );
             }
             if let Some(rate) = fx.bytes_per_s {
                 // Small writes, each sent when the link would have carried the last one.
@@ -296,6 +324,6 @@ impl Out {
         if limited {
             return Err(End::Limit);
         }
-        Ok(())
+        Ok(None)
     }
 }

@@ -222,10 +222,11 @@ impl Validator<'_> {
                 );
                 let average = self.required(c.average_size.as_ref(), name, "average_size = 64", &kind)?;
                 let variation = c.size_variation.as_ref().map_or(0, |v| *v.get_ref());
-                if *average.get_ref() == 0 || variation >= *average.get_ref() {
+                if *average.get_ref() == 0 || *average.get_ref() > 1 << 30 || variation >= *average.get_ref()
+                {
                     self.error(
                         average.span(),
-                        "chaos.average_size: expected a size above zero and above size_variation",
+                        "chaos.average_size: expected a size above zero (at most 1 GiB) and above size_variation",
                     );
                     return None;
                 }
@@ -249,7 +250,11 @@ impl Validator<'_> {
                     RawNumberOrText::Number(n) if *n >= 1.0 && n.fract() == 0.0 => Ok(*n as u64),
                     RawNumberOrText::Number(n) => Err(format!("{n}: {}", units::SIZE_EXPECTED)),
                     RawNumberOrText::Text(t) => units::size(t),
-                };
+                }
+                .and_then(|n| match n {
+                    0 => Err(format!("0 bytes: {}", units::SIZE_EXPECTED)),
+                    n => Ok(n),
+                });
                 match parsed {
                     Ok(bytes) => (Toxic::LimitData { bytes }, ok),
                     Err(e) => {

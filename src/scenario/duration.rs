@@ -5,6 +5,9 @@ use std::time::Duration;
 /// What every duration error says it expected.
 pub const EXPECTED: &str = "expected a duration such as \"250ms\", \"5s\", \"2m\" or \"1h30m\"";
 
+/// The longest duration a scenario may give (longer ones would overflow clock arithmetic).
+pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// Parses a human duration; zero is allowed (callers that need a positive one check it).
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();

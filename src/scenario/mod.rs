@@ -89,6 +89,16 @@ impl Validator<'_> {
 
     fn duration(&mut self, text: &Text, what: &str) -> Option<Duration> {
         match duration::parse(text.get_ref()) {
+            Ok(d) if d > duration::MAX => {
+                self.error(
+                    text.span(),
+                    format!(
+                        "{what}: {:?} is too long: expected at most 10 years",
+                        text.get_ref()
+                    ),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(text.span(), format!("{what}: {e}"));

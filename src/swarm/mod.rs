@@ -230,15 +230,17 @@ pub async fn run(
                         }
                         continue;
                     }
-                    ChaosAction::Network { fault, lasts } => {
+                    // Its end, if any, is on the timeline.
+                    ChaosAction::Network { fault, .. } => {
                         let proxy = around.proxy.expect("a plan with network chaos runs a proxy");
-                        let _ = lasts; // its end is on the timeline
                         (
                             proxy.begin(fault_id(index, n), *fault),
                             fault.toxic != Toxic::Reset,
                         )
                     }
                     ChaosAction::Exec(exec) => {
+                        // Its start is reported before it can end.
+                        shared.events.send(chaos_event(index, name, 0, true)).await;
                         let (exec, dir, halt, events) = (
                             exec.clone(),
                             around.results.to_path_buf(),
@@ -256,7 +258,7 @@ pub async fn run(
                                 .await;
                             report
                         });
-                        (0, true)
+                        continue;
                     }
                 };
                 shared
