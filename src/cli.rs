@@ -40,6 +40,23 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Render summary.txt, junit.xml and report.html again from a results directory.
     Report(ReportArgs),
+    /// Compare two results directories; exit 3 when a chosen metric regressed past the limit.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline results directory.
+    pub base: PathBuf,
+    /// The results directory to judge against it.
+    pub new: PathBuf,
+    /// Largest change for the worse allowed in the gated metrics (e.g. 10%).
+    #[arg(long, value_parser = toxicity, default_value = "10%")]
+    pub max_regression: f64,
+    /// A metric to gate on (repeatable): rtt.p99, rtt.p99.9, connect_time.p95, reconnect_time.max,
+    /// timeout_rate, error_rate, requests_per_s, or a count such as lost. Default: rtt.p99.
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +317,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
         }
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,
+        Command::Compare(args) => compare(args),
         Command::Report(args) => match report::rerender(&args.dir) {
             Ok(summary) => {
                 println!(
@@ -392,6 +410,50 @@ async fn serve(args: ServeArgs) -> Exit {
         counts.pongs_received
     );
     Exit::Success
+}
+
+fn compare(args: CompareArgs) -> Exit {
+    let gates = if args.metrics.is_empty() {
+        vec![report::compare::DEFAULT_GATE.to_string()]
+    } else {
+        args.metrics
+    };
+    let summaries = report::read_summary(&args.base).and_then(|b| Ok((b, report::read_summary(&args.new)?)));
+    let (base, new) = match summaries {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    if base.scenario != new.scenario {
+        eprintln!(
+            "note: comparing different scenarios ({:?} and {:?})",
+            base.scenario, new.scenario
+        );
+    }
+    match report::compare::compare(&base, &new, &gates, args.max_regression) {
+        Ok(comparison) => {
+            print!(
+                "{}",
+                comparison.render(&args.base, &args.new, args.max_regression)
+            );
+            if comparison.regressed() {
+                println!("result      REGRESSED");
+                Exit::ThresholdsCrossed
+            } else {
+                println!(
+                    "result      no regression beyond {:.1}%",
+                    args.max_regression * 100.0
+                );
+                Exit::Success
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::InvalidInput
+        }
+    }
 }
 
 async fn proxy(args: ProxyArgs) -> Exit {

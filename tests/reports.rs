@@ -166,3 +166,46 @@ async fn the_html_report_renders_in_a_real_browser_with_charts_and_chaos_markers
     );
     assert!(Path::new(&shot).exists());
 }
+
+#[test]
+fn compare_finds_a_30_percent_p99_regression_and_passes_below_the_limit() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compare");
+    let (base, new) = (fixtures.join("base"), fixtures.join("new"));
+    let (base, new) = (base.to_str().unwrap(), new.to_str().unwrap());
+
+    let o = wsstorm(&["compare", base, new, "--max-regression", "10%"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "thresholds-crossed code:\n{out}");
+    let p99 = out.lines().find(|l| l.starts_with("rtt.p99 ")).unwrap();
+    assert!(p99.contains("REGRESSED"), "{out}");
+    let change: f64 = p99
+        .split_whitespace()
+        .nth(5)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!((25.0..35.0).contains(&change), "about +30 %: {p99}");
+
+    let o = wsstorm(&[
+        "compare",
+        base,
+        new,
+        "--max-regression",
+        "40%",
+        "--metric",
+        "rtt.p99.9",
+        "--metric",
+        "lost",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+
+    let o = wsstorm(&["compare", new, base, "--metric", "requests_per_s"]);
+    assert_eq!(o.status.code(), Some(0), "more throughput is no regression");
+
+    let o = wsstorm(&["compare", base, new, "--metric", "rtt.q99"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected pN"));
+    let o = wsstorm(&["compare", base, "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(2));
+}

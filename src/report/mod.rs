@@ -2,6 +2,7 @@
 //! display (`progress`) and the final documents (`summary`). Reports read samples and totals;
 //! they never reach back into the engine.
 
+pub mod compare;
 pub mod connections;
 pub mod html;
 pub mod junit;
@@ -112,18 +113,23 @@ pub fn write_reports(dir: &Path, summary: &Summary) -> io::Result<()> {
     render_documents(dir, summary)
 }
 
-/// `wsstorm report DIR`: renders summary.txt, junit.xml and report.html again from a results
-/// directory's summary.json and timeseries.csv (so report changes apply to old runs).
-pub fn rerender(dir: &Path) -> io::Result<Summary> {
+/// Reads a results directory's summary.json.
+pub fn read_summary(dir: &Path) -> io::Result<Summary> {
     let path = dir.join(SUMMARY_JSON);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
-    let summary: Summary = serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} is not a wsstorm summary: {e}", path.display()),
         )
-    })?;
+    })
+}
+
+/// `wsstorm report DIR`: renders summary.txt, junit.xml and report.html again from a results
+/// directory's summary.json and timeseries.csv (so report changes apply to old runs).
+pub fn rerender(dir: &Path) -> io::Result<Summary> {
+    let summary = read_summary(dir)?;
     render_documents(dir, &summary)?;
     Ok(summary)
 }
