@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::exit::Exit;
 use crate::proxy::{Direction, Fault, Proxy, Toxic};
@@ -42,6 +42,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two results directories; exit 3 when a chosen metric regressed past the limit.
     Compare(CompareArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `wsstorm man > wsstorm.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +322,18 @@ pub async fn dispatch(cli: Cli) -> Exit {
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,
         Command::Compare(args) => compare(args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "wsstorm", &mut std::io::stdout());
+            Exit::Success
+        }
+        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => Exit::Success,
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::RunFailed
+            }
+        },
         Command::Report(args) => match report::rerender(&args.dir) {
             Ok(summary) => {
                 println!(

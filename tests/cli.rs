@@ -376,3 +376,23 @@ fn the_standalone_proxy_adds_its_faults_in_front_of_any_server() {
     let seen = runtime.block_on(server.shutdown());
     assert_eq!(seen.connections, 2);
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_definitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = wsstorm(&["completions", shell], tmp.path());
+        assert!(o.status.success(), "{shell}: {}", text(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        for sub in ["run", "validate", "serve", "proxy", "report", "compare"] {
+            assert!(script.contains(sub), "{shell} completion knows `{sub}`");
+        }
+    }
+    let o = wsstorm(&["man"], tmp.path());
+    assert!(o.status.success());
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains(".TH wsstorm 1"), "{page}");
+    assert!(page.contains("compare"));
+    let o = wsstorm(&["completions", "tcsh"], tmp.path());
+    assert_eq!(o.status.code(), Some(2), "an unknown shell is a usage error");
+}
