@@ -184,7 +184,16 @@ pub async fn execute(
     let start = Instant::now();
     let (events, events_rx) = metrics::channel();
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();
-    let collector = tokio::spawn(metrics::collect(events_rx, start, samples_tx));
+    let gate = metrics::AbortGate {
+        thresholds: plan
+            .thresholds
+            .iter()
+            .filter(|t| t.abort_after.is_some())
+            .cloned()
+            .collect(),
+        stop: controls.stop.clone(),
+    };
+    let collector = tokio::spawn(metrics::collect(events_rx, start, samples_tx, gate));
     let streamer = tokio::spawn(report::stream(
         samples_rx,
         writer,
@@ -219,11 +228,12 @@ pub async fn execute(
     };
 
     let verdicts = totals.verdicts(&plan.thresholds);
+    let aborted = collected.aborted;
     let outcome = if controls.interrupted() {
         Outcome::Interrupted
     } else if totals.counts.connects == 0 && plan.load.peak() > 0 {
         Outcome::RunFailed
-    } else if verdicts.iter().any(|v| !v.passed) {
+    } else if aborted.is_some() || verdicts.iter().any(|v| !v.passed) {
         Outcome::ThresholdsCrossed
     } else {
         Outcome::Passed
@@ -241,6 +251,7 @@ pub async fn execute(
         embedded_server: server,
         proxy,
         exec,
+        aborted,
     };
     let summary = Summary::new(info, &totals, &verdicts, collected.recovery, &plan.chaos);
     report::write_reports(&dir, &summary).map_err(RunError::io(format!(

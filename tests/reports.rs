@@ -209,3 +209,66 @@ fn compare_finds_a_30_percent_p99_regression_and_passes_below_the_limit() {
     let o = wsstorm(&["compare", base, "/nonexistent"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// abort_on_fail: a threshold crossed at about second 2 of a 30 s run ends it within about a
+/// second (plus the drain of replies in flight), with every report written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_on_fail_threshold_ends_the_run_early_with_complete_reports() {
+    let server = server(Behaviour {
+        no_reply_every: Some(40),
+        ..Behaviour::default()
+    })
+    .await;
+    let toml = r#"name = "abort"
+target = "embedded"
+duration = "30s"
+[correlation]
+request_id = "/id"
+timeout = "500ms"
+[[phases]]
+clients = 5
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "20ms"
+[thresholds]
+timeouts = [{ threshold = "count == 0", abort_on_fail = true, grace = "2s" }]
+rtt = ["p(99) < 1s"]
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    server.shutdown().await;
+    assert_eq!(r.outcome, wsstorm::run::Outcome::ThresholdsCrossed);
+    let aborted = r.summary.aborted.clone().expect("aborted");
+    assert_eq!(
+        (aborted.metric.as_str(), aborted.expression.as_str()),
+        ("timeouts", "count == 0")
+    );
+    assert!(
+        (2.0..3.1).contains(&aborted.at_s),
+        "checked from the end of its grace: {aborted:?}"
+    );
+    assert!(
+        r.summary.elapsed_s - aborted.at_s < 2.0,
+        "ended {:.2} s after the crossing",
+        r.summary.elapsed_s - aborted.at_s
+    );
+    support::assert_requests_reconcile(&r);
+    support::check_summary_schema(&r);
+    for f in [
+        "summary.txt",
+        "junit.xml",
+        "report.html",
+        "timeseries.csv",
+        "connections.csv",
+    ] {
+        assert!(r.dir.join(f).exists(), "{f}");
+    }
+    let text = std::fs::read_to_string(r.dir.join("summary.txt")).unwrap();
+    assert!(text.contains("aborted     at "), "{text}");
+    assert!(
+        std::fs::read_to_string(r.dir.join("report.html"))
+            .unwrap()
+            .contains("id=\"aborted\"")
+    );
+}

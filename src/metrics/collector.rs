@@ -5,13 +5,16 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
 use super::histogram::Latency;
 use super::recovery::{Recovery, Tracker};
 use super::totals::{Counts, Totals};
+use crate::scenario::threshold::Threshold;
 
 /// Events buffered between clients and the collector before senders wait.
 const CHANNEL_CAPACITY: usize = 65_536;
@@ -77,10 +80,51 @@ pub enum Output {
 pub struct Collected {
     pub totals: Totals,
     pub recovery: Vec<Recovery>,
+    /// The `abort_on_fail` threshold that ended the run early, if one did.
+    pub aborted: Option<Aborted>,
+}
+
+/// Thresholds with `abort_on_fail`, checked at every one-second tick once their grace has
+/// passed; the first one crossed stops the run (gracefully, like a first Ctrl-C).
+pub struct AbortGate {
+    pub thresholds: Vec<Threshold>,
+    pub stop: CancellationToken,
+}
+
+/// The threshold that aborted a run, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aborted {
+    pub metric: String,
+    pub expression: String,
+    /// The value measured when it was crossed.
+    pub measured: String,
+    pub at_s: f64,
+}
+
+impl AbortGate {
+    fn check(&self, totals: &Totals, elapsed: Duration) -> Option<Aborted> {
+        let crossed = self.thresholds.iter().find(|t| {
+            t.abort_after.is_some_and(|grace| elapsed >= grace)
+                && !t.passes(totals.measure(t.metric, t.aggregate))
+        })?;
+        self.stop.cancel();
+        Some(Aborted {
+            metric: crossed.metric.name().to_string(),
+            expression: crossed.source.clone(),
+            measured: crossed.show_value(totals.measure(crossed.metric, crossed.aggregate)),
+            at_s: elapsed.as_secs_f64(),
+        })
+    }
 }
 
 /// Runs until every `EventTx` is dropped. Outputs go to `out` as they happen.
-pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender<Output>) -> Collected {
+pub async fn collect(
+    mut rx: EventRx,
+    start: Instant,
+    out: mpsc::UnboundedSender<Output>,
+    gate: AbortGate,
+) -> Collected {
+    let mut aborted = None;
     let mut totals = Totals::default();
     let mut window_rtt = Latency::new();
     let mut last = (Counts::default(), Duration::ZERO);
@@ -114,7 +158,7 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
                 if n == 0 {
                     recovery.window(&window_rtt, now);
                     emit(&totals, &mut window_rtt, &mut last, &mut timeline, now);
-                    return Collected { totals, recovery: recovery.finish() };
+                    return Collected { totals, recovery: recovery.finish(), aborted };
                 }
                 let before = totals.counts.connected();
                 let mut chaos = false;
@@ -140,6 +184,9 @@ pub async fn collect(mut rx: EventRx, start: Instant, out: mpsc::UnboundedSender
                 recovery.connected(totals.counts.connected(), elapsed);
                 recovery.window(&window_rtt, elapsed);
                 emit(&totals, &mut window_rtt, &mut last, &mut timeline, elapsed);
+                if aborted.is_none() {
+                    aborted = gate.check(&totals, elapsed);
+                }
             }
         }
     }

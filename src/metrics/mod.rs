@@ -7,7 +7,9 @@ pub mod histogram;
 pub mod recovery;
 pub mod totals;
 
-pub use collector::{Collected, ConnectionRow, EventTx, Output, Sample, channel, collect};
+pub use collector::{
+    AbortGate, Aborted, Collected, ConnectionRow, EventTx, Output, Sample, channel, collect,
+};
 pub use event::{ConnectError, DropCause, Event, Reply};
 pub use histogram::Latency;
 pub use recovery::Recovery;

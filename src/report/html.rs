@@ -162,6 +162,16 @@ svg.chart {{ display: block; margin: 4px 0 18px; }} svg text {{ font: 11px syste
         version = escape(&summary.wsstorm_version),
         verdict = verdict(&summary.outcome),
     );
+    if let Some(a) = &summary.aborted {
+        let _ = writeln!(
+            h,
+            "<p id=\"aborted\"><b>Aborted</b> at {:.1} s: {} {} was crossed (measured {}).</p>",
+            a.at_s,
+            escape(&a.metric),
+            escape(&a.expression),
+            escape(&a.measured)
+        );
+    }
     thresholds(&mut h, summary);
     if !summary.chaos.is_empty() {
         let _ = writeln!(h, "<h2>Chaos</h2><ol start=\"0\">");

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{Counts, Latency, Recovery, Totals, Verdict};
+use crate::metrics::{Aborted, Counts, Latency, Recovery, Totals, Verdict};
 use crate::proxy::ProxyCounts;
 use crate::scenario::Chaos;
 use crate::swarm::exec::ExecReport;
@@ -29,6 +29,9 @@ pub struct Summary {
     pub peak_clients: u64,
     /// passed | thresholds_crossed | run_failed | interrupted
     pub outcome: String,
+    /// The `abort_on_fail` threshold that ended the run early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
     pub counts: Counts,
     pub rates: Rates,
     pub connect_errors: BTreeMap<String, u64>,
@@ -142,6 +145,7 @@ pub struct RunInfo {
     pub embedded_server: Option<ServerCounts>,
     pub proxy: Option<ProxyCounts>,
     pub exec: Vec<ExecReport>,
+    pub aborted: Option<Aborted>,
 }
 
 impl Summary {
@@ -165,6 +169,7 @@ impl Summary {
             elapsed_s: info.elapsed_s,
             peak_clients: info.peak_clients,
             outcome: info.outcome,
+            aborted: info.aborted,
             counts: *c,
             rates: Rates {
                 timeout_rate: c.timeout_rate(),
@@ -228,6 +233,13 @@ impl Summary {
             "run         {:.1}s of {:.0}s planned, peak {} clients, started {}",
             self.elapsed_s, self.planned_duration_s, self.peak_clients, self.started_at
         );
+        if let Some(a) = &self.aborted {
+            let _ = writeln!(
+                s,
+                "aborted     at {:.1}s: {} {} was crossed (measured {})",
+                a.at_s, a.metric, a.expression, a.measured
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,

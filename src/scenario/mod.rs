@@ -684,8 +684,37 @@ impl Validator<'_> {
                 continue;
             };
             for e in exprs.get_ref() {
-                match Threshold::parse(metric, e.get_ref()) {
-                    Ok(t) => out.push(t),
+                let (source, abort, grace) = match e.get_ref() {
+                    raw::RawThreshold::Expression(text) => (text, false, None),
+                    raw::RawThreshold::Table(t) => (&t.threshold, t.abort_on_fail, t.grace.as_deref()),
+                };
+                let grace = match grace.map(duration::parse) {
+                    None => Some(Duration::ZERO),
+                    Some(Ok(d)) if d <= duration::MAX => Some(d),
+                    Some(Ok(_)) => {
+                        self.error(
+                            e.span(),
+                            format!("thresholds.{name}: grace: expected at most 10 years"),
+                        );
+                        None
+                    }
+                    Some(Err(msg)) => {
+                        self.error(e.span(), format!("thresholds.{name}: grace: {msg}"));
+                        None
+                    }
+                };
+                if !abort && matches!(e.get_ref(), raw::RawThreshold::Table(t) if t.grace.is_some()) {
+                    self.error(
+                        e.span(),
+                        format!("thresholds.{name}: grace only applies with abort_on_fail = true: expected abort_on_fail = true or no grace"),
+                    );
+                    continue;
+                }
+                match Threshold::parse(metric, source) {
+                    Ok(mut t) => {
+                        t.abort_after = if abort { grace } else { None };
+                        out.push(t);
+                    }
                     Err(msg) => self.error(e.span(), format!("thresholds.{name}: {msg}")),
                 }
             }

@@ -466,7 +466,7 @@ impl fmt::Display for Plan {
         } else {
             writeln!(f, "thresholds")?;
             for t in &self.thresholds {
-                writeln!(f, "  {}", t.label())?;
+                writeln!(f, "  {}", t.describe())?;
             }
         }
         Ok(())

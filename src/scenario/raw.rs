@@ -30,7 +30,7 @@ pub struct RawScenario {
     #[serde(default)]
     pub chaos: Vec<Spanned<RawChaos>>,
     #[serde(default)]
-    pub thresholds: BTreeMap<String, Spanned<Vec<Text>>>,
+    pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<RawThreshold>>>>,
     pub embedded: Option<RawEmbedded>,
 }
 
@@ -131,6 +131,24 @@ pub struct RawChaos {
     pub exec: Option<Spanned<RawCommand>>,
     pub shell: Option<Spanned<bool>>,
     pub timeout: Option<Text>,
+}
+
+/// A threshold: its expression, or a table with `abort_on_fail` (k6's abortOnFail) and a
+/// `grace` before it is checked (k6's delayAbortEval).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawThreshold {
+    Expression(String),
+    Table(RawThresholdTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholdTable {
+    pub threshold: String,
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    pub grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

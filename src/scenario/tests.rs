@@ -266,3 +266,39 @@ fn chaos_mistakes_point_at_the_key_and_say_what_was_expected() {
         );
     }
 }
+
+#[test]
+fn thresholds_may_abort_the_run_after_a_grace() {
+    let text = BASE.replace(
+        "timeout_rate = [\"< 0.1%\"]",
+        "timeout_rate = [\"< 0.1%\", { threshold = \"< 5%\", abort_on_fail = true, grace = \"10s\" }]\nlost = [{ threshold = \"count == 0\", abort_on_fail = true }]",
+    );
+    let plan = parse_str(&text).unwrap();
+    let aborting: Vec<_> = plan.thresholds.iter().filter_map(|t| t.abort_after).collect();
+    assert_eq!(aborting, [Duration::ZERO, Duration::from_secs(10)]);
+    assert!(
+        plan.to_string()
+            .contains("(aborts the run when crossed after 10s)"),
+        "{plan}"
+    );
+    for (what, table) in [
+        ("grace without abort", "{ threshold = \"< 5%\", grace = \"10s\" }"),
+        (
+            "a bad grace",
+            "{ threshold = \"< 5%\", abort_on_fail = true, grace = \"soon\" }",
+        ),
+        (
+            "a bad expression",
+            "{ threshold = \"about 5%\", abort_on_fail = true }",
+        ),
+    ] {
+        let text = BASE.replace(
+            "timeout_rate = [\"< 0.1%\"]",
+            &format!("timeout_rate = [{table}]"),
+        );
+        let e = parse_str(&text)
+            .err()
+            .unwrap_or_else(|| panic!("{what} was accepted"));
+        assert!(e.to_string().contains("expected"), "{what}: {e}");
+    }
+}

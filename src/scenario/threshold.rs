@@ -128,6 +128,9 @@ pub struct Threshold {
     pub limit: f64,
     /// The expression as written, for reports.
     pub source: String,
+    /// `abort_on_fail`: checked every second while the run goes, once this much of the run
+    /// has passed (its grace period); crossing it ends the run early.
+    pub abort_after: Option<std::time::Duration>,
 }
 
 impl Threshold {
@@ -164,6 +167,7 @@ impl Threshold {
             op,
             limit,
             source: text.to_string(),
+            abort_after: None,
         })
     }
 
@@ -175,6 +179,19 @@ impl Threshold {
     /// "rtt p(99) < 250ms" — the metric and the expression together.
     pub fn label(&self) -> String {
         format!("{} {}", self.metric.name(), self.source)
+    }
+
+    /// The label, and when the threshold aborts the run.
+    pub fn describe(&self) -> String {
+        match self.abort_after {
+            None => self.label(),
+            Some(grace) if grace.is_zero() => format!("{} (aborts the run when crossed)", self.label()),
+            Some(grace) => format!(
+                "{} (aborts the run when crossed after {})",
+                self.label(),
+                super::duration::show(grace)
+            ),
+        }
     }
 
     /// Formats a measured value in the unit of this threshold's limit.
