@@ -396,3 +396,73 @@ fn completions_and_the_man_page_come_from_the_command_definitions() {
     let o = wsstorm(&["completions", "tcsh"], tmp.path());
     assert_eq!(o.status.code(), Some(2), "an unknown shell is a usage error");
 }
+
+/// A refused upgrade at -v shows the status, the response headers and the start of the body,
+/// and `--log-format json` writes them as JSON lines.
+#[test]
+fn refused_upgrades_are_shown_at_v_as_text_or_json() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(target::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Behaviour {
+                require_token: Some("sesame".into()),
+                ..Behaviour::default()
+            },
+        ))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"locked\"\ntarget = \"{}\"\nduration = \"500ms\"\n[reconnect]\nmax_attempts = 1\n[[phases]]\nclients = 1\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("o");
+    let o = wsstorm(
+        &[
+            "-v",
+            "run",
+            scenario.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("upgrade refused") && stderr.contains("status=401"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("HTTP/1.1 401"),
+        "the response head is shown: {stderr}"
+    );
+
+    let o = wsstorm(
+        &[
+            "-v",
+            "--log-format",
+            "json",
+            "run",
+            scenario.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let refused = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "upgrade refused")
+        .unwrap_or_else(|| panic!("no JSON line for the refusal: {stderr}"));
+    assert_eq!(refused["fields"]["status"], 401);
+    assert_eq!(refused["level"], "DEBUG");
+    runtime.block_on(server.shutdown());
+}
