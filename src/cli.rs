@@ -55,6 +55,8 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `wsstorm man > wsstorm.1`.
     Man,
+    /// Print the JSON Schema of scenario files (for editors: taplo, VS Code "Even Better TOML").
+    Schema,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +333,10 @@ pub async fn dispatch(cli: Cli) -> Exit {
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,
         Command::Compare(args) => compare(args),
+        Command::Schema => {
+            print!("{}", scenario::json_schema());
+            Exit::Success
+        }
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "wsstorm", &mut std::io::stdout());

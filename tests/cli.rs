@@ -466,3 +466,34 @@ fn refused_upgrades_are_shown_at_v_as_text_or_json() {
     assert_eq!(refused["level"], "DEBUG");
     runtime.block_on(server.shutdown());
 }
+
+/// `wsstorm schema` prints the committed scenario schema, every shipped scenario matches it,
+/// and a misspelt key does not.
+#[test]
+fn the_scenario_schema_is_current_and_describes_every_shipped_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = wsstorm(&["schema"], tmp.path());
+    assert!(o.status.success());
+    let printed = String::from_utf8(o.stdout).unwrap();
+    let committed = std::fs::read_to_string(repo().join("schema/scenario.schema.json")).unwrap();
+    assert!(
+        printed == committed,
+        "schema/scenario.schema.json is stale: run `wsstorm schema > schema/scenario.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let as_json = |text: &str| serde_json::to_value(toml::from_str::<toml::Value>(text).unwrap()).unwrap();
+    for entry in std::fs::read_dir(repo().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let doc = as_json(&std::fs::read_to_string(&path).unwrap());
+            let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        }
+    }
+    let misspelt = as_json("name = \"x\"\ntarget = \"embedded\"\n[[phases]]\nclinets = 5\n");
+    assert!(
+        !validator.is_valid(&misspelt),
+        "an unknown key is flagged in the editor"
+    );
+}

@@ -723,6 +723,15 @@ impl Validator<'_> {
     }
 }
 
+/// The JSON Schema of scenario files, for editors (taplo, VS Code's Even Better TOML). It
+/// describes the shape; `validate` checks the rest (durations, URLs, templates, pointers).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawScenario);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serialises");
+    text.push('\n');
+    text
+}
+
 /// A share written as a percentage ("50%") or a fraction (0.5), from 0 to 1.
 pub fn share(text: &str) -> Option<f64> {
     let text = text.trim();

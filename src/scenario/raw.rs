@@ -3,99 +3,137 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
 pub type Text = Spanned<String>;
 
-#[derive(Debug, Deserialize)]
+/// A wsstorm scenario file (TOML): what the swarm of clients does, against which target, for
+/// how long, with which chaos and thresholds. `wsstorm validate FILE` checks one and prints the
+/// resolved plan; see the README for every key.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "wsstorm scenario")]
+#[schemars(rename = "Scenario")]
 pub struct RawScenario {
+    #[schemars(with = "String")]
     pub name: Text,
+    #[schemars(with = "String")]
     pub target: Text,
+    #[schemars(with = "Option<String>")]
     pub duration: Option<Text>,
     pub seed: Option<u64>,
     #[serde(default)]
     pub connect: RawConnect,
+    #[schemars(with = "Option<RawCorrelation>")]
     pub correlation: Option<Spanned<RawCorrelation>>,
     #[serde(default)]
+    #[schemars(with = "Vec<RawPhase>")]
     pub phases: Vec<Spanned<RawPhase>>,
     #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
     pub steps: Vec<Spanned<RawStep>>,
     /// Steps run once per connection, before the loop (e.g. a login and its reply).
     #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
     pub setup: Vec<Spanned<RawStep>>,
     pub reconnect: Option<RawReconnect>,
     pub pushes: Option<RawPushes>,
     #[serde(default)]
+    #[schemars(with = "Vec<RawChaos>")]
     pub chaos: Vec<Spanned<RawChaos>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<RawThreshold>>")]
     pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<RawThreshold>>>>,
     pub embedded: Option<RawEmbedded>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Connect")]
 pub struct RawConnect {
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Text>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub subprotocols: Vec<Text>,
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
+    #[schemars(with = "Option<u64>")]
     pub read_buffer: Option<Spanned<u64>>,
+    #[schemars(with = "Option<RawHeartbeat>")]
     pub heartbeat: Option<Spanned<RawHeartbeat>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Heartbeat")]
 pub struct RawHeartbeat {
+    #[schemars(with = "String")]
     pub every: Text,
+    #[schemars(with = "String")]
     pub timeout: Text,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Reconnect")]
 pub struct RawReconnect {
+    #[schemars(with = "Option<String>")]
     pub strategy: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub initial: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub max: Option<Text>,
+    #[schemars(with = "Option<f64>")]
     pub multiplier: Option<Spanned<f64>>,
+    #[schemars(with = "Option<String>")]
     pub jitter: Option<Text>,
+    #[schemars(with = "Option<u64>")]
     pub max_attempts: Option<Spanned<u64>>,
     pub replay_in_flight: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Pushes")]
 pub struct RawPushes {
     /// JSON pointer to a sequence number in server pushes.
+    #[schemars(with = "Option<String>")]
     pub sequence: Option<Text>,
     /// JSON pointer to the push's send time (Unix µs) for push latency.
+    #[schemars(with = "Option<String>")]
     pub sent_at: Option<Text>,
     /// Query parameter that tells the server the last sequence seen, added on reconnect.
+    #[schemars(with = "Option<String>")]
     pub resume_param: Option<Text>,
 }
 
 /// A number (count) or a string ("50%").
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "Amount")]
 pub enum RawAmount {
     Count(u64),
     Text(String),
 }
 
 /// A number or a string ("64KiB", "50%").
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "NumberOrText")]
 pub enum RawNumberOrText {
     Number(f64),
     Text(String),
 }
 
 /// A command as one string (split like a shell would, without running one) or as a list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "Command")]
 pub enum RawCommand {
     Line(String),
     Argv(Vec<String>),
@@ -103,47 +141,71 @@ pub enum RawCommand {
 
 /// One [[chaos]] entry: exactly one of `drop` (client side), `network` (a proxy fault) or
 /// `exec` (a command), with the keys that kind takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Chaos")]
 pub struct RawChaos {
+    #[schemars(with = "Option<String>")]
     pub at: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub every: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub from: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub until: Option<Text>,
     #[serde(rename = "for")]
+    #[schemars(with = "Option<String>")]
     pub for_: Option<Text>,
     // Client side.
+    #[schemars(with = "Option<RawAmount>")]
     pub drop: Option<Spanned<RawAmount>>,
+    #[schemars(with = "Option<String>")]
     pub how: Option<Text>,
+    #[schemars(with = "Option<u64>")]
     pub code: Option<Spanned<u64>>,
     // Network side.
+    #[schemars(with = "Option<String>")]
     pub network: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub direction: Option<Text>,
+    #[schemars(with = "Option<RawNumberOrText>")]
     pub toxicity: Option<Spanned<RawNumberOrText>>,
+    #[schemars(with = "Option<String>")]
     pub latency: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub jitter: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub rate: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub delay: Option<Text>,
+    #[schemars(with = "Option<u64>")]
     pub average_size: Option<Spanned<u64>>,
+    #[schemars(with = "Option<u64>")]
     pub size_variation: Option<Spanned<u64>>,
+    #[schemars(with = "Option<RawNumberOrText>")]
     pub bytes: Option<Spanned<RawNumberOrText>>,
     // Server side.
+    #[schemars(with = "Option<RawCommand>")]
     pub exec: Option<Spanned<RawCommand>>,
+    #[schemars(with = "Option<bool>")]
     pub shell: Option<Spanned<bool>>,
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
 }
 
 /// A threshold: its expression, or a table with `abort_on_fail` (k6's abortOnFail) and a
 /// `grace` before it is checked (k6's delayAbortEval).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "Threshold")]
 pub enum RawThreshold {
     Expression(String),
     Table(RawThresholdTable),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ThresholdTable")]
 pub struct RawThresholdTable {
     pub threshold: String,
     #[serde(default)]
@@ -151,46 +213,70 @@ pub struct RawThresholdTable {
     pub grace: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Correlation")]
 pub struct RawCorrelation {
+    #[schemars(with = "String")]
     pub request_id: Text,
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Phase")]
 pub struct RawPhase {
+    #[schemars(with = "u64")]
     pub clients: Spanned<u64>,
+    #[schemars(with = "Option<String>")]
     pub ramp: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub hold: Option<Text>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Step")]
 pub struct RawStep {
+    #[schemars(with = "Option<String>")]
     pub send: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub expect: Option<Text>,
     pub wait: Option<bool>,
+    #[schemars(with = "Option<String>")]
     pub sleep: Option<Text>,
 }
 
 /// Behaviour of the built-in target when `target = "embedded"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Embedded")]
 pub struct RawEmbedded {
+    #[schemars(with = "Option<String>")]
     pub latency: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub jitter: Option<Text>,
+    #[schemars(with = "Option<u64>")]
     pub no_reply_every: Option<Spanned<u64>>,
+    #[schemars(with = "Option<f64>")]
     pub no_reply_fraction: Option<Spanned<f64>>,
+    #[schemars(with = "Option<String>")]
     pub close_every: Option<Text>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub close_at: Option<Vec<Text>>,
+    #[schemars(with = "Option<u64>")]
     pub close_code: Option<Spanned<u64>>,
     pub close_by_reset: Option<bool>,
+    #[schemars(with = "Option<String>")]
     pub refuse_for: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub require_token: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub push_every: Option<Text>,
     pub push_skip: Option<Vec<u64>>,
+    #[schemars(with = "Option<String>")]
     pub ping_every: Option<Text>,
+    #[schemars(with = "Option<String>")]
     pub ping_timeout: Option<Text>,
 }
