@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::exit::Exit;
+use crate::metrics::requests::RequestFilter;
 use crate::proxy::{Direction, Fault, Proxy, Toxic};
 use crate::report;
 use crate::run::{self, Controls, RunOptions};
@@ -90,6 +91,9 @@ pub struct ScenarioArgs {
     /// Run length, replacing the scenario's (e.g. 30s, 2m).
     #[arg(long, value_parser = duration::parse)]
     pub duration: Option<Duration>,
+    /// Write requests.csv, one row per request outcome: all, errors or sample:0.01.
+    #[arg(long, value_parser = RequestFilter::parse)]
+    pub requests: Option<RequestFilter>,
 }
 
 impl ScenarioArgs {
@@ -97,6 +101,7 @@ impl ScenarioArgs {
         Overrides {
             target: self.target.clone(),
             duration: self.duration,
+            requests: self.requests,
         }
     }
 }

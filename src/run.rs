@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::exit::Exit;
+use crate::metrics::requests::RequestLog;
 use crate::metrics::{self, Totals};
 use crate::proxy::Proxy;
 use crate::report::summary::RunInfo;
@@ -201,19 +202,31 @@ pub async fn execute(
         plan.load.clone(),
         plan.duration,
     ));
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         &plan,
         &url,
         connect_to,
         events,
         controls.stop.clone(),
         controls.halt.clone(),
-    ));
+    );
+    let request_writer = plan.requests.map(|filter| {
+        let (log, rows) = RequestLog::new(filter);
+        shared.requests = Some(log);
+        let dir = dir.clone();
+        tokio::spawn(async move { report::requests::write(rows, &dir, start).await })
+    });
+    let shared = Arc::new(shared);
     let around = Surroundings {
         proxy: proxy.as_ref(),
         results: &dir,
     };
     let exec = swarm::run(shared, &plan, start, around).await;
+    // Every client has ended, so every request row has been sent.
+    let requests_written = match request_writer {
+        Some(writer) => Some(writer.await.expect("the requests writer does not panic")),
+        None => None,
+    };
     let elapsed = start.elapsed();
     let collected = collector.await.expect("collector does not panic");
     let totals = collected.totals;
@@ -262,6 +275,12 @@ pub async fn execute(
         "writing {} failed",
         dir.join(report::TIMESERIES).display()
     )))?;
+    if let Some(written) = requests_written {
+        written.map_err(RunError::io(format!(
+            "writing {} failed",
+            dir.join(report::requests::REQUESTS).display()
+        )))?;
+    }
     if !quiet {
         print!("\n{}", summary.render_text());
         if outcome == Outcome::RunFailed {

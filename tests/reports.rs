@@ -142,8 +142,14 @@ async fn the_html_report_renders_in_a_real_browser_with_charts_and_chaos_markers
             .output()
             .unwrap()
     };
-    let o = browse(&["--dump-dom"]);
+    let o = browse(&["--dump-dom", "--enable-logging=stderr", "--v=0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let console: Vec<String> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.contains("CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    assert!(console.is_empty(), "no console messages: {console:?}");
     let dom = String::from_utf8_lossy(&o.stdout);
     let count = |needle: &str| dom.matches(needle).count();
     assert_eq!(count("<svg class=\"chart\""), 6, "six charts");
@@ -271,4 +277,86 @@ rtt = ["p(99) < 1s"]
             .unwrap()
             .contains("id=\"aborted\"")
     );
+}
+
+fn request_rows(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    csv::Reader::from_path(dir.join("requests.csv"))
+        .unwrap()
+        .deserialize()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// requests.csv has one row per request outcome, and its rows add up to the run's counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_csv_rows_add_up_to_the_counts_and_filters_keep_what_they_say() {
+    let server = server(Behaviour {
+        no_reply_every: Some(7),
+        ..Behaviour::default()
+    })
+    .await;
+    let scenario = |filter: &str| {
+        format!(
+            r#"name = "requests"
+target = "embedded"
+duration = "3s"
+[correlation]
+request_id = "/id"
+timeout = "300ms"
+[reconnect]
+strategy = "constant"
+initial = "100ms"
+[[phases]]
+clients = 8
+[[steps]]
+send = '{{"id":"{{{{id}}}}"}}'
+expect = "response"
+wait = false
+[[steps]]
+sleep = "20ms"
+[[chaos]]
+at = "1500ms"
+drop = "50%"
+[report]
+requests = "{filter}"
+"#
+        )
+    };
+    let (r, _dir) = run(plan(&scenario("all"), &server.url())).await;
+    let rows = request_rows(&r.dir);
+    let c = &r.totals.counts;
+    let count = |outcome: &str| rows.iter().filter(|row| row["outcome"] == outcome).count() as u64;
+    assert!(
+        c.timeouts > 0 && c.lost > 0,
+        "the run has timeouts and losses: {c:?}"
+    );
+    assert_eq!(count("answered"), c.answered);
+    assert_eq!(count("timeout"), c.timeouts);
+    assert_eq!(count("late"), c.late);
+    assert_eq!(count("lost"), c.lost);
+    assert_eq!(count("unfinished"), c.unfinished);
+    let ids: std::collections::HashSet<&str> = rows
+        .iter()
+        .filter(|row| row["outcome"] != "late")
+        .map(|row| row["id"].as_str())
+        .collect();
+    assert_eq!(ids.len() as u64, c.requests, "one final outcome per request id");
+    let answered = rows.iter().find(|row| row["outcome"] == "answered").unwrap();
+    assert!(answered["rtt_ms"].parse::<f64>().unwrap() > 0.0);
+    assert_eq!(answered["rtt_ms"], answered["corrected_rtt_ms"]);
+
+    let (r, _dir) = run(plan(&scenario("errors"), &server.url())).await;
+    let rows = request_rows(&r.dir);
+    assert!(rows.iter().all(|row| row["outcome"] != "answered"));
+    let c = &r.totals.counts;
+    assert_eq!(rows.len() as u64, c.timeouts + c.late + c.lost + c.unfinished);
+
+    let (r, _dir) = run(plan(&scenario("sample:0.25"), &server.url())).await;
+    let share = request_rows(&r.dir)
+        .iter()
+        .filter(|row| row["outcome"] == "answered")
+        .count() as f64
+        / r.totals.counts.answered as f64;
+    assert!((0.15..0.35).contains(&share), "about a quarter: {share}");
+    server.shutdown().await;
 }

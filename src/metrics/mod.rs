@@ -5,6 +5,7 @@ pub mod collector;
 pub mod event;
 pub mod histogram;
 pub mod recovery;
+pub mod requests;
 pub mod totals;
 
 pub use collector::{

@@ -7,6 +7,7 @@ pub mod connections;
 pub mod html;
 pub mod junit;
 pub mod progress;
+pub mod requests;
 pub mod summary;
 pub mod timeseries;
 

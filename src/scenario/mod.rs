@@ -27,6 +27,7 @@ use raw::{RawScenario, Text};
 use template::Template;
 use threshold::{Metric, Threshold};
 
+use crate::metrics::requests::RequestFilter;
 use crate::target::Behaviour;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +41,8 @@ pub const MAX_CLIENTS: u64 = 10_000_000;
 pub struct Overrides {
     pub target: Option<String>,
     pub duration: Option<Duration>,
+    /// `--requests`: which request outcomes requests.csv gets.
+    pub requests: Option<RequestFilter>,
 }
 
 /// Reads, parses and validates a scenario file.
@@ -189,6 +192,20 @@ impl Validator<'_> {
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
         let thresholds = self.thresholds(&raw);
+        let requests = match (
+            overrides.requests,
+            raw.report.as_ref().and_then(|r| r.requests.as_ref()),
+        ) {
+            (Some(filter), _) => Some(filter),
+            (None, None) => None,
+            (None, Some(text)) => match RequestFilter::parse(text.get_ref()) {
+                Ok(filter) => Some(filter),
+                Err(e) => {
+                    self.error(text.span(), format!("report.requests: {e}"));
+                    None
+                }
+            },
+        };
 
         if !self.errors.is_empty() {
             return Err(ScenarioErrors(self.errors));
@@ -209,6 +226,7 @@ impl Validator<'_> {
             pushes: pushes.expect("validated"),
             chaos: chaos.expect("validated"),
             thresholds,
+            requests,
         })
     }
 

@@ -9,6 +9,7 @@ use super::duration::show;
 use super::pointer::JsonPointer;
 use super::template::Template;
 use super::threshold::Threshold;
+use crate::metrics::requests::RequestFilter;
 use crate::proxy::{Fault, Toxic};
 use crate::target::Behaviour;
 
@@ -30,6 +31,8 @@ pub struct Plan {
     pub pushes: Pushes,
     pub chaos: Vec<Chaos>,
     pub thresholds: Vec<Threshold>,
+    /// Which request outcomes go to requests.csv (None: no requests.csv).
+    pub requests: Option<RequestFilter>,
 }
 
 impl Plan {

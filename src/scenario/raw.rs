@@ -47,6 +47,17 @@ pub struct RawScenario {
     #[schemars(with = "BTreeMap<String, Vec<RawThreshold>>")]
     pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<RawThreshold>>>>,
     pub embedded: Option<RawEmbedded>,
+    pub report: Option<RawReport>,
+}
+
+/// What the results directory holds besides the standard files.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Report")]
+pub struct RawReport {
+    /// requests.csv with one row per request outcome: "all", "errors" or "sample:0.01".
+    #[schemars(with = "Option<String>")]
+    pub requests: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

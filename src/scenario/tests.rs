@@ -60,6 +60,7 @@ fn overrides_replace_target_and_duration() {
     let o = Overrides {
         target: Some("embedded".into()),
         duration: Some(Duration::from_secs(3)),
+        ..Default::default()
     };
     let plan = parse(Path::new("s.toml"), BASE, &o, &env).unwrap();
     assert!(matches!(plan.target, Target::Embedded(_)));
@@ -67,6 +68,7 @@ fn overrides_replace_target_and_duration() {
     let bad = Overrides {
         target: Some("http://x/".into()),
         duration: None,
+        ..Default::default()
     };
     let e = parse(Path::new("s.toml"), BASE, &bad, &env).unwrap_err();
     assert!(e.to_string().contains("--target"), "{e}");

@@ -16,6 +16,7 @@ use super::backoff::Retries;
 use super::connection::{self, End};
 use super::{Shared, connect};
 use crate::metrics::Event;
+use crate::metrics::requests::RequestOutcome;
 
 /// How the swarm reaches one client: its stop button and chaos commands.
 pub struct ClientCtl {
@@ -79,7 +80,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             biased;
             _ = shared.halt.cancelled() => {
                 events.send(Event::ConnectAbandoned).await;
-                abandon_replay(events, &mut state).await;
+                abandon_replay(&shared, &mut state).await;
                 return;
             }
             // Boxed: the handshake's state is large and lives only while connecting, so an
@@ -143,7 +144,13 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                 match retries.failed(policy, &mut state.rng) {
                     Some(wait) => wait,
                     None => {
-                        let lost = std::mem::take(&mut state.replay).len() as u32;
+                        let kept = std::mem::take(&mut state.replay);
+                        if let Some(log) = &shared.requests {
+                            for (seq, _) in &kept {
+                                log.record(client, *seq, RequestOutcome::Lost, None).await;
+                            }
+                        }
+                        let lost = kept.len() as u32;
                         events
                             .send(Event::GaveUp {
                                 client,
@@ -157,7 +164,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             }
         };
         if ctl.stop.is_cancelled() {
-            abandon_replay(events, &mut state).await;
+            abandon_replay(&shared, &mut state).await;
             return;
         }
         events.send(Event::BackoffStarted).await;
@@ -167,16 +174,22 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
         };
         events.send(Event::BackoffEnded).await;
         if stopped {
-            abandon_replay(events, &mut state).await;
+            abandon_replay(&shared, &mut state).await;
             return;
         }
     }
 }
 
 /// The run stopped before the requests kept for replay could be resent: they are unfinished.
-async fn abandon_replay(events: &crate::metrics::EventTx, state: &mut ClientState) {
-    let n = std::mem::take(&mut state.replay).len();
-    if n > 0 {
-        events.send(Event::Unfinished(n as u32)).await;
+async fn abandon_replay(shared: &Shared, state: &mut ClientState) {
+    let kept = std::mem::take(&mut state.replay);
+    if let Some(log) = &shared.requests {
+        for (seq, _) in &kept {
+            log.record(state.index as u32, *seq, RequestOutcome::Unfinished, None)
+                .await;
+        }
+    }
+    if !kept.is_empty() {
+        shared.events.send(Event::Unfinished(kept.len() as u32)).await;
     }
 }

@@ -17,6 +17,7 @@ use super::Shared;
 use super::client::{ClientCtl, ClientState};
 use super::connect::Ws;
 use super::pending::Pending;
+use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event, Reply};
 use crate::scenario::pointer::FoundId;
 use crate::scenario::template::{RenderCtx, parse_request_id};
@@ -59,20 +60,22 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
     let mut c = Conn {
         shared,
         opened: Instant::now(),
-        pending: Pending::default(),
+        pending: Pending::logging(shared.requests.is_some()),
         in_setup: !shared.setup.is_empty(),
         no_pong_until: None,
     };
     let r = c.run(ws, state, ctl).await;
     let open_us = c.opened.elapsed().as_micros() as u64;
-    match r {
+    let end = match r {
         Ok(unfinished) => End::Closed { unfinished, open_us },
         Err(cause) => {
-            let (replay, lost) = c.pending.take_for_replay();
+            let (replay, lost) = c.pending.take_for_replay(RequestOutcome::Lost);
             state.replay.extend(replay);
             End::Dropped { cause, lost, open_us }
         }
-    }
+    };
+    c.flush_log(state.index as u32).await;
+    end
 }
 
 struct Conn<'a> {
@@ -112,6 +115,8 @@ impl Conn<'_> {
         }
 
         loop {
+            // Outcomes of the last turn go to requests.csv (nothing to do when it is off).
+            self.flush_log(state.index as u32).await;
             while !stopping && block == Block::Ready && step < program.len() {
                 if step == loop_start && self.in_setup {
                     self.in_setup = false;
@@ -196,7 +201,8 @@ impl Conn<'_> {
             tokio::select! {
                 biased;
                 _ = shared.halt.cancelled() => {
-                    let (replay, rest) = self.pending.take_for_replay();
+                    let (replay, rest) = self.pending.take_for_replay(RequestOutcome::Unfinished);
+                    self.pending.note_all(replay.iter().map(|(seq, _)| *seq), RequestOutcome::Unfinished);
                     return Ok(rest + replay.len() as u32);
                 }
                 _ = ctl.stop.cancelled(), if !stopping => stopping = true,
@@ -307,6 +313,15 @@ impl Conn<'_> {
     }
 
     /// Applies a chaos action to this connection. Returns the drop it causes, if any.
+    /// Hands the outcomes the pending table noted to requests.csv.
+    async fn flush_log(&mut self, client: u32) {
+        if let Some(log) = &self.shared.requests {
+            for (seq, outcome, rtt_us) in self.pending.take_log() {
+                log.record(client, seq, outcome, rtt_us).await;
+            }
+        }
+    }
+
     async fn chaos(
         &mut self,
         ws: &mut Ws,

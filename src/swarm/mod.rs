@@ -27,6 +27,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index;
 
+use crate::metrics::requests::RequestLog;
 use crate::metrics::{Event, EventTx};
 use crate::proxy::{Proxy, Toxic};
 use crate::scenario::template::Template;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub chaos: Vec<Chaos>,
     pub seed: u64,
     pub events: EventTx,
+    /// Where request outcomes go when requests.csv is written.
+    pub requests: Option<RequestLog>,
     /// Graceful stop: send nothing more, wait for replies in flight, close.
     pub stop: CancellationToken,
     /// Immediate stop: abandon everything (in-flight requests count as unfinished).
@@ -106,6 +109,7 @@ impl Shared {
             chaos: plan.chaos.clone(),
             seed: plan.seed,
             events,
+            requests: None,
             stop,
             halt,
         }

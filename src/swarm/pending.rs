@@ -9,6 +9,7 @@ use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Reply;
+use crate::metrics::requests::RequestOutcome;
 
 /// How many resolved requests are remembered for late/duplicate classification.
 const RECENT: usize = 64;
@@ -21,9 +22,38 @@ pub struct Pending {
     /// kept only when requests are replayed after a drop.
     waiting: VecDeque<(u64, Instant, Option<Utf8Bytes>)>,
     recent: VecDeque<u64>,
+    /// Outcomes not yet handed to requests.csv (only when it is written).
+    log: Option<Vec<(u64, RequestOutcome, Option<u64>)>>,
 }
 
 impl Pending {
+    /// A table that also notes each request's outcome, for requests.csv.
+    pub fn logging(on: bool) -> Self {
+        Self {
+            log: on.then(Vec::new),
+            ..Self::default()
+        }
+    }
+
+    fn note(&mut self, seq: u64, outcome: RequestOutcome, rtt_us: Option<u64>) {
+        if let Some(log) = &mut self.log {
+            log.push((seq, outcome, rtt_us));
+        }
+    }
+
+    /// Outcomes noted since the last call.
+    pub fn take_log(&mut self) -> Vec<(u64, RequestOutcome, Option<u64>)> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Notes requests that leave without an outcome of their own (unfinished at a stop).
+    pub fn note_all(&mut self, seqs: impl Iterator<Item = u64>, outcome: RequestOutcome) {
+        if self.log.is_some() {
+            for seq in seqs {
+                self.note(seq, outcome, None);
+            }
+        }
+    }
     pub fn insert(&mut self, seq: u64, sent: Instant, text: Option<Utf8Bytes>) {
         self.waiting.push_back((seq, sent, text));
     }
@@ -42,15 +72,16 @@ impl Pending {
         if let Some(i) = self.waiting.iter().position(|(s, _, _)| *s == seq) {
             let (_, sent, _) = self.waiting.remove(i).expect("index from position");
             self.remember(seq);
-            return Reply::Answered {
-                rtt_us: now.saturating_duration_since(sent).as_micros() as u64,
-            };
+            let rtt_us = now.saturating_duration_since(sent).as_micros() as u64;
+            self.note(seq, RequestOutcome::Answered, Some(rtt_us));
+            return Reply::Answered { rtt_us };
         }
         match self.recent.iter().position(|r| *r & !TIMED_OUT == seq) {
             Some(i) if self.recent[i] & TIMED_OUT != 0 => {
                 // Counted once: the request stays a timeout, this reply is late; a further
                 // reply to it is a duplicate.
                 self.recent[i] = seq;
+                self.note(seq, RequestOutcome::Late, None);
                 Reply::Late
             }
             Some(_) => Reply::Duplicate,
@@ -67,6 +98,7 @@ impl Pending {
             }
             self.waiting.pop_front();
             self.remember(seq | TIMED_OUT);
+            self.note(seq, RequestOutcome::Timeout, None);
             n += 1;
         }
         n
@@ -78,18 +110,19 @@ impl Pending {
     }
 
     /// Empties the table, handing over the requests that carry their text (for replay);
-    /// returns them and the number of the others.
-    pub fn take_for_replay(&mut self) -> (Vec<(u64, Utf8Bytes)>, u32) {
+    /// returns them and the number of the others, which end as `rest` (lost, unfinished).
+    pub fn take_for_replay(&mut self, rest: RequestOutcome) -> (Vec<(u64, Utf8Bytes)>, u32) {
         let mut replay = Vec::new();
-        let mut rest = 0;
-        for (seq, _, text) in self.waiting.drain(..) {
+        let mut others = Vec::new();
+        for (seq, _, text) in std::mem::take(&mut self.waiting) {
             match text {
                 Some(text) => replay.push((seq, text)),
-                None => rest += 1,
+                None => others.push(seq),
             }
         }
         self.recent.clear();
-        (replay, rest)
+        self.note_all(others.iter().copied(), rest);
+        (replay, others.len() as u32)
     }
 
     fn remember(&mut self, tagged: u64) {

@@ -49,6 +49,7 @@ pub fn plan(toml: &str, url: &str) -> Plan {
     let overrides = Overrides {
         target: Some(url.to_string()),
         duration: None,
+        ..Default::default()
     };
     scenario::parse(Path::new("test.toml"), toml, &overrides, &|_| None)
         .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
