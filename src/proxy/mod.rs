@@ -182,15 +182,6 @@ impl Proxy {
         });
     }
 
-    /// Switches every fault off.
-    pub fn end_all(&self) {
-        self.shared.faults.send_if_modified(|list| {
-            let had = !list.is_empty();
-            *list = Arc::from([]);
-            had
-        });
-    }
-
     fn hit(&self, active: &Active) -> u32 {
         let open = self.shared.open.lock().expect("not poisoned");
         open.iter()

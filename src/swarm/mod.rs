@@ -291,11 +291,9 @@ pub async fn run(
         _ = shared.stop.cancelled() => {}
         _ = tracker.wait() => {}
     }
+    // Faults without an end of their own stay on through the drain: replies still in flight
+    // meet the same network as the requests did.
     shared.stop.cancel();
-    // Faults end with the timeline, so that clients can close cleanly.
-    if let Some(proxy) = around.proxy {
-        proxy.end_all();
-    }
     let drain = shared.correlation.as_ref().map_or(Duration::ZERO, |c| c.timeout)
         + shared.connect_timeout.min(DRAIN_GRACE)
         + DRAIN_GRACE;

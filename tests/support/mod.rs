@@ -65,6 +65,8 @@ pub async fn run_with(plan: Plan, controls: Controls) -> (RunResult, tempfile::T
     let result = execute(plan, Some(dir.path().join("out")), true, controls)
         .await
         .expect("run completes");
+    // Every summary a test produces matches the committed schema.
+    check_summary_schema(&result);
     (result, dir)
 }
 
