@@ -12,6 +12,7 @@ use crate::metrics::requests::RequestFilter;
 use crate::proxy::{Direction, Fault, Proxy, Toxic};
 use crate::report;
 use crate::run::{self, Controls, RunOptions};
+use crate::scenario::segment::Segment;
 use crate::scenario::{self, Overrides, duration, units};
 use crate::target::{self, Behaviour};
 
@@ -94,15 +95,37 @@ pub struct ScenarioArgs {
     /// Write requests.csv, one row per request outcome: all, errors or sample:0.01.
     #[arg(long, value_parser = RequestFilter::parse)]
     pub requests: Option<RequestFilter>,
+    /// Run shard INDEX of COUNT (0-based): the clients numbered INDEX mod COUNT.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = Segment::parse, conflicts_with = "segments")]
+    pub segment: Option<Segment>,
+    /// Run one of COUNT shards, the index taken from JOB_COMPLETION_INDEX (a Kubernetes
+    /// Indexed Job's completion index).
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub segments: Option<u32>,
 }
 
 impl ScenarioArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides {
+    fn overrides(&self) -> Result<Overrides, String> {
+        let segment = match (self.segment, self.segments) {
+            (Some(s), _) => Some(s),
+            (None, None) => None,
+            (None, Some(count)) => {
+                let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                    "--segments needs JOB_COMPLETION_INDEX in the environment (or use --segment INDEX/COUNT)"
+                        .to_string()
+                })?;
+                Some(
+                    Segment::parse(&format!("{index}/{count}"))
+                        .map_err(|e| format!("JOB_COMPLETION_INDEX: {e}"))?,
+                )
+            }
+        };
+        Ok(Overrides {
             target: self.target.clone(),
             duration: self.duration,
             requests: self.requests,
-        }
+            segment,
+        })
     }
 }
 
@@ -308,8 +331,15 @@ pub async fn dispatch(cli: Cli) -> Exit {
         Command::Run(args) => {
             let controls = Controls::default();
             listen_for_signals(controls.clone());
+            let overrides = match args.scenario.overrides() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::InvalidInput;
+                }
+            };
             let options = RunOptions {
-                overrides: args.scenario.overrides(),
+                overrides,
                 scenario: args.scenario.scenario,
                 out: args.out,
                 quiet: args.quiet,
@@ -323,7 +353,14 @@ pub async fn dispatch(cli: Cli) -> Exit {
             }
         }
         Command::Validate(args) => {
-            match scenario::load(&args.scenario.scenario, &args.scenario.overrides()) {
+            let overrides = match args.scenario.overrides() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::InvalidInput;
+                }
+            };
+            match scenario::load(&args.scenario.scenario, &overrides) {
                 Ok(plan) => {
                     print!("{plan}");
                     println!("valid: nothing was sent");

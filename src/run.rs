@@ -172,13 +172,13 @@ pub async fn execute(
     // Every client holds a socket (and the embedded target one more): raise the soft
     // descriptor limit to the hard one and say so when even that is too low.
     let per_client = 1 + u64::from(embedded.is_some()) + 2 * u64::from(proxy.is_some());
-    let needed = plan.load.peak() * per_client + 64;
+    let needed = plan.peak_clients() * per_client + 64;
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if limit < needed {
         eprintln!(
             "warning: the open-files limit is {limit}, below the {needed} descriptors {} clients need here: \
              some connections will fail with `io` errors",
-            plan.load.peak()
+            plan.peak_clients()
         );
     }
 
@@ -200,6 +200,7 @@ pub async fn execute(
         writer,
         Progress::new(quiet, plan.duration),
         plan.load.clone(),
+        plan.segment,
         plan.duration,
     ));
     let mut shared = Shared::new(
@@ -244,7 +245,7 @@ pub async fn execute(
     let aborted = collected.aborted;
     let outcome = if controls.interrupted() {
         Outcome::Interrupted
-    } else if totals.counts.connects == 0 && plan.load.peak() > 0 {
+    } else if totals.counts.connects == 0 && plan.peak_clients() > 0 {
         Outcome::RunFailed
     } else if aborted.is_some() || verdicts.iter().any(|v| !v.passed) {
         Outcome::ThresholdsCrossed
@@ -259,7 +260,8 @@ pub async fn execute(
         started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         planned_duration_s: plan.duration.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
-        peak_clients: plan.load.peak(),
+        peak_clients: plan.peak_clients(),
+        segment: plan.segment,
         outcome: outcome.name().to_string(),
         embedded_server: server,
         proxy,

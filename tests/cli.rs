@@ -497,3 +497,37 @@ fn the_scenario_schema_is_current_and_describes_every_shipped_scenario() {
         "an unknown key is flagged in the editor"
     );
 }
+
+#[test]
+fn segments_come_from_the_flag_or_the_job_completion_index() {
+    let quickstart = repo().join("scenarios/quickstart.toml");
+    let q = quickstart.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = wsstorm(&["validate", q, "--segment", "1/4"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("segment 1/4: clients numbered 1 mod 4, 13 at the peak"),
+        "50 clients: 13, 13, 12, 12\n{}",
+        text(&o)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(["validate", q, "--segments", "4"])
+        .env("JOB_COMPLETION_INDEX", "3")
+        .output()
+        .unwrap();
+    assert!(
+        text(&o).contains("segment 3/4: clients numbered 3 mod 4, 12 at the peak"),
+        "{}",
+        text(&o)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(["validate", q, "--segments", "4"])
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("JOB_COMPLETION_INDEX"), "{}", text(&o));
+    let o = wsstorm(&["validate", q, "--segment", "4/4"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("0 <= INDEX < COUNT"), "{}", text(&o));
+}

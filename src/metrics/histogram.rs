@@ -144,18 +144,27 @@ mod tests {
     }
 
     proptest! {
+        /// Merging k histograms (each through its summary.json encoding, as a merge of shards
+        /// reads them) equals the histogram of the union of their samples.
         #[test]
-        fn merge_of_parts_equals_whole_and_survives_encoding(values in proptest::collection::vec(1u64..10_000_000, 1..500), split in 0usize..500) {
-            let split = split.min(values.len());
-            let (mut whole, mut a, mut b) = (Latency::new(), Latency::new(), Latency::new());
+        fn merge_of_k_parts_equals_the_whole_and_survives_encoding(
+            values in proptest::collection::vec(1u64..10_000_000, 1..500),
+            parts in proptest::collection::vec(0usize..8, 500),
+            k in 1usize..8,
+        ) {
+            let mut whole = Latency::new();
+            let mut shards = vec![Latency::new(); k];
             for (i, v) in values.iter().enumerate() {
                 whole.record_us(*v);
-                if i < split { a.record_us(*v) } else { b.record_us(*v) }
+                shards[parts[i] % k].record_us(*v);
             }
-            let mut merged = Latency::decode(&a.encode()).unwrap();
-            merged.merge(&Latency::decode(&b.encode()).unwrap());
+            let mut merged = Latency::new();
+            for shard in &shards {
+                merged.merge(&Latency::decode(&shard.encode()).unwrap());
+            }
             prop_assert_eq!(merged.count(), whole.count());
-            for p in [50.0, 90.0, 99.0, 99.9, 100.0] {
+            prop_assert_eq!((merged.min(), merged.max()), (whole.min(), whole.max()));
+            for p in [1.0, 50.0, 90.0, 99.0, 99.9, 100.0] {
                 prop_assert_eq!(merged.percentile_ms(p), whole.percentile_ms(p));
             }
         }

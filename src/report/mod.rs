@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Output;
 use crate::scenario::Load;
+use crate::scenario::segment::Segment;
 use connections::ConnectionsWriter;
 pub use progress::Progress;
 pub use summary::Summary;
@@ -77,17 +78,19 @@ pub async fn stream(
     mut files: Streams,
     mut progress: Progress,
     load: Load,
+    segment: Option<Segment>,
     planned: Duration,
 ) -> io::Result<()> {
     let mut result = Ok(());
     while let Some(output) = outputs.recv().await {
         match output {
             Output::Sample(sample) => {
-                let target = load.target_at(
+                let whole = load.target_at(
                     sample
                         .elapsed
                         .min(planned.saturating_sub(Duration::from_millis(1))),
                 );
+                let target = segment.map_or(whole, |s| s.share(whole));
                 if result.is_ok() {
                     result = files
                         .connections

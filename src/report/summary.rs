@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{Aborted, Counts, Latency, Recovery, Totals, Verdict};
 use crate::proxy::ProxyCounts;
 use crate::scenario::Chaos;
+use crate::scenario::segment::Segment;
 use crate::swarm::exec::ExecReport;
 use crate::target::ServerCounts;
 
@@ -27,6 +28,9 @@ pub struct Summary {
     pub planned_duration_s: f64,
     pub elapsed_s: f64,
     pub peak_clients: u64,
+    /// The shard this run was, when the scenario was split (`--segment i/n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
     /// passed | thresholds_crossed | run_failed | interrupted
     pub outcome: String,
     /// The `abort_on_fail` threshold that ended the run early.
@@ -141,6 +145,7 @@ pub struct RunInfo {
     pub planned_duration_s: f64,
     pub elapsed_s: f64,
     pub peak_clients: u64,
+    pub segment: Option<Segment>,
     pub outcome: String,
     pub embedded_server: Option<ServerCounts>,
     pub proxy: Option<ProxyCounts>,
@@ -168,6 +173,7 @@ impl Summary {
             planned_duration_s: info.planned_duration_s,
             elapsed_s: info.elapsed_s,
             peak_clients: info.peak_clients,
+            segment: info.segment,
             outcome: info.outcome,
             aborted: info.aborted,
             counts: *c,
@@ -228,9 +234,13 @@ impl Summary {
             "wsstorm {} — {} against {}{kind}",
             self.wsstorm_version, self.scenario, self.target
         );
+        let shard = self
+            .segment
+            .map(|seg| format!(" (segment {seg})"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "run         {:.1}s of {:.0}s planned, peak {} clients, started {}",
+            "run         {:.1}s of {:.0}s planned, peak {} clients{shard}, started {}",
             self.elapsed_s, self.planned_duration_s, self.peak_clients, self.started_at
         );
         if let Some(a) = &self.aborted {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod plan;
 pub mod pointer;
 pub mod raw;
+pub mod segment;
 pub mod template;
 pub mod threshold;
 pub mod units;
@@ -43,6 +44,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--requests`: which request outcomes requests.csv gets.
     pub requests: Option<RequestFilter>,
+    /// `--segment i/n`: run this shard's share of the scenario.
+    pub segment: Option<segment::Segment>,
 }
 
 /// Reads, parses and validates a scenario file.
@@ -227,6 +230,7 @@ impl Validator<'_> {
             chaos: chaos.expect("validated"),
             thresholds,
             requests,
+            segment: overrides.segment,
         })
     }
 

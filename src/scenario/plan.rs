@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::duration::show;
 use super::pointer::JsonPointer;
+use super::segment::Segment;
 use super::template::Template;
 use super::threshold::Threshold;
 use crate::metrics::requests::RequestFilter;
@@ -33,9 +34,26 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     /// Which request outcomes go to requests.csv (None: no requests.csv).
     pub requests: Option<RequestFilter>,
+    /// The shard this run is, when the scenario is split over several processes or machines.
+    pub segment: Option<Segment>,
 }
 
 impl Plan {
+    /// Whether this run starts client number `client` (all of them, unless it is a segment).
+    pub fn owns(&self, client: u64) -> bool {
+        self.segment.is_none_or(|s| s.owns(client))
+    }
+
+    /// This run's share of a client count (the whole count, unless it is a segment).
+    pub fn share(&self, total: u64) -> u64 {
+        self.segment.map_or(total, |s| s.share(total))
+    }
+
+    /// The most clients this run holds at once.
+    pub fn peak_clients(&self) -> u64 {
+        self.share(self.load.peak())
+    }
+
     /// Whether clients go through the built-in proxy (the scenario has network chaos).
     pub fn needs_proxy(&self) -> bool {
         self.chaos
@@ -398,7 +416,17 @@ impl fmt::Display for Plan {
             )?,
             None => writeln!(f, "correlate  (none: no request expects a reply)")?,
         }
-        writeln!(f, "load       peak {} clients", self.load.peak())?;
+        match self.segment {
+            None => writeln!(f, "load       peak {} clients", self.load.peak())?,
+            Some(s) => writeln!(
+                f,
+                "load       peak {} clients; segment {s}: clients numbered {} mod {}, {} at the peak",
+                self.load.peak(),
+                s.index,
+                s.count,
+                self.peak_clients()
+            )?,
+        }
         let mut t = Duration::ZERO;
         let mut from = 0;
         for (i, p) in self.load.phases.iter().enumerate() {

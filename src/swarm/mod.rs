@@ -170,7 +170,8 @@ pub async fn run(
     let mut clients: Vec<Option<Arc<ClientCtl>>> = vec![None; peak];
     let mut generation: Vec<u32> = vec![0; peak];
     let end = start + plan.duration;
-    let mut rng = SmallRng::seed_from_u64(plan.seed ^ 0xC4A0_5C4A_05C4_A05C);
+    let shard = plan.segment.map_or(0, |s| u64::from(s.index));
+    let mut rng = SmallRng::seed_from_u64(plan.seed ^ 0xC4A0_5C4A_05C4_A05C ^ shard.rotate_left(32));
 
     let mut timeline: Vec<(Duration, Happening)> = schedule::timeline(&plan.load, plan.duration)
         .into_iter()
@@ -203,6 +204,8 @@ pub async fn run(
             Happening::Change(change) => {
                 let i = change.index as usize;
                 match change.action {
+                    // Another shard's client.
+                    _ if !plan.owns(change.index) => {}
                     Action::Start => {
                         let ctl = Arc::new(ClientCtl::new(shared.stop.child_token()));
                         clients[i] = Some(ctl.clone());
@@ -223,7 +226,12 @@ pub async fn run(
                 let name = chaos.action.name();
                 let (selected, lasting) = match &chaos.action {
                     ChaosAction::Drop { amount, .. } => {
-                        let targets = choose(*amount, &clients, &mut rng);
+                        // A count is split between the shards; a share applies to each one's own.
+                        let amount = match *amount {
+                            Amount::Count(n) => Amount::Count(plan.share(n)),
+                            fraction => fraction,
+                        };
+                        let targets = choose(amount, &clients, &mut rng);
                         // Reported before the clients act, so the collector sees the count before.
                         shared
                             .events
@@ -242,6 +250,8 @@ pub async fn run(
                             fault.toxic != Toxic::Reset,
                         )
                     }
+                    // One command for the whole scenario: shard 0 runs it.
+                    ChaosAction::Exec(_) if plan.segment.is_some_and(|s| s.index != 0) => continue,
                     ChaosAction::Exec(exec) => {
                         // Its start is reported before it can end.
                         shared.events.send(chaos_event(index, name, 0, true)).await;
