@@ -71,7 +71,8 @@ pub struct CompareArgs {
     #[arg(long, value_parser = toxicity, default_value = "10%")]
     pub max_regression: f64,
     /// A metric to gate on (repeatable): rtt.p99, rtt.p99.9, connect_time.p95, reconnect_time.max,
-    /// timeout_rate, error_rate, requests_per_s, or a count such as lost. Default: rtt.p99.
+    /// timeout_rate, error_rate, requests_per_s, or a count such as lost. Default: rtt.p99 and
+    /// error_rate.
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
 }
@@ -487,7 +488,10 @@ async fn serve(args: ServeArgs) -> Exit {
 
 fn compare(args: CompareArgs) -> Exit {
     let gates = if args.metrics.is_empty() {
-        vec![report::compare::DEFAULT_GATE.to_string()]
+        report::compare::DEFAULT_GATES
+            .iter()
+            .map(|g| g.to_string())
+            .collect()
     } else {
         args.metrics
     };

@@ -255,7 +255,7 @@ rtt = ["p(99) < 1s"]
         "checked from the end of its grace: {aborted:?}"
     );
     assert!(
-        r.summary.elapsed_s - aborted.at_s < 2.0,
+        r.summary.elapsed_s - aborted.at_s < 3.0,
         "ended {:.2} s after the crossing",
         r.summary.elapsed_s - aborted.at_s
     );

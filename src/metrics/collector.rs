@@ -184,7 +184,8 @@ pub async fn collect(
                 recovery.connected(totals.counts.connected(), elapsed);
                 recovery.window(&window_rtt, elapsed);
                 emit(&totals, &mut window_rtt, &mut last, &mut timeline, elapsed);
-                if aborted.is_none() {
+                // Only while the run goes: not in the drain after its end or a stop.
+                if aborted.is_none() && !gate.stop.is_cancelled() {
                     aborted = gate.check(&totals, elapsed);
                 }
             }

@@ -26,7 +26,7 @@ const SHOWN: &[&str] = &[
     "drops",
     "connect_errors",
 ];
-pub const DEFAULT_GATE: &str = "rtt.p99";
+pub const DEFAULT_GATES: &[&str] = &["rtt.p99", "error_rate"];
 
 /// One row of the comparison.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +136,17 @@ pub fn value(s: &Summary, metric: &str) -> Result<f64, String> {
     }
 }
 
+/// Whether `metric` is a latency with samples in `base` and none in `new`.
+fn lost_samples(base: &Summary, new: &Summary, metric: &str) -> bool {
+    let count = |s: &Summary| {
+        metric
+            .split_once('.')
+            .and_then(|(name, _)| s.latency.get(name))
+            .map(|l| l.count)
+    };
+    matches!((count(base), count(new)), (Some(b), Some(0)) if b > 0)
+}
+
 fn names(s: &Summary) -> String {
     s.latency.keys().cloned().collect::<Vec<_>>().join(", ")
 }
@@ -156,17 +167,22 @@ pub fn compare(
     }
     let mut rows = Vec::new();
     for metric in metrics {
-        let (old, new) = (value(base, metric)?, value(new, metric)?);
+        let (old, new_value) = (value(base, metric)?, value(new, metric)?);
         let change = if old == 0.0 {
-            (new == 0.0).then_some(0.0)
+            (new_value == 0.0).then_some(0.0)
         } else {
-            Some((new - old) / old)
+            Some((new_value - old) / old)
         };
         let worse = match change {
+            // A latency the base measured and the new run could not (nothing answered) is
+            // no improvement.
+            _ if lost_samples(base, new, metric) => f64::INFINITY,
             Some(c) if higher_is_better(metric) => -c,
             Some(c) => c,
+            None if higher_is_better(metric) => f64::NEG_INFINITY,
             None => f64::INFINITY,
         };
+        let new = new_value;
         let gated = gates.iter().any(|g| g == metric);
         rows.push(Row {
             metric: metric.to_string(),
@@ -178,4 +194,38 @@ pub fn compare(
         });
     }
     Ok(Comparison { rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::LatencyStats;
+
+    fn fixture() -> Summary {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compare/base");
+        crate::report::read_summary(&path).unwrap()
+    }
+
+    #[test]
+    fn a_run_that_answered_nothing_is_no_latency_improvement() {
+        let base = fixture();
+        let mut new = base.clone();
+        new.latency
+            .insert("rtt".into(), LatencyStats::of(&Latency::new()));
+        let gates = vec!["rtt.p99".to_string()];
+        assert!(compare(&base, &new, &gates, 0.1).unwrap().regressed());
+    }
+
+    #[test]
+    fn more_from_nothing_is_better_when_higher_is_better() {
+        let mut base = fixture();
+        let new = base.clone();
+        base.rates.requests_per_s = 0.0;
+        let gates = vec!["requests_per_s".to_string()];
+        assert!(!compare(&base, &new, &gates, 0.1).unwrap().regressed());
+        assert!(
+            compare(&new, &base, &gates, 0.1).unwrap().regressed(),
+            "and down to nothing is worse"
+        );
+    }
 }

@@ -43,7 +43,7 @@ impl Series {
                         .columns
                         .entry(name.to_string())
                         .or_default()
-                        .push(value.parse().unwrap_or(0.0));
+                        .push(value.parse().ok().filter(|v: &f64| v.is_finite()).unwrap_or(0.0));
                 }
             }
         }
@@ -160,7 +160,7 @@ svg.chart {{ display: block; margin: 4px 0 18px; }} svg text {{ font: 11px syste
         planned = summary.planned_duration_s,
         peak = summary.peak_clients,
         version = escape(&summary.wsstorm_version),
-        verdict = verdict(&summary.outcome),
+        verdict = escape(verdict(&summary.outcome)),
     );
     if let Some(a) = &summary.aborted {
         let _ = writeln!(
@@ -438,8 +438,17 @@ fn tables(h: &mut String, s: &Summary) {
     for (name, l) in s.latency.iter().filter(|(n, l)| l.count > 0 || *n == "rtt") {
         let _ = writeln!(
             h,
-            "<tr><td>{name}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-            l.count, l.min_ms, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p99_9_ms, l.max_ms
+            "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+            escape(name),
+            l.count,
+            l.min_ms,
+            l.mean_ms,
+            l.p50_ms,
+            l.p90_ms,
+            l.p95_ms,
+            l.p99_ms,
+            l.p99_9_ms,
+            l.max_ms
         );
     }
     let _ = writeln!(h, "</table>");

@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 use super::summary::Summary;
 
 pub fn render(summary: &Summary) -> String {
-    let failures = summary.thresholds.iter().filter(|t| !t.passed).count();
+    let failures =
+        summary.thresholds.iter().filter(|t| !t.passed).count() + usize::from(summary.aborted.is_some());
     let run_failed = summary.outcome == "run_failed";
-    let tests = summary.thresholds.len() + usize::from(run_failed);
+    let tests = summary.thresholds.len() + usize::from(run_failed) + usize::from(summary.aborted.is_some());
     let suite = escape(&summary.scenario);
     let time = summary.elapsed_s;
     let mut x = String::new();
@@ -62,6 +63,16 @@ pub fn render(summary: &Summary) -> String {
                 t.limit
             );
         }
+    }
+    if let Some(a) = &summary.aborted {
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"wsstorm.run.{suite}\" name=\"abort_on_fail\" time=\"{time:.3}\">\n      <failure type=\"aborted\" message=\"{}\"/>\n    </testcase>",
+            escape(&format!(
+                "the run was aborted at {:.1}s: {} {} was crossed (measured {})",
+                a.at_s, a.metric, a.expression, a.measured
+            ))
+        );
     }
     if run_failed {
         let _ = writeln!(

@@ -115,6 +115,8 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                                 open_us,
                             })
                             .await;
+                        // Stopped before a replay (during setup): those never went out again.
+                        abandon_replay(&shared, &mut state).await;
                         return;
                     }
                     End::Dropped { cause, lost, open_us } => {

@@ -296,7 +296,10 @@ impl Conn<'_> {
 
     /// Resends the requests kept from the last connection.
     async fn replay(&mut self, ws: &mut Ws, state: &mut ClientState) -> Result<(), DropCause> {
-        for (seq, text) in std::mem::take(&mut state.replay) {
+        // Each one moves to the pending table before it is written, so a failed write leaves
+        // it (and the rest still in `state.replay`) to be lost or replayed again.
+        while !state.replay.is_empty() {
+            let (seq, text) = state.replay.remove(0);
             let bytes = text.len() as u32;
             self.shared
                 .events
