@@ -5,6 +5,7 @@
 //! start's target and the tests' reference.
 
 pub mod cli;
+pub mod delay;
 pub mod exit;
 pub mod metrics;
 pub mod proxy;

@@ -21,6 +21,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::delay::DelayLine;
 pub use fault::{Active, Direction, Fault, Toxic};
 use pump::{End, Way, pump};
 
@@ -77,6 +78,8 @@ struct Shared {
     stats: Stats,
     /// Resets every connection still open at shutdown.
     kill: CancellationToken,
+    /// Releases chunks held by `latency` when they fall due.
+    delay: DelayLine<()>,
 }
 
 /// A running proxy. Faults are switched on and off through it while it runs.
@@ -104,6 +107,7 @@ impl Proxy {
             open: Mutex::new(HashSet::new()),
             stats: Stats::default(),
             kill: CancellationToken::new(),
+            delay: DelayLine::start(),
         });
         let stop = CancellationToken::new();
         let (ready_tx, ready) = oneshot::channel();
@@ -343,7 +347,16 @@ async fn connection(client: TcpStream, conn: u64, shared: Arc<Shared>) {
         let (shared, abort) = (shared.clone(), abort.clone());
         tokio::spawn(async move {
             let faults = shared.faults.subscribe();
-            pump(src, dst, way, faults, abort, counter(&shared.stats)).await
+            pump(
+                src,
+                dst,
+                way,
+                faults,
+                abort,
+                counter(&shared.stats),
+                &shared.delay,
+            )
+            .await
         })
     };
     let up = pump_task(client_read, upstream_write, way(Direction::Upstream), |s| {

@@ -14,11 +14,13 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::fault::{Active, Direction, Effects};
+use crate::delay::DelayLine;
 
 /// Bytes read at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -56,9 +58,10 @@ pub(super) async fn pump(
     faults: watch::Receiver<Arc<[Active]>>,
     abort: CancellationToken,
     bytes: &AtomicU64,
+    delay: &DelayLine<()>,
 ) -> End {
     let end = tokio::select! {
-        end = flow(&mut src, &mut dst, way, faults, bytes) => end,
+        end = flow(&mut src, &mut dst, way, faults, bytes, delay) => end,
         _ = abort.cancelled() => End::Aborted,
     };
     let end = match end {
@@ -95,8 +98,11 @@ async fn flow(
     way: Way,
     mut faults: watch::Receiver<Arc<[Active]>>,
     bytes: &AtomicU64,
+    delay: &DelayLine<()>,
 ) -> End {
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    // Wake-ups from the delay line when held chunks fall due (made on first use).
+    let mut wake: Option<(UnboundedSender<()>, UnboundedReceiver<()>)> = None;
     let mut queued = 0usize;
     let mut last_due: Option<Instant> = None;
     let mut out = Out::new(way);
@@ -117,7 +123,10 @@ async fn flow(
         let can_read = !eof && queued < QUEUE_CAP;
         tokio::select! {
             biased;
-            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+            _ = until_due(due, &mut wake), if due.is_some() => {
+                if queue.front().is_some_and(|(at, _)| *at > Instant::now()) {
+                    continue; // woken for a chunk already sent
+                }
                 let (_, data) = queue.pop_front().expect("a chunk is due");
                 queued -= data.len();
                 match out.deliver(dst, &data, &fx, bytes, Some(&mut faults)).await {
@@ -171,11 +180,30 @@ async fn flow(
                         at = at.max(last);
                     }
                     last_due = Some(at);
+                    if at > Instant::now() {
+                        let (tx, _) = wake.get_or_insert_with(unbounded_channel);
+                        delay.send_at(at.into_std(), (), tx.clone());
+                    }
                     queued += rest.len();
                     queue.push_back((at, rest));
                 }
             }
         }
+    }
+}
+
+/// Waits until `due`: at once when it has passed, else for the delay line's wake-up (accurate
+/// to tens of microseconds, where a tokio sleep rounds up to the next millisecond).
+async fn until_due(due: Option<Instant>, wake: &mut Option<(UnboundedSender<()>, UnboundedReceiver<()>)>) {
+    let Some(due) = due else { return };
+    if due <= Instant::now() {
+        return;
+    }
+    match wake {
+        Some((_, rx)) => {
+            rx.recv().await;
+        }
+        None => sleep_until(due).await,
     }
 }
 

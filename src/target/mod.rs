@@ -3,7 +3,6 @@
 //! hold the tool's numbers against the server's.
 
 mod behaviour;
-mod delay;
 mod schedule;
 mod server;
 mod timers;

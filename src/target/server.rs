@@ -20,10 +20,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::delay::DelayLine;
 use super::timers::Timers;
 use super::upgrade::{self, Asked};
 use super::{Behaviour, schedule};
+use crate::delay::DelayLine;
 
 /// Pending connections the kernel may queue (it caps this at net.core.somaxconn).
 const ACCEPT_BACKLOG: u32 = 65_535;
@@ -224,7 +224,7 @@ enum End {
 async fn serve_one(
     tcp: TcpStream,
     shared: Arc<Shared>,
-    delay: Option<Arc<DelayLine>>,
+    delay: Option<Arc<DelayLine<Message>>>,
     cancel: CancellationToken,
     mut rng: SmallRng,
 ) {
