@@ -59,6 +59,22 @@ pub enum Command {
     Man,
     /// Print the JSON Schema of scenario files (for editors: taplo, VS Code "Even Better TOML").
     Schema,
+    /// Merge the results directories of a scenario's segments into one, judging the thresholds
+    /// on the merged result (exit 3 when one is crossed).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The segments' results directories.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged results go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No summary on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +392,43 @@ pub async fn dispatch(cli: Cli) -> Exit {
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,
         Command::Compare(args) => compare(args),
+        Command::Merge(args) => match report::merge::merge(&args.dirs, &args.out) {
+            Ok(merged) => {
+                if !args.quiet {
+                    print!("{}", merged.summary.render_text());
+                    println!(
+                        "merged      {} segments into {}",
+                        args.dirs.len(),
+                        args.out.display()
+                    );
+                }
+                if !merged.missing.is_empty() {
+                    let list: Vec<String> = merged.missing.iter().map(ToString::to_string).collect();
+                    eprintln!(
+                        "warning: a partial merge: no directory for segment {}",
+                        list.join(", ")
+                    );
+                }
+                match merged.summary.outcome.as_str() {
+                    "passed" => Exit::Success,
+                    "thresholds_crossed" => Exit::ThresholdsCrossed,
+                    "interrupted" => Exit::Interrupted,
+                    _ => Exit::RunFailed,
+                }
+            }
+            Err(report::merge::MergeError::Refused(why)) => {
+                eprintln!("error: {why}");
+                Exit::InvalidInput
+            }
+            Err(report::merge::MergeError::Io(e)) => {
+                eprintln!("error: {e}");
+                // A missing or unreadable shard is bad input; a failed write is a failure.
+                match e.kind() {
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => Exit::InvalidInput,
+                    _ => Exit::RunFailed,
+                }
+            }
+        },
         Command::Schema => {
             print!("{}", scenario::json_schema());
             Exit::Success

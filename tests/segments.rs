@@ -29,6 +29,8 @@ sleep = "20ms"
 at = "1500ms"
 drop = 5
 how = "close"
+[thresholds]
+drops = ["count < 3", "count >= 4"]
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,4 +98,74 @@ async fn four_shards_add_up_to_exactly_the_scenario() {
     let all: BTreeSet<u32> = owners.iter().flatten().copied().collect();
     assert_eq!(all, (0..10).collect(), "every client number in exactly one shard");
     assert_eq!(owners.iter().map(BTreeSet::len).sum::<usize>(), 10);
+
+    // Each shard alone: 1 or 2 drops, so "< 3" passes and ">= 4" fails.
+    for r in &shards {
+        let verdicts: Vec<bool> = r.summary.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(verdicts, [true, false]);
+    }
+    // Merged: 5 drops, so the verdicts turn round.
+    let out = dir.path().join("merged");
+    let mut args = vec![
+        "merge".to_string(),
+        "--quiet".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(shards.iter().map(|r| r.dir.display().to_string()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged: wsstorm::report::Summary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let verdicts: Vec<bool> = merged.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(
+        verdicts,
+        [false, true],
+        "judged on the merged result: {:?}",
+        merged.thresholds
+    );
+    assert_eq!(
+        merged.counts.requests, seen.received,
+        "merged requests = what the server received"
+    );
+    assert_eq!(merged.counts.drops, 5);
+    assert_eq!(merged.peak_clients, 10);
+    assert_eq!(
+        merged.latency["rtt"].count, merged.counts.answered,
+        "histograms merged whole"
+    );
+    let rows = csv::Reader::from_path(out.join("connections.csv"))
+        .unwrap()
+        .records()
+        .count();
+    let shard_rows: usize = shards.iter().map(|r| connection_rows(r).len()).sum();
+    assert_eq!(rows, shard_rows, "every connection event, interleaved by time");
+    let sent: f64 = csv::Reader::from_path(out.join("timeseries.csv"))
+        .unwrap()
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .map(|row| row.unwrap()["requests"].parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(sent as u64, merged.counts.requests, "the time series adds up");
+    for f in ["summary.txt", "junit.xml", "report.html"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    support::check_schema(
+        &serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap(),
+    );
+
+    // Refused: a segment twice, and a run that is not a segment.
+    let twice = [
+        shards[0].dir.display().to_string(),
+        shards[0].dir.display().to_string(),
+    ];
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(["merge", "--out", dir.path().join("x").to_str().unwrap()])
+        .args(&twice)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("appears twice"));
 }

@@ -2,7 +2,7 @@
 //! results directory's summary.json holds one, so runs can be re-reported and merged.
 
 use std::collections::BTreeMap;
-use std::ops::Sub;
+use std::ops::{Add, Sub};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,14 @@ macro_rules! counts {
 
             fn sub(self, o: Counts) -> Counts {
                 Counts { $($field: self.$field - o.$field),* }
+            }
+        }
+
+        impl Add for Counts {
+            type Output = Counts;
+
+            fn add(self, o: Counts) -> Counts {
+                Counts { $($field: self.$field + o.$field),* }
             }
         }
     };

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod connections;
 pub mod html;
 pub mod junit;
+pub mod merge;
 pub mod progress;
 pub mod requests;
 pub mod summary;

@@ -135,6 +135,19 @@ pub struct ThresholdResult {
     pub shown: String,
 }
 
+impl ThresholdResult {
+    pub fn of(v: &Verdict) -> Self {
+        ThresholdResult {
+            metric: v.threshold.metric.name().to_string(),
+            expression: v.threshold.source.clone(),
+            value: v.value,
+            limit: v.threshold.limit,
+            passed: v.passed,
+            shown: v.threshold.show_value(v.value),
+        }
+    }
+}
+
 /// The parts of a run the summary describes besides its totals.
 pub struct RunInfo {
     pub scenario: String,
@@ -208,17 +221,7 @@ impl Summary {
             chaos: chaos.iter().map(Chaos::describe).collect(),
             exec: info.exec,
             recovery,
-            thresholds: verdicts
-                .iter()
-                .map(|v| ThresholdResult {
-                    metric: v.threshold.metric.name().to_string(),
-                    expression: v.threshold.source.clone(),
-                    value: v.value,
-                    limit: v.threshold.limit,
-                    passed: v.passed,
-                    shown: v.threshold.show_value(v.value),
-                })
-                .collect(),
+            thresholds: verdicts.iter().map(ThresholdResult::of).collect(),
             embedded_server: info.embedded_server,
             proxy: info.proxy,
         }

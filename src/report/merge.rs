@@ -1,0 +1,263 @@
+//! `wsstorm merge DIR… --out DIR`: the results directories of a scenario's segments (shards)
+//! made into one, exactly. Counts add; HDR histograms merge losslessly; time series add up
+//! second by second on the shared timeline (latency percentile columns take the worst shard,
+//! as percentiles do not add); connection events interleave by time; then the scenario's
+//! thresholds are judged on the merged totals and the merged reports are written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::summary::{CountStats, LatencyStats, Summary, ThresholdResult};
+use super::{CONNECTIONS, TIMESERIES};
+use crate::metrics::{Latency, Totals};
+use crate::scenario::segment::Segment;
+use crate::scenario::threshold::{Metric, Threshold};
+
+/// Why shards cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What a merge produced.
+pub struct Merged {
+    pub summary: Summary,
+    /// Segments of the scenario no directory held (a partial merge).
+    pub missing: Vec<Segment>,
+}
+
+/// Merges the shards in `dirs` into `out`.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
+    let refuse = |m: String| Err(MergeError::Refused(m));
+    if dirs.is_empty() {
+        return refuse("nothing to merge: expected the results directories of a scenario's segments".into());
+    }
+    let shards: Vec<Summary> = dirs
+        .iter()
+        .map(|d| super::read_summary(d))
+        .collect::<Result<_, _>>()?;
+    let first = &shards[0];
+    let mut seen = BTreeSet::new();
+    let mut count = None;
+    for (dir, s) in dirs.iter().zip(&shards) {
+        if s.scenario != first.scenario || s.planned_duration_s != first.planned_duration_s {
+            return refuse(format!(
+                "{} is a run of {:?} ({} s), not of {:?} ({} s) like {}: only segments of one scenario merge",
+                dir.display(),
+                s.scenario,
+                s.planned_duration_s,
+                first.scenario,
+                first.planned_duration_s,
+                dirs[0].display()
+            ));
+        }
+        let Some(seg) = s.segment else {
+            return refuse(format!(
+                "{} is not a segment (it ran the whole scenario): expected directories of runs with --segment",
+                dir.display()
+            ));
+        };
+        if *count.get_or_insert(seg.count) != seg.count {
+            return refuse(format!(
+                "{} is segment {seg}, but the others split the scenario in {}",
+                dir.display(),
+                count.unwrap_or_default()
+            ));
+        }
+        if !seen.insert(seg.index) {
+            return refuse(format!(
+                "segment {seg} appears twice (again in {}): segments overlap",
+                dir.display()
+            ));
+        }
+    }
+    let count = count.expect("at least one shard");
+    let missing: Vec<Segment> = (0..count)
+        .filter(|i| !seen.contains(i))
+        .map(|index| Segment { index, count })
+        .collect();
+
+    std::fs::create_dir_all(out)?;
+    let summary = merge_summaries(&shards)?;
+    merge_timeseries(dirs, &out.join(TIMESERIES))?;
+    merge_connections(dirs, &out.join(CONNECTIONS))?;
+    super::write_reports(out, &summary)?;
+    Ok(Merged { summary, missing })
+}
+
+fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
+    let bad = |e: String| MergeError::Refused(format!("a shard's summary.json is damaged: {e}"));
+    let mut merged = shards[0].clone();
+    merged.counts = shards.iter().skip(1).fold(shards[0].counts, |a, s| a + s.counts);
+    for map in [&mut merged.connect_errors, &mut merged.drops] {
+        map.clear();
+    }
+    let mut latency: BTreeMap<String, Latency> = BTreeMap::new();
+    let mut attempts = Latency::new();
+    for s in shards {
+        for (k, v) in &s.connect_errors {
+            *merged.connect_errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &s.drops {
+            *merged.drops.entry(k.clone()).or_default() += v;
+        }
+        for (name, stats) in &s.latency {
+            latency
+                .entry(name.clone())
+                .or_default()
+                .merge(&Latency::decode(&stats.histogram).map_err(bad)?);
+        }
+        attempts.merge(&Latency::decode(&s.reconnect_attempts.histogram).map_err(bad)?);
+    }
+    merged.latency = latency
+        .iter()
+        .map(|(k, h)| (k.clone(), LatencyStats::of(h)))
+        .collect();
+    merged.reconnect_attempts = CountStats::of(&attempts);
+
+    // The thresholds, judged again on the merged totals.
+    let mut totals = Totals {
+        counts: merged.counts,
+        reconnect_attempts: attempts,
+        ..Totals::default()
+    };
+    for (name, slot) in [
+        ("rtt", &mut totals.rtt),
+        ("connect_time", &mut totals.connect_time),
+        ("connect_tcp", &mut totals.connect_tcp),
+        ("connect_upgrade", &mut totals.connect_upgrade),
+        ("reconnect_time", &mut totals.reconnect_time),
+        ("ping_rtt", &mut totals.ping_rtt),
+        ("push_latency", &mut totals.push_latency),
+    ] {
+        if let Some(h) = latency.get(name) {
+            *slot = h.clone();
+        }
+    }
+    let thresholds: Vec<Threshold> = shards[0]
+        .thresholds
+        .iter()
+        .map(|t| {
+            Metric::from_name(&t.metric)
+                .ok_or_else(|| format!("unknown metric {:?}", t.metric))
+                .and_then(|m| Threshold::parse(m, &t.expression))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(bad)?;
+    let verdicts = totals.verdicts(&thresholds);
+    merged.thresholds = verdicts.iter().map(ThresholdResult::of).collect();
+
+    let c = &merged.counts;
+    merged.elapsed_s = shards.iter().map(|s| s.elapsed_s).fold(0.0, f64::max);
+    merged.rates.timeout_rate = c.timeout_rate();
+    merged.rates.error_rate = c.error_rate();
+    merged.rates.requests_per_s = if merged.elapsed_s > 0.0 {
+        c.requests as f64 / merged.elapsed_s
+    } else {
+        0.0
+    };
+    merged.started_at = shards
+        .iter()
+        .map(|s| s.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    merged.peak_clients = shards.iter().map(|s| s.peak_clients).sum();
+    merged.segment = None;
+    merged.aborted = shards.iter().find_map(|s| s.aborted.clone());
+    merged.outcome = if shards.iter().any(|s| s.outcome == "interrupted") {
+        "interrupted"
+    } else if c.connects == 0 && merged.peak_clients > 0 {
+        "run_failed"
+    } else if merged.aborted.is_some() || verdicts.iter().any(|v| !v.passed) {
+        "thresholds_crossed"
+    } else {
+        "passed"
+    }
+    .to_string();
+    // Per-shard figures: kept side by side (recovery per shard), or summed where they add.
+    merged.recovery = shards.iter().flat_map(|s| s.recovery.clone()).collect();
+    merged.exec = shards.iter().flat_map(|s| s.exec.clone()).collect();
+    merged.embedded_server = None;
+    merged.proxy = None;
+    Ok(merged)
+}
+
+/// Adds the shards' time series row by row (second by second on the shared timeline).
+fn merge_timeseries(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
+    let mut header: Option<csv::StringRecord> = None;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for dir in dirs {
+        let mut reader = csv::Reader::from_path(dir.join(TIMESERIES)).map_err(io::Error::other)?;
+        let h = reader.headers().map_err(io::Error::other)?.clone();
+        if header.as_ref().is_some_and(|first| *first != h) {
+            return Err(io::Error::other(format!(
+                "{}: its columns differ from the other shards'",
+                dir.join(TIMESERIES).display()
+            )));
+        }
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(io::Error::other)?;
+            if rows.len() <= i {
+                rows.push(vec![String::new(); h.len()]);
+            }
+            for (col, (name, value)) in h.iter().zip(record.iter()).enumerate() {
+                rows[i][col] = combine(name, &rows[i][col], value);
+            }
+        }
+        header = Some(h);
+    }
+    let mut w = csv::Writer::from_path(out).map_err(io::Error::other)?;
+    if let Some(h) = header {
+        w.write_record(&h)?;
+    }
+    for row in rows {
+        w.write_record(&row)?;
+    }
+    w.flush()
+}
+
+/// One cell of the merged time series from the merged-so-far cell and a shard's.
+fn combine(column: &str, so_far: &str, value: &str) -> String {
+    if so_far.is_empty() {
+        return value.to_string();
+    }
+    let num = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+    match column {
+        "chaos" => {
+            let mut names: BTreeSet<&str> = so_far.split_whitespace().collect();
+            names.extend(value.split_whitespace());
+            names.into_iter().collect::<Vec<_>>().join(" ")
+        }
+        "elapsed_s" => format!("{}", num(so_far).max(num(value))),
+        c if c.starts_with("rtt_") => format!("{}", num(so_far).max(num(value))),
+        _ => format!("{}", num(so_far) + num(value)),
+    }
+}
+
+/// All shards' connection events, in time order.
+fn merge_connections(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
+    let mut header = None;
+    let mut rows: Vec<(f64, csv::StringRecord)> = Vec::new();
+    for dir in dirs {
+        let mut reader = csv::Reader::from_path(dir.join(CONNECTIONS)).map_err(io::Error::other)?;
+        header = Some(reader.headers().map_err(io::Error::other)?.clone());
+        for record in reader.records() {
+            let record = record.map_err(io::Error::other)?;
+            let t = record.get(0).and_then(|t| t.parse().ok()).unwrap_or(0.0);
+            rows.push((t, record));
+        }
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut w = csv::Writer::from_path(out).map_err(io::Error::other)?;
+    if let Some(h) = header {
+        w.write_record(&h)?;
+    }
+    for (_, record) in rows {
+        w.write_record(&record)?;
+    }
+    w.flush()
+}
