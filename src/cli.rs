@@ -119,6 +119,21 @@ pub struct ScenarioArgs {
     /// Indexed Job's completion index).
     #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
     pub segments: Option<u32>,
+    /// Begin the timeline at this time, so that shards start together: RFC 3339
+    /// (2026-11-23T15:00:00Z) or a delay from now (+30s).
+    #[arg(long, value_name = "TIME", value_parser = start_at)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn start_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Some(delay) = text.strip_prefix('+') {
+        let d = duration::parse(delay)?;
+        let d = chrono::Duration::from_std(d).map_err(|e| e.to_string())?;
+        return Ok(chrono::Utc::now() + d);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{text:?}: {e}: expected an RFC 3339 time such as 2026-11-23T15:00:00Z or a delay such as +30s"))
 }
 
 impl ScenarioArgs {
@@ -142,6 +157,7 @@ impl ScenarioArgs {
             duration: self.duration,
             requests: self.requests,
             segment,
+            start_at: self.start_at,
         })
     }
 }

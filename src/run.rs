@@ -182,7 +182,43 @@ pub async fn execute(
         );
     }
 
-    let start = Instant::now();
+    // --start-at: wait for the shared start; a late start keeps the anchor (the timeline's
+    // first moments happen at once) and says so, so shards stay aligned.
+    let mut started_at = started_at;
+    let mut late_start_s = None;
+    let start = match plan.start_at {
+        None => Instant::now(),
+        Some(at) => {
+            started_at = at;
+            match (at - Utc::now()).to_std() {
+                Ok(wait) => {
+                    if !quiet {
+                        println!(
+                            "waiting {:.1}s for --start-at {}",
+                            wait.as_secs_f64(),
+                            at.to_rfc3339()
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = controls.stop.cancelled() => {}
+                    }
+                    Instant::now()
+                }
+                Err(_) => {
+                    let late = (Utc::now() - at).to_std().unwrap_or_default();
+                    eprintln!(
+                        "warning: started {:.3}s after --start-at {}: the timeline is not shifted, its first {:.3}s happen at once",
+                        late.as_secs_f64(),
+                        at.to_rfc3339(),
+                        late.as_secs_f64()
+                    );
+                    late_start_s = Some(late.as_secs_f64());
+                    Instant::now().checked_sub(late).unwrap_or_else(Instant::now)
+                }
+            }
+        }
+    };
     let (events, events_rx) = metrics::channel();
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();
     let gate = metrics::AbortGate {
@@ -262,6 +298,7 @@ pub async fn execute(
         elapsed_s: elapsed.as_secs_f64(),
         peak_clients: plan.peak_clients(),
         segment: plan.segment,
+        late_start_s,
         outcome: outcome.name().to_string(),
         embedded_server: server,
         proxy,

@@ -527,6 +527,11 @@ fn segments_come_from_the_flag_or_the_job_completion_index() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("JOB_COMPLETION_INDEX"), "{}", text(&o));
+    let o = wsstorm(&["validate", q, "--start-at", "+2s"], tmp.path());
+    assert!(o.status.success(), "a delay from now: {}", text(&o));
+    let o = wsstorm(&["validate", q, "--start-at", "tomorrow"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("RFC 3339"), "{}", text(&o));
     let o = wsstorm(&["validate", q, "--segment", "4/4"], tmp.path());
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("0 <= INDEX < COUNT"), "{}", text(&o));

@@ -169,3 +169,59 @@ async fn four_shards_add_up_to_exactly_the_scenario() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("appears twice"));
 }
+
+/// --start-at: shards wait for the shared start; one that comes late keeps the anchor (its
+/// timeline's first moments happen at once) and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_start_together_at_start_at_and_a_late_one_says_so() {
+    let server = server(Behaviour::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "name = \"aligned\"\ntarget = \"embedded\"\nduration = \"2s\"\n[[phases]]\nclients = 4\nramp = \"2s\"\n";
+    let run = |index: u32, start_at: chrono::DateTime<chrono::Utc>| {
+        let overrides = Overrides {
+            target: Some(server.url()),
+            segment: Some(Segment { index, count: 2 }),
+            start_at: Some(start_at),
+            ..Default::default()
+        };
+        let plan = scenario::parse(Path::new("s.toml"), toml, &overrides, &|_| None).unwrap();
+        execute(
+            plan,
+            Some(dir.path().join(format!("s{index}"))),
+            true,
+            Controls::default(),
+        )
+    };
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let began = std::time::Instant::now();
+    let (a, b) = tokio::join!(run(0, at), run(1, at));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        began.elapsed() >= std::time::Duration::from_millis(1500),
+        "they waited"
+    );
+    let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        (a.summary.started_at.as_str(), b.summary.started_at.as_str()),
+        (stamp.as_str(), stamp.as_str())
+    );
+    assert_eq!((a.summary.late_start_s, b.summary.late_start_s), (None, None));
+
+    // A shard a second late: its clients due at 0 s and 1 s both start about 1 s in.
+    let late = run(0, chrono::Utc::now() - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let behind = late.summary.late_start_s.expect("it says it was late");
+    assert!((1.0..1.5).contains(&behind), "{behind}");
+    let opens: Vec<f64> = connection_rows(&late)
+        .iter()
+        .filter(|r| r.event == "open")
+        .map(|r| r.time_s)
+        .collect();
+    assert_eq!(opens.len(), 2);
+    assert!(
+        opens.iter().all(|t| *t >= 1.0),
+        "the timeline kept its anchor: {opens:?}"
+    );
+    server.shutdown().await;
+}

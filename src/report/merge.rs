@@ -167,6 +167,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         .unwrap_or_default();
     merged.peak_clients = shards.iter().map(|s| s.peak_clients).sum();
     merged.segment = None;
+    merged.late_start_s = shards.iter().filter_map(|s| s.late_start_s).reduce(f64::max);
     merged.aborted = shards.iter().find_map(|s| s.aborted.clone());
     merged.outcome = if shards.iter().any(|s| s.outcome == "interrupted") {
         "interrupted"

@@ -31,6 +31,9 @@ pub struct Summary {
     /// The shard this run was, when the scenario was split (`--segment i/n`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<Segment>,
+    /// Seconds after `--start-at` that this run began (its timeline kept the anchor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_start_s: Option<f64>,
     /// passed | thresholds_crossed | run_failed | interrupted
     pub outcome: String,
     /// The `abort_on_fail` threshold that ended the run early.
@@ -159,6 +162,7 @@ pub struct RunInfo {
     pub elapsed_s: f64,
     pub peak_clients: u64,
     pub segment: Option<Segment>,
+    pub late_start_s: Option<f64>,
     pub outcome: String,
     pub embedded_server: Option<ServerCounts>,
     pub proxy: Option<ProxyCounts>,
@@ -187,6 +191,7 @@ impl Summary {
             elapsed_s: info.elapsed_s,
             peak_clients: info.peak_clients,
             segment: info.segment,
+            late_start_s: info.late_start_s,
             outcome: info.outcome,
             aborted: info.aborted,
             counts: *c,

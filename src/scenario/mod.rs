@@ -46,6 +46,8 @@ pub struct Overrides {
     pub requests: Option<RequestFilter>,
     /// `--segment i/n`: run this shard's share of the scenario.
     pub segment: Option<segment::Segment>,
+    /// `--start-at`: when the timeline begins (shards of one run share it).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Reads, parses and validates a scenario file.
@@ -231,6 +233,7 @@ impl Validator<'_> {
             thresholds,
             requests,
             segment: overrides.segment,
+            start_at: overrides.start_at,
         })
     }
 

@@ -36,6 +36,8 @@ pub struct Plan {
     pub requests: Option<RequestFilter>,
     /// The shard this run is, when the scenario is split over several processes or machines.
     pub segment: Option<Segment>,
+    /// When the timeline begins (None: at once); a run that starts late keeps this anchor.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Plan {
