@@ -137,7 +137,15 @@ fn start_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 }
 
 impl ScenarioArgs {
-    fn overrides(&self) -> Result<Overrides, String> {
+    /// The flags that replace the file's values; a bad one is reported here (exit 2).
+    fn overrides(&self) -> Result<Overrides, Exit> {
+        self.try_overrides().map_err(|e| {
+            eprintln!("error: {e}");
+            Exit::InvalidInput
+        })
+    }
+
+    fn try_overrides(&self) -> Result<Overrides, String> {
         let segment = match (self.segment, self.segments) {
             (Some(s), _) => Some(s),
             (None, None) => None,
@@ -366,10 +374,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
             listen_for_signals(controls.clone());
             let overrides = match args.scenario.overrides() {
                 Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Exit::InvalidInput;
-                }
+                Err(exit) => return exit,
             };
             let options = RunOptions {
                 overrides,
@@ -388,10 +393,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
         Command::Validate(args) => {
             let overrides = match args.scenario.overrides() {
                 Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Exit::InvalidInput;
-                }
+                Err(exit) => return exit,
             };
             match scenario::load(&args.scenario.scenario, &overrides) {
                 Ok(plan) => {
@@ -515,27 +517,21 @@ async fn serve(args: ServeArgs) -> Exit {
         "wsstorm serve: listening on {} ({description}); Ctrl-C to stop",
         server.url()
     );
-    let mut ticker = tokio::time::interval(args.stats_every.unwrap_or(Duration::from_secs(3600)));
-    ticker.tick().await;
     let mut last = server.counts();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = ticker.tick(), if args.stats_every.is_some() => {
-                let now = server.counts();
-                println!(
-                    "{:>9.3}s  open {:>7}  accepted {:>6}  received {:>8}  answered {:>8}  refused {:>5}",
-                    server.started().elapsed().as_secs_f64(),
-                    now.open,
-                    now.connections - last.connections,
-                    now.received - last.received,
-                    now.answered - last.answered,
-                    now.refused - last.refused,
-                );
-                last = now;
-            }
-        }
-    }
+    until_ctrl_c(args.stats_every, || {
+        let now = server.counts();
+        println!(
+            "{:>9.3}s  open {:>7}  accepted {:>6}  received {:>8}  answered {:>8}  refused {:>5}",
+            server.started().elapsed().as_secs_f64(),
+            now.open,
+            now.connections - last.connections,
+            now.received - last.received,
+            now.answered - last.answered,
+            now.refused - last.refused,
+        );
+        last = now;
+    })
+    .await;
     let counts = server.shutdown().await;
     println!(
         "served {} connections, {} messages received, {} answered, {} withheld",
@@ -628,26 +624,32 @@ async fn proxy(args: ProxyArgs) -> Exit {
         proxy.addr(),
         args.upstream
     );
-    let mut ticker = tokio::time::interval(args.stats_every.unwrap_or(Duration::from_secs(3600)));
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = ticker.tick(), if args.stats_every.is_some() => {
-                let c = proxy.counts();
-                println!(
-                    "open {:>7}  accepted {:>8}  bytes up {:>12}  down {:>12}  upstream failures {}",
-                    c.open, c.connections, c.bytes_upstream, c.bytes_downstream, c.upstream_failures
-                );
-            }
-        }
-    }
+    until_ctrl_c(args.stats_every, || {
+        let c = proxy.counts();
+        println!(
+            "open {:>7}  accepted {:>8}  bytes up {:>12}  down {:>12}  upstream failures {}",
+            c.open, c.connections, c.bytes_upstream, c.bytes_downstream, c.upstream_failures
+        );
+    })
+    .await;
     let c = proxy.shutdown().await;
     println!(
         "proxied {} connections ({} upstream failures, {} closed by limit_data); {} bytes upstream, {} downstream",
         c.connections, c.upstream_failures, c.limited, c.bytes_upstream, c.bytes_downstream
     );
     Exit::Success
+}
+
+/// Runs until Ctrl-C, calling `stats` every `every` (when given) for a line of counts.
+async fn until_ctrl_c(every: Option<Duration>, mut stats: impl FnMut()) {
+    let mut ticker = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = ticker.tick(), if every.is_some() => stats(),
+        }
+    }
 }
 
 /// First Ctrl-C or SIGTERM stops gracefully, the second at once.

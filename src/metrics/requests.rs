@@ -33,11 +33,7 @@ impl RequestFilter {
         match self {
             RequestFilter::All => true,
             RequestFilter::Errors => outcome != RequestOutcome::Answered,
-            RequestFilter::Sample(f) => {
-                let mut h = (u64::from(client) << 40 ^ seq).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                h ^= h >> 29;
-                ((h >> 11) as f64 / (1u64 << 53) as f64) < f
-            }
+            RequestFilter::Sample(f) => crate::scenario::picked(u64::from(client) << 40 ^ seq, f),
         }
     }
 }

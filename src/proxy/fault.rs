@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::scenario::duration::show;
+use crate::scenario::{mix, picked};
 
 /// Which way the bytes go: upstream is client → server, downstream server → client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,8 +132,7 @@ impl Fault {
         if self.toxicity >= 1.0 {
             return true;
         }
-        let h = splitmix(seed ^ splitmix(id) ^ splitmix(conn.wrapping_add(0x9E37)));
-        ((h >> 11) as f64 / (1u64 << 53) as f64) < self.toxicity
+        picked(seed ^ mix(id) ^ mix(conn.wrapping_add(0x9E37)), self.toxicity)
     }
 }
 
@@ -147,13 +147,6 @@ impl fmt::Display for Fault {
         }
         Ok(())
     }
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// A fault switched on, under a unique id (one per firing on the timeline).

@@ -149,8 +149,13 @@ async fn flow(
                 if ready.is_err() {
                     return End::Broken;
                 }
-                // The faults may have changed while this side waited for bytes.
-                let fx = Effects::of(&faults.borrow_and_update(), way.seed, way.conn, way.way);
+                // The faults may have changed while this side waited for bytes (a version check:
+                // an unchanged set costs no second read).
+                let fx = if faults.has_changed().unwrap_or(false) {
+                    Effects::of(&faults.borrow_and_update(), way.seed, way.conn, way.way)
+                } else {
+                    fx
+                };
                 let immediate = queue.is_empty() && fx.immediate();
                 let rest = match read_chunk(src, immediate.then_some(&*dst)) {
                     Ok(Read::Eof) => {

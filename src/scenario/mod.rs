@@ -767,6 +767,20 @@ pub fn share(text: &str) -> Option<f64> {
     (0.0..=1.0).contains(&value).then_some(value)
 }
 
+/// Whether `key` falls within `share` (0 to 1): a seeded, even split of keys, the same every
+/// run (a fault's toxicity, a requests.csv sample).
+pub fn picked(key: u64, share: f64) -> bool {
+    ((mix(key) >> 11) as f64 / (1u64 << 53) as f64) < share
+}
+
+/// SplitMix64's finaliser: spreads any key over all 64 bits.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 /// Whether a close code may be sent in a close frame (RFC 6455 §7.4: 1004–1006 and 1015 are
 /// reserved, 1016–2999 are for future standards).
 pub fn sendable_close_code(code: u64) -> bool {

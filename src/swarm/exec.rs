@@ -37,12 +37,6 @@ pub struct ExecReport {
     pub error: Option<String>,
 }
 
-impl ExecReport {
-    pub fn succeeded(&self) -> bool {
-        self.outcome == "exited" && self.exit_code == Some(0)
-    }
-}
-
 /// Runs `exec` (firing `n` of chaos action `chaos`, at `at_s` into the run) and waits for it,
 /// at most its time limit. Output goes to `exec-<chaos>-<n>.stdout|.stderr` in `dir`.
 pub async fn run(

@@ -113,16 +113,24 @@ impl Pending {
     /// returns them and the number of the others, which end as `rest` (lost, unfinished).
     pub fn take_for_replay(&mut self, rest: RequestOutcome) -> (Vec<(u64, Utf8Bytes)>, u32) {
         let mut replay = Vec::new();
+        let mut count = 0;
+        // Their seqs are kept only for requests.csv.
         let mut others = Vec::new();
-        for (seq, _, text) in std::mem::take(&mut self.waiting) {
+        let logging = self.log.is_some();
+        for (seq, _, text) in self.waiting.drain(..) {
             match text {
                 Some(text) => replay.push((seq, text)),
-                None => others.push(seq),
+                None => {
+                    count += 1;
+                    if logging {
+                        others.push(seq);
+                    }
+                }
             }
         }
         self.recent.clear();
-        self.note_all(others.iter().copied(), rest);
-        (replay, others.len() as u32)
+        self.note_all(others.into_iter(), rest);
+        (replay, count)
     }
 
     fn remember(&mut self, tagged: u64) {
