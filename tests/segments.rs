@@ -6,7 +6,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use support::{assert_requests_reconcile, connection_rows, server};
+use support::{connection_rows, rows_in, server};
+use wsstorm::metrics::Counts;
+use wsstorm::report::Summary;
 use wsstorm::run::{Controls, execute};
 use wsstorm::scenario::segment::Segment;
 use wsstorm::scenario::{self, Overrides};
@@ -33,36 +35,63 @@ how = "close"
 drops = ["count < 3", "count >= 4"]
 "#;
 
+/// Runs `wsstorm ARGS` to completion, giving its exit code and stderr.
+fn wsstorm(args: &[String]) -> (Option<i32>, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wsstorm"))
+        .args(args)
+        .output()
+        .unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn summary_in(dir: &Path) -> Summary {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Four shard processes of the real binary, started together with --start-at, against one
+/// server; then `wsstorm merge`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_shards_add_up_to_exactly_the_scenario() {
+async fn four_shard_processes_add_up_to_exactly_the_scenario() {
     let server = server(Behaviour::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let shard = |index: u32| {
-        let overrides = Overrides {
-            target: Some(server.url()),
-            segment: Some(Segment { index, count: 4 }),
-            ..Default::default()
-        };
-        let plan = scenario::parse(Path::new("s.toml"), SCENARIO, &overrides, &|_| None).unwrap();
-        execute(
-            plan,
-            Some(dir.path().join(format!("shard-{index}"))),
-            true,
-            Controls::default(),
-        )
-    };
-    let (a, b, c, d) = tokio::join!(shard(0), shard(1), shard(2), shard(3));
-    let shards = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+    let file = dir.path().join("sharded.toml");
+    std::fs::write(&file, SCENARIO).unwrap();
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let shard_dir = |i: u32| dir.path().join(format!("shard-{i}"));
+    let shards: Vec<_> = (0..4u32)
+        .map(|i| {
+            let args = [
+                "run".to_string(),
+                file.display().to_string(),
+                "--quiet".into(),
+                "--target".into(),
+                server.url(),
+                "--segment".into(),
+                format!("{i}/4"),
+                "--start-at".into(),
+                at.clone(),
+                "--out".into(),
+                shard_dir(i).display().to_string(),
+            ];
+            tokio::task::spawn_blocking(move || wsstorm(&args))
+        })
+        .collect();
+    for (i, shard) in shards.into_iter().enumerate() {
+        let (code, stderr) = shard.await.unwrap();
+        // Each shard alone: 1 or 2 drops, so "count >= 4" fails there.
+        assert_eq!(code, Some(3), "shard {i}: {stderr}");
+    }
     let seen = server.shutdown().await;
+    let shards: Vec<Summary> = (0..4).map(|i| summary_in(&shard_dir(i))).collect();
 
-    let peaks: Vec<u64> = shards.iter().map(|r| r.summary.peak_clients).collect();
+    let peaks: Vec<u64> = shards.iter().map(|s| s.peak_clients).collect();
     assert_eq!(
         peaks,
         [3, 3, 2, 2],
         "10 clients in shares that differ by at most one"
     );
-    let sum =
-        |f: fn(&wsstorm::metrics::Counts) -> u64| shards.iter().map(|r| f(&r.totals.counts)).sum::<u64>();
+    let sum = |f: fn(&Counts) -> u64| shards.iter().map(|s| f(&s.counts)).sum::<u64>();
     assert_eq!(
         sum(|c| c.requests),
         seen.received,
@@ -80,31 +109,41 @@ async fn four_shards_add_up_to_exactly_the_scenario() {
         "a count of 5 split between the shards: 2+1+1+1"
     );
     let mut owners: Vec<BTreeSet<u32>> = Vec::new();
-    for (i, r) in shards.iter().enumerate() {
-        assert_requests_reconcile(r);
+    for (i, s) in shards.iter().enumerate() {
+        let c = &s.counts;
         assert_eq!(
-            r.summary.segment,
+            c.requests,
+            c.answered + c.timeouts + c.lost + c.unfinished,
+            "{c:?}"
+        );
+        assert_eq!(
+            s.segment,
             Some(Segment {
                 index: i as u32,
                 count: 4
             })
         );
-        owners.push(connection_rows(r).iter().filter_map(|row| row.client).collect());
+        assert_eq!(s.started_at, at, "shard {i} began at the shared start");
+        assert_eq!(s.late_start_s, None, "shard {i}");
+        owners.push(
+            rows_in(&shard_dir(i as u32))
+                .iter()
+                .filter_map(|row| row.client)
+                .collect(),
+        );
         assert!(
             owners[i].iter().all(|c| c % 4 == i as u32),
             "shard {i} runs clients ≡ {i} mod 4"
         );
+        // Alone, 1 or 2 drops: "< 3" passes and ">= 4" fails.
+        let verdicts: Vec<bool> = s.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(verdicts, [true, false]);
     }
     let all: BTreeSet<u32> = owners.iter().flatten().copied().collect();
     assert_eq!(all, (0..10).collect(), "every client number in exactly one shard");
     assert_eq!(owners.iter().map(BTreeSet::len).sum::<usize>(), 10);
 
-    // Each shard alone: 1 or 2 drops, so "< 3" passes and ">= 4" fails.
-    for r in &shards {
-        let verdicts: Vec<bool> = r.summary.thresholds.iter().map(|t| t.passed).collect();
-        assert_eq!(verdicts, [true, false]);
-    }
-    // Merged: 5 drops, so the verdicts turn round.
+    // Merged: 5 drops, so the verdicts turn round, and the exit code follows them.
     let out = dir.path().join("merged");
     let mut args = vec![
         "merge".to_string(),
@@ -112,14 +151,10 @@ async fn four_shards_add_up_to_exactly_the_scenario() {
         "--out".into(),
         out.display().to_string(),
     ];
-    args.extend(shards.iter().map(|r| r.dir.display().to_string()));
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wsstorm"))
-        .args(&args)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
-    let merged: wsstorm::report::Summary =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    args.extend((0..4).map(|i| shard_dir(i).display().to_string()));
+    let (code, stderr) = wsstorm(&args);
+    assert_eq!(code, Some(3), "{stderr}");
+    let merged = summary_in(&out);
     let verdicts: Vec<bool> = merged.thresholds.iter().map(|t| t.passed).collect();
     assert_eq!(
         verdicts,
@@ -131,18 +166,22 @@ async fn four_shards_add_up_to_exactly_the_scenario() {
         merged.counts.requests, seen.received,
         "merged requests = what the server received"
     );
+    assert_eq!(merged.counts.connects, seen.connections);
     assert_eq!(merged.counts.drops, 5);
-    assert_eq!(merged.peak_clients, 10);
+    assert_eq!(merged.peak_clients, 10, "the scenario's client count");
+    assert_eq!(merged.started_at, at);
     assert_eq!(
         merged.latency["rtt"].count, merged.counts.answered,
         "histograms merged whole"
     );
-    let rows = csv::Reader::from_path(out.join("connections.csv"))
-        .unwrap()
-        .records()
-        .count();
-    let shard_rows: usize = shards.iter().map(|r| connection_rows(r).len()).sum();
-    assert_eq!(rows, shard_rows, "every connection event, interleaved by time");
+    let shard_rows: usize = (0..4).map(|i| rows_in(&shard_dir(i)).len()).sum();
+    assert_eq!(
+        rows_in(&out).len(),
+        shard_rows,
+        "every connection event, interleaved by time"
+    );
+    let times: Vec<f64> = rows_in(&out).iter().map(|r| r.time_s).collect();
+    assert!(times.is_sorted(), "connection events in time order");
     let sent: f64 = csv::Reader::from_path(out.join("timeseries.csv"))
         .unwrap()
         .deserialize::<std::collections::HashMap<String, String>>()
@@ -156,18 +195,17 @@ async fn four_shards_add_up_to_exactly_the_scenario() {
         &serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap(),
     );
 
-    // Refused: a segment twice, and a run that is not a segment.
-    let twice = [
-        shards[0].dir.display().to_string(),
-        shards[0].dir.display().to_string(),
-    ];
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wsstorm"))
-        .args(["merge", "--out", dir.path().join("x").to_str().unwrap()])
-        .args(&twice)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("appears twice"));
+    // Refused: a segment twice.
+    let twice = shard_dir(0).display().to_string();
+    let (code, stderr) = wsstorm(&[
+        "merge".into(),
+        "--out".into(),
+        dir.path().join("x").display().to_string(),
+        twice.clone(),
+        twice,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("appears twice"), "{stderr}");
 }
 
 /// --start-at: shards wait for the shared start; one that comes late keeps the anchor (its

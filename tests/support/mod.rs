@@ -37,7 +37,12 @@ pub struct Row {
 }
 
 pub fn connection_rows(r: &RunResult) -> Vec<Row> {
-    csv::Reader::from_path(r.dir.join("connections.csv"))
+    rows_in(&r.dir)
+}
+
+/// The rows of connections.csv in a results directory.
+pub fn rows_in(dir: &Path) -> Vec<Row> {
+    csv::Reader::from_path(dir.join("connections.csv"))
         .unwrap()
         .deserialize()
         .map(|row| row.unwrap())
