@@ -75,6 +75,10 @@ pub struct MergeArgs {
     /// No summary on stdout.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Accept a merge that lacks some segments (their load is missing from the totals, so the
+    /// verdict covers only part of the run); without it such a merge exits 1.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]
@@ -383,7 +387,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
                 quiet: args.quiet,
             };
             match run::run(options, controls).await {
-                Ok(result) => result.outcome.exit(),
+                Ok(result) => result.exit(),
                 Err(e) => {
                     eprintln!("{}", error_text(&e));
                     e.exit()
@@ -422,10 +426,17 @@ pub async fn dispatch(cli: Cli) -> Exit {
                 }
                 if !merged.missing.is_empty() {
                     let list: Vec<String> = merged.missing.iter().map(ToString::to_string).collect();
-                    eprintln!(
-                        "warning: a partial merge: no directory for segment {}",
-                        list.join(", ")
-                    );
+                    let list = list.join(", ");
+                    if !args.allow_partial {
+                        eprintln!(
+                            "error: a partial merge: no directory for segment {list}, so the totals and \
+                             the verdict leave out their load (written to {} all the same; \
+                             --allow-partial accepts it)",
+                            args.out.display()
+                        );
+                        return Exit::RunFailed;
+                    }
+                    eprintln!("warning: a partial merge: no directory for segment {list}");
                 }
                 match merged.summary.outcome.as_str() {
                     "passed" => Exit::Success,

@@ -111,6 +111,20 @@ pub struct RunResult {
     pub server: Option<ServerCounts>,
 }
 
+impl RunResult {
+    /// The process's exit code. A segment's thresholds are judged on its share alone, for the
+    /// record: what counts is `wsstorm merge`'s verdict on the whole run, so crossing them does
+    /// not fail the shard (an `abort_on_fail` that stopped it still does).
+    pub fn exit(&self) -> Exit {
+        let shard = self.summary.segment.is_some_and(|s| s.count > 1);
+        if shard && self.outcome == Outcome::ThresholdsCrossed && self.summary.aborted.is_none() {
+            Exit::Success
+        } else {
+            self.outcome.exit()
+        }
+    }
+}
+
 /// Loads the scenario and runs it.
 pub async fn run(options: RunOptions, controls: Controls) -> Result<RunResult, RunError> {
     let plan = scenario::load(&options.scenario, &options.overrides)?;

@@ -418,6 +418,12 @@ impl Summary {
             other => other,
         };
         let _ = writeln!(s, "result      {verdict}");
+        if let Some(seg) = self.segment.filter(|seg| seg.count > 1) {
+            let _ = writeln!(
+                s,
+                "            (segment {seg} alone: `wsstorm merge` judges the thresholds on the whole run)"
+            );
+        }
         s
     }
 }
