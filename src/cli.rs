@@ -14,7 +14,8 @@ use crate::report;
 use crate::run::{self, Controls, RunOptions};
 use crate::scenario::segment::Segment;
 use crate::scenario::{self, Overrides, duration, units};
-use crate::target::{self, Behaviour};
+use crate::target::{self, Behaviour, ServerCounts};
+use crate::workers::{self, Workers};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -184,6 +185,14 @@ pub struct RunArgs {
     /// No progress and no summary on stdout (the results directory is still written).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run in this many local processes (or "auto": enough for the scenario under the
+    /// open-files limit), each a segment of the scenario; one progress line, one merged
+    /// results directory (the workers' own under workers/).
+    #[arg(long, value_name = "N|auto", value_parser = Workers::parse)]
+    pub workers: Option<Workers>,
+    /// Progress as one JSON line per second on stdout (what --workers reads from its workers).
+    #[arg(long, hide = true)]
+    pub progress_json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -194,9 +203,19 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on; repeat it to listen on several (ports or addresses).
     #[arg(long, default_value = "127.0.0.1:9001")]
-    pub listen: SocketAddr,
+    pub listen: Vec<SocketAddr>,
+    /// Serve from this many processes, which share the listening addresses (SO_REUSEPORT: the
+    /// kernel spreads connections between them), each under its own open-files limit.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: u32,
+    /// Bind with SO_REUSEPORT (what each --workers process does).
+    #[arg(long, hide = true)]
+    pub reuse_port: bool,
+    /// Print the counts as one JSON line per second, and at the end (for the --workers parent).
+    #[arg(long, hide = true)]
+    pub counts_json: bool,
     /// Delay added before each reply (e.g. 20ms).
     #[arg(long, value_parser = duration::parse, default_value = "0s")]
     pub latency: Duration,
@@ -374,12 +393,29 @@ fn fraction(text: &str) -> Result<f64, String> {
 pub async fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Run(args) => {
-            let controls = Controls::default();
+            let mut controls = Controls::default();
+            controls.progress_json = args.progress_json;
             listen_for_signals(controls.clone());
             let overrides = match args.scenario.overrides() {
                 Ok(o) => o,
                 Err(exit) => return exit,
             };
+            if let Some(workers) = args.workers {
+                let options = workers::RunWorkers {
+                    scenario: args.scenario.scenario,
+                    overrides,
+                    out: args.out,
+                    quiet: args.quiet,
+                    workers,
+                };
+                return match workers::run(options, controls).await {
+                    Ok(exit) => exit,
+                    Err(e) => {
+                        eprintln!("{}", error_text(&e));
+                        e.exit()
+                    }
+                };
+            }
             let options = RunOptions {
                 overrides,
                 scenario: args.scenario.scenario,
@@ -401,8 +437,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
             };
             match scenario::load(&args.scenario.scenario, &overrides) {
                 Ok(plan) => {
-                    print!("{plan}");
-                    println!("valid: nothing was sent");
+                    out(&format!("{plan}valid: nothing was sent\n"));
                     Exit::Success
                 }
                 Err(e) => {
@@ -438,12 +473,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
                     }
                     eprintln!("warning: a partial merge: no directory for segment {list}");
                 }
-                match merged.summary.outcome.as_str() {
-                    "passed" => Exit::Success,
-                    "thresholds_crossed" => Exit::ThresholdsCrossed,
-                    "interrupted" => Exit::Interrupted,
-                    _ => Exit::RunFailed,
-                }
+                merged.exit()
             }
             Err(report::merge::MergeError::Refused(why)) => {
                 eprintln!("error: {why}");
@@ -459,7 +489,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
             }
         },
         Command::Schema => {
-            print!("{}", scenario::json_schema());
+            out(&scenario::json_schema());
             Exit::Success
         }
         Command::Completions { shell } => {
@@ -491,6 +521,12 @@ pub async fn dispatch(cli: Cli) -> Exit {
     }
 }
 
+/// Writes to stdout; a reader that went away (`wsstorm validate s.toml | head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn error_text(e: &run::RunError) -> String {
     match e {
         run::RunError::Invalid(errors) => format!("{errors}\nnothing was sent"),
@@ -499,6 +535,9 @@ fn error_text(e: &run::RunError) -> String {
 }
 
 async fn serve(args: ServeArgs) -> Exit {
+    if args.workers > 1 {
+        return serve_workers(args).await;
+    }
     let behaviour = Behaviour {
         latency: args.latency,
         jitter: args.jitter,
@@ -517,33 +556,61 @@ async fn serve(args: ServeArgs) -> Exit {
         ping_timeout: args.ping_timeout,
     };
     let description = behaviour.describe();
-    let server = match target::start(args.listen, behaviour).await {
+    let server = match target::start_on(&args.listen, args.reuse_port, behaviour).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            let listen: Vec<String> = args.listen.iter().map(ToString::to_string).collect();
+            eprintln!("error: cannot listen on {}: {e}", listen.join(", "));
             return Exit::RunFailed;
         }
     };
+    if args.counts_json {
+        let json = |c: ServerCounts| println!("{}", serde_json::to_string(&c).expect("counts serialize"));
+        until_ctrl_c(Some(Duration::from_secs(1)), || json(server.counts())).await;
+        json(server.shutdown().await);
+        return Exit::Success;
+    }
+    let urls: Vec<String> = server.addrs.iter().map(|a| format!("ws://{a}/")).collect();
     println!(
         "wsstorm serve: listening on {} ({description}); Ctrl-C to stop",
-        server.url()
+        urls.join(", ")
     );
-    let mut last = server.counts();
-    until_ctrl_c(args.stats_every, || {
-        let now = server.counts();
+    let mut stats = ServeStats::new(server.started());
+    until_ctrl_c(args.stats_every, || stats.line(server.counts())).await;
+    print_served(server.shutdown().await);
+    Exit::Success
+}
+
+/// The interval lines of `serve --stats-every`.
+struct ServeStats {
+    started: tokio::time::Instant,
+    last: ServerCounts,
+}
+
+impl ServeStats {
+    fn new(started: tokio::time::Instant) -> Self {
+        ServeStats {
+            started,
+            last: ServerCounts::default(),
+        }
+    }
+
+    fn line(&mut self, now: ServerCounts) {
+        let last = self.last;
         println!(
             "{:>9.3}s  open {:>7}  accepted {:>6}  received {:>8}  answered {:>8}  refused {:>5}",
-            server.started().elapsed().as_secs_f64(),
+            self.started.elapsed().as_secs_f64(),
             now.open,
             now.connections - last.connections,
             now.received - last.received,
             now.answered - last.answered,
             now.refused - last.refused,
         );
-        last = now;
-    })
-    .await;
-    let counts = server.shutdown().await;
+        self.last = now;
+    }
+}
+
+fn print_served(counts: ServerCounts) {
     println!(
         "served {} connections, {} messages received, {} answered, {} withheld",
         counts.connections, counts.received, counts.answered, counts.withheld
@@ -559,6 +626,77 @@ async fn serve(args: ServeArgs) -> Exit {
         counts.pings_sent,
         counts.pongs_received
     );
+}
+
+/// `serve --workers N`: N processes of `serve` sharing the addresses (SO_REUSEPORT), their
+/// counts added up.
+async fn serve_workers(args: ServeArgs) -> Exit {
+    if let Some(any) = args.listen.iter().find(|a| a.port() == 0) {
+        eprintln!("error: --workers needs fixed ports to share between its processes, not {any}");
+        return Exit::InvalidInput;
+    }
+    let n = args.workers as usize;
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    let mut raw = std::env::args_os().skip(1);
+    while let Some(a) = raw.next() {
+        match a.to_str() {
+            Some("--workers") => {
+                raw.next();
+            }
+            Some(s) if s.starts_with("--workers=") => {}
+            _ => argv.push(a),
+        }
+    }
+    argv.extend(["--reuse-port".into(), "--counts-json".into()]);
+    let pool = match workers::Pool::spawn(std::iter::repeat_n(argv, n)) {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("error: cannot start the server processes: {e}");
+            return Exit::RunFailed;
+        }
+    };
+    let urls: Vec<String> = args.listen.iter().map(|a| format!("ws://{a}/")).collect();
+    println!(
+        "wsstorm serve: listening on {} in {n} processes (SO_REUSEPORT); Ctrl-C to stop",
+        urls.join(", ")
+    );
+    let controls = Controls::default();
+    let interrupts = controls.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            interrupts.interrupt();
+        }
+    });
+    let mut latest = vec![ServerCounts::default(); n];
+    let mut stats = ServeStats::new(tokio::time::Instant::now());
+    let mut due = args
+        .stats_every
+        .map(|every| (every, tokio::time::Instant::now() + every));
+    let statuses = pool
+        .wait(&controls, |i, line| {
+            match serde_json::from_str::<ServerCounts>(line) {
+                Ok(c) => {
+                    latest[i] = c;
+                    if let Some((every, at)) = &mut due
+                        && tokio::time::Instant::now() >= *at
+                    {
+                        *at += *every;
+                        stats.line(latest.iter().fold(ServerCounts::default(), |a, b| a + *b));
+                    }
+                }
+                Err(_) => println!("server {i}: {line}"),
+            }
+        })
+        .await;
+    print_served(latest.iter().fold(ServerCounts::default(), |a, b| a + *b));
+    let failed = statuses
+        .iter()
+        .filter(|s| !s.is_some_and(|s| s.success()))
+        .count();
+    if failed > 0 {
+        eprintln!("error: {failed} of the {n} server processes failed (see above)");
+        return Exit::RunFailed;
+    }
     Exit::Success
 }
 

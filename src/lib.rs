@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod delay;
 pub mod exit;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod report;
@@ -14,3 +15,4 @@ pub mod run;
 pub mod scenario;
 pub mod swarm;
 pub mod target;
+pub mod workers;

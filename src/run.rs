@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::exit::Exit;
+use crate::limits;
 use crate::metrics::requests::RequestLog;
 use crate::metrics::{self, Totals};
 use crate::proxy::Proxy;
@@ -28,12 +29,15 @@ pub enum RunError {
     Invalid(#[from] ScenarioErrors),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    /// A valid scenario this machine cannot run as written.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 impl RunError {
     pub fn exit(&self) -> Exit {
         match self {
-            RunError::Invalid(_) => Exit::InvalidInput,
+            RunError::Invalid(_) | RunError::Unusable(_) => Exit::InvalidInput,
             RunError::Io { .. } => Exit::RunFailed,
         }
     }
@@ -80,6 +84,8 @@ pub struct Controls {
     pub stop: CancellationToken,
     pub halt: CancellationToken,
     interrupts: Arc<AtomicU8>,
+    /// Progress as JSON lines on stdout, for the parent of `--workers` (see `workers`).
+    pub progress_json: bool,
 }
 
 impl Controls {
@@ -138,6 +144,12 @@ pub async fn execute(
     quiet: bool,
     controls: Controls,
 ) -> Result<RunResult, RunError> {
+    if let Some((ip, e)) = limits::foreign_source(&plan.connect.source_addrs) {
+        return Err(RunError::Unusable(format!(
+            "{}: connect.source_addrs: {ip} is not an address of this machine ({e}); nothing was sent",
+            plan.file.display()
+        )));
+    }
     let started_at = Utc::now();
     let dir = report::results_dir(out.as_deref(), &plan.name, started_at)
         .map_err(RunError::io("cannot create the results directory"))?;
@@ -183,17 +195,13 @@ pub async fn execute(
         );
     }
 
-    // Every client holds a socket (and the embedded target one more): raise the soft
-    // descriptor limit to the hard one and say so when even that is too low.
+    // Every client holds a socket (and the embedded target one more, the proxy two): raise the
+    // soft descriptor limit to the hard one and say so, before connecting, when even that is
+    // too low or the ephemeral ports are too few.
     let per_client = 1 + u64::from(embedded.is_some()) + 2 * u64::from(proxy.is_some());
-    let needed = plan.peak_clients() * per_client + 64;
-    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
-    if limit < needed {
-        eprintln!(
-            "warning: the open-files limit is {limit}, below the {needed} descriptors {} clients need here: \
-             some connections will fail with `io` errors",
-            plan.peak_clients()
-        );
+    let sources = plan.connect.source_addrs.len();
+    for warning in limits::warnings(plan.peak_clients(), per_client, sources, plan.segment.is_none()) {
+        eprintln!("warning: {warning}");
     }
 
     // --start-at: wait for the shared start; a late start keeps the anchor (the timeline's
@@ -248,7 +256,11 @@ pub async fn execute(
     let streamer = tokio::spawn(report::stream(
         samples_rx,
         writer,
-        Progress::new(quiet, plan.duration),
+        if controls.progress_json {
+            Progress::Json
+        } else {
+            Progress::new(quiet, plan.duration)
+        },
         plan.load.clone(),
         plan.segment,
         plan.duration,

@@ -38,6 +38,16 @@ impl RequestFilter {
     }
 }
 
+impl std::fmt::Display for RequestFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestFilter::All => f.write_str("all"),
+            RequestFilter::Errors => f.write_str("errors"),
+            RequestFilter::Sample(share) => write!(f, "sample:{share}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
     Answered,

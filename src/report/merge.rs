@@ -30,6 +30,19 @@ pub struct Merged {
     pub missing: Vec<Segment>,
 }
 
+impl Merged {
+    /// The exit code its outcome calls for (a missing segment is the caller's to judge).
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self.summary.outcome.as_str() {
+            "passed" => Exit::Success,
+            "thresholds_crossed" => Exit::ThresholdsCrossed,
+            "interrupted" => Exit::Interrupted,
+            _ => Exit::RunFailed,
+        }
+    }
+}
+
 /// Merges the shards in `dirs` into `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     let refuse = |m: String| Err(MergeError::Refused(m));

@@ -1,19 +1,86 @@
 //! Live progress while a run goes: an indicatif line on a terminal, a plain line every few
-//! seconds when stdout is not a terminal, nothing when quiet. Fed by the collector's samples.
+//! seconds when stdout is not a terminal, nothing when quiet, or one JSON line per second for
+//! the parent of `--workers` (which adds its workers' lines up and shows them as one). Fed by
+//! the collector's samples.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::Sample;
+use crate::metrics::{Counts, Sample};
 use crate::scenario::duration::show;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
+/// What a progress line shows: one second of one run, or of several workers added up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Seconds since the run started, at the end of the window.
+    pub elapsed_s: f64,
+    /// Length of the window, in seconds.
+    pub window_s: f64,
+    /// Clients meant to be connected now.
+    pub target: u64,
+    /// Cumulative counts.
+    pub total: Counts,
+    /// Requests sent within the window.
+    pub requests: u64,
+    /// rtt p99 of the replies within the window (the worst worker's, when added up).
+    pub p99_ms: f64,
+}
+
+impl Snapshot {
+    pub fn of(sample: &Sample, target: u64) -> Self {
+        Snapshot {
+            elapsed_s: sample.elapsed.as_secs_f64(),
+            window_s: sample.window.as_secs_f64(),
+            target,
+            total: sample.total,
+            requests: sample.delta.requests,
+            p99_ms: sample.rtt.percentile_ms(99.0),
+        }
+    }
+
+    /// The workers' latest snapshots as one.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
+        parts.into_iter().fold(Snapshot::default(), |a, b| Snapshot {
+            elapsed_s: a.elapsed_s.max(b.elapsed_s),
+            window_s: a.window_s.max(b.window_s),
+            target: a.target + b.target,
+            total: a.total + b.total,
+            requests: a.requests + b.requests,
+            p99_ms: a.p99_ms.max(b.p99_ms),
+        })
+    }
+
+    fn line(&self, planned: Duration) -> String {
+        let t = &self.total;
+        format!(
+            "{}/{}  clients {}/{} (connecting {}, backing off {})  in flight {}  {:.0} req/s  p99 {:.2}ms  timeouts {}  errors {}",
+            show(Duration::from_secs(self.elapsed_s as u64)),
+            show(planned),
+            t.connected(),
+            self.target,
+            t.connecting(),
+            t.backing_off(),
+            t.in_flight(),
+            self.requests as f64 / self.window_s.max(0.001),
+            self.p99_ms,
+            t.timeouts,
+            t.connect_errors + t.drops + t.lost,
+        )
+    }
+}
+
 pub enum Progress {
     Bar(ProgressBar),
-    Plain { last: Duration },
+    Plain {
+        last: f64,
+    },
+    /// One JSON [`Snapshot`] per line on stdout, for a `--workers` parent.
+    Json,
     Quiet,
 }
 
@@ -23,7 +90,7 @@ impl Progress {
             return Progress::Quiet;
         }
         if !std::io::stdout().is_terminal() {
-            return Progress::Plain { last: Duration::ZERO };
+            return Progress::Plain { last: 0.0 };
         }
         let bar = ProgressBar::with_draw_target(Some(planned.as_secs().max(1)), ProgressDrawTarget::stdout());
         bar.set_style(
@@ -36,33 +103,26 @@ impl Progress {
     }
 
     pub fn update(&mut self, sample: &Sample, target: u64, planned: Duration) {
-        let line = || {
-            let t = &sample.total;
-            let secs = sample.window.as_secs_f64().max(0.001);
-            format!(
-                "{}/{}  clients {}/{} (connecting {}, backing off {})  in flight {}  {:.0} req/s  p99 {:.2}ms  timeouts {}  errors {}",
-                show(Duration::from_secs(sample.elapsed.as_secs())),
-                show(planned),
-                t.connected(),
-                target,
-                t.connecting(),
-                t.backing_off(),
-                t.in_flight(),
-                sample.delta.requests as f64 / secs,
-                sample.rtt.percentile_ms(99.0),
-                t.timeouts,
-                t.connect_errors + t.drops + t.lost,
-            )
-        };
+        self.show(&Snapshot::of(sample, target), planned);
+    }
+
+    pub fn show(&mut self, snapshot: &Snapshot, planned: Duration) {
         match self {
             Progress::Bar(bar) => {
-                bar.set_position(sample.elapsed.as_secs());
-                bar.set_message(line());
+                bar.set_position(snapshot.elapsed_s as u64);
+                bar.set_message(snapshot.line(planned));
             }
             Progress::Plain { last } => {
-                if sample.elapsed >= *last + PLAIN_EVERY {
-                    *last = sample.elapsed;
-                    println!("{}", line());
+                if snapshot.elapsed_s >= *last + PLAIN_EVERY.as_secs_f64() {
+                    *last = snapshot.elapsed_s;
+                    println!("{}", snapshot.line(planned));
+                }
+            }
+            Progress::Json => {
+                let mut out = std::io::stdout().lock();
+                if let Ok(line) = serde_json::to_string(snapshot) {
+                    // The parent may be gone (it was killed); the run goes on regardless.
+                    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
                 }
             }
             Progress::Quiet => {}

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod pointer;
 pub mod raw;
 pub mod segment;
+pub mod sources;
 pub mod template;
 pub mod threshold;
 pub mod units;
@@ -427,12 +428,47 @@ impl Validator<'_> {
                 }
             }
         };
+        let mut source_addrs = Vec::new();
+        if let Some(addrs) = &raw.source_addrs {
+            let entries = match addrs.get_ref() {
+                raw::RawAddrs::One(one) => std::slice::from_ref(one),
+                raw::RawAddrs::Many(many) => many.as_slice(),
+            };
+            if entries.is_empty() {
+                self.error(
+                    addrs.span(),
+                    format!("connect.source_addrs: empty; {}", sources::EXPECTED),
+                );
+                ok = false;
+            }
+            for entry in entries {
+                match sources::expand(entry) {
+                    Ok(ips) => source_addrs.extend(ips),
+                    Err(e) => {
+                        self.error(addrs.span(), format!("connect.source_addrs: {e}"));
+                        ok = false;
+                    }
+                }
+            }
+            if source_addrs.len() > sources::MAX {
+                self.error(
+                    addrs.span(),
+                    format!(
+                        "connect.source_addrs: {} addresses, more than the {} allowed",
+                        source_addrs.len(),
+                        sources::MAX
+                    ),
+                );
+                ok = false;
+            }
+        }
         ok.then_some(Connect {
             headers,
             subprotocols,
             timeout,
             read_buffer,
             heartbeat,
+            source_addrs,
         })
     }
 

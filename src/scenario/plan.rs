@@ -314,6 +314,8 @@ pub struct Connect {
     pub timeout: Duration,
     pub read_buffer: usize,
     pub heartbeat: Option<Heartbeat>,
+    /// Local addresses clients connect from, in turn (empty: the system's choice).
+    pub source_addrs: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -406,6 +408,15 @@ impl fmt::Display for Plan {
             write!(f, ", subprotocols {}", self.connect.subprotocols.join(", "))?;
         }
         writeln!(f)?;
+        match self.connect.source_addrs.as_slice() {
+            [] => {}
+            [one] => writeln!(f, "  from     {one}")?,
+            [first, .., last] => writeln!(
+                f,
+                "  from     {} source addresses, {first} .. {last}, in turn",
+                self.connect.source_addrs.len()
+            )?,
+        }
         for (name, value) in &self.connect.headers {
             writeln!(f, "  header   {name}: {}", value.source())?;
         }

@@ -77,6 +77,21 @@ pub struct RawConnect {
     pub read_buffer: Option<Spanned<u64>>,
     #[schemars(with = "Option<RawHeartbeat>")]
     pub heartbeat: Option<Spanned<RawHeartbeat>>,
+    /// Local addresses to connect from, taken in turn by the clients (client k uses the k-th,
+    /// modulo their number), so that one source/destination pair's ~28 000 ephemeral ports are
+    /// not the ceiling: an address, an IPv4 range ("127.0.0.2-127.0.0.9") or CIDR block
+    /// ("127.0.0.0/28"), or a list of them.
+    #[schemars(with = "Option<RawAddrs>")]
+    pub source_addrs: Option<Spanned<RawAddrs>>,
+}
+
+/// One address, range or block, or a list of them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Addresses")]
+pub enum RawAddrs {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite;
@@ -36,7 +37,14 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
             .map_err(|_| ConnectError::Dns)?
             .next()
             .ok_or(ConnectError::Dns)?;
-        let tcp = TcpStream::connect(addr).await.map_err(|e| io_kind(&e))?;
+        let tcp = match shared.source_addrs.as_slice() {
+            [] => TcpStream::connect(addr).await,
+            sources => {
+                let source = sources[(state.index % sources.len() as u64) as usize];
+                connect_from(source, addr).await
+            }
+        }
+        .map_err(|e| io_kind(&e))?;
         let _ = tcp.set_nodelay(true);
         let connected = Instant::now();
         let ws = handshake::upgrade(ClientStream::new(tcp), &request, shared.ws_config).await?;
@@ -49,6 +57,23 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
     timeout(shared.connect_timeout, attempt)
         .await
         .map_err(|_| ConnectError::Timeout)?
+}
+
+/// A TCP connection from `source` (any free port) to `addr`. The port is chosen at connect time
+/// (IP_BIND_ADDRESS_NO_PORT), so one source address offers its ephemeral ports to every
+/// destination rather than once in all.
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(target_os = "linux")]
+    if source.is_ipv4() {
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true)
+            .map_err(io::Error::from)?;
+    }
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 fn request(

@@ -47,6 +47,8 @@ pub struct Shared {
     pub headers: Vec<(HeaderName, Template)>,
     pub subprotocols: Option<HeaderValue>,
     pub connect_timeout: Duration,
+    /// Local addresses clients connect from, in turn (empty: the system's choice).
+    pub source_addrs: Vec<std::net::IpAddr>,
     pub ws_config: WebSocketConfig,
     pub correlation: Option<Correlation>,
     pub heartbeat: Option<Heartbeat>,
@@ -99,6 +101,7 @@ impl Shared {
             headers,
             subprotocols,
             connect_timeout: plan.connect.timeout,
+            source_addrs: plan.connect.source_addrs.clone(),
             ws_config,
             correlation: plan.correlation.clone(),
             heartbeat: plan.connect.heartbeat,

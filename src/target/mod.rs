@@ -9,4 +9,4 @@ mod timers;
 mod upgrade;
 
 pub use behaviour::Behaviour;
-pub use server::{Server, ServerCounts, start};
+pub use server::{Server, ServerCounts, start, start_on};

@@ -2,7 +2,8 @@
 //! echo the first offered subprotocol), then per connection echo each data message after the
 //! configured delay, or withhold it; push, ping, and close on the schedule.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::timers::Timers;
 use super::upgrade::{self, Asked};
@@ -27,6 +29,9 @@ use crate::delay::DelayLine;
 
 /// Pending connections the kernel may queue (it caps this at net.core.somaxconn).
 const ACCEPT_BACKLOG: u32 = 65_535;
+
+/// How long an accept loop pauses after an error (no descriptor free, say).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 
 /// How long a closing connection waits to send its close frame, and for the answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -77,6 +82,28 @@ pub struct ServerCounts {
     pub pongs_received: u64,
 }
 
+impl std::ops::Add for ServerCounts {
+    type Output = ServerCounts;
+
+    /// Two servers' counts as one (`serve --workers`).
+    fn add(self, o: ServerCounts) -> ServerCounts {
+        ServerCounts {
+            connections: self.connections + o.connections,
+            open: self.open + o.open,
+            received: self.received + o.received,
+            answered: self.answered + o.answered,
+            withheld: self.withheld + o.withheld,
+            closed_by_schedule: self.closed_by_schedule + o.closed_by_schedule,
+            refused: self.refused + o.refused,
+            unauthorized: self.unauthorized + o.unauthorized,
+            pushes: self.pushes + o.pushes,
+            idle_closed: self.idle_closed + o.idle_closed,
+            pings_sent: self.pings_sent + o.pings_sent,
+            pongs_received: self.pongs_received + o.pongs_received,
+        }
+    }
+}
+
 /// What every connection of one server shares.
 pub(super) struct Shared {
     pub(super) behaviour: Behaviour,
@@ -86,6 +113,8 @@ pub(super) struct Shared {
     pub(super) refuse_until_us: AtomicU64,
     /// When each upgrade completed, after `started`.
     accept_times: Mutex<Vec<Duration>>,
+    /// Upgrades completed per peer IP address.
+    peers: Mutex<HashMap<IpAddr, u64>>,
     /// Bumped by the close schedule: every connection closes when it changes.
     pub(super) closes: watch::Sender<u64>,
 }
@@ -101,7 +130,10 @@ impl Shared {
 
 /// A running server; dropping it does not stop it, `shutdown` does.
 pub struct Server {
+    /// The first address it listens on.
     pub addr: SocketAddr,
+    /// Every address it listens on.
+    pub addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -144,6 +176,11 @@ impl Server {
             .clone()
     }
 
+    /// Upgrades completed per peer IP address (the clients' source addresses).
+    pub fn peers(&self) -> HashMap<IpAddr, u64> {
+        self.shared.peers.lock().expect("peers lock").clone()
+    }
+
     /// Stops accepting, closes every connection, and returns the final counts.
     pub async fn shutdown(mut self) -> ServerCounts {
         self.cancel.cancel();
@@ -154,17 +191,41 @@ impl Server {
 
 /// Binds `listen` (use port 0 for any free port) and serves until shut down.
 pub async fn start(listen: SocketAddr, behaviour: Behaviour) -> std::io::Result<Server> {
-    // A deep accept queue: tokio's default backlog of 1024 drops SYNs in a reconnection storm
-    // and the clients' TCP retransmits (1 s, 3 s) would show up as the server's slowness.
-    let socket = if listen.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(listen)?;
-    let listener = socket.listen(ACCEPT_BACKLOG)?;
-    let addr = listener.local_addr()?;
+    start_on(&[listen], false, behaviour).await
+}
+
+/// Binds every address of `listens` and serves them all as one server. With `reuse_port`
+/// (SO_REUSEPORT), other processes may bind the same addresses, and the kernel spreads new
+/// connections between them: `wsstorm serve --workers`.
+pub async fn start_on(
+    listens: &[SocketAddr],
+    reuse_port: bool,
+    behaviour: Behaviour,
+) -> std::io::Result<Server> {
+    let mut listeners = Vec::new();
+    for listen in listens {
+        // A deep accept queue: tokio's default backlog of 1024 drops SYNs in a reconnection
+        // storm and the clients' TCP retransmits (1 s, 3 s) would show up as the server's
+        // slowness.
+        let socket = if listen.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(*listen)?;
+        listeners.push(socket.listen(ACCEPT_BACKLOG)?);
+    }
+    let addrs = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let addr = *addrs
+        .first()
+        .ok_or_else(|| std::io::Error::other("no address to listen on"))?;
     let cancel = CancellationToken::new();
     let shared = Arc::new(Shared {
         behaviour,
@@ -172,39 +233,76 @@ pub async fn start(listen: SocketAddr, behaviour: Behaviour) -> std::io::Result<
         started: Instant::now(),
         refuse_until_us: AtomicU64::new(0),
         accept_times: Mutex::new(Vec::new()),
+        peers: Mutex::new(HashMap::new()),
         closes: watch::Sender::new(0),
     });
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), cancel.clone()));
+    let task = tokio::spawn(accept_loop(listeners, shared.clone(), cancel.clone()));
     Ok(Server {
         addr,
+        addrs,
         shared,
         cancel,
         task,
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
-    let tracker = tokio_util::task::TaskTracker::new();
+async fn accept_loop(listeners: Vec<TcpListener>, shared: Arc<Shared>, cancel: CancellationToken) {
+    let tracker = TaskTracker::new();
     let behaviour = &shared.behaviour;
     let delayed = !behaviour.latency.is_zero() || !behaviour.jitter.is_zero();
     let delay = delayed.then(|| Arc::new(DelayLine::start()));
     if behaviour.closes() {
         tracker.spawn(schedule::run(shared.clone(), cancel.clone()));
     }
-    let mut next_conn = 0u64;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                next_conn += 1;
-                let rng = SmallRng::seed_from_u64(behaviour.seed.wrapping_add(next_conn));
-                tracker.spawn(serve_one(tcp, shared.clone(), delay.clone(), cancel.clone(), rng));
-            }
-        }
+    let next_conn = Arc::new(AtomicU64::new(0));
+    for listener in listeners {
+        let accepting = Accepting {
+            shared: shared.clone(),
+            delay: delay.clone(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            next_conn: next_conn.clone(),
+        };
+        tracker.spawn(accepting.run(listener));
     }
     tracker.close();
     tracker.wait().await;
+}
+
+/// One listener's accept loop; the connections it accepts join the server's tracker.
+struct Accepting {
+    shared: Arc<Shared>,
+    delay: Option<Arc<DelayLine<Message>>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl Accepting {
+    async fn run(self, listener: TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((tcp, _)) => {
+                    let n = self.next_conn.fetch_add(1, Relaxed) + 1;
+                    let rng = SmallRng::seed_from_u64(self.shared.behaviour.seed.wrapping_add(n));
+                    self.tracker.spawn(serve_one(
+                        tcp,
+                        self.shared.clone(),
+                        self.delay.clone(),
+                        self.cancel.clone(),
+                        rng,
+                    ));
+                }
+                // Out of descriptors (EMFILE) and the like fail again at once: pause rather than
+                // spin, and take the connection when one is free.
+                Err(_) => tokio::time::sleep(ACCEPT_PAUSE).await,
+            }
+        }
+    }
 }
 
 /// Why a connection's loop ended.
@@ -229,6 +327,7 @@ async fn serve_one(
     mut rng: SmallRng,
 ) {
     let _ = tcp.set_nodelay(true);
+    let peer = tcp.peer_addr().ok().map(|a| a.ip());
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
@@ -251,6 +350,9 @@ async fn serve_one(
         .lock()
         .expect("accept times lock")
         .push(accepted - shared.started);
+    if let Some(ip) = peer {
+        *shared.peers.lock().expect("peers lock").entry(ip).or_default() += 1;
+    }
 
     let mut timers = Timers::new(behaviour, accepted, asked.resume_from);
     let timed = timers.deadline().is_some();
