@@ -9,6 +9,9 @@
   only its TCP connections ESTABLISHED to that port: its connections to the target), and
   with --hold-sockets N the VmHWM at the last sample holding >= N of them is reported: the
   peak RSS while the connections were held.
+- With --tree, each sample also sums VmRSS over the command and all its descendants (the
+  worker processes of `wsstorm run --workers`): max_tree_rss_kib. CPU time from wait4 already
+  includes the descendants the command reaped.
 - With --watch-cpus, the time those CPUs spent in each /proc/stat state over the run (all
   processes); with --other-pid, the user and system time of another process (the echo
   server) over the run.
@@ -44,6 +47,33 @@ def status_kib(pid):
     except OSError:
         pass
     return rss, hwm
+
+
+def tree_rss_kib(root):
+    """(sum of VmRSS, number of processes) of root and all its descendants."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        parents[int(name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    total = 0
+    for pid in tree:
+        rss, _ = status_kib(pid)
+        total += rss or 0
+    return total, len(tree)
 
 
 def established_inodes(port):
@@ -124,6 +154,9 @@ def main():
                     help="comma-separated CPUs whose times (user, system, softirq, ...) over the run are reported")
     ap.add_argument("--other-pid", type=int, default=0,
                     help="another running process (the server) whose CPU time during the run is reported")
+    ap.add_argument("--tree", action="store_true",
+                    help="also sample the summed RSS of the command and all its descendants "
+                         "(wsstorm --workers); reported as max_tree_rss_kib")
     ap.add_argument("--pidfile", default=None, help="write the command's PID here")
     ap.add_argument("--stdout", default=None)
     ap.add_argument("--stderr", default=None)
@@ -165,7 +198,10 @@ def main():
         rss, hwm = status_kib(pid)
         socks = count_sockets(pid, args.port) if args.count_sockets else None
         if rss is not None:
-            samples.append({"t": round(now, 3), "rss": rss, "hwm": hwm, "sockets": socks})
+            sample = {"t": round(now, 3), "rss": rss, "hwm": hwm, "sockets": socks}
+            if args.tree:
+                sample["tree_rss"], sample["tree_n"] = tree_rss_kib(pid)
+            samples.append(sample)
         if now > args.deadline and term_at is None:
             killed = True
             term_at = now
@@ -198,6 +234,8 @@ def main():
         "held_samples": len(held),
         "held_hwm_kib": held[-1]["hwm"] if held else None,
         "held_rss_kib": held[-1]["rss"] if held else None,
+        "max_tree_rss_kib": max((s.get("tree_rss", 0) for s in samples), default=None),
+        "max_tree_processes": max((s.get("tree_n", 0) for s in samples), default=None),
         # Seconds each watched CPU spent in each /proc/stat state over the run (all processes,
         # including this helper). Tick-based: good to a few hundredths of a second.
         "cpus": {c: {k: round(cpu_after[c][k] - cpu_before[c][k], 3) for k in CPU_FIELDS}

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Turn one bench/run.sh results directory into the comparison table.
 
-usage: report.py RUN_DIR
+usage: report.py RUN_DIR [--markdown PATH] [--scale SCALE_RUN_DIR ...]
+
+With --markdown, the same figures go to PATH as Markdown (docs/BENCHMARKS.md), with the
+figures of bench/scale.sh runs given by --scale.
 
 RUN_DIR holds, for each repetition i (1..RUNS):
   a-wsstorm-i.json   measure.py result of `wsstorm run closed-loop.toml`; a-wsstorm-i/ its --out
   a-k6-i.json        measure.py result of `k6 run closed-loop.js`; a-k6-i.summary.json
   b-wsstorm-base-i.json, b-wsstorm-i.json (+ their --out dirs)
   b-k6-base-i.json, b-k6-i.json (+ their summaries)
+  c-wsstorm-i.json (+ c-wsstorm-i/), c-k6-i.json (+ c-k6-i.summary.json)
 and meta.json (machine, versions, parameters). Prints the table and checks every run.
 """
 
@@ -31,8 +35,24 @@ def med(values):
     return statistics.median(vals) if vals else None
 
 
+def minmax(values, digits):
+    vals = [v for v in values if v is not None]
+    return f"{min(vals):.{digits}f}–{max(vals):.{digits}f}" if vals else "n/a"
+
+
 def main():
-    run_dir = sys.argv[1]
+    args = sys.argv[1:]
+    run_dir = args.pop(0)
+    markdown, scale_dirs = None, []
+    while args:
+        flag = args.pop(0)
+        if flag == "--markdown":
+            markdown = args.pop(0) or None
+        elif flag == "--scale":
+            while args and not args[0].startswith("--"):
+                scale_dirs.append(args.pop(0))
+        else:
+            sys.exit(f"report.py: unknown argument {flag}")
     meta = load(os.path.join(run_dir, "meta.json"))
     runs = int(meta["runs"])
     a_clients = int(meta["a_clients"])
@@ -120,6 +140,34 @@ def main():
             b_peak[tool].append(hf / 1024 if hf else None)
             b[tool].append((hf - hb) / (b_conns - 1) if hb and hf else None)
 
+    # ---- C: CPU per connect cycle ------------------------------------------------------------
+    c_clients = int(meta.get("c_clients", 0))
+    cc = {"wsstorm": [], "k6": []}
+    c_rate = {"wsstorm": [], "k6": []}
+    for i in range(1, runs + 1):
+        m = load(p(f"c-wsstorm-{i}.json"))
+        s = load(p(f"c-wsstorm-{i}/summary.json"))
+        c = s["counts"]
+        cycles = c["closes"]
+        bad = {k: c[k] for k in ("timeouts", "lost", "unmatched", "drops", "connect_errors") if c[k]}
+        if not cycles or bad or m["exit_code"] != 0 or m["killed"]:
+            problems.append(f"C wsstorm run {i}: cycles={cycles} exit={m['exit_code']} killed={m['killed']} {bad}")
+        cc["wsstorm"].append(m["cpu_s"] * 1e6 / cycles if cycles else None)
+        c_rate["wsstorm"].append(cycles / s["elapsed_s"] if cycles else None)
+
+        m = load(p(f"c-k6-{i}.json"))
+        k = load(p(f"c-k6-{i}.summary.json"))["metrics"]
+        count = lambda name: (k.get(name) or {}).get("values", {}).get("count", 0)
+        cycles = count("cycles")
+        if not cycles or count("mismatched") or count("ws_errors") or m["exit_code"] != 0 or m["killed"]:
+            problems.append(
+                f"C k6 run {i}: cycles={cycles} mismatched={count('mismatched')} "
+                f"errors={count('ws_errors')} exit={m['exit_code']} killed={m['killed']}")
+        cc["k6"].append(m["cpu_s"] * 1e6 / cycles if cycles else None)
+        c_rate["k6"].append((k.get("cycles") or {}).get("values", {}).get("rate"))
+    # Round trips per second of CPU time: what one core sustains.
+    per_core = {t: [1e6 / v if v else None for v in a[t]] for t in ("wsstorm", "k6")}
+
     # ---- table -----------------------------------------------------------------------------
     lines = []
     out = lines.append
@@ -143,6 +191,7 @@ def main():
                  target="wsstorm <= 8.0, k6 ~35.8")
     verdict_a = "ok" if mw is not None and mw <= 8.0 else "MISSED"
     row("round trips per second", a_rate, 0, ratio=False)
+    row("round trips per CPU second", per_core, 0, ratio=False)
     row("CPU seconds (user+sys)", a_cpu, 2, ratio=False)
     row("gen. CPU busy µs per rt", a_core, 2)
     row("echo server CPU (%)", a_srv, 0, ratio=False)
@@ -164,8 +213,15 @@ def main():
     row(f"peak RSS, {b_conns} conns (MiB)", b_peak, 1, ratio=False)
     row("baseline RSS, 1 conn (MiB)", b_base, 1, ratio=False)
     out("")
+    out(f"C. connect cycle: {c_clients} clients, each: connect, one ~100-byte JSON request correlated "
+        f"by id, close, again; {meta.get('c_duration')} s per run")
+    out(head)
+    mw_c, _ = row("CPU µs per cycle", cc, 1, target="wsstorm <= 55, k6 ~167")
+    verdict_c = "ok" if mw_c is not None and mw_c <= 55.0 else "MISSED"
+    row("cycles per second", c_rate, 0, ratio=False)
+    out("")
     out(f"wsstorm targets: CPU per round trip <= 8.0 us: {verdict_a}; "
-        f"memory per idle connection <= 6 KiB: {verdict_b}")
+        f"memory per idle connection <= 6 KiB: {verdict_b}; CPU per connect cycle <= 55 us: {verdict_c}")
     if problems:
         out("")
         out("CHECKS FAILED (figures above may be invalid):")
@@ -185,6 +241,53 @@ def main():
     out(f"  run        {meta['started']}, raw data in {run_dir}")
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
+    if markdown:
+        md = []
+        md.append("# Benchmarks: wsstorm vs k6")
+        md.append("")
+        md.append(f"Written by `bench/run.sh` (RUNS={runs}; see bench/README.md for how each figure is "
+                  "measured): medians of the runs, min–max in brackets. Both tools run the same "
+                  "workload against the same echo server (`wsstorm serve`) in one run, alternately, "
+                  "the generator pinned to one CPU and the server to the other. CPU is user + sys of "
+                  "the whole generator process (wait4 rusage), memory its peak RSS from /proc.")
+        md.append("")
+        md.append(f"Machine: {meta['nproc']} × {meta['cpu_model']}, Linux {meta['kernel']}, {meta['mem']}. "
+                  f"Tools: {meta['wsstorm_version']}; {meta['k6_version']}. Run {meta['started']}.")
+        md.append("")
+        md.append("| workload | figure | wsstorm | k6 | k6 / wsstorm | target |")
+        md.append("|---|---|---|---|---|---|")
+
+        def mdrow(work, label, vals, digits, target, higher_better=False):
+            mw, mk = med(vals["wsstorm"]), med(vals["k6"])
+            ratio = ""
+            if mw and mk:
+                ratio = f"{(mw / mk if higher_better else mk / mw):.1f}×"
+            md.append(f"| {work} | {label} | {fmt(mw, digits)} [{minmax(vals['wsstorm'], digits)}] | "
+                      f"{fmt(mk, digits)} [{minmax(vals['k6'], digits)}] | {ratio} | {target} |")
+
+        mdrow(f"A. closed loop, {a_clients} conns", "CPU µs per correlated round trip", a, 2, "≤ 8.0 µs; ≥ 4.5× k6")
+        mdrow(f"A. closed loop, {a_clients} conns", "round trips per CPU second", per_core, 0,
+              "(k6 / wsstorm column: wsstorm's advantage)", higher_better=True)
+        mdrow(f"B. {b_conns} idle conns, heartbeat", "KiB per idle connection", b, 2, "≤ 6 KiB; ≥ 30× k6")
+        mdrow(f"B. {b_conns} idle conns, heartbeat", f"peak RSS holding {b_conns} (MiB)", b_peak, 1, "")
+        mdrow(f"C. connect cycle, {c_clients} clients", "CPU µs per connect + message + close", cc, 1, "≤ 55 µs")
+        md.append("")
+        md.append(f"Targets: CPU per round trip ≤ 8.0 µs: **{verdict_a}**; memory per idle connection ≤ 6 KiB: "
+                  f"**{verdict_b}**; CPU per connect cycle ≤ 55 µs: **{verdict_c}**.")
+        if problems:
+            md.append("")
+            md.append("Checks failed: " + "; ".join(problems))
+        for scale in scale_dirs:
+            report = os.path.join(scale, "report.txt")
+            if os.path.exists(report):
+                md.append("")
+                md.append(f"## Scale: `bench/scale.sh` ({os.path.basename(scale.rstrip('/'))})")
+                md.append("")
+                md.append("```")
+                md.append(open(report).read().rstrip())
+                md.append("```")
+        with open(markdown, "w") as f:
+            f.write("\n".join(md) + "\n")
     return text, bool(problems)
 
 

@@ -5,12 +5,14 @@
 #   RUNS=1 A_DURATION=10 bench/run.sh
 #
 # A. CPU per correlated round trip: closed loop, 50 connections, one request in flight each.
-# B. Memory per idle connection: 5000 idle connections held ~15 s, minus a 1-connection baseline.
+# B. Memory per idle connection: 10000 idle connections (heartbeat every 10 s) held ~15 s, minus a
+#    1-connection baseline.
+# C. CPU per connect cycle: connect + one correlated message + close, over and over, 20 clients.
 # P. (only with WORKLOADS=P) the chaos proxy's overhead: workload A for wsstorm, saturated and
 #    paced (10 ms think time), each directly and through the built-in proxy with no fault
 #    acting, alternately: rtt p50 and CPU per round trip.
 #
-#   WORKLOADS="A B" (default) or "P" or "A B P"
+#   WORKLOADS="A B C" (default) or "P" or "A B C P"
 #
 # Everything runs on loopback (127.0.0.1). The echo server is pinned to CPU $SERVER_CPU, each
 # generator to CPU $GEN_CPU. Every process the script starts is bounded in time and stopped by
@@ -22,7 +24,8 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
 CACHE="$BENCH/.cache"
 
-WORKLOADS=${WORKLOADS:-A B}      # which of A, B, P to run
+WORKLOADS=${WORKLOADS:-A B C}    # which of A, B, C, P to run
+C_DURATION=${C_DURATION:-15}     # seconds of load per workload-C run
 RUNS=${RUNS:-3}                  # repetitions of every measurement (medians are reported)
 A_DURATION=${A_DURATION:-20}     # seconds of load per workload-A run
 BASE_DURATION=${BASE_DURATION:-5} # seconds of the 1-connection baseline runs of workload B
@@ -119,6 +122,7 @@ B_CONNS=$(toml_value "$BENCH/idle.toml" clients)
 B_RAMP=$(seconds "$(toml_value "$BENCH/idle.toml" ramp)")
 B_HOLD=$(seconds "$(toml_value "$BENCH/idle.toml" hold)")
 B_DURATION=$((B_RAMP + B_HOLD))
+C_CLIENTS=$(toml_value "$BENCH/connect-cycle.toml" clients)
 
 # Each idle connection is a file descriptor, in the generator and in the server.
 NEED_FDS=$((B_CONNS + 1024))
@@ -146,13 +150,13 @@ WSSTORM="$RUN_DIR/wsstorm"
 WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
 
 for f in closed-loop.toml closed-loop-proxy.toml closed-loop-paced.toml closed-loop-paced-proxy.toml \
-    idle.toml idle-baseline.toml; do
+    idle.toml idle-baseline.toml connect-cycle.toml; do
     "$WSSTORM" validate "$BENCH/$f" --target "$TARGET" >/dev/null \
         || die "wsstorm validate rejected bench/$f"
 done
 
 # Upper bound on the whole script; the server stops by itself after it (timeout(1)).
-SERVER_LIFETIME=$(( 60 + RUNS * (2 * (A_DURATION + 15) + 2 * (BASE_DURATION + 10) + 2 * (B_DURATION + 30)) ))
+SERVER_LIFETIME=$(( 60 + RUNS * (2 * (A_DURATION + 15) + 2 * (BASE_DURATION + 10) + 2 * (B_DURATION + 30) + 2 * (C_DURATION + 15)) ))
 log "echo server: wsstorm serve --listen 127.0.0.1:$PORT on CPU $SERVER_CPU (at most ${SERVER_LIFETIME}s)"
 taskset -c "$SERVER_CPU" timeout "$SERVER_LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" \
     >"$RUN_DIR/server.log" 2>&1 &
@@ -202,6 +206,8 @@ cat >"$RUN_DIR/meta.json" <<EOF
   "b_conns": $B_CONNS,
   "b_ramp": $B_RAMP,
   "b_hold": $B_HOLD,
+  "c_clients": $C_CLIENTS,
+  "c_duration": $C_DURATION,
   "gen_cpu": $GEN_CPU,
   "server_cpu": $SERVER_CPU,
   "target": "$TARGET",
@@ -246,6 +252,18 @@ SAMPLE=(--count-sockets --port "$PORT" --interval 0.25)
         "$K6" run --no-usage-report --address "" --quiet "$BENCH/idle.js"
 done
 
+# ---- C: CPU per connect cycle (connect + one message + close) --------------------------------
+[[ " $WORKLOADS " == *" C "* ]] && for i in $(seq 1 "$RUNS"); do
+    log "C run $i/$RUNS: wsstorm, $C_CLIENTS clients cycling, ${C_DURATION}s"
+    measure "c-wsstorm-$i" $((C_DURATION + 30)) -- \
+        "$WSSTORM" run "$BENCH/connect-cycle.toml" --target "$TARGET" --duration "${C_DURATION}s" \
+        --out "$RUN_DIR/c-wsstorm-$i" --quiet
+    log "C run $i/$RUNS: k6, $C_CLIENTS VUs cycling, ${C_DURATION}s"
+    measure "c-k6-$i" $((C_DURATION + 30)) -- \
+        "${K6_ENV[@]}" VUS="$C_CLIENTS" DURATION_S="$C_DURATION" SUMMARY="$RUN_DIR/c-k6-$i.summary.json" \
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/connect-cycle.js"
+done
+
 # ---- P: the chaos proxy's overhead ------------------------------------------------------------
 [[ " $WORKLOADS " == *" P "* ]] && for i in $(seq 1 "$RUNS"); do
     for shape in saturated paced; do
@@ -264,8 +282,10 @@ done
 # ---- report -----------------------------------------------------------------------------------
 rc=0
 : >"$RUN_DIR/results.txt"
-if [[ " $WORKLOADS " == *" A "* && " $WORKLOADS " == *" B "* ]]; then
-    "$PYTHON" "$BENCH/report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
+if [[ " $WORKLOADS " == *" A "* && " $WORKLOADS " == *" B "* && " $WORKLOADS " == *" C "* ]]; then
+    # The table, and docs/BENCHMARKS.md (MARKDOWN= another path, or MARKDOWN= empty for none).
+    "$PYTHON" "$BENCH/report.py" "$RUN_DIR" --markdown "${MARKDOWN-$ROOT/docs/BENCHMARKS.md}" \
+        >>"$RUN_DIR/results.txt" || rc=$?
 fi
 if [[ " $WORKLOADS " == *" P "* ]]; then
     "$PYTHON" "$BENCH/proxy_report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?

@@ -389,6 +389,17 @@ fn fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+impl Cli {
+    /// Whether this process is one of the workers of `run --workers` or `serve --workers`.
+    pub fn is_worker_process(&self) -> bool {
+        match &self.command {
+            Command::Run(args) => args.progress_json,
+            Command::Serve(args) => args.counts_json,
+            _ => false,
+        }
+    }
+}
+
 /// Runs a parsed command line inside a tokio runtime.
 pub async fn dispatch(cli: Cli) -> Exit {
     match cli.command {

@@ -23,9 +23,13 @@ fn main() -> std::process::ExitCode {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the tokio runtime");
+    // The worker processes of `run --workers` and `serve --workers` are the parallelism
+    // already: each runs on one thread, without the cross-thread wake-ups of a thread pool.
+    let runtime = if cli.is_worker_process() {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    }
+    .expect("cannot start the tokio runtime");
     runtime.block_on(cli::dispatch(cli)).into()
 }

@@ -360,3 +360,30 @@ async fn raw_server_with_protocol() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// `close = 1000`: each client connects, sends one request, waits for its reply, closes, and
+/// connects again; the server saw every cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_step_cycles_connect_request_close() {
+    let server = server(Behaviour::default()).await;
+    let cycle = ECHO.replace("[[steps]]\nsleep = \"5ms\"", "[[steps]]\nclose = 1000");
+    let (r, _dir) = run(plan(&cycle, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    assert!(c.connects > 100, "many cycles in 2 s: {c:?}");
+    assert_eq!(seen.connections, c.connects, "the server saw every connection");
+    assert_eq!(seen.received, c.requests);
+    assert_eq!(
+        (c.drops, c.connect_errors, c.reconnects),
+        (0, 0, 0),
+        "closes, not drops"
+    );
+    assert_eq!(
+        c.closes, c.connects,
+        "every connection closed, by its step or at the end"
+    );
+    // One request per connection: the last connection of a client may end before it sent.
+    assert!(c.requests <= c.connects && c.requests + 8 >= c.connects, "{c:?}");
+    assert_eq!(c.answered, c.requests);
+    assert_requests_reconcile(&r);
+}

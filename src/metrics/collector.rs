@@ -131,7 +131,10 @@ pub async fn collect(
     let mut recovery = Tracker::default();
     let mut timeline = ChaosTimeline::default();
     let mut ticker = interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // On the grid of whole seconds since the start: a sample that comes late (the process was
+    // starved) covers the longer window, and the next one is back on the grid, so that rows of
+    // shards still line up second by second (see `report::merge`).
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut buf = Vec::with_capacity(BATCH);
     let emit = |totals: &Totals,
                 window_rtt: &mut Latency,

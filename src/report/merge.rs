@@ -201,9 +201,13 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
 }
 
 /// Adds the shards' time series row by row (second by second on the shared timeline).
+/// A shard's rows are put on the whole second whose tick they are: a tick fires at or after its
+/// second (late when the process was starved; a tick more than a second late replaced the next
+/// one), so it is the second the row ends in. The last, partial row takes the second after the
+/// one before it. Rows of the same second add up across shards.
 fn merge_timeseries(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
     let mut header: Option<csv::StringRecord> = None;
-    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut rows: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for dir in dirs {
         let mut reader = csv::Reader::from_path(dir.join(TIMESERIES)).map_err(io::Error::other)?;
         let h = reader.headers().map_err(io::Error::other)?.clone();
@@ -213,13 +217,18 @@ fn merge_timeseries(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
                 dir.join(TIMESERIES).display()
             )));
         }
-        for (i, record) in reader.records().enumerate() {
+        let at = h.iter().position(|name| name == "elapsed_s").ok_or_else(|| {
+            io::Error::other(format!("{}: no elapsed_s column", dir.join(TIMESERIES).display()))
+        })?;
+        let mut previous: Option<u64> = None;
+        for record in reader.records() {
             let record = record.map_err(io::Error::other)?;
-            if rows.len() <= i {
-                rows.push(vec![String::new(); h.len()]);
-            }
+            let elapsed: f64 = record[at].parse().unwrap_or(0.0);
+            let second = ((elapsed + 1e-6).floor() as u64).max(previous.map_or(0, |p| p + 1));
+            previous = Some(second);
+            let row = rows.entry(second).or_insert_with(|| vec![String::new(); h.len()]);
             for (col, (name, value)) in h.iter().zip(record.iter()).enumerate() {
-                rows[i][col] = combine(name, &rows[i][col], value);
+                row[col] = combine(name, &row[col], value);
             }
         }
         header = Some(h);
@@ -228,8 +237,8 @@ fn merge_timeseries(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
     if let Some(h) = header {
         w.write_record(&h)?;
     }
-    for row in rows {
-        w.write_record(&row)?;
+    for row in rows.values() {
+        w.write_record(row)?;
     }
     w.flush()
 }
@@ -274,4 +283,45 @@ fn merge_connections(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
         w.write_record(&record)?;
     }
     w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rows: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join(TIMESERIES),
+            format!("elapsed_s,connected,connects,rtt_p99_ms\n{rows}"),
+        )
+        .unwrap();
+    }
+
+    /// A starved shard's late rows (and the one it skipped) still land on their seconds.
+    #[test]
+    fn time_series_rows_meet_on_their_seconds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        write(
+            &a,
+            "1.001,10,10,1.5\n2.002,20,10,1.0\n3.001,30,10,2.0\n4.001,40,10,1.0\n4.5,40,0,1.0\n",
+        );
+        // b: second 2's tick came 0.9 s late and second 3's came 1.2 s late (replacing it).
+        write(&b, "1.003,5,5,3.0\n2.9,10,5,1.0\n4.2,20,10,9.0\n4.5,20,0,1.0\n");
+        let out = tmp.path().join("merged.csv");
+        merge_timeseries(&[a, b], &out).unwrap();
+        let text = std::fs::read_to_string(out).unwrap();
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            rows,
+            [
+                "1.003,15,15,3",
+                "2.9,30,15,1",
+                "3.001,30,10,2.0",
+                "4.2,60,20,9",
+                "4.5,60,0,1",
+            ]
+        );
+    }
 }

@@ -537,8 +537,8 @@ impl Validator<'_> {
         for s in list {
             let span = s.span();
             let s = s.get_ref();
-            match (&s.send, &s.sleep) {
-                (Some(send), None) => {
+            match (&s.send, &s.sleep, &s.close) {
+                (Some(send), None, None) => {
                     let template = self.template(send, &format!("{table}.send"));
                     let expect = match &s.expect {
                         None => {
@@ -581,7 +581,7 @@ impl Validator<'_> {
                         None => ok = false,
                     }
                 }
-                (None, Some(sleep)) => {
+                (None, Some(sleep), None) => {
                     if s.expect.is_some() || s.wait.is_some() {
                         self.error(
                             span.clone(),
@@ -597,10 +597,39 @@ impl Validator<'_> {
                         None => ok = false,
                     }
                 }
+                (None, None, Some(code)) => {
+                    if s.expect.is_some() || s.wait.is_some() {
+                        self.error(
+                            span.clone(),
+                            "a close step takes no `expect` or `wait`: expected only `close = 1000`",
+                        );
+                        ok = false;
+                    }
+                    if table != "steps" {
+                        self.error(
+                            code.span(),
+                            format!(
+                                "{table}.close: a connection closes from the [[steps]] loop, not from {table}"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    match u16::try_from(*code.get_ref()) {
+                        Ok(c) if sendable_close_code(u64::from(c)) => {
+                            // Each cycle opens a new connection: pacing enough.
+                            waits = true;
+                            steps.push(Step::Close(c));
+                        }
+                        _ => {
+                            self.error(code.span(), format!("{table}.close: {CLOSE_CODE_EXPECTED}"));
+                            ok = false;
+                        }
+                    }
+                }
                 _ => {
                     self.error(
                         span,
-                        "a [[steps]] entry: expected exactly one of `send = \"...\"` or `sleep = \"100ms\"`",
+                        "a [[steps]] entry: expected exactly one of `send = \"...\"`, `sleep = \"100ms\"` or `close = 1000`",
                     );
                     ok = false;
                 }

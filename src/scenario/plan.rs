@@ -332,6 +332,8 @@ pub enum Step {
         expect: Option<Expect>,
     },
     Sleep(Duration),
+    /// Close the connection with this code once the awaited replies are in, and connect again.
+    Close(u16),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,6 +532,7 @@ fn show_steps(f: &mut fmt::Formatter<'_>, steps: &[Step]) -> fmt::Result {
                     writeln!(f, "  {}. send  {}{e}", i + 1, template.source())?;
                 }
                 Step::Sleep(d) => writeln!(f, "  {}. sleep {}", i + 1, show(*d))?,
+                Step::Close(code) => writeln!(f, "  {}. close ({code}), then connect again", i + 1)?,
             }
         }
         Ok(())

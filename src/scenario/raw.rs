@@ -272,6 +272,10 @@ pub struct RawStep {
     pub wait: Option<bool>,
     #[schemars(with = "Option<String>")]
     pub sleep: Option<Text>,
+    /// Close the connection with this code once the replies awaited are in, then connect
+    /// again at once and start over (a connect / request / close cycle).
+    #[schemars(with = "Option<u64>")]
+    pub close: Option<Spanned<u64>>,
 }
 
 /// Behaviour of the built-in target when `target = "embedded"`.

@@ -304,3 +304,69 @@ fn thresholds_may_abort_the_run_after_a_grace() {
         assert!(e.to_string().contains("expected"), "{what}: {e}");
     }
 }
+
+#[test]
+fn a_close_step_ends_the_loop_and_is_checked() {
+    let cycle = BASE.replace("[[steps]]\nsleep = \"100ms\"", "[[steps]]\nclose = 1000");
+    let plan = parse_str(&cycle).unwrap();
+    assert!(matches!(plan.steps.last(), Some(Step::Close(1000))));
+    assert!(plan.to_string().contains("close (1000), then connect again"));
+    for (text, why) in [
+        (
+            BASE.replace("[[steps]]\nsleep = \"100ms\"", "[[steps]]\nclose = 1006"),
+            "1000",
+        ),
+        (
+            BASE.replace(
+                "[[steps]]\nsleep = \"100ms\"",
+                "[[steps]]\nclose = 1000\nexpect = \"response\"",
+            ),
+            "takes no `expect`",
+        ),
+        (
+            BASE.replace(
+                "[[steps]]\nsleep = \"100ms\"",
+                "[[steps]]\nclose = 1000\nsleep = \"1s\"",
+            ),
+            "exactly one of",
+        ),
+        (
+            BASE.replace("[[steps]]\nsend", "[[setup]]\nclose = 1000\n[[steps]]\nsend"),
+            "not from setup",
+        ),
+    ] {
+        let e = parse_str(&text).unwrap_err().to_string();
+        assert!(e.contains(why) && e.contains("s.toml:"), "{why}: {e}");
+    }
+}
+
+#[test]
+fn source_addresses_are_expanded_in_order_and_mistakes_located() {
+    let text = BASE.replace(
+        "subprotocols = [\"json.v1\"]",
+        "subprotocols = [\"json.v1\"]\nsource_addrs = [\"127.0.0.2-127.0.0.3\", \"127.0.0.8/31\", \"::1\"]",
+    );
+    let plan = parse_str(&text).unwrap();
+    let ips: Vec<String> = plan
+        .connect
+        .source_addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ips, ["127.0.0.2", "127.0.0.3", "127.0.0.8", "127.0.0.9", "::1"]);
+    assert!(
+        plan.to_string()
+            .contains("5 source addresses, 127.0.0.2 .. ::1, in turn")
+    );
+    for bad in ["\"127.0.0.300\"", "[]", "\"10.0.0.0/8\""] {
+        let text = BASE.replace(
+            "subprotocols = [\"json.v1\"]",
+            &format!("subprotocols = [\"json.v1\"]\nsource_addrs = {bad}"),
+        );
+        let e = parse_str(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("s.toml:7:") && e.contains("connect.source_addrs"),
+            "{bad}: {e}"
+        );
+    }
+}

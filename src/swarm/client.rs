@@ -119,6 +119,19 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                         abandon_replay(&shared, &mut state).await;
                         return;
                     }
+                    End::Cycled { open_us } => {
+                        events
+                            .send(Event::Closed {
+                                client,
+                                unfinished: 0,
+                                open_us,
+                            })
+                            .await;
+                        if ctl.stop.is_cancelled() {
+                            return;
+                        }
+                        continue;
+                    }
                     End::Dropped { cause, lost, open_us } => {
                         events
                             .send(Event::Dropped {

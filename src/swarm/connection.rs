@@ -30,6 +30,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub enum End {
     /// The client closed it (stop or ramp-down); `unfinished` requests were abandoned.
     Closed { unfinished: u32, open_us: u64 },
+    /// A close step closed it: the client connects again at once.
+    Cycled { open_us: u64 },
     /// It ended on its own or by chaos; `lost` requests were in flight (and not kept for
     /// replay).
     Dropped {
@@ -37,6 +39,14 @@ pub enum End {
         lost: u32,
         open_us: u64,
     },
+}
+
+/// How a connection the client closed ended.
+enum Finish {
+    /// The run stopped; this many requests were abandoned.
+    Stopped(u32),
+    /// A close step.
+    Cycled,
 }
 
 /// What the step program waits for.
@@ -56,6 +66,22 @@ struct Heart {
     sent: u64,
 }
 
+/// Heartbeat pings are sent on a grid of this step (or a twentieth of the interval, when that
+/// is shorter), so that one wake-up of the runtime sends the pings of many connections (each
+/// wake-up costs far more than a ping). A ping's rtt is timed from when it was sent, so the
+/// grid costs no accuracy, only up to one step of delay.
+const PING_GRID: Duration = Duration::from_millis(50);
+
+/// The ping due `every` after `now`, rounded up to the ping grid (counted from the first call
+/// in this process).
+fn ping_time(now: Instant, every: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let since = (now + every).saturating_duration_since(epoch).as_nanos();
+    let grid = PING_GRID.min(every / 20).as_nanos().max(1);
+    epoch + Duration::from_nanos((since.div_ceil(grid) * grid) as u64)
+}
+
 pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &ClientCtl) -> End {
     let mut c = Conn {
         shared,
@@ -67,7 +93,8 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
     let r = c.run(ws, state, ctl).await;
     let open_us = c.opened.elapsed().as_micros() as u64;
     let end = match r {
-        Ok(unfinished) => End::Closed { unfinished, open_us },
+        Ok(Finish::Stopped(unfinished)) => End::Closed { unfinished, open_us },
+        Ok(Finish::Cycled) => End::Cycled { open_us },
         Err(cause) => {
             let (replay, lost) = c.pending.take_for_replay(RequestOutcome::Lost);
             state.replay.extend(replay);
@@ -91,7 +118,12 @@ struct Conn<'a> {
 impl Conn<'_> {
     /// Runs until the connection ends: `Ok(unfinished)` when the client closed it,
     /// `Err(cause)` when it dropped.
-    async fn run(&mut self, ws: &mut Ws, state: &mut ClientState, ctl: &ClientCtl) -> Result<u32, DropCause> {
+    async fn run(
+        &mut self,
+        ws: &mut Ws,
+        state: &mut ClientState,
+        ctl: &ClientCtl,
+    ) -> Result<Finish, DropCause> {
         let shared = self.shared;
         let events = &shared.events;
         let program: Vec<&Step> = shared.setup.iter().chain(shared.steps.iter()).collect();
@@ -100,13 +132,15 @@ impl Conn<'_> {
         let mut heart = shared.heartbeat.map(|h| Heart {
             every: h.every,
             timeout: h.timeout,
-            next: Instant::now() + h.every,
+            next: ping_time(Instant::now(), h.every),
             waiting: None,
             sent: 0,
         });
         let mut step = 0;
         let mut block = Block::Ready;
         let mut stopping = false;
+        // A close step was reached: close once the replies awaited are in.
+        let mut closing: Option<u16> = None;
         let mut timer = pin!(sleep_until(Instant::now()));
         let mut armed: Option<Instant> = None;
         let mut last_len = 64;
@@ -117,7 +151,7 @@ impl Conn<'_> {
         loop {
             // Outcomes of the last turn go to requests.csv (nothing to do when it is off).
             self.flush_log(state.index as u32).await;
-            while !stopping && block == Block::Ready && step < program.len() {
+            while !stopping && closing.is_none() && block == Block::Ready && step < program.len() {
                 if step == loop_start && self.in_setup {
                     self.in_setup = false;
                     self.replay(ws, state).await?;
@@ -154,6 +188,7 @@ impl Conn<'_> {
                         }
                         ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
                     }
+                    Step::Close(code) => closing = Some(*code),
                     Step::Sleep(d) => {
                         if !d.is_zero() {
                             block = Block::Sleep(Instant::now() + *d);
@@ -173,7 +208,13 @@ impl Conn<'_> {
 
             if stopping && self.pending.is_empty() {
                 close(ws, CloseCode::Normal).await;
-                return Ok(0);
+                return Ok(Finish::Stopped(0));
+            }
+            if let Some(code) = closing
+                && self.pending.is_empty()
+            {
+                close(ws, CloseCode::from(code)).await;
+                return Ok(Finish::Cycled);
             }
 
             let mut wake = self.pending.next_deadline(deadline_after);
@@ -203,7 +244,7 @@ impl Conn<'_> {
                 _ = shared.halt.cancelled() => {
                     let (replay, rest) = self.pending.take_for_replay(RequestOutcome::Unfinished);
                     self.pending.note_all(replay.iter().map(|(seq, _)| *seq), RequestOutcome::Unfinished);
-                    return Ok(rest + replay.len() as u32);
+                    return Ok(Finish::Stopped(rest + replay.len() as u32));
                 }
                 _ = ctl.stop.cancelled(), if !stopping => stopping = true,
                 _ = ctl.notify.notified() => {
@@ -239,7 +280,7 @@ impl Conn<'_> {
                                 ws.send(Message::Ping(payload)).await.map_err(|e| write_cause(&e))?;
                                 events.send(Event::Ping).await;
                                 h.waiting = Some((h.sent, now));
-                                h.next = now + h.every;
+                                h.next = ping_time(now, h.every);
                             }
                             _ => {}
                         }
