@@ -274,6 +274,10 @@ def main():
         md.append("")
         md.append(f"Targets: CPU per round trip ≤ 8.0 µs: **{verdict_a}**; memory per idle connection ≤ 6 KiB: "
                   f"**{verdict_b}**; CPU per connect cycle ≤ 55 µs: **{verdict_c}**.")
+        md.append("")
+        md.append("Where the time goes (perf profiles of A and C), and why this machine's kernel makes "
+                  "both tools slower than on the machine the targets were set on: bench/README.md, "
+                  "\"Profile\".")
         if problems:
             md.append("")
             md.append("Checks failed: " + "; ".join(problems))

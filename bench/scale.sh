@@ -6,6 +6,7 @@
 #
 #   bench/scale.sh                    # ~3 minutes plus the build
 #   CLIENTS=20000 RAMP=10s HOLD=20s bench/scale.sh   # a smaller trial
+#   SCENARIO=bench/storm-100k.toml bench/scale.sh     # the reconnection storm
 #
 # Results: bench/.cache/scale/<UTC timestamp>/ (measure.json, results/, server.log, report.txt).
 set -euo pipefail
@@ -17,6 +18,7 @@ HOLD=${HOLD:-70s}
 SERVERS=${SERVERS:-16}
 PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 PYTHON=${PYTHON:-python3}
+SCENARIO=${SCENARIO:-$BENCH/scale-250k.toml}
 
 log() { printf '[scale %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -30,7 +32,7 @@ mkdir -p "$RUN"
 cp "$WSSTORM" "$RUN/wsstorm"
 sed -e "s/^clients = 250000$/clients = $CLIENTS/" -e "s/^ramp = \"75s\"$/ramp = \"$RAMP\"/" \
     -e "s/^hold = \"70s\"$/hold = \"$HOLD\"/" -e '/^duration = /d' \
-    "$BENCH/scale-250k.toml" > "$RUN/scenario.toml"
+    "$SCENARIO" > "$RUN/scenario.toml"
 
 SERVER_PID=""
 cleanup() {
@@ -42,11 +44,15 @@ cleanup() {
 trap cleanup EXIT
 
 log "target: $SERVERS server processes on 127.0.0.1:$PORT"
-timeout 900 "$RUN/wsstorm" serve --workers "$SERVERS" --listen "127.0.0.1:$PORT" --stats-every 10s \
+timeout 900 "$RUN/wsstorm" serve --workers "$SERVERS" --listen "127.0.0.1:$PORT" --stats-every 1s \
     > "$RUN/server.log" 2>&1 &
 SERVER_PID=$!
 sleep 2
-log "run: $CLIENTS clients, ramp $RAMP, hold $HOLD, --workers auto (log: $RUN/run.log)"
+if [[ $SCENARIO == "$BENCH/scale-250k.toml" ]]; then
+    log "run: $CLIENTS clients, ramp $RAMP, hold $HOLD, --workers auto (log: $RUN/run.log)"
+else
+    log "run: $SCENARIO, --workers auto (log: $RUN/run.log)"
+fi
 "$PYTHON" "$BENCH/measure.py" --tree --interval 1 --deadline 800 --out "$RUN/measure.json" \
     --stdout "$RUN/run.log" --stderr "$RUN/run.err" -- \
     "$RUN/wsstorm" run "$RUN/scenario.toml" --workers auto --target "ws://127.0.0.1:$PORT/" \

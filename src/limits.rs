@@ -48,46 +48,52 @@ pub fn foreign_source(sources: &[IpAddr]) -> Option<(IpAddr, std::io::Error)> {
         .find_map(|ip| UdpSocket::bind((*ip, 0)).err().map(|e| (*ip, e)))
 }
 
-/// The warnings for a process about to hold `clients` clients of `per_client` descriptors each,
-/// from `sources` source addresses (0: the system's one) to one destination.
-pub fn warnings(clients: u64, per_client: u64, sources: usize, workers_hint: bool) -> Vec<String> {
-    let mut out = Vec::new();
+/// The warning for a process about to hold `clients` clients of `per_client` descriptors each,
+/// when its open-files limit (raised to the hard limit) is too low; `workers_hint` suggests
+/// `--workers`.
+pub fn open_files_warning(clients: u64, per_client: u64, workers_hint: bool) -> Option<String> {
     let (soft, hard) = raise_open_files();
     let fit = clients_per_process(soft, per_client);
-    if clients > fit {
-        let workers = processes_for(clients, per_client, hard);
-        let how = if workers_hint {
-            format!("run them in {workers} processes with --workers {workers} (or --workers auto), or ")
-        } else {
-            String::new()
-        };
-        out.push(format!(
-            "the open-files limit is {soft} (hard limit {hard}): this process can hold {fit} clients of \
-             {per_client} descriptor(s), and {clients} are asked for, so the rest will fail with `io` \
-             errors; {how}raise the hard limit (ulimit -Hn as root, LimitNOFILE= in systemd, \
-             --ulimit nofile= in docker)"
-        ));
+    if clients <= fit {
+        return None;
     }
-    // Linux gives connect() the even half of the range first; past it, every connect scans all
-    // the even ports in use (__inet_check_established) before it finds an odd one, and a 2-core
-    // machine spends its time there (seen at 14 000 connections per source address).
+    let workers = processes_for(clients, per_client, hard);
+    let how = if workers_hint {
+        format!("run them in {workers} processes with --workers {workers} (or --workers auto), or ")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the open-files limit is {soft} (hard limit {hard}): this process can hold {fit} clients of \
+         {per_client} descriptor(s), and {clients} are asked for, so the rest will fail with `io` \
+         errors; {how}raise the hard limit (ulimit -Hn as root, LimitNOFILE= in systemd, \
+         --ulimit nofile= in docker)"
+    ))
+}
+
+/// The warning for `clients` connections from this machine to one target address from
+/// `sources` source addresses (0: the system's one), when the ephemeral ports are too few.
+///
+/// Linux gives connect() the even half of the port range first; past it, every connect scans
+/// the even ports in use (`__inet_check_established`) before it finds an odd one, and a 2-core
+/// machine spends its time there (seen at 14 000 connections per source address).
+pub fn ports_warning(clients: u64, sources: usize) -> Option<String> {
     let ports = ephemeral_ports();
     let comfortable = ports / 2 * sources.max(1) as u64;
-    if clients > comfortable {
-        let wanted = clients.div_ceil((ports / 2).max(1));
-        out.push(format!(
-            "{clients} clients to one target address from {} source address(es): more than the {} \
-             ephemeral ports ({} in all) the kernel hands out cheaply per source address; past \
-             that each connect scans the ports in use. List at least {wanted} in [connect] \
-             source_addrs (e.g. \"127.0.0.2-127.0.0.{}\" on loopback), or widen \
-             net.ipv4.ip_local_port_range",
-            sources.max(1),
-            ports / 2,
-            ports,
-            wanted + 1
-        ));
+    if clients <= comfortable {
+        return None;
     }
-    out
+    let wanted = clients.div_ceil((ports / 2).max(1));
+    Some(format!(
+        "{clients} clients to one target address from {} source address(es): more than the {} \
+         ephemeral ports ({} in all) the kernel hands out cheaply per source address; past that \
+         each connect scans the ports in use. List at least {wanted} in [connect] source_addrs \
+         (e.g. \"127.0.0.2-127.0.0.{}\" on loopback), or widen net.ipv4.ip_local_port_range",
+        sources.max(1),
+        ports / 2,
+        ports,
+        wanted + 1
+    ))
 }
 
 #[cfg(test)]
@@ -107,6 +113,14 @@ mod tests {
             10,
             "a tiny limit: one client per process at worst"
         );
+    }
+
+    #[test]
+    fn ports_are_plenty_below_half_the_range_per_source() {
+        let half = ephemeral_ports() / 2;
+        assert!(ports_warning(half, 1).is_none());
+        let w = ports_warning(half * 3 + 1, 2).unwrap();
+        assert!(w.contains("List at least 4 in [connect] source_addrs"), "{w}");
     }
 
     #[test]

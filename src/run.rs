@@ -200,7 +200,14 @@ pub async fn execute(
     // too low or the ephemeral ports are too few.
     let per_client = 1 + u64::from(embedded.is_some()) + 2 * u64::from(proxy.is_some());
     let sources = plan.connect.source_addrs.len();
-    for warning in limits::warnings(plan.peak_clients(), per_client, sources, plan.segment.is_none()) {
+    let warnings = [
+        limits::open_files_warning(plan.peak_clients(), per_client, plan.segment.is_none()),
+        // The workers of `run --workers` share this machine's ports: their parent judges them.
+        (!controls.progress_json)
+            .then(|| limits::ports_warning(plan.peak_clients(), sources))
+            .flatten(),
+    ];
+    for warning in warnings.into_iter().flatten() {
         eprintln!("warning: {warning}");
     }
 

@@ -30,6 +30,9 @@ use crate::delay::DelayLine;
 /// Pending connections the kernel may queue (it caps this at net.core.somaxconn).
 const ACCEPT_BACKLOG: u32 = 65_535;
 
+/// How many accept times a server keeps (16 MB).
+const ACCEPT_TIMES_KEPT: usize = 1_000_000;
+
 /// How long an accept loop pauses after an error (no descriptor free, say).
 const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 
@@ -111,7 +114,8 @@ pub(super) struct Shared {
     pub(super) started: Instant,
     /// End of the current `refuse_for` window, in µs after `started` (0: none yet).
     pub(super) refuse_until_us: AtomicU64,
-    /// When each upgrade completed, after `started`.
+    /// When each upgrade completed, after `started` (the first `ACCEPT_TIMES_KEPT`: a server
+    /// left running through storms must not grow without bound).
     accept_times: Mutex<Vec<Duration>>,
     /// Upgrades completed per peer IP address.
     peers: Mutex<HashMap<IpAddr, u64>>,
@@ -167,7 +171,7 @@ impl Server {
         self.shared.started
     }
 
-    /// The time after `started` at which each upgrade completed, in order.
+    /// The time after `started` at which each upgrade completed, in order (the first million).
     pub fn accept_times(&self) -> Vec<Duration> {
         self.shared
             .accept_times
@@ -345,11 +349,12 @@ async fn serve_one(
     let (behaviour, stats) = (&shared.behaviour, &shared.stats);
     stats.connections.fetch_add(1, Relaxed);
     stats.open.fetch_add(1, Relaxed);
-    shared
-        .accept_times
-        .lock()
-        .expect("accept times lock")
-        .push(accepted - shared.started);
+    {
+        let mut times = shared.accept_times.lock().expect("accept times lock");
+        if times.len() < ACCEPT_TIMES_KEPT {
+            times.push(accepted - shared.started);
+        }
+    }
     if let Some(ip) = peer {
         *shared.peers.lock().expect("peers lock").entry(ip).or_default() += 1;
     }
