@@ -80,8 +80,9 @@ impl fmt::Display for DropCause {
 /// How an incoming message related to this connection's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
-    /// The correlated reply to a pending request, within its deadline.
-    Answered { rtt_us: u64 },
+    /// The correlated reply to a pending request, within its deadline. Under an open rate
+    /// (`[pacing]`), `corrected_us` is timed from when the request was due, not when it went.
+    Answered { rtt_us: u64, corrected_us: Option<u64> },
     /// A reply to a request that had already timed out (that request counts as a timeout).
     Late,
     /// A second reply to an already answered request.
@@ -158,6 +159,9 @@ pub enum Event {
     BackoffEnded,
     /// This many requests passed their deadline without a reply.
     TimedOut(u32),
+    /// Under an open rate, a pass of the step loop began later than it was due (the one
+    /// before was still waiting for its reply): its requests' corrected rtt counts the wait.
+    LateSend,
     /// This many requests waiting for replay were abandoned when the run stopped.
     Unfinished(u32),
     /// A heartbeat ping went out.

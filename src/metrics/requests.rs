@@ -80,6 +80,8 @@ pub struct RequestRow {
     pub seq: u64,
     pub outcome: RequestOutcome,
     pub rtt_us: Option<u64>,
+    /// From when the request was due, under an open rate (else the rtt).
+    pub corrected_us: Option<u64>,
 }
 
 /// Where clients send request rows.
@@ -98,14 +100,21 @@ impl RequestLog {
     }
 
     /// Records one outcome (waits only when the writer is 65 536 rows behind).
-    pub async fn record(&self, client: u32, seq: u64, outcome: RequestOutcome, rtt_us: Option<u64>) {
+    pub async fn record(
+        &self,
+        client: u32,
+        seq: u64,
+        outcome: RequestOutcome,
+        rtt: Option<(u64, Option<u64>)>,
+    ) {
         if self.filter.keeps(client, seq, outcome) {
             let row = RequestRow {
                 at: Instant::now(),
                 client,
                 seq,
                 outcome,
-                rtt_us,
+                rtt_us: rtt.map(|(us, _)| us),
+                corrected_us: rtt.map(|(us, corrected)| corrected.unwrap_or(us)),
             };
             let _ = self.tx.send(row).await;
         }

@@ -13,7 +13,9 @@ use crate::scenario::threshold::{Aggregate, Metric, Threshold};
 macro_rules! counts {
     ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
         /// Exact counters. Gauges (connected, connecting, in flight) are derived from them.
+        /// Counts added later read as 0 from older summary.json files.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct Counts {
             $($(#[$doc])* pub $field: u64),*
         }
@@ -63,6 +65,8 @@ counts! {
     unfinished,
     /// Requests sent again after a reconnect (`replay_in_flight`).
     replayed,
+    /// Under an open rate: passes of the step loop that began later than they were due.
+    late_sends,
     /// Messages without a correlation id.
     pushes,
     /// Sequence numbers missing between pushes.
@@ -125,6 +129,9 @@ pub struct Totals {
     pub connect_errors: BTreeMap<ConnectError, u64>,
     pub drops: BTreeMap<DropCause, u64>,
     pub rtt: Latency,
+    /// Under an open rate: from when each request was due to its reply (coordinated omission
+    /// corrected, as wrk2 does).
+    pub rtt_corrected: Latency,
     pub connect_time: Latency,
     pub connect_tcp: Latency,
     pub connect_upgrade: Latency,
@@ -192,9 +199,12 @@ impl Totals {
                 c.messages_received += 1;
                 c.bytes_received += u64::from(bytes);
                 match reply {
-                    Reply::Answered { rtt_us } => {
+                    Reply::Answered { rtt_us, corrected_us } => {
                         c.answered += 1;
                         self.rtt.record_us(rtt_us);
+                        if let Some(us) = corrected_us {
+                            self.rtt_corrected.record_us(us);
+                        }
                         return Some(rtt_us);
                     }
                     Reply::Late => c.late += 1,
@@ -217,6 +227,7 @@ impl Totals {
             Event::BackoffStarted => c.backoffs += 1,
             Event::BackoffEnded => c.backoffs_ended += 1,
             Event::TimedOut(n) => c.timeouts += u64::from(n),
+            Event::LateSend => c.late_sends += 1,
             Event::Unfinished(n) => c.unfinished += u64::from(n),
             Event::Ping => c.pings += 1,
             Event::Pong { rtt_us } => {
@@ -233,6 +244,7 @@ impl Totals {
     pub fn latency(&self, metric: Metric) -> Option<&Latency> {
         Some(match metric {
             Metric::Rtt => &self.rtt,
+            Metric::RttCorrected => &self.rtt_corrected,
             Metric::ConnectTime => &self.connect_time,
             Metric::ReconnectTime => &self.reconnect_time,
             Metric::PingRtt => &self.ping_rtt,
@@ -275,7 +287,9 @@ impl Totals {
             Metric::Reconnects => c.reconnects,
             Metric::PushGaps => c.push_gaps,
             Metric::PushDuplicates => c.push_duplicates,
+            Metric::LateSends => c.late_sends,
             Metric::Rtt
+            | Metric::RttCorrected
             | Metric::ConnectTime
             | Metric::ReconnectTime
             | Metric::PingRtt

@@ -140,6 +140,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     };
     for (name, slot) in [
         ("rtt", &mut totals.rtt),
+        ("rtt_corrected", &mut totals.rtt_corrected),
         ("connect_time", &mut totals.connect_time),
         ("connect_tcp", &mut totals.connect_tcp),
         ("connect_upgrade", &mut totals.connect_upgrade),

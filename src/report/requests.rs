@@ -27,16 +27,16 @@ pub async fn write(mut rows: RequestRx, dir: &Path, start: Instant) -> io::Resul
                 }
                 for row in batch.drain(..) {
                     let time = row.at.saturating_duration_since(start).as_secs_f64();
-                    let rtt = row.rtt_us.map(|us| format!("{:.3}", us as f64 / 1000.0)).unwrap_or_default();
+                    let ms = |us: Option<u64>| us.map(|us| format!("{:.3}", us as f64 / 1000.0)).unwrap_or_default();
                     w.write_record([
                         format!("{time:.6}"),
                         row.client.to_string(),
                         format!("{}-{}", row.client, row.seq),
                         row.outcome.name().to_string(),
-                        rtt.clone(),
-                        // Closed loop: each request goes out when it is meant to, so the
-                        // corrected rtt (from the intended send time) is the rtt.
-                        rtt,
+                        ms(row.rtt_us),
+                        // From when the request was due under an open rate; in a closed loop
+                        // each request goes out when it is meant to, and this is the rtt.
+                        ms(row.corrected_us),
                     ])?;
                     written += 1;
                 }

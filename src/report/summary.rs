@@ -212,6 +212,7 @@ impl Summary {
             drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             latency: [
                 ("rtt", &totals.rtt),
+                ("rtt_corrected", &totals.rtt_corrected),
                 ("connect_time", &totals.connect_time),
                 ("connect_tcp", &totals.connect_tcp),
                 ("connect_upgrade", &totals.connect_upgrade),
@@ -269,6 +270,13 @@ impl Summary {
             "replies     {} late, {} duplicate, {} unmatched",
             c.late, c.duplicate, c.unmatched
         );
+        if self.latency.get("rtt_corrected").is_some_and(|l| l.count > 0) || c.late_sends > 0 {
+            let _ = writeln!(
+                s,
+                "open rate   {} passes of the loop began late; rtt_corrected is timed from when each request was due",
+                c.late_sends
+            );
+        }
         let _ = writeln!(
             s,
             "messages    {} sent, {} received ({} / {} bytes)",

@@ -190,7 +190,9 @@ impl Validator<'_> {
                 None
             }),
         };
-        let steps = self.steps(&raw, raw.correlation.is_some());
+        // None: no pacing; Some(None): a mistake, already reported.
+        let pacing = raw.pacing.as_ref().map(|p| self.pacing(p, &raw, load.as_ref()));
+        let steps = self.steps(&raw, raw.correlation.is_some(), pacing.is_some());
         let setup = self
             .step_list(&raw.setup, raw.correlation.is_some(), "setup")
             .map(|(s, _)| s);
@@ -227,6 +229,7 @@ impl Validator<'_> {
             correlation,
             load: load.expect("validated"),
             steps: steps.expect("validated"),
+            pacing: pacing.flatten(),
             setup: setup.expect("validated"),
             reconnect: reconnect.expect("validated"),
             pushes: pushes.expect("validated"),
@@ -510,10 +513,72 @@ impl Validator<'_> {
         ok.then_some(Load { phases })
     }
 
-    fn steps(&mut self, raw: &RawScenario, has_correlation: bool) -> Option<Vec<Step>> {
+    /// How often each client starts its step loop under `[pacing]`.
+    fn pacing(
+        &mut self,
+        raw: &raw::RawPacing,
+        scenario: &RawScenario,
+        load: Option<&Load>,
+    ) -> Option<Duration> {
+        const EXPECTED: &str = "expected a rate such as \"5/s\" or \"300/m\"";
+        let (text, total) = match (&raw.rate, &raw.total_rate) {
+            (Some(r), None) => (r, false),
+            (None, Some(r)) => (r, true),
+            _ => {
+                let span = raw
+                    .rate
+                    .as_ref()
+                    .or(raw.total_rate.as_ref())
+                    .map_or(scenario.name.span(), |t| t.span());
+                self.error(
+                    span,
+                    "pacing: expected exactly one of `rate` (per client) or `total_rate` (over all clients)",
+                );
+                return None;
+            }
+        };
+        let key = if total { "pacing.total_rate" } else { "pacing.rate" };
+        let per_second = text.get_ref().trim().split_once('/').and_then(|(n, unit)| {
+            let n: f64 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite() && *n > 0.0)?;
+            match unit.trim() {
+                "s" => Some(n),
+                "m" => Some(n / 60.0),
+                _ => None,
+            }
+        });
+        let Some(per_second) = per_second else {
+            self.error(text.span(), format!("{key}: {:?}: {EXPECTED}", text.get_ref()));
+            return None;
+        };
+        if scenario.steps.is_empty() {
+            self.error(text.span(), format!("{key}: there is no [[steps]] loop to pace"));
+            return None;
+        }
+        // A total rate is shared by the scenario's peak clients (the whole count, so that every
+        // segment's clients keep the same schedule and the segments add up to the total).
+        let clients = if total { load?.peak().max(1) as f64 } else { 1.0 };
+        let interval = Duration::from_secs_f64(clients / per_second);
+        if interval < Duration::from_micros(100) || interval > duration::MAX {
+            self.error(
+                text.span(),
+                format!(
+                    "{key}: {:?} gives each client a loop every {interval:?}: expected 100 µs to 10 years",
+                    text.get_ref()
+                ),
+            );
+            return None;
+        }
+        Some(interval)
+    }
+
+    fn steps(&mut self, raw: &RawScenario, has_correlation: bool, paced: bool) -> Option<Vec<Step>> {
         let (steps, waits) = self.step_list(&raw.steps, has_correlation, "steps")?;
         let sends = steps.iter().any(|s| matches!(s, Step::Send { .. }));
-        if sends && !waits {
+        if sends && !waits && !paced {
             let span = raw.steps[0].span();
             self.error(
                 span,

@@ -26,6 +26,8 @@ pub struct Plan {
     pub correlation: Option<Correlation>,
     pub load: Load,
     pub steps: Vec<Step>,
+    /// Under an open rate, how often each client starts its step loop.
+    pub pacing: Option<Duration>,
     /// Run once per connection before `steps`.
     pub setup: Vec<Step>,
     pub reconnect: Reconnect,
@@ -505,7 +507,15 @@ impl fmt::Display for Plan {
             writeln!(f, "setup      (once per connection)")?;
             show_steps(f, &self.setup)?;
         }
-        writeln!(f, "steps      (each client loops while connected)")?;
+        match self.pacing {
+            None => writeln!(f, "steps      (each client loops while connected)")?,
+            Some(every) => writeln!(
+                f,
+                "steps      (open rate: each client starts the loop every {:?}, {:.3}/s; latency also from when each request was due)",
+                every,
+                1.0 / every.as_secs_f64()
+            )?,
+        }
         show_steps(f, &self.steps)?;
         if self.thresholds.is_empty() {
             writeln!(f, "thresholds (none)")?;

@@ -48,6 +48,23 @@ pub struct RawScenario {
     pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<RawThreshold>>>>,
     pub embedded: Option<RawEmbedded>,
     pub report: Option<RawReport>,
+    /// An open rate: each client starts its [[steps]] loop on a schedule, whatever its replies
+    /// do, and latency is also timed from when each request was due (`rtt_corrected`).
+    pub pacing: Option<RawPacing>,
+}
+
+/// The open-rate schedule of the step loop: `rate` per client, or `total_rate` spread over
+/// the scenario's peak clients. Exactly one.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Pacing")]
+pub struct RawPacing {
+    /// Loops per client: "5/s", "30/m".
+    #[schemars(with = "Option<String>")]
+    pub rate: Option<Text>,
+    /// Loops over all clients: "1000/s" (each client gets its share of the peak count).
+    #[schemars(with = "Option<String>")]
+    pub total_rate: Option<Text>,
 }
 
 /// What the results directory holds besides the standard files.

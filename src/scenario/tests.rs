@@ -370,3 +370,36 @@ fn source_addresses_are_expanded_in_order_and_mistakes_located() {
         );
     }
 }
+
+#[test]
+fn pacing_gives_each_client_its_interval() {
+    let paced = |pacing: &str| BASE.replace("[thresholds]", &format!("[pacing]\n{pacing}\n[thresholds]"));
+    assert_eq!(
+        parse_str(&paced("rate = \"5/s\"")).unwrap().pacing,
+        Some(Duration::from_millis(200))
+    );
+    assert_eq!(
+        parse_str(&paced("rate = \"30/m\"")).unwrap().pacing,
+        Some(Duration::from_secs(2))
+    );
+    // 10 clients at the peak share 100/s: 10/s each.
+    let plan = parse_str(&paced("total_rate = \"100/s\"")).unwrap();
+    assert_eq!(plan.pacing, Some(Duration::from_millis(100)));
+    assert!(
+        plan.to_string()
+            .contains("open rate: each client starts the loop every 100ms")
+    );
+    // A paced loop needs no sleep.
+    let no_sleep = paced("rate = \"5/s\"").replace("[[steps]]\nsleep = \"100ms\"\n", "");
+    assert!(parse_str(&no_sleep).is_ok());
+    for (pacing, why) in [
+        ("rate = \"5\"", "expected a rate such as"),
+        ("rate = \"-5/s\"", "expected a rate such as"),
+        ("rate = \"5/h\"", "expected a rate such as"),
+        ("rate = \"5/s\"\ntotal_rate = \"5/s\"", "exactly one of"),
+        ("rate = \"100000/s\"", "expected 100 µs to 10 years"),
+    ] {
+        let e = parse_str(&paced(pacing)).unwrap_err().to_string();
+        assert!(e.contains(why) && e.contains("s.toml:"), "{pacing}: {e}");
+    }
+}

@@ -41,6 +41,7 @@ macro_rules! metrics {
 
 metrics! {
     Rtt = "rtt": Latency,
+    RttCorrected = "rtt_corrected": Latency,
     ConnectTime = "connect_time": Latency,
     TimeoutRate = "timeout_rate": Rate,
     ErrorRate = "error_rate": Rate,
@@ -61,6 +62,7 @@ metrics! {
     Reconnects = "reconnects": Count,
     PushGaps = "push_gaps": Count,
     PushDuplicates = "push_duplicates": Count,
+    LateSends = "late_sends": Count,
 }
 
 impl Metric {

@@ -41,6 +41,20 @@ pub enum End {
     },
 }
 
+/// The open-rate schedule of one connection's step loop.
+struct Pace {
+    interval: Duration,
+    /// When the next pass is due.
+    next: Instant,
+    /// When the pass under way was due (None between passes).
+    current: Option<Instant>,
+    /// The next pass was waited for (so it is not late, whatever the timer did).
+    slept: bool,
+}
+
+/// A pass that was busy at its due time and begins more than this after it is a late send.
+const LATE_GRACE: Duration = Duration::from_millis(2);
+
 /// How a connection the client closed ended.
 enum Finish {
     /// The run stopped; this many requests were abandoned.
@@ -138,6 +152,15 @@ impl Conn<'_> {
         });
         let mut step = 0;
         let mut block = Block::Ready;
+        // Boxed: only paced runs carry it, so an idle connection's task stays small.
+        let mut pace = shared.pacing.map(|interval| {
+            Box::new(Pace {
+                interval,
+                next: Instant::now(),
+                current: None,
+                slept: false,
+            })
+        });
         let mut stopping = false;
         // A close step was reached: close once the replies awaited are in.
         let mut closing: Option<u16> = None;
@@ -155,6 +178,27 @@ impl Conn<'_> {
                 if step == loop_start && self.in_setup {
                     self.in_setup = false;
                     self.replay(ws, state).await?;
+                }
+                // Under an open rate, a pass of the loop waits for its due time. One that was
+                // still busy then (the last pass waited for its reply) begins late and is
+                // counted; either way its requests are also timed from when they were due.
+                if step == loop_start
+                    && let Some(p) = &mut pace
+                    && p.current.is_none()
+                {
+                    let now = Instant::now();
+                    if now < p.next {
+                        block = Block::Sleep(p.next);
+                        p.slept = true;
+                        continue;
+                    }
+                    // A timer's own lateness is not the client's: only a busy loop counts.
+                    if !p.slept && now > p.next + LATE_GRACE {
+                        events.send(Event::LateSend).await;
+                    }
+                    p.slept = false;
+                    p.current = Some(p.next);
+                    p.next += p.interval;
                 }
                 match program[step] {
                     Step::Send { template, expect } => {
@@ -181,7 +225,12 @@ impl Conn<'_> {
                             .await;
                         if let Some(expect) = expect {
                             let kept = shared.reconnect.replay_in_flight.then(|| text.clone());
-                            self.pending.insert(seq, Instant::now(), kept);
+                            self.pending.insert(
+                                seq,
+                                Instant::now(),
+                                pace.as_ref().and_then(|p| p.current),
+                                kept,
+                            );
                             if expect.wait || self.in_setup {
                                 block = Block::Reply(seq);
                             }
@@ -198,6 +247,9 @@ impl Conn<'_> {
                 step += 1;
                 if step == program.len() {
                     step = loop_start;
+                    if let Some(p) = &mut pace {
+                        p.current = None;
+                    }
                 }
             }
             if shared.steps.is_empty() && step >= loop_start && self.in_setup && block == Block::Ready {
@@ -350,7 +402,7 @@ impl Conn<'_> {
                     replay: true,
                 })
                 .await;
-            self.pending.insert(seq, Instant::now(), Some(text.clone()));
+            self.pending.insert(seq, Instant::now(), None, Some(text.clone()));
             ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
         }
         Ok(())
@@ -360,8 +412,8 @@ impl Conn<'_> {
     /// Hands the outcomes the pending table noted to requests.csv.
     async fn flush_log(&mut self, client: u32) {
         if let Some(log) = &self.shared.requests {
-            for (seq, outcome, rtt_us) in self.pending.take_log() {
-                log.record(client, seq, outcome, rtt_us).await;
+            for (seq, outcome, rtt) in self.pending.take_log() {
+                log.record(client, seq, outcome, rtt).await;
             }
         }
     }

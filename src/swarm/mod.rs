@@ -54,6 +54,8 @@ pub struct Shared {
     pub heartbeat: Option<Heartbeat>,
     pub setup: Vec<Step>,
     pub steps: Vec<Step>,
+    /// Under an open rate, how often each client starts its step loop.
+    pub pacing: Option<Duration>,
     pub reconnect: Reconnect,
     pub pushes: Pushes,
     pub chaos: Vec<Chaos>,
@@ -107,6 +109,7 @@ impl Shared {
             heartbeat: plan.connect.heartbeat,
             setup: plan.setup.clone(),
             steps: plan.steps.clone(),
+            pacing: plan.pacing,
             reconnect: plan.reconnect.clone(),
             pushes: plan.pushes.clone(),
             chaos: plan.chaos.clone(),

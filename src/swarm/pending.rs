@@ -16,14 +16,28 @@ const RECENT: usize = 64;
 /// Marks a remembered seq as timed out (otherwise it was answered).
 const TIMED_OUT: u64 = 1 << 63;
 
+/// An outcome noted for requests.csv: the request, how it ended, and for an answer its rtt and
+/// corrected rtt in µs.
+pub type Noted = (u64, RequestOutcome, Option<(u64, Option<u64>)>);
+
+/// A request waiting for its reply.
+#[derive(Debug)]
+struct Waiting {
+    seq: u64,
+    sent: Instant,
+    /// When it was due, under an open rate (for the corrected rtt).
+    due: Option<Instant>,
+    text: Option<Utf8Bytes>,
+}
+
 #[derive(Debug, Default)]
 pub struct Pending {
     /// In send order; deadlines are `sent + timeout`, so also in deadline order. The text is
     /// kept only when requests are replayed after a drop.
-    waiting: VecDeque<(u64, Instant, Option<Utf8Bytes>)>,
+    waiting: VecDeque<Waiting>,
     recent: VecDeque<u64>,
     /// Outcomes not yet handed to requests.csv (only when it is written).
-    log: Option<Vec<(u64, RequestOutcome, Option<u64>)>>,
+    log: Option<Vec<Noted>>,
 }
 
 impl Pending {
@@ -35,14 +49,14 @@ impl Pending {
         }
     }
 
-    fn note(&mut self, seq: u64, outcome: RequestOutcome, rtt_us: Option<u64>) {
+    fn note(&mut self, seq: u64, outcome: RequestOutcome, rtt: Option<(u64, Option<u64>)>) {
         if let Some(log) = &mut self.log {
-            log.push((seq, outcome, rtt_us));
+            log.push((seq, outcome, rtt));
         }
     }
 
     /// Outcomes noted since the last call.
-    pub fn take_log(&mut self) -> Vec<(u64, RequestOutcome, Option<u64>)> {
+    pub fn take_log(&mut self) -> Vec<Noted> {
         self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -54,8 +68,9 @@ impl Pending {
             }
         }
     }
-    pub fn insert(&mut self, seq: u64, sent: Instant, text: Option<Utf8Bytes>) {
-        self.waiting.push_back((seq, sent, text));
+    /// A request sent at `sent`; `due` is when it was meant to go, under an open rate.
+    pub fn insert(&mut self, seq: u64, sent: Instant, due: Option<Instant>, text: Option<Utf8Bytes>) {
+        self.waiting.push_back(Waiting { seq, sent, due, text });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,17 +79,20 @@ impl Pending {
 
     /// The earliest deadline, if anything is waiting.
     pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
-        self.waiting.front().map(|(_, sent, _)| *sent + timeout)
+        self.waiting.front().map(|w| w.sent + timeout)
     }
 
     /// Classifies a reply carrying request `seq`, received at `now`.
     pub fn resolve(&mut self, seq: u64, now: Instant) -> Reply {
-        if let Some(i) = self.waiting.iter().position(|(s, _, _)| *s == seq) {
-            let (_, sent, _) = self.waiting.remove(i).expect("index from position");
+        if let Some(i) = self.waiting.iter().position(|w| w.seq == seq) {
+            let w = self.waiting.remove(i).expect("index from position");
             self.remember(seq);
-            let rtt_us = now.saturating_duration_since(sent).as_micros() as u64;
-            self.note(seq, RequestOutcome::Answered, Some(rtt_us));
-            return Reply::Answered { rtt_us };
+            let rtt_us = now.saturating_duration_since(w.sent).as_micros() as u64;
+            let corrected_us = w
+                .due
+                .map(|due| now.saturating_duration_since(due.min(w.sent)).as_micros() as u64);
+            self.note(seq, RequestOutcome::Answered, Some((rtt_us, corrected_us)));
+            return Reply::Answered { rtt_us, corrected_us };
         }
         match self.recent.iter().position(|r| *r & !TIMED_OUT == seq) {
             Some(i) if self.recent[i] & TIMED_OUT != 0 => {
@@ -92,7 +110,7 @@ impl Pending {
     /// Removes requests whose deadline has passed at `now`; returns how many.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> u32 {
         let mut n = 0;
-        while let Some(&(seq, sent, _)) = self.waiting.front() {
+        while let Some(&Waiting { seq, sent, .. }) = self.waiting.front() {
             if sent + timeout > now {
                 break;
             }
@@ -106,7 +124,7 @@ impl Pending {
 
     /// Whether `seq` is still waiting.
     pub fn contains(&self, seq: u64) -> bool {
-        self.waiting.iter().any(|(s, _, _)| *s == seq)
+        self.waiting.iter().any(|w| w.seq == seq)
     }
 
     /// Empties the table, handing over the requests that carry their text (for replay);
@@ -117,7 +135,7 @@ impl Pending {
         // Their seqs are kept only for requests.csv.
         let mut others = Vec::new();
         let logging = self.log.is_some();
-        for (seq, _, text) in self.waiting.drain(..) {
+        for Waiting { seq, text, .. } in self.waiting.drain(..) {
             match text {
                 Some(text) => replay.push((seq, text)),
                 None => {
@@ -151,16 +169,22 @@ mod tests {
     fn out_of_order_late_duplicate_unmatched() {
         let t0 = Instant::now();
         let mut p = Pending::default();
-        p.insert(1, t0, None);
-        p.insert(2, t0, None);
-        p.insert(3, t0, Some("three".into()));
+        p.insert(1, t0, None, None);
+        p.insert(2, t0, None, None);
+        p.insert(3, t0, None, Some("three".into()));
         assert!(matches!(
             p.resolve(3, t0 + Duration::from_millis(5)),
-            Reply::Answered { rtt_us: 5000 }
+            Reply::Answered {
+                rtt_us: 5000,
+                corrected_us: None
+            }
         ));
         assert!(matches!(
             p.resolve(1, t0 + Duration::from_millis(7)),
-            Reply::Answered { rtt_us: 7000 }
+            Reply::Answered {
+                rtt_us: 7000,
+                corrected_us: None
+            }
         ));
         assert_eq!(p.resolve(1, t0), Reply::Duplicate);
         assert_eq!(p.resolve(99, t0), Reply::Unmatched);
@@ -181,7 +205,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pending::default();
         for seq in 0..1000 {
-            p.insert(seq, t0, None);
+            p.insert(seq, t0, None, None);
             p.resolve(seq, t0);
         }
         assert_eq!(p.recent.len(), RECENT);
