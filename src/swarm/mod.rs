@@ -195,7 +195,19 @@ pub async fn run(
             }
         }
     }
-    timeline.sort_by_key(|(t, _)| *t);
+    // At the same instant, network faults change first, then clients start or stop, then the
+    // other chaos acts: a fault "at 0s" is in place before the first client connects.
+    let rank = |h: &Happening| match h {
+        Happening::Chaos { index, .. }
+            if matches!(plan.chaos[*index].action, ChaosAction::Network { .. }) =>
+        {
+            0
+        }
+        Happening::FaultEnds { .. } => 0,
+        Happening::Change(_) => 1,
+        Happening::Chaos { .. } => 2,
+    };
+    timeline.sort_by_key(|(t, h)| (*t, rank(h)));
     let mut execs = JoinSet::new();
 
     for (at, happening) in timeline {
