@@ -128,6 +128,9 @@ pub struct ScenarioArgs {
     /// (2026-11-23T15:00:00Z) or a delay from now (+30s).
     #[arg(long, value_name = "TIME", value_parser = start_at)]
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Do not verify the TLS certificate of a wss:// target (the summary warns).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 fn start_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -171,6 +174,7 @@ impl ScenarioArgs {
             requests: self.requests,
             segment,
             start_at: self.start_at,
+            insecure: self.insecure,
         })
     }
 }

@@ -332,6 +332,12 @@ pub async fn execute(
         peak_clients: plan.peak_clients(),
         segment: plan.segment,
         late_start_s,
+        warnings: plan
+            .tls
+            .iter()
+            .filter(|t| t.insecure)
+            .map(|_| "TLS certificates were NOT verified (insecure = true or --insecure): the server's identity is unchecked".to_string())
+            .collect(),
         outcome: outcome.name().to_string(),
         embedded_server: server,
         proxy,

@@ -226,6 +226,9 @@ pub async fn run(options: RunWorkers, controls: Controls) -> Result<Exit, RunErr
         if let Some(r) = o.requests {
             a.extend(["--requests".into(), r.to_string().into()]);
         }
+        if o.insecure {
+            a.push("--insecure".into());
+        }
         a.extend([
             "--segment".into(),
             format!("{i}/{n}").into(),

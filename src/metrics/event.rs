@@ -20,6 +20,8 @@ pub enum ConnectError {
     HttpStatus(u16),
     /// The upgrade response was not a valid WebSocket handshake.
     Handshake,
+    /// The TLS handshake failed (an unknown CA, a wrong name, a refused client certificate…).
+    Tls,
     /// Another I/O error.
     Io,
 }
@@ -56,6 +58,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Dns => f.write_str("dns"),
             ConnectError::HttpStatus(code) => write!(f, "http_{code}"),
             ConnectError::Handshake => f.write_str("handshake"),
+            ConnectError::Tls => f.write_str("tls"),
             ConnectError::Io => f.write_str("io"),
         }
     }

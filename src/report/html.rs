@@ -172,6 +172,9 @@ svg.chart {{ display: block; margin: 4px 0 18px; }} svg text {{ font: 11px syste
             escape(&a.measured)
         );
     }
+    for warning in &summary.warnings {
+        let _ = writeln!(h, "<p class=\"warning\"><b>Warning</b>: {}</p>", escape(warning));
+    }
     thresholds(&mut h, summary);
     if !summary.chaos.is_empty() {
         let _ = writeln!(h, "<h2>Chaos</h2><ol start=\"0\">");

@@ -34,6 +34,9 @@ pub struct Summary {
     /// Seconds after `--start-at` that this run began (its timeline kept the anchor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_start_s: Option<f64>,
+    /// What the reader of the result must know (TLS not verified, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// passed | thresholds_crossed | run_failed | interrupted
     pub outcome: String,
     /// The `abort_on_fail` threshold that ended the run early.
@@ -164,6 +167,8 @@ pub struct RunInfo {
     pub segment: Option<Segment>,
     pub late_start_s: Option<f64>,
     pub outcome: String,
+    /// Said with the result: the run's figures hold, but something about it was unusual.
+    pub warnings: Vec<String>,
     pub embedded_server: Option<ServerCounts>,
     pub proxy: Option<ProxyCounts>,
     pub exec: Vec<ExecReport>,
@@ -192,6 +197,7 @@ impl Summary {
             peak_clients: info.peak_clients,
             segment: info.segment,
             late_start_s: info.late_start_s,
+            warnings: info.warnings,
             outcome: info.outcome,
             aborted: info.aborted,
             counts: *c,
@@ -426,6 +432,9 @@ impl Summary {
             other => other,
         };
         let _ = writeln!(s, "result      {verdict}");
+        for warning in &self.warnings {
+            let _ = writeln!(s, "warning     {warning}");
+        }
         if let Some(seg) = self.segment.filter(|seg| seg.count > 1) {
             let _ = writeln!(
                 s,

@@ -12,6 +12,7 @@ pub mod segment;
 pub mod sources;
 pub mod template;
 pub mod threshold;
+pub mod tls;
 pub mod units;
 
 use std::ops::Range;
@@ -49,6 +50,8 @@ pub struct Overrides {
     pub segment: Option<segment::Segment>,
     /// `--start-at`: when the timeline begins (shards of one run share it).
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `--insecure`: do not verify the server's TLS certificate.
+    pub insecure: bool,
 }
 
 /// Reads, parses and validates a scenario file.
@@ -156,6 +159,7 @@ impl Validator<'_> {
         }
 
         let target = self.target(&raw, overrides);
+        let tls = self.tls(&raw, target.as_ref(), overrides);
         let connect = self.connect(&raw.connect);
         let correlation = raw.correlation.as_ref().and_then(|c| {
             let c = c.get_ref();
@@ -230,6 +234,7 @@ impl Validator<'_> {
             load: load.expect("validated"),
             steps: steps.expect("validated"),
             pacing: pacing.flatten(),
+            tls: tls.flatten(),
             setup: setup.expect("validated"),
             reconnect: reconnect.expect("validated"),
             pushes: pushes.expect("validated"),
@@ -511,6 +516,52 @@ impl Validator<'_> {
             let _ = span;
         }
         ok.then_some(Load { phases })
+    }
+
+    /// The TLS of a wss:// target (None for ws://). `Some(None)`: a mistake, reported.
+    fn tls(
+        &mut self,
+        raw: &RawScenario,
+        target: Option<&Target>,
+        overrides: &Overrides,
+    ) -> Option<Option<tls::Tls>> {
+        let secure = matches!(target, Some(Target::Url(url)) if url.starts_with("wss://"));
+        let table = raw.tls.as_ref();
+        if !secure {
+            if let (Some(t), Some(_)) = (table, target) {
+                self.error(
+                    t.span(),
+                    "tls: applies to wss:// targets only: expected the target to start with wss://",
+                );
+                return Some(None);
+            }
+            return None;
+        }
+        let folder = self.path.parent().unwrap_or(Path::new(""));
+        let path = |t: &Option<raw::Text>| t.as_ref().map(|t| folder.join(t.get_ref()));
+        let options = tls::TlsOptions {
+            ca_file: table.and_then(|t| path(&t.get_ref().ca_file)),
+            client_cert: table.and_then(|t| path(&t.get_ref().client_cert)),
+            client_key: table.and_then(|t| path(&t.get_ref().client_key)),
+            insecure: overrides.insecure || table.is_some_and(|t| t.get_ref().insecure == Some(true)),
+        };
+        match tls::build(&options) {
+            Ok(tls) => Some(Some(tls)),
+            Err((key, why)) => {
+                let span = table.map_or(raw.target.span(), |t| {
+                    let t = t.get_ref();
+                    let named = match key {
+                        "tls.ca_file" => t.ca_file.as_ref(),
+                        "tls.client_cert" => t.client_cert.as_ref(),
+                        "tls.client_key" => t.client_key.as_ref(),
+                        _ => None,
+                    };
+                    named.map_or(raw.tls.as_ref().expect("table").span(), |n| n.span())
+                });
+                self.error(span, format!("{key}: {why}"));
+                Some(None)
+            }
+        }
     }
 
     /// How often each client starts its step loop under `[pacing]`.
@@ -921,20 +972,19 @@ pub fn sendable_close_code(code: u64) -> bool {
 pub const CLOSE_CODE_EXPECTED: &str =
     "expected a close code that may be sent: 1000-1003, 1007-1014 or 3000-4999";
 
-/// Checks a target URL: ws:// with a host (wss:// arrives with TLS support).
+/// Checks a target URL: ws:// or wss:// with a host.
 pub fn check_url(text: &str) -> Result<(), String> {
     const EXPECTED: &str = "expected \"embedded\" or a URL such as \"ws://127.0.0.1:9001/ws\"";
     let uri: http::Uri = text
         .parse()
         .map_err(|_| format!("{text:?} is not a URL: {EXPECTED}"))?;
     match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => {
+        Some("ws" | "wss") => {}
+        _ => {
             return Err(format!(
-                "{text:?}: wss:// (TLS) is not supported by this build yet: {EXPECTED}"
+                "{text:?} does not start with ws:// or wss://: {EXPECTED}"
             ));
         }
-        _ => return Err(format!("{text:?} does not start with ws://: {EXPECTED}")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{text:?} has no host: {EXPECTED}"));

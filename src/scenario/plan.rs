@@ -28,6 +28,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,
+    /// The client's TLS, for a wss:// target.
+    pub tls: Option<super::tls::Tls>,
     /// Run once per connection before `steps`.
     pub setup: Vec<Step>,
     pub reconnect: Reconnect,
@@ -412,6 +414,14 @@ impl fmt::Display for Plan {
             write!(f, ", subprotocols {}", self.connect.subprotocols.join(", "))?;
         }
         writeln!(f)?;
+        if let Some(tls) = &self.tls {
+            let client = tls
+                .client_cert
+                .as_ref()
+                .map(|c| format!("; client certificate {}", c.display()))
+                .unwrap_or_default();
+            writeln!(f, "  tls      roots {}{client}", tls.roots)?;
+        }
         match self.connect.source_addrs.as_slice() {
             [] => {}
             [one] => writeln!(f, "  from     {one}")?,

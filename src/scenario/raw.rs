@@ -51,6 +51,25 @@ pub struct RawScenario {
     /// An open rate: each client starts its [[steps]] loop on a schedule, whatever its replies
     /// do, and latency is also timed from when each request was due (`rtt_corrected`).
     pub pacing: Option<RawPacing>,
+    /// TLS for wss:// targets.
+    #[schemars(with = "Option<RawTls>")]
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// TLS for wss:// targets: verified against the system's roots unless `ca_file` names the CA
+/// (PEM); `client_cert` and `client_key` (PEM) for mutual TLS; `insecure = true` skips the
+/// verification (the summary warns). Paths are relative to the scenario file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Tls")]
+pub struct RawTls {
+    #[schemars(with = "Option<String>")]
+    pub ca_file: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub client_cert: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub client_key: Option<Text>,
+    pub insecure: Option<bool>,
 }
 
 /// The open-rate schedule of the step loop: `rate` per client, or `total_rate` spread over

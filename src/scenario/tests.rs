@@ -109,7 +109,7 @@ fn structural_mistakes_are_rejected() {
             "an unknown threshold metric",
             BASE.replace("timeout_rate = ", "latency = "),
         ),
-        ("wss without TLS support", BASE.replace("ws://127", "wss://127")),
+        ("not a WebSocket scheme", BASE.replace("ws://127", "http://127")),
         (
             "a URL without a host",
             BASE.replace("ws://127.0.0.1:9001/ws", "ws:///ws"),

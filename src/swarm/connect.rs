@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::client::ClientState;
-use super::stream::ClientStream;
+use super::stream::{ClientStream, Transport};
 use super::{Shared, handshake};
 use crate::metrics::ConnectError;
 use crate::scenario::template::RenderCtx;
@@ -47,7 +47,17 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
         .map_err(|e| io_kind(&e))?;
         let _ = tcp.set_nodelay(true);
         let connected = Instant::now();
-        let ws = handshake::upgrade(ClientStream::new(tcp), &request, shared.ws_config).await?;
+        let transport = match &shared.tls {
+            None => Transport::Plain(tcp),
+            Some((connector, name)) => match connector.connect(name.clone(), tcp).await {
+                Ok(tls) => Transport::Tls(Box::new(tls)),
+                Err(e) => {
+                    tracing::debug!("TLS handshake with {addr} failed: {e}");
+                    return Err(ConnectError::Tls);
+                }
+            },
+        };
+        let ws = handshake::upgrade(ClientStream::new(transport), &request, shared.ws_config).await?;
         Ok(Opened {
             ws,
             tcp_us: (connected - started).as_micros() as u64,
@@ -105,6 +115,13 @@ fn request(
 }
 
 pub(super) fn io_kind(e: &io::Error) -> ConnectError {
+    // rustls errors come wrapped in io errors (a TLS 1.3 server refuses a client certificate
+    // after the client's handshake is done, so it shows on the first read).
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
+    {
+        return ConnectError::Tls;
+    }
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError::Refused,
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ConnectError::Reset,

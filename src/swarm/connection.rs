@@ -429,7 +429,7 @@ impl Conn<'_> {
         match how {
             ChaosHow::Reset => {
                 // Zero linger: dropping the socket sends a TCP reset, not a FIN.
-                let _ = ws.get_ref().inner.set_zero_linger();
+                let _ = ws.get_ref().inner.tcp().set_zero_linger();
                 cause
             }
             ChaosHow::Close(code) => {

@@ -49,6 +49,11 @@ pub struct Shared {
     pub connect_timeout: Duration,
     /// Local addresses clients connect from, in turn (empty: the system's choice).
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// For a wss:// target: the TLS connector and the name the certificate must carry.
+    pub tls: Option<(
+        tokio_rustls::TlsConnector,
+        tokio_rustls::rustls::pki_types::ServerName<'static>,
+    )>,
     pub ws_config: WebSocketConfig,
     pub correlation: Option<Correlation>,
     pub heartbeat: Option<Heartbeat>,
@@ -104,6 +109,13 @@ impl Shared {
             subprotocols,
             connect_timeout: plan.connect.timeout,
             source_addrs: plan.connect.source_addrs.clone(),
+            tls: plan.tls.as_ref().map(|tls| {
+                let uri: http::Uri = url.parse().expect("validated URL");
+                let host = uri.host().expect("validated URL has a host");
+                let name = crate::scenario::tls::server_name(host)
+                    .unwrap_or_else(|| crate::scenario::tls::server_name("invalid").expect("a valid name"));
+                (tokio_rustls::TlsConnector::from(tls.config.clone()), name)
+            }),
             ws_config,
             correlation: plan.correlation.clone(),
             heartbeat: plan.connect.heartbeat,
@@ -126,7 +138,9 @@ impl Shared {
 pub fn authority(url: &str) -> String {
     let uri: http::Uri = url.parse().expect("validated URL");
     let host = uri.host().expect("validated URL has a host");
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") { 443 } else { 80 });
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {

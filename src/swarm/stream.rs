@@ -1,4 +1,4 @@
-//! The client's socket: a TcpStream that can drop its own outgoing pong frames (chaos
+//! The client's socket: TCP (or TLS over it) that can drop its own outgoing pong frames (chaos
 //! `no_pong`: tungstenite answers pings by itself, so the filter sits under it). Outgoing
 //! frame boundaries are always tracked, so the filter can be switched on mid-stream; the cost
 //! is a few comparisons per write.
@@ -12,8 +12,57 @@ use tokio::net::TcpStream;
 
 const OPCODE_PONG: u8 = 0xA;
 
+/// The bytes' way: plain TCP, or TLS over it (boxed: rustls's state is large, and plain
+/// connections should not carry its size).
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 pub struct ClientStream {
-    pub inner: TcpStream,
+    pub inner: Transport,
     /// When set, pong frames the client writes are silently discarded.
     pub drop_pongs: bool,
     /// Set once the HTTP upgrade is done: from then on the bytes written are frames.
@@ -22,7 +71,7 @@ pub struct ClientStream {
 }
 
 impl ClientStream {
-    pub fn new(inner: TcpStream) -> Self {
+    pub fn new(inner: Transport) -> Self {
         Self {
             inner,
             drop_pongs: false,
