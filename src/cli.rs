@@ -452,6 +452,7 @@ pub async fn dispatch(cli: Cli) -> Exit {
             };
             match scenario::load(&args.scenario.scenario, &overrides) {
                 Ok(plan) => {
+                    crate::redact::register(&plan.secrets);
                     out(&format!("{plan}valid: nothing was sent\n"));
                     Exit::Success
                 }

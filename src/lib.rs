@@ -10,6 +10,7 @@ pub mod exit;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scenario;

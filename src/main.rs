@@ -16,7 +16,8 @@ fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Secrets (values from the environment or [secrets]) are masked in every log line.
+        .with_writer(wsstorm::redact::Stderr)
         // Colours only on a terminal: a CI log or a file gets plain text.
         .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format {

@@ -144,6 +144,7 @@ pub async fn execute(
     quiet: bool,
     controls: Controls,
 ) -> Result<RunResult, RunError> {
+    crate::redact::register(&plan.secrets);
     if let Some((ip, e)) = limits::foreign_source(&plan.connect.source_addrs) {
         return Err(RunError::Unusable(format!(
             "{}: connect.source_addrs: {ip} is not an address of this machine ({e}); nothing was sent",
@@ -188,8 +189,9 @@ pub async fn execute(
             .map(|p| format!(" (through the chaos proxy on {})", p.addr()))
             .unwrap_or_default();
         println!(
-            "wsstorm: {} against {url}{via} for {}, results in {}",
+            "wsstorm: {} against {}{via} for {}, results in {}",
             plan.name,
+            crate::redact::text(&url),
             scenario::duration::show(plan.duration),
             dir.display()
         );
@@ -324,7 +326,7 @@ pub async fn execute(
     let info = RunInfo {
         scenario: plan.name.clone(),
         scenario_file: plan.file.display().to_string(),
-        target: url.clone(),
+        target: crate::redact::text(&url).into_owned(),
         embedded: embedded_flag(&plan),
         started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         planned_duration_s: plan.duration.as_secs_f64(),

@@ -77,13 +77,30 @@ pub fn parse(
         let message = e.message().trim().to_string();
         ScenarioErrors(vec![ScenarioError::at(path, source, span, message)])
     })?;
-    Validator {
+    // Every value a template takes from the environment or [secrets] is a secret.
+    let used = std::cell::RefCell::new(Vec::new());
+    let table = raw.secrets.clone();
+    let lookup = |name: &str| {
+        let value = match name.strip_prefix("secret:") {
+            Some(name) => table.get(name).cloned(),
+            None => env(name),
+        };
+        if let Some(v) = &value {
+            used.borrow_mut().push(v.clone());
+        }
+        value
+    };
+    let mut plan = Validator {
         path,
         source,
-        env,
+        env: &lookup,
         errors: Vec::new(),
     }
-    .validate(raw, overrides)
+    .validate(raw, overrides)?;
+    plan.secrets = used.into_inner();
+    plan.secrets.sort();
+    plan.secrets.dedup();
+    Ok(plan)
 }
 
 struct Validator<'a> {
@@ -235,6 +252,7 @@ impl Validator<'_> {
             steps: steps.expect("validated"),
             pacing: pacing.flatten(),
             tls: tls.flatten(),
+            secrets: Vec::new(),
             setup: setup.expect("validated"),
             reconnect: reconnect.expect("validated"),
             pushes: pushes.expect("validated"),

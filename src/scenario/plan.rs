@@ -30,6 +30,8 @@ pub struct Plan {
     pub pacing: Option<Duration>,
     /// The client's TLS, for a wss:// target.
     pub tls: Option<super::tls::Tls>,
+    /// Values from the environment or [secrets] that templates use: never shown.
+    pub secrets: Vec<String>,
     /// Run once per connection before `steps`.
     pub setup: Vec<Step>,
     pub reconnect: Reconnect,
@@ -400,7 +402,7 @@ impl fmt::Display for Plan {
                 "target     embedded: built-in server on 127.0.0.1:0 ({})",
                 b.describe()
             )?,
-            Target::Url(url) => writeln!(f, "target     {url}")?,
+            Target::Url(url) => writeln!(f, "target     {}", crate::redact::text(url))?,
         }
         writeln!(f, "duration   {}", show(self.duration))?;
         writeln!(f, "seed       {}", self.seed)?;

@@ -54,6 +54,10 @@ pub struct RawScenario {
     /// TLS for wss:// targets.
     #[schemars(with = "Option<RawTls>")]
     pub tls: Option<Spanned<RawTls>>,
+    /// Values used in templates as `${secret:NAME}`: like environment variables, they never
+    /// appear in any output (logs, summary, reports), only in what is sent.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// TLS for wss:// targets: verified against the system's roots unless `ca_file` names the CA

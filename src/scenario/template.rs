@@ -3,7 +3,8 @@
 //!
 //! Syntax: `{{id}}`, `{{client}}`, `{{seq}}`, `{{timestamp}}` (Unix ms), `{{timestamp_us}}`,
 //! `{{random N}}` (N alphanumeric characters), `{{random_int A B}}` (A..=B), and environment
-//! variables as `${env:NAME}` or `{{env NAME}}`, resolved once at validation.
+//! variables as `${env:NAME}` or `{{env NAME}}` and `[secrets]` as `${secret:NAME}`, resolved once
+//! at validation (both are secrets: see `crate::redact`).
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -89,9 +90,20 @@ impl Template {
             };
             let inner = rest[open.len()..open.len() + end].trim();
             let part = if open == "${" {
-                match inner.strip_prefix("env:") {
-                    Some(name) => Part::Literal(lookup_env(name.trim(), env, offset)?.into()),
-                    None => {
+                match (inner.strip_prefix("env:"), inner.strip_prefix("secret:")) {
+                    (Some(name), _) => Part::Literal(lookup_env(name.trim(), env, offset)?.into()),
+                    (_, Some(name)) => {
+                        let name = name.trim();
+                        Part::Literal(
+                            env(&format!("secret:{name}"))
+                                .ok_or_else(|| TemplateError {
+                                    offset,
+                                    message: format!("secret {name:?} is not in the [secrets] table"),
+                                })?
+                                .into(),
+                        )
+                    }
+                    _ => {
                         return Err(TemplateError {
                             offset,
                             message: format!("unknown substitution `${{{inner}}}`: {EXPECTED}"),

@@ -1,0 +1,84 @@
+//! Secrets never leave the process: values taken from the environment (`${env:NAME}`) or from
+//! the scenario's `[secrets]` table (`${secret:NAME}`) are registered here when a plan is
+//! loaded, and every way out — logs at any level, the summary's target, validate's plan, and
+//! through them summary.txt/json, report.html and junit.xml — replaces them with
+//! `[redacted]`. Templates are shown by their source (`${env:NAME}`), never their values.
+//!
+//! Values shorter than `MIN_LEN` are not redacted (replacing every "ab" would garble the
+//! output without protecting anything).
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::sync::RwLock;
+
+pub const MIN_LEN: usize = 4;
+const MASK: &str = "[redacted]";
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Adds values to redact from now on.
+pub fn register<'a>(values: impl IntoIterator<Item = &'a String>) {
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    for v in values {
+        if v.len() >= MIN_LEN && !secrets.contains(v) {
+            secrets.push(v.clone());
+        }
+    }
+    // Longest first, so that a secret containing another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// `text` with every registered secret masked.
+pub fn text(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        out = out.replace(s.as_str(), MASK);
+    }
+    Cow::Owned(out)
+}
+
+/// Standard error with secrets masked: the log writer.
+pub struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let masked = text(&String::from_utf8_lossy(buf)).into_owned();
+        io::stderr().write_all(masked.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
+    type Writer = Stderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Stderr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_longest_first_and_short_ones_left() {
+        register(&[
+            "abc".to_string(),
+            "s3cr3t".to_string(),
+            "s3cr3t-longer".to_string(),
+        ]);
+        assert_eq!(
+            text("x s3cr3t-longer y s3cr3t z abc"),
+            "x [redacted] y [redacted] z abc"
+        );
+        assert!(matches!(text("nothing here"), Cow::Borrowed(_)));
+    }
+}
