@@ -13,6 +13,7 @@ use crate::proxy::{Direction, Fault, Proxy, Toxic};
 use crate::report;
 use crate::run::{self, Controls, RunOptions};
 use crate::scenario::segment::Segment;
+use crate::scenario::set::Set;
 use crate::scenario::{self, Overrides, duration, units};
 use crate::target::{self, Behaviour, ServerCounts};
 use crate::workers::{self, Workers};
@@ -131,6 +132,10 @@ pub struct ScenarioArgs {
     /// Do not verify the TLS certificate of a wss:// target (the summary warns).
     #[arg(long)]
     pub insecure: bool,
+    /// Change one value of the scenario before it is checked: PATH=VALUE, the path dotted
+    /// with numbers for array entries (phases.0.clients=5000, connect.timeout=5s). Repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = Set::parse)]
+    pub sets: Vec<Set>,
 }
 
 fn start_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -175,6 +180,7 @@ impl ScenarioArgs {
             segment,
             start_at: self.start_at,
             insecure: self.insecure,
+            sets: self.sets.clone(),
         })
     }
 }

@@ -229,6 +229,12 @@ pub async fn run(options: RunWorkers, controls: Controls) -> Result<Exit, RunErr
         if o.insecure {
             a.push("--insecure".into());
         }
+        for set in &o.sets {
+            a.extend([
+                "--set".into(),
+                format!("{}={}", set.path.join("."), set.value).into(),
+            ]);
+        }
         a.extend([
             "--segment".into(),
             format!("{i}/{n}").into(),

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod pointer;
 pub mod raw;
 pub mod segment;
+pub mod set;
 pub mod sources;
 pub mod template;
 pub mod threshold;
@@ -52,6 +53,8 @@ pub struct Overrides {
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// `--insecure`: do not verify the server's TLS certificate.
     pub insecure: bool,
+    /// `--set PATH=VALUE`: values changed in the file's text before it is checked.
+    pub sets: Vec<set::Set>,
 }
 
 /// Reads, parses and validates a scenario file.
@@ -72,6 +75,14 @@ pub fn parse(
     overrides: &Overrides,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, ScenarioErrors> {
+    let edited;
+    let source = if overrides.sets.is_empty() {
+        source
+    } else {
+        edited = set::apply(source, &overrides.sets)
+            .map_err(|e| ScenarioErrors(vec![ScenarioError::whole_file(path, e)]))?;
+        edited.as_str()
+    };
     let raw: RawScenario = toml::from_str(source).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim().to_string();
