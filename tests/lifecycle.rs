@@ -383,11 +383,15 @@ code = 4000
     assert_eq!(r.summary.recovery.len(), 2);
     for rec in &r.summary.recovery {
         let back = rec.connected_recovered_s.expect("recovered");
-        assert!((0.19..1.0).contains(&back), "{rec:?}");
         assert!(
-            rec.rtt_p99_before_ms.is_some() && rec.rtt_recovered_s.is_some(),
-            "{rec:?}"
+            rec.connected_min < rec.connected_before && rec.connected_min >= 10,
+            "the dip itself: {rec:?}"
         );
+        assert!((0.19..1.0).contains(&back), "{rec:?}");
+        // The rtt baseline is there; whether rtt is back under twice it within the run
+        // depends on the machine's load (a 1.3 ms debug-build p99 is noise-sized), so
+        // `rtt_recovered_s` is not asserted here.
+        assert!(rec.rtt_p99_before_ms.is_some(), "{rec:?}");
     }
     assert!(r.totals.reconnect_time.min_ms() >= 200.0);
     assert_requests_reconcile(&r);

@@ -117,6 +117,8 @@ impl Tracker {
                 o.dipped = true;
             } else if o.dipped && o.result.connected_recovered_s.is_none() {
                 o.result.connected_recovered_s = Some((now - o.at).as_secs_f64());
+                // Recovered: what comes later (the end of the run) is not this action's dip.
+                o.connected_open = false;
             }
         }
     }

@@ -5,6 +5,7 @@
 mod chaos;
 pub mod duration;
 pub mod error;
+pub mod feed;
 pub mod plan;
 pub mod pointer;
 pub mod raw;
@@ -88,10 +89,16 @@ pub fn parse(
         let message = e.message().trim().to_string();
         ScenarioErrors(vec![ScenarioError::at(path, source, span, message)])
     })?;
-    // Every value a template takes from the environment or [secrets] is a secret.
+    let feed = raw.feed.as_ref().map(|f| load_feed(path, source, f));
+    let loaded = feed.as_ref().and_then(|f| f.as_ref().ok());
+    // Every value a template takes from the environment or [secrets] is a secret; a feed
+    // column is looked up as its index.
     let used = std::cell::RefCell::new(Vec::new());
     let table = raw.secrets.clone();
     let lookup = |name: &str| {
+        if let Some(column) = name.strip_prefix("feed:") {
+            return loaded.and_then(|f| f.column(column)).map(|i| i.to_string());
+        }
         let value = match name.strip_prefix("secret:") {
             Some(name) => table.get(name).cloned(),
             None => env(name),
@@ -101,17 +108,75 @@ pub fn parse(
         }
         value
     };
-    let mut plan = Validator {
+    let unique_span = raw
+        .feed
+        .as_ref()
+        .map(|f| f.get_ref().mode.as_ref().map_or(f.span(), |m| m.span()));
+    let validated = Validator {
         path,
         source,
         env: &lookup,
         errors: Vec::new(),
     }
-    .validate(raw, overrides)?;
+    .validate(raw, overrides);
+    let mut plan = match (validated, feed) {
+        (Ok(plan), None) => plan,
+        (Ok(mut plan), Some(Ok(feed))) => {
+            let clients = plan.load.peak();
+            if feed.mode == feed::Mode::Unique && clients > feed.rows.len() as u64 {
+                let span = unique_span.expect("a feed table");
+                return Err(ScenarioErrors(vec![ScenarioError::at(
+                    path,
+                    source,
+                    span,
+                    format!(
+                        "feed: mode \"unique\" gives each client its own row, but {} has {} rows for {clients} clients: expected at least {clients} rows, or mode \"sequential\"",
+                        feed.file.display(),
+                        feed.rows.len()
+                    ),
+                )]));
+            }
+            plan.feed = Some(std::sync::Arc::new(feed));
+            plan
+        }
+        (Ok(_), Some(Err(e))) => return Err(ScenarioErrors(vec![e])),
+        (Err(mut errors), feed) => {
+            if let Some(Err(e)) = feed {
+                errors.0.insert(0, e);
+            }
+            return Err(errors);
+        }
+    };
     plan.secrets = used.into_inner();
     plan.secrets.sort();
     plan.secrets.dedup();
     Ok(plan)
+}
+
+/// Reads the `[feed]` file (relative to the scenario); an error points at its key.
+fn load_feed(
+    path: &Path,
+    source: &str,
+    raw: &toml::Spanned<raw::RawFeed>,
+) -> Result<feed::Feed, ScenarioError> {
+    let f = raw.get_ref();
+    let mode = match &f.mode {
+        None => feed::Mode::Sequential,
+        Some(m) => feed::Mode::parse(m.get_ref()).ok_or_else(|| {
+            ScenarioError::at(
+                path,
+                source,
+                m.span(),
+                format!(
+                    "feed.mode: unknown {:?}: expected \"sequential\", \"random\" or \"unique\"",
+                    m.get_ref()
+                ),
+            )
+        })?,
+    };
+    let file = path.parent().unwrap_or(Path::new("")).join(f.file.get_ref());
+    feed::Feed::load(&file, mode)
+        .map_err(|e| ScenarioError::at(path, source, f.file.span(), format!("feed.file: {e}")))
 }
 
 struct Validator<'a> {
@@ -264,6 +329,7 @@ impl Validator<'_> {
             pacing: pacing.flatten(),
             tls: tls.flatten(),
             secrets: Vec::new(),
+            feed: None,
             setup: setup.expect("validated"),
             reconnect: reconnect.expect("validated"),
             pushes: pushes.expect("validated"),
@@ -387,6 +453,7 @@ impl Validator<'_> {
                             client: 0,
                             seq: 0,
                             rng: &mut rng,
+                            row: &[],
                         },
                         &mut token,
                     );

@@ -32,6 +32,8 @@ pub struct Plan {
     pub tls: Option<super::tls::Tls>,
     /// Values from the environment or [secrets] that templates use: never shown.
     pub secrets: Vec<String>,
+    /// The `[feed]` rows, one per client.
+    pub feed: Option<std::sync::Arc<super::feed::Feed>>,
     /// Run once per connection before `steps`.
     pub setup: Vec<Step>,
     pub reconnect: Reconnect,
@@ -416,6 +418,21 @@ impl fmt::Display for Plan {
             write!(f, ", subprotocols {}", self.connect.subprotocols.join(", "))?;
         }
         writeln!(f)?;
+        if let Some(feed) = &self.feed {
+            writeln!(
+                f,
+                "feed       {}: {} rows of {}; {} (client k: {})",
+                feed.file.display(),
+                feed.rows.len(),
+                feed.columns.join(", "),
+                feed.mode.name(),
+                match feed.mode {
+                    super::feed::Mode::Sequential => "row k mod rows",
+                    super::feed::Mode::Random => "a fixed random row",
+                    super::feed::Mode::Unique => "row k, its own",
+                }
+            )?;
+        }
         if let Some(tls) = &self.tls {
             let client = tls
                 .client_cert

@@ -54,10 +54,26 @@ pub struct RawScenario {
     /// TLS for wss:// targets.
     #[schemars(with = "Option<RawTls>")]
     pub tls: Option<Spanned<RawTls>>,
+    /// A CSV file with a row for each client, its columns used as `{{feed.COLUMN}}`.
+    #[schemars(with = "Option<RawFeed>")]
+    pub feed: Option<Spanned<RawFeed>>,
     /// Values used in templates as `${secret:NAME}`: like environment variables, they never
     /// appear in any output (logs, summary, reports), only in what is sent.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+}
+
+/// `[feed]`: `file` (CSV with a header row, relative to the scenario) and `mode`:
+/// "sequential" (client k gets row k mod rows, the default), "random" (a fixed pick per
+/// client) or "unique" (client k gets row k; more clients than rows is an error).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Feed")]
+pub struct RawFeed {
+    #[schemars(with = "String")]
+    pub file: Text,
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<Text>,
 }
 
 /// TLS for wss:// targets: verified against the system's roots unless `ca_file` names the CA

@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 
 /// The forms a user may write, for error messages.
 pub const EXPECTED: &str = "expected one of {{id}}, {{client}}, {{seq}}, {{timestamp}}, \
-{{timestamp_us}}, {{random N}}, {{random_int A B}}, {{env NAME}} or ${env:NAME}";
+{{timestamp_us}}, {{random N}}, {{random_int A B}}, {{feed.COLUMN}}, {{env NAME}}, ${env:NAME} or ${secret:NAME}";
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -28,6 +28,8 @@ enum Part {
     TimestampUs,
     Random(u16),
     RandomInt(i64, i64),
+    /// A column of the client's `[feed]` row.
+    Feed(u16),
 }
 
 /// A compiled template. `source` is kept for display (it shows `${env:X}`, never its value).
@@ -49,6 +51,8 @@ pub struct RenderCtx<'a> {
     pub client: u64,
     pub seq: u64,
     pub rng: &'a mut SmallRng,
+    /// The client's `[feed]` row (empty without a feed).
+    pub row: &'a [Box<str>],
 }
 
 /// Writes the request id that correlation later parses back (see [`parse_request_id`]).
@@ -176,6 +180,11 @@ impl Template {
                 Part::RandomInt(lo, hi) => {
                     let _ = write!(out, "{}", ctx.rng.random_range(*lo..=*hi));
                 }
+                Part::Feed(column) => {
+                    if let Some(value) = ctx.row.get(usize::from(*column)) {
+                        out.push_str(value);
+                    }
+                }
             }
         }
     }
@@ -255,6 +264,19 @@ fn parse_variable(
             arity(1)?;
             Part::Literal(lookup_env(args[0], env, offset)?.into())
         }
+        // The lookup answers "feed:COLUMN" with the column's index in the [feed] file.
+        feed if feed.starts_with("feed.") => {
+            arity(0)?;
+            let column = &feed["feed.".len()..];
+            let index = env(&format!("feed:{column}"))
+                .and_then(|i| i.parse::<u16>().ok())
+                .ok_or_else(|| {
+                    err(format!(
+                        "`{{{{{inner}}}}}`: no column {column:?} in the [feed] file (or no [feed])"
+                    ))
+                })?;
+            Part::Feed(index)
+        }
         _ => {
             return Err(err(format!(
                 "unknown template variable `{{{{{inner}}}}}`: {EXPECTED}"
@@ -280,6 +302,7 @@ mod tests {
                 client,
                 seq,
                 rng: &mut rng,
+                row: &[],
             },
             &mut out,
         );

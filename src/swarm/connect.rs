@@ -101,6 +101,7 @@ fn request(
         client: state.index,
         seq: state.next_seq,
         rng: &mut state.rng,
+        row: shared.row(state.index),
     };
     for (name, template) in &shared.headers {
         let mut value = String::new();

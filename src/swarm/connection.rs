@@ -209,6 +209,7 @@ impl Conn<'_> {
                             client: state.index,
                             seq,
                             rng: &mut state.rng,
+                            row: shared.row(state.index),
                         };
                         template.render(&mut ctx, &mut text);
                         last_len = text.len();

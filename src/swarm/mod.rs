@@ -61,6 +61,8 @@ pub struct Shared {
     pub steps: Vec<Step>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,
+    /// The `[feed]` rows.
+    pub feed: Option<Arc<crate::scenario::feed::Feed>>,
     pub reconnect: Reconnect,
     pub pushes: Pushes,
     pub chaos: Vec<Chaos>,
@@ -75,6 +77,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Client `index`'s `[feed]` row (empty without a feed).
+    pub fn row(&self, index: u64) -> &[Box<str>] {
+        self.feed.as_deref().map_or(&[], |f| f.row_of(index, self.seed))
+    }
+
     /// `url` is the resolved ws:// target (the embedded server's address when embedded);
     /// `connect_to` the host:port clients open TCP connections to (the URL's `authority`, or
     /// the chaos proxy's address).
@@ -122,6 +129,7 @@ impl Shared {
             setup: plan.setup.clone(),
             steps: plan.steps.clone(),
             pacing: plan.pacing,
+            feed: plan.feed.clone(),
             reconnect: plan.reconnect.clone(),
             pushes: plan.pushes.clone(),
             chaos: plan.chaos.clone(),
