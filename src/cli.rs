@@ -682,10 +682,25 @@ async fn serve_workers(args: ServeArgs) -> Exit {
         "wsstorm serve: listening on {} in {n} processes (SO_REUSEPORT); Ctrl-C to stop",
         urls.join(", ")
     );
+    // Ctrl-C or SIGTERM reaches every server process (a supervisor's SIGTERM must not leave
+    // them holding the ports).
     let controls = Controls::default();
     let interrupts = controls.clone();
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = terminated => {}
+            }
             interrupts.interrupt();
         }
     });

@@ -20,8 +20,13 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 pub fn register<'a>(values: impl IntoIterator<Item = &'a String>) {
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     for v in values {
-        if v.len() >= MIN_LEN && !secrets.contains(v) {
-            secrets.push(v.clone());
+        // Also as JSON writes it (--log-format json escapes quotes, backslashes, controls).
+        let escaped = serde_json::to_string(v).unwrap_or_default();
+        let escaped = escaped.trim_matches('"').to_string();
+        for form in [v.clone(), escaped] {
+            if form.len() >= MIN_LEN && !secrets.contains(&form) {
+                secrets.push(form);
+            }
         }
     }
     // Longest first, so that a secret containing another is masked whole.

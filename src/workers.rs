@@ -145,7 +145,8 @@ impl Pool {
     }
 }
 
-/// Waits for one child, sending it SIGINT each time the pool's interrupt count goes up.
+/// Waits for one child, signalling it each time the pool's interrupt count goes up (SIGINT,
+/// then SIGTERM; wsstorm treats both as an interrupt).
 async fn own(mut child: Child, mut interrupts: watch::Receiver<u8>) -> std::io::Result<ExitStatus> {
     let (mut sent, mut open) = (0u8, true);
     loop {
@@ -155,8 +156,10 @@ async fn own(mut child: Child, mut interrupts: watch::Receiver<u8>) -> std::io::
                 open = changed.is_ok();
                 let wanted = *interrupts.borrow_and_update();
                 while sent < wanted {
+                    // The second as SIGTERM: two SIGINTs in a row may arrive as one.
+                    let signal = if sent == 0 { Signal::SIGINT } else { Signal::SIGTERM };
                     if let Some(pid) = child.id() {
-                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+                        let _ = kill(Pid::from_raw(pid as i32), signal);
                     }
                     sent += 1;
                 }
@@ -206,6 +209,13 @@ pub async fn run(options: RunWorkers, controls: Controls) -> Result<Exit, RunErr
     let start = start_at.to_rfc3339_opts(SecondsFormat::Millis, true);
     let per_process =
         limits::clients_per_process(limits::raise_open_files().0, descriptors_per_client(&plan));
+    // Workers against one target share this machine's ephemeral ports towards it: judged on
+    // the whole run (with `embedded`, each worker has a target of its own).
+    if matches!(plan.target, Target::Url(_))
+        && let Some(warning) = limits::ports_warning(plan.peak_clients(), plan.connect.source_addrs.len())
+    {
+        eprintln!("warning: {warning}");
+    }
     if !options.quiet {
         println!(
             "wsstorm: {} in {n} worker processes ({} clients at the peak, up to {per_process} per process), starting {start}, results in {}",

@@ -123,6 +123,14 @@ fn more_clients_than_unique_rows_is_refused_and_columns_are_checked() {
     let text = scenario(dir.path(), 2, "random").replace("feed.token", "feed.pin");
     let e = parse(dir.path(), &text, "ws://127.0.0.1:9/").unwrap_err();
     assert!(e.contains("no column \"pin\""), "{e}");
+    // A value a header cannot carry (a quoted line break) is refused when a header uses the feed.
+    let text = scenario(dir.path(), 2, "sequential");
+    std::fs::write(dir.path().join("users.csv"), "user,token\n\"ann\nbob\",t1\n").unwrap();
+    let e = parse(dir.path(), &text, "ws://127.0.0.1:9/").unwrap_err();
+    assert!(
+        e.contains("cannot go in an HTTP header") && e.contains("users.csv:2"),
+        "{e}"
+    );
     let text = scenario(dir.path(), 2, "shuffled");
     assert!(
         parse(dir.path(), &text, "ws://127.0.0.1:9/")

@@ -138,3 +138,31 @@ expect = "response"
         "raw {raw} corrected {corrected}"
     );
 }
+
+/// The schedule belongs to the client, not to a connection: with a close step each pass
+/// reconnects, and the rate still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_runs_on_across_connections() {
+    let server = support::server(wsstorm::target::Behaviour::default()).await;
+    let toml = r#"name = "open cycles"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/id"
+[pacing]
+rate = "20/s"
+[[phases]]
+clients = 1
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+close = 1000
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    server.shutdown().await;
+    let c = &r.totals.counts;
+    // 20/s for 2 s, one connection per pass: not as many cycles as the loop could run.
+    assert!((38..=41).contains(&c.requests), "{c:?}");
+    assert!(c.connects >= c.requests && c.connects <= c.requests + 1, "{c:?}");
+}

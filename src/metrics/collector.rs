@@ -136,20 +136,23 @@ pub async fn collect(
     // shards still line up second by second (see `report::merge`).
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut buf = Vec::with_capacity(BATCH);
+    // `elapsed` labels the row (a tick's scheduled second); the window is the real time since
+    // the last sample, longer than a second when a starved process ticked late.
     let emit = |totals: &Totals,
                 window_rtt: &mut Latency,
                 last: &mut (Counts, Duration),
                 timeline: &mut ChaosTimeline,
                 elapsed: Duration| {
+        let real = start.elapsed();
         let sample = Sample {
             elapsed,
-            window: elapsed.saturating_sub(last.1),
+            window: real.saturating_sub(last.1),
             total: totals.counts,
             delta: totals.counts - last.0,
             rtt: window_rtt.clone(),
             chaos: timeline.take(),
         };
-        *last = (totals.counts, elapsed);
+        *last = (totals.counts, real);
         window_rtt.reset();
         let _ = out.send(Output::Sample(Box::new(sample)));
     };

@@ -162,9 +162,10 @@ pub enum Event {
     BackoffEnded,
     /// This many requests passed their deadline without a reply.
     TimedOut(u32),
-    /// Under an open rate, a pass of the step loop began later than it was due (the one
-    /// before was still waiting for its reply): its requests' corrected rtt counts the wait.
-    LateSend,
+    /// Under an open rate, this many passes of the step loop could not begin on time: the
+    /// one before was still waiting for its reply (its requests' corrected rtt counts the
+    /// wait), or there was no connection when they fell due (they are skipped).
+    LateSends(u32),
     /// This many requests waiting for replay were abandoned when the run stopped.
     Unfinished(u32),
     /// A heartbeat ping went out.

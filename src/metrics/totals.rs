@@ -227,7 +227,7 @@ impl Totals {
             Event::BackoffStarted => c.backoffs += 1,
             Event::BackoffEnded => c.backoffs_ended += 1,
             Event::TimedOut(n) => c.timeouts += u64::from(n),
-            Event::LateSend => c.late_sends += 1,
+            Event::LateSends(n) => c.late_sends += u64::from(n),
             Event::Unfinished(n) => c.unfinished += u64::from(n),
             Event::Ping => c.pings += 1,
             Event::Pong { rtt_us } => {

@@ -112,6 +112,7 @@ pub fn parse(
         .feed
         .as_ref()
         .map(|f| f.get_ref().mode.as_ref().map_or(f.span(), |m| m.span()));
+    let file_span = raw.feed.as_ref().map(|f| f.get_ref().file.span());
     let validated = Validator {
         path,
         source,
@@ -135,6 +136,25 @@ pub fn parse(
                         feed.rows.len()
                     ),
                 )]));
+            }
+            // A header takes feed values: each must be one an HTTP header can carry.
+            if plan.connect.headers.iter().any(|(_, t)| t.uses_feed()) {
+                for (n, row) in feed.rows.iter().enumerate() {
+                    for (column, value) in feed.columns.iter().zip(row.iter()) {
+                        if http::HeaderValue::from_str(value).is_err() {
+                            return Err(ScenarioErrors(vec![ScenarioError::at(
+                                path,
+                                source,
+                                file_span.clone().expect("a feed table"),
+                                format!(
+                                    "feed.file: {}:{}: the {column} value cannot go in an HTTP header (a header uses the feed): expected no line breaks or control characters",
+                                    feed.file.display(),
+                                    n + 2
+                                ),
+                            )]));
+                        }
+                    }
+                }
             }
             plan.feed = Some(std::sync::Arc::new(feed));
             plan
@@ -708,7 +728,7 @@ impl Validator<'_> {
         // A total rate is shared by the scenario's peak clients (the whole count, so that every
         // segment's clients keep the same schedule and the segments add up to the total).
         let clients = if total { load?.peak().max(1) as f64 } else { 1.0 };
-        let interval = Duration::from_secs_f64(clients / per_second);
+        let interval = Duration::try_from_secs_f64(clients / per_second).unwrap_or(Duration::MAX);
         if interval < Duration::from_micros(100) || interval > duration::MAX {
             self.error(
                 text.span(),
@@ -985,6 +1005,14 @@ impl Validator<'_> {
                 );
                 continue;
             };
+            // Measured only under an open rate: without one they would pass on nothing.
+            if matches!(metric, Metric::RttCorrected | Metric::LateSends) && raw.pacing.is_none() {
+                self.error(
+                    exprs.span(),
+                    format!("thresholds.{name}: measured only under an open rate: expected a [pacing] table"),
+                );
+                continue;
+            }
             for e in exprs.get_ref() {
                 let (source, abort, grace) = match e.get_ref() {
                     raw::RawThreshold::Expression(text) => (text, false, None),

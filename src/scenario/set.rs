@@ -42,10 +42,14 @@ pub fn apply(source: &str, sets: &[Set]) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("the scenario is not valid TOML, so --set cannot change it: {e}"))?;
     for set in sets {
-        let value: Value = set
-            .value
-            .parse()
-            .unwrap_or_else(|_| Value::from(set.value.as_str()));
+        // [secrets] hold strings: a number there stays a string (and no error shows it).
+        let value: Value = if set.path.first().is_some_and(|k| k == "secrets") {
+            Value::from(set.value.as_str())
+        } else {
+            set.value
+                .parse()
+                .unwrap_or_else(|_| Value::from(set.value.as_str()))
+        };
         in_table(doc.as_table_mut(), &set.path, value).map_err(|why| format!("{}: {why}", set.shown()))?;
     }
     Ok(doc.to_string())
@@ -165,6 +169,9 @@ mod tests {
             assert!(e.contains(why) && e.contains("--set"), "{s}: {e}");
         }
         assert!(Set::parse("phases.0.clients").is_err());
+        // A secret stays a string, whatever it looks like.
+        let out = set(SRC, &["secrets.pin=123456"]).unwrap();
+        assert!(out.contains("pin = \"123456\""), "{out}");
         assert!(Set::parse("a..b=1").is_err());
     }
 }

@@ -144,6 +144,11 @@ impl Template {
         &self.source
     }
 
+    /// Whether the template takes a column of the client's `[feed]` row.
+    pub fn uses_feed(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Feed(_)))
+    }
+
     /// Whether the template carries the correlated request id.
     pub fn uses_id(&self) -> bool {
         self.parts.contains(&Part::Id)

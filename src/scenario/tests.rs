@@ -389,6 +389,17 @@ fn pacing_gives_each_client_its_interval() {
         plan.to_string()
             .contains("open rate: each client starts the loop every 100ms")
     );
+    // rtt_corrected and late_sends are measured only under an open rate.
+    let e = parse_str(&BASE.replace("[thresholds]", "[thresholds]\nlate_sends = [\"count == 0\"]"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("measured only under an open rate"), "{e}");
+    assert!(
+        parse_str(
+            &paced("rate = \"5/s\"").replace("[thresholds]", "[thresholds]\nlate_sends = [\"count == 0\"]")
+        )
+        .is_ok()
+    );
     // A paced loop needs no sleep.
     let no_sleep = paced("rate = \"5/s\"").replace("[[steps]]\nsleep = \"100ms\"\n", "");
     assert!(parse_str(&no_sleep).is_ok());

@@ -56,6 +56,8 @@ pub struct ClientState {
     pub replay: Vec<(u64, Utf8Bytes)>,
     /// Highest push sequence number seen, across connections.
     pub last_push_seq: Option<u64>,
+    /// The open-rate schedule, kept across connections (boxed: only paced runs have one).
+    pub pace: Option<Box<super::connection::Pace>>,
 }
 
 /// Runs client `index` until it is stopped or gives up.
@@ -66,6 +68,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
         rng: SmallRng::seed_from_u64(shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         replay: Vec::new(),
         last_push_seq: None,
+        pace: None,
     };
     let client = index as u32;
     let events = &shared.events;

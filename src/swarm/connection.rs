@@ -41,15 +41,57 @@ pub enum End {
     },
 }
 
-/// The open-rate schedule of one connection's step loop.
-struct Pace {
+/// The open-rate schedule of a client's step loop. It lives with the client, so it runs on
+/// across reconnects and close steps: it starts with the first pass (after the setup steps).
+pub struct Pace {
     interval: Duration,
-    /// When the next pass is due.
-    next: Instant,
-    /// When the pass under way was due (None between passes).
-    current: Option<Instant>,
+    /// When the next pass is due (None before the first).
+    next: Option<Instant>,
+    /// How late the pass under way began (None between passes): its requests are timed from
+    /// their send minus this, so only the pass's own lateness is added, not earlier steps.
+    lateness: Option<Duration>,
     /// The next pass was waited for (so it is not late, whatever the timer did).
     slept: bool,
+    /// No pass has begun on this connection yet.
+    fresh: bool,
+}
+
+impl Pace {
+    /// At the start of a pass, `now`: how many passes to count late, and whether to wait
+    /// for `next` first. Passes that fell due while there was no connection (a drop, its
+    /// backoff) could not be sent: counted late and skipped, not burst. A pass that was busy
+    /// at its due time is late too; a timer's own lateness is not the client's.
+    fn begin(&mut self, now: Instant) -> (u32, bool) {
+        let mut next = *self.next.get_or_insert(now);
+        let mut late = 0;
+        if self.fresh {
+            self.fresh = false;
+            late = (now.saturating_duration_since(next).as_nanos() / self.interval.as_nanos()) as u32;
+            next += self.interval * late;
+        }
+        if now < next {
+            self.next = Some(next);
+            self.slept = true;
+            return (late, true);
+        }
+        if !self.slept && now > next + LATE_GRACE {
+            late += 1;
+        }
+        self.slept = false;
+        self.lateness = Some(now - next);
+        self.next = Some(next + self.interval);
+        (late, false)
+    }
+
+    pub fn new(interval: Duration) -> Box<Pace> {
+        Box::new(Pace {
+            interval,
+            next: None,
+            lateness: None,
+            slept: false,
+            fresh: true,
+        })
+    }
 }
 
 /// A pass that was busy at its due time and begins more than this after it is a late send.
@@ -138,6 +180,13 @@ impl Conn<'_> {
         state: &mut ClientState,
         ctl: &ClientCtl,
     ) -> Result<Finish, DropCause> {
+        if state.pace.is_none() {
+            state.pace = self.shared.pacing.map(Pace::new);
+        }
+        if let Some(p) = state.pace.as_mut() {
+            p.fresh = true;
+            p.lateness = None;
+        }
         let shared = self.shared;
         let events = &shared.events;
         let program: Vec<&Step> = shared.setup.iter().chain(shared.steps.iter()).collect();
@@ -152,15 +201,6 @@ impl Conn<'_> {
         });
         let mut step = 0;
         let mut block = Block::Ready;
-        // Boxed: only paced runs carry it, so an idle connection's task stays small.
-        let mut pace = shared.pacing.map(|interval| {
-            Box::new(Pace {
-                interval,
-                next: Instant::now(),
-                current: None,
-                slept: false,
-            })
-        });
         let mut stopping = false;
         // A close step was reached: close once the replies awaited are in.
         let mut closing: Option<u16> = None;
@@ -182,23 +222,17 @@ impl Conn<'_> {
                 // Under an open rate, a pass of the loop waits for its due time. One that was
                 // still busy then (the last pass waited for its reply) begins late and is
                 // counted; either way its requests are also timed from when they were due.
-                if step == loop_start
-                    && let Some(p) = &mut pace
-                    && p.current.is_none()
-                {
-                    let now = Instant::now();
-                    if now < p.next {
-                        block = Block::Sleep(p.next);
-                        p.slept = true;
+                if step == loop_start && state.pace.as_ref().is_some_and(|p| p.lateness.is_none()) {
+                    // Only the count and a flag live across the await (the task stays small).
+                    let (late, wait) = state.pace.as_mut().expect("checked").begin(Instant::now());
+                    if late > 0 {
+                        events.send(Event::LateSends(late)).await;
+                    }
+                    if wait {
+                        let until = state.pace.as_ref().and_then(|p| p.next).expect("scheduled");
+                        block = Block::Sleep(until);
                         continue;
                     }
-                    // A timer's own lateness is not the client's: only a busy loop counts.
-                    if !p.slept && now > p.next + LATE_GRACE {
-                        events.send(Event::LateSend).await;
-                    }
-                    p.slept = false;
-                    p.current = Some(p.next);
-                    p.next += p.interval;
                 }
                 match program[step] {
                     Step::Send { template, expect } => {
@@ -226,12 +260,13 @@ impl Conn<'_> {
                             .await;
                         if let Some(expect) = expect {
                             let kept = shared.reconnect.replay_in_flight.then(|| text.clone());
-                            self.pending.insert(
-                                seq,
-                                Instant::now(),
-                                pace.as_ref().and_then(|p| p.current),
-                                kept,
-                            );
+                            let sent = Instant::now();
+                            let due = state
+                                .pace
+                                .as_ref()
+                                .and_then(|p| p.lateness)
+                                .map(|late| sent - late);
+                            self.pending.insert(seq, sent, due, kept);
                             if expect.wait || self.in_setup {
                                 block = Block::Reply(seq);
                             }
@@ -248,8 +283,8 @@ impl Conn<'_> {
                 step += 1;
                 if step == program.len() {
                     step = loop_start;
-                    if let Some(p) = &mut pace {
-                        p.current = None;
+                    if let Some(p) = state.pace.as_mut() {
+                        p.lateness = None;
                     }
                 }
             }

@@ -70,7 +70,8 @@ pub async fn upgrade(
         // -v shows what the server said (users debug 401/403/429 on upgrade with this).
         tracing::debug!(
             status,
-            response = %String::from_utf8_lossy(&buf[..buf.len().min(2048)]),
+            // Masked before it is cut, so that no part of a secret it echoes is shown.
+            response = %cut(&crate::redact::text(&String::from_utf8_lossy(&buf)), 2048),
             "upgrade refused"
         );
         return Err(ConnectError::HttpStatus(status));
@@ -118,4 +119,13 @@ fn request_head(request: &Request) -> Vec<u8> {
     }
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// The first `max` bytes of `text`, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
