@@ -685,25 +685,7 @@ async fn serve_workers(args: ServeArgs) -> Exit {
     // Ctrl-C or SIGTERM reaches every server process (a supervisor's SIGTERM must not leave
     // them holding the ports).
     let controls = Controls::default();
-    let interrupts = controls.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        loop {
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => if r.is_err() { return },
-                _ = terminated => {}
-            }
-            interrupts.interrupt();
-        }
-    });
+    on_interrupts(controls.clone(), |_| {});
     let mut latest = vec![ServerCounts::default(); n];
     let mut stats = ServeStats::new(tokio::time::Instant::now());
     let mut due = args
@@ -840,6 +822,20 @@ async fn until_ctrl_c(every: Option<Duration>, mut stats: impl FnMut()) {
 
 /// First Ctrl-C or SIGTERM stops gracefully, the second at once.
 fn listen_for_signals(controls: Controls) {
+    on_interrupts(controls, |first| {
+        if first {
+            eprintln!(
+                "\ninterrupted: stopping gracefully, waiting for replies in flight (Ctrl-C again to stop at once)"
+            );
+        } else {
+            eprintln!("\nstopping now");
+        }
+    });
+}
+
+/// Counts each Ctrl-C or SIGTERM as an interrupt of `controls`, telling `say` whether it was
+/// the first.
+fn on_interrupts(controls: Controls, say: impl Fn(bool) + Send + 'static) {
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -861,13 +857,7 @@ fn listen_for_signals(controls: Controls) {
             }
             let first = !controls.interrupted();
             controls.interrupt();
-            if first {
-                eprintln!(
-                    "\ninterrupted: stopping gracefully, waiting for replies in flight (Ctrl-C again to stop at once)"
-                );
-            } else {
-                eprintln!("\nstopping now");
-            }
+            say(first);
         }
     });
 }
