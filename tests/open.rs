@@ -166,3 +166,60 @@ close = 1000
     assert!((38..=41).contains(&c.requests), "{c:?}");
     assert!(c.connects >= c.requests && c.connects <= c.requests + 1, "{c:?}");
 }
+
+/// `[connect] max_rate`: 150 clients due at once connect at 50 per second, never more in any
+/// second of the server's accept times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_rate_cap_holds_in_every_second() {
+    let server = support::server(wsstorm::target::Behaviour::default()).await;
+    let toml = r#"name = "capped"
+target = "embedded"
+duration = "4s"
+[connect]
+max_rate = "50/s"
+[[phases]]
+clients = 150
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    let accepted = server.accept_times();
+    server.shutdown().await;
+    assert_eq!(r.totals.counts.connects, 150);
+    assert_eq!(accepted.len(), 150);
+    let mut per_second = std::collections::BTreeMap::<u64, u32>::new();
+    for t in &accepted {
+        *per_second.entry(t.as_secs()).or_default() += 1;
+    }
+    // Slots are 20 ms apart; an upgrade's own time may move one across a second's edge.
+    assert!(per_second.values().all(|n| *n <= 51), "{per_second:?}");
+    let last = accepted.iter().max().unwrap().as_secs_f64();
+    assert!(
+        (2.9..3.6).contains(&last),
+        "150 at 50/s take 3 s: the last at {last:.2} s"
+    );
+}
+
+/// `sleep = "10ms..30ms"`: a think time drawn at random each pass, 20 ms on average.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_think_time_range_paces_the_loop_on_average() {
+    let server = support::server(wsstorm::target::Behaviour::default()).await;
+    let toml = r#"name = "think"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 1
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "10ms..30ms"
+"#;
+    let p = plan(toml, &server.url());
+    assert!(p.to_string().contains("sleep 10ms to 30ms (at random)"));
+    let (r, _dir) = run(p).await;
+    server.shutdown().await;
+    // About 2 s / 21 ms (think time and a reply): between the all-10 ms and all-30 ms cases.
+    let n = r.totals.counts.requests;
+    assert!((70..=150).contains(&n), "{n} requests");
+}

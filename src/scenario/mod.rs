@@ -173,6 +173,22 @@ pub fn parse(
     Ok(plan)
 }
 
+/// A rate such as "5/s" or "300/m", per second.
+fn per_second(text: &str) -> Option<f64> {
+    text.trim().split_once('/').and_then(|(n, unit)| {
+        let n: f64 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)?;
+        match unit.trim() {
+            "s" => Some(n),
+            "m" => Some(n / 60.0),
+            _ => None,
+        }
+    })
+}
+
 /// Reads the `[feed]` file (relative to the scenario); an error points at its key.
 fn load_feed(
     path: &Path,
@@ -552,6 +568,17 @@ impl Validator<'_> {
                 }
             }
         };
+        let max_rate = match &raw.max_rate {
+            None => None,
+            Some(t) => match per_second(t.get_ref()) {
+                Some(r) if r <= 1_000_000.0 => Some(r),
+                _ => {
+                    self.error(t.span(), format!("connect.max_rate: {:?}: expected new connections per second such as \"500/s\" (at most 1000000/s)", t.get_ref()));
+                    ok = false;
+                    None
+                }
+            },
+        };
         let mut source_addrs = Vec::new();
         if let Some(addrs) = &raw.source_addrs {
             let entries = match addrs.get_ref() {
@@ -593,6 +620,7 @@ impl Validator<'_> {
             read_buffer,
             heartbeat,
             source_addrs,
+            max_rate,
         })
     }
 
@@ -705,19 +733,7 @@ impl Validator<'_> {
             }
         };
         let key = if total { "pacing.total_rate" } else { "pacing.rate" };
-        let per_second = text.get_ref().trim().split_once('/').and_then(|(n, unit)| {
-            let n: f64 = n
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n: &f64| n.is_finite() && *n > 0.0)?;
-            match unit.trim() {
-                "s" => Some(n),
-                "m" => Some(n / 60.0),
-                _ => None,
-            }
-        });
-        let Some(per_second) = per_second else {
+        let Some(per_second) = per_second(text.get_ref()) else {
             self.error(text.span(), format!("{key}: {:?}: {EXPECTED}", text.get_ref()));
             return None;
         };
@@ -821,12 +837,30 @@ impl Validator<'_> {
                         );
                         ok = false;
                     }
-                    match self.duration(sleep, &format!("{table}.sleep")) {
-                        Some(d) => {
-                            waits |= !d.is_zero();
-                            steps.push(Step::Sleep(d));
+                    // "100ms..300ms": a think time drawn at random from that range each time.
+                    match sleep.get_ref().split_once("..") {
+                        Some((lo, hi)) => {
+                            let what = format!("{table}.sleep");
+                            let part = |t: &str| toml::Spanned::new(sleep.span(), t.trim().to_string());
+                            match (self.duration(&part(lo), &what), self.duration(&part(hi), &what)) {
+                                (Some(lo), Some(hi)) if lo <= hi => {
+                                    waits |= !hi.is_zero();
+                                    steps.push(Step::SleepBetween(lo, hi));
+                                }
+                                (Some(_), Some(_)) => {
+                                    self.error(sleep.span(), format!("{what}: the range ends before it begins: expected such as \"100ms..300ms\""));
+                                    ok = false;
+                                }
+                                _ => ok = false,
+                            }
                         }
-                        None => ok = false,
+                        None => match self.duration(sleep, &format!("{table}.sleep")) {
+                            Some(d) => {
+                                waits |= !d.is_zero();
+                                steps.push(Step::Sleep(d));
+                            }
+                            None => ok = false,
+                        },
                     }
                 }
                 (None, None, Some(code)) => {

@@ -324,6 +324,8 @@ pub struct Connect {
     pub heartbeat: Option<Heartbeat>,
     /// Local addresses clients connect from, in turn (empty: the system's choice).
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// At most this many new connection attempts per second, over all clients.
+    pub max_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +342,8 @@ pub enum Step {
         expect: Option<Expect>,
     },
     Sleep(Duration),
+    /// A think time drawn uniformly from this range each time.
+    SleepBetween(Duration, Duration),
     /// Close the connection with this code once the awaited replies are in, and connect again.
     Close(u16),
 }
@@ -440,6 +444,9 @@ impl fmt::Display for Plan {
                 .map(|c| format!("; client certificate {}", c.display()))
                 .unwrap_or_default();
             writeln!(f, "  tls      roots {}{client}", tls.roots)?;
+        }
+        if let Some(rate) = self.connect.max_rate {
+            writeln!(f, "  at most {rate}/s new connections, over all clients")?;
         }
         match self.connect.source_addrs.as_slice() {
             [] => {}
@@ -571,6 +578,9 @@ fn show_steps(f: &mut fmt::Formatter<'_>, steps: &[Step]) -> fmt::Result {
                     writeln!(f, "  {}. send  {}{e}", i + 1, template.source())?;
                 }
                 Step::Sleep(d) => writeln!(f, "  {}. sleep {}", i + 1, show(*d))?,
+                Step::SleepBetween(lo, hi) => {
+                    writeln!(f, "  {}. sleep {} to {} (at random)", i + 1, show(*lo), show(*hi))?
+                }
                 Step::Close(code) => writeln!(f, "  {}. close ({code}), then connect again", i + 1)?,
             }
         }

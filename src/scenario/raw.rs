@@ -139,6 +139,10 @@ pub struct RawConnect {
     /// ("127.0.0.0/28"), or a list of them.
     #[schemars(with = "Option<RawAddrs>")]
     pub source_addrs: Option<Spanned<RawAddrs>>,
+    /// At most this many new connection attempts per second, over all clients (first
+    /// connects and reconnects): "500/s". Attempts beyond it wait their turn.
+    #[schemars(with = "Option<String>")]
+    pub max_rate: Option<Text>,
 }
 
 /// One address, range or block, or a list of them.

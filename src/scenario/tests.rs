@@ -414,3 +414,21 @@ fn pacing_gives_each_client_its_interval() {
         assert!(e.contains(why) && e.contains("s.toml:"), "{pacing}: {e}");
     }
 }
+
+#[test]
+fn a_think_time_range_and_a_connection_cap_are_checked() {
+    let text = BASE.replace("sleep = \"100ms\"", "sleep = \"300ms..100ms\"");
+    let e = parse_str(&text).unwrap_err().to_string();
+    assert!(e.contains("ends before it begins"), "{e}");
+    let text = BASE.replace(
+        "subprotocols = [\"json.v1\"]",
+        "subprotocols = [\"json.v1\"]\nmax_rate = \"fast\"",
+    );
+    let e = parse_str(&text).unwrap_err().to_string();
+    assert!(e.contains("connect.max_rate") && e.contains("s.toml:7:"), "{e}");
+    let text = BASE.replace(
+        "subprotocols = [\"json.v1\"]",
+        "subprotocols = [\"json.v1\"]\nmax_rate = \"500/s\"",
+    );
+    assert_eq!(parse_str(&text).unwrap().connect.max_rate, Some(500.0));
+}

@@ -76,6 +76,18 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
     let mut retries = Retries::default();
     let mut dropped_at: Option<Instant> = None;
     loop {
+        // Under `[connect] max_rate`, the attempt waits for its slot.
+        if let Some(gate) = &shared.connect_gate {
+            let slot = gate.slot();
+            let stopped = tokio::select! {
+                _ = tokio::time::sleep_until(slot) => false,
+                _ = ctl.stop.cancelled() => true,
+            };
+            if stopped {
+                abandon_replay(&shared, &mut state).await;
+                return;
+            }
+        }
         let attempt = retries.begin();
         events.send(Event::Connecting).await;
         let started = Instant::now();

@@ -279,6 +279,12 @@ impl Conn<'_> {
                             block = Block::Sleep(Instant::now() + *d);
                         }
                     }
+                    Step::SleepBetween(lo, hi) => {
+                        let d = rand::RngExt::random_range(&mut state.rng, *lo..=*hi);
+                        if !d.is_zero() {
+                            block = Block::Sleep(Instant::now() + d);
+                        }
+                    }
                 }
                 step += 1;
                 if step == program.len() {

@@ -49,6 +49,8 @@ pub struct Shared {
     pub connect_timeout: Duration,
     /// Local addresses clients connect from, in turn (empty: the system's choice).
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// `[connect] max_rate`: this process's share of the cap on new connection attempts.
+    pub connect_gate: Option<ConnectGate>,
     /// For a wss:// target: the TLS connector and the name the certificate must carry.
     pub tls: Option<(
         tokio_rustls::TlsConnector,
@@ -116,6 +118,11 @@ impl Shared {
             subprotocols,
             connect_timeout: plan.connect.timeout,
             source_addrs: plan.connect.source_addrs.clone(),
+            // A segment takes its share of the rate, as of the clients.
+            connect_gate: plan.connect.max_rate.map(|rate| {
+                let share = plan.peak_clients() as f64 / plan.load.peak().max(1) as f64;
+                ConnectGate::new(rate * share.max(f64::MIN_POSITIVE))
+            }),
             tls: plan.tls.as_ref().map(|tls| {
                 let uri: http::Uri = url.parse().expect("validated URL");
                 let host = uri.host().expect("validated URL has a host");
@@ -153,6 +160,30 @@ pub fn authority(url: &str) -> String {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
+    }
+}
+
+/// Spaces connection attempts `1 / rate` apart, over all clients: each attempt takes the next
+/// free slot and waits for it.
+pub struct ConnectGate {
+    interval: Duration,
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl ConnectGate {
+    fn new(rate: f64) -> Self {
+        ConnectGate {
+            interval: Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX / 4),
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// The time this attempt may begin.
+    pub fn slot(&self) -> tokio::time::Instant {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = (*next).max(tokio::time::Instant::now());
+        *next = slot + self.interval;
+        slot
     }
 }
 
