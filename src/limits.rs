@@ -4,9 +4,17 @@
 
 use std::net::{IpAddr, UdpSocket};
 
+use crate::scenario::{Plan, Target};
+
 /// Descriptors kept for everything that is not a connection (files, the runtime, the proxy's
 /// listener, results).
 pub const RESERVED_FDS: u64 = 256;
+
+/// Descriptors one client takes in a process: its socket, plus the embedded target's end, plus
+/// the chaos proxy's two.
+pub fn descriptors_per_client(plan: &Plan) -> u64 {
+    1 + u64::from(matches!(plan.target, Target::Embedded(_))) + 2 * u64::from(plan.needs_proxy())
+}
 
 /// Raises the open-files soft limit to the hard limit; gives (soft, hard) afterwards.
 pub fn raise_open_files() -> (u64, u64) {

@@ -200,7 +200,7 @@ pub async fn execute(
     // Every client holds a socket (and the embedded target one more, the proxy two): raise the
     // soft descriptor limit to the hard one and say so, before connecting, when even that is
     // too low or the ephemeral ports are too few.
-    let per_client = 1 + u64::from(embedded.is_some()) + 2 * u64::from(proxy.is_some());
+    let per_client = limits::descriptors_per_client(&plan);
     let sources = plan.connect.source_addrs.len();
     let warnings = [
         limits::open_files_warning(plan.peak_clients(), per_client, plan.segment.is_none()),

@@ -48,12 +48,6 @@ impl Workers {
     }
 }
 
-/// Descriptors one client takes in a process: its socket, plus the embedded target's end, plus
-/// the chaos proxy's two.
-pub fn descriptors_per_client(plan: &Plan) -> u64 {
-    1 + u64::from(matches!(plan.target, Target::Embedded(_))) + 2 * u64::from(plan.needs_proxy())
-}
-
 /// The number of processes `workers` asks for with this plan (never more than its clients).
 pub fn count(workers: Workers, plan: &Plan) -> u32 {
     let clients = plan.peak_clients();
@@ -61,7 +55,7 @@ pub fn count(workers: Workers, plan: &Plan) -> u32 {
         Workers::Count(n) => u64::from(n),
         Workers::Auto => {
             let (_, hard) = limits::raise_open_files();
-            limits::processes_for(clients, descriptors_per_client(plan), hard)
+            limits::processes_for(clients, limits::descriptors_per_client(plan), hard)
         }
     };
     n.min(clients.max(1)).min(1024) as u32
@@ -207,8 +201,10 @@ pub async fn run(options: RunWorkers, controls: Controls) -> Result<Exit, RunErr
         .start_at
         .unwrap_or(started + chrono::Duration::from_std(lead).expect("a short lead"));
     let start = start_at.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let per_process =
-        limits::clients_per_process(limits::raise_open_files().0, descriptors_per_client(&plan));
+    let per_process = limits::clients_per_process(
+        limits::raise_open_files().0,
+        limits::descriptors_per_client(&plan),
+    );
     // Workers against one target share this machine's ephemeral ports towards it: judged on
     // the whole run (with `embedded`, each worker has a target of its own).
     if matches!(plan.target, Target::Url(_))

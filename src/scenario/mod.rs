@@ -17,6 +17,7 @@ pub mod threshold;
 pub mod tls;
 pub mod units;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub use plan::{
 
 use pointer::JsonPointer;
 use raw::{RawScenario, Text};
-use template::Template;
+use template::{Names, Template};
 use threshold::{Metric, Threshold};
 
 use crate::metrics::requests::RequestFilter;
@@ -90,23 +91,11 @@ pub fn parse(
         ScenarioErrors(vec![ScenarioError::at(path, source, span, message)])
     })?;
     let feed = raw.feed.as_ref().map(|f| load_feed(path, source, f));
-    let loaded = feed.as_ref().and_then(|f| f.as_ref().ok());
-    // Every value a template takes from the environment or [secrets] is a secret; a feed
-    // column is looked up as its index.
-    let used = std::cell::RefCell::new(Vec::new());
-    let table = raw.secrets.clone();
-    let lookup = |name: &str| {
-        if let Some(column) = name.strip_prefix("feed:") {
-            return loaded.and_then(|f| f.column(column)).map(|i| i.to_string());
-        }
-        let value = match name.strip_prefix("secret:") {
-            Some(name) => table.get(name).cloned(),
-            None => env(name),
-        };
-        if let Some(v) = &value {
-            used.borrow_mut().push(v.clone());
-        }
-        value
+    let names = ScenarioNames {
+        env,
+        secrets: raw.secrets.clone(),
+        feed: feed.as_ref().and_then(|f| f.as_ref().ok()),
+        used: std::cell::RefCell::new(Vec::new()),
     };
     let unique_span = raw
         .feed
@@ -116,10 +105,11 @@ pub fn parse(
     let validated = Validator {
         path,
         source,
-        env: &lookup,
+        names: &names,
         errors: Vec::new(),
     }
     .validate(raw, overrides);
+    let secrets = names.used.into_inner();
     let mut plan = match (validated, feed) {
         (Ok(plan), None) => plan,
         (Ok(mut plan), Some(Ok(feed))) => {
@@ -167,10 +157,42 @@ pub fn parse(
             return Err(errors);
         }
     };
-    plan.secrets = used.into_inner();
+    plan.secrets = secrets;
     plan.secrets.sort();
     plan.secrets.dedup();
     Ok(plan)
+}
+
+/// The names a scenario's templates may use: the environment, its `[secrets]` and its
+/// `[feed]` columns. Every value taken from the first two is a secret, kept in `used`.
+struct ScenarioNames<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    secrets: BTreeMap<String, String>,
+    feed: Option<&'a feed::Feed>,
+    used: std::cell::RefCell<Vec<String>>,
+}
+
+impl ScenarioNames<'_> {
+    fn keep(&self, value: Option<String>) -> Option<String> {
+        if let Some(v) = &value {
+            self.used.borrow_mut().push(v.clone());
+        }
+        value
+    }
+}
+
+impl Names for ScenarioNames<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        self.keep((self.env)(name))
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.keep(self.secrets.get(name).cloned())
+    }
+
+    fn column(&self, name: &str) -> Option<usize> {
+        self.feed.and_then(|f| f.column(name))
+    }
 }
 
 /// A rate such as "5/s" or "300/m", per second.
@@ -218,7 +240,7 @@ fn load_feed(
 struct Validator<'a> {
     path: &'a Path,
     source: &'a str,
-    env: &'a dyn Fn(&str) -> Option<String>,
+    names: &'a dyn Names,
     errors: Vec<ScenarioError>,
 }
 
@@ -261,7 +283,7 @@ impl Validator<'_> {
     }
 
     fn template(&mut self, text: &Text, what: &str) -> Option<Template> {
-        match Template::compile(text.get_ref(), self.env) {
+        match Template::compile(text.get_ref(), self.names) {
             Ok(t) => Some(t),
             Err(e) => {
                 // Point into the string when it is written plainly, else at its start.

@@ -66,10 +66,31 @@ pub fn parse_request_id(id: &str) -> Option<(u64, u64)> {
     Some((client.parse().ok()?, seq.parse().ok()?))
 }
 
+/// What the names in a template resolve to: environment variables (injected, so tests need no
+/// process environment), `[secrets]` and the columns of the `[feed]` file. A plain closure
+/// answers environment variables only.
+pub trait Names {
+    fn env(&self, name: &str) -> Option<String>;
+
+    fn secret(&self, _name: &str) -> Option<String> {
+        None
+    }
+
+    /// The index of a `[feed]` column.
+    fn column(&self, _name: &str) -> Option<usize> {
+        None
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Names for F {
+    fn env(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
 impl Template {
-    /// Compiles `source`; `env` looks up environment variables (injected so tests need no
-    /// process environment).
-    pub fn compile(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, TemplateError> {
+    /// Compiles `source`, resolving `${env:…}`, `${secret:…}` and `{{feed.…}}` by `names`.
+    pub fn compile(source: &str, names: &dyn Names) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = source;
@@ -95,11 +116,12 @@ impl Template {
             let inner = rest[open.len()..open.len() + end].trim();
             let part = if open == "${" {
                 match (inner.strip_prefix("env:"), inner.strip_prefix("secret:")) {
-                    (Some(name), _) => Part::Literal(lookup_env(name.trim(), env, offset)?.into()),
+                    (Some(name), _) => Part::Literal(lookup_env(name.trim(), names, offset)?.into()),
                     (_, Some(name)) => {
                         let name = name.trim();
                         Part::Literal(
-                            env(&format!("secret:{name}"))
+                            names
+                                .secret(name)
                                 .ok_or_else(|| TemplateError {
                                     offset,
                                     message: format!("secret {name:?} is not in the [secrets] table"),
@@ -115,7 +137,7 @@ impl Template {
                     }
                 }
             } else {
-                parse_variable(inner, env, offset)?
+                parse_variable(inner, names, offset)?
             };
             match part {
                 Part::Literal(text) => literal.push_str(&text),
@@ -199,28 +221,20 @@ fn unix_now() -> std::time::Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
-fn lookup_env(
-    name: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    offset: usize,
-) -> Result<String, TemplateError> {
+fn lookup_env(name: &str, names: &dyn Names, offset: usize) -> Result<String, TemplateError> {
     if name.is_empty() {
         return Err(TemplateError {
             offset,
             message: "empty environment variable name: expected ${env:NAME}".to_string(),
         });
     }
-    env(name).ok_or_else(|| TemplateError {
+    names.env(name).ok_or_else(|| TemplateError {
         offset,
         message: format!("environment variable {name} is not set (referenced in a template)"),
     })
 }
 
-fn parse_variable(
-    inner: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    offset: usize,
-) -> Result<Part, TemplateError> {
+fn parse_variable(inner: &str, names: &dyn Names, offset: usize) -> Result<Part, TemplateError> {
     let err = |message: String| TemplateError { offset, message };
     let mut words = inner.split_whitespace();
     let name = words.next().unwrap_or("");
@@ -267,14 +281,14 @@ fn parse_variable(
         }
         "env" => {
             arity(1)?;
-            Part::Literal(lookup_env(args[0], env, offset)?.into())
+            Part::Literal(lookup_env(args[0], names, offset)?.into())
         }
-        // The lookup answers "feed:COLUMN" with the column's index in the [feed] file.
         feed if feed.starts_with("feed.") => {
             arity(0)?;
             let column = &feed["feed.".len()..];
-            let index = env(&format!("feed:{column}"))
-                .and_then(|i| i.parse::<u16>().ok())
+            let index = names
+                .column(column)
+                .and_then(|i| u16::try_from(i).ok())
                 .ok_or_else(|| {
                     err(format!(
                         "`{{{{{inner}}}}}`: no column {column:?} in the [feed] file (or no [feed])"

@@ -56,55 +56,50 @@ pub(super) struct Stats {
     pongs_received: AtomicU64,
 }
 
-/// A snapshot of the server's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerCounts {
-    /// Upgrades completed.
-    pub connections: u64,
-    /// Connections open now.
-    pub open: u64,
-    /// Data messages received.
-    pub received: u64,
-    /// Replies sent.
-    pub answered: u64,
-    /// Replies withheld on purpose.
-    pub withheld: u64,
-    /// Connections closed by `close_every` / `close_at` (close frame or reset).
-    pub closed_by_schedule: u64,
-    /// Upgrades answered with 503 during a `refuse_for` window.
-    pub refused: u64,
-    /// Upgrades answered with 401 (no or wrong token).
-    pub unauthorized: u64,
-    /// Push messages sent.
-    pub pushes: u64,
-    /// Connections closed because a ping went unanswered for `ping_timeout`.
-    pub idle_closed: u64,
-    /// Heartbeat pings sent.
-    pub pings_sent: u64,
-    /// Pongs received (answers to the heartbeat, or unsolicited).
-    pub pongs_received: u64,
+/// Declares `ServerCounts` from its fields, with the sum of two (`serve --workers`).
+macro_rules! server_counts {
+    ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
+        /// A snapshot of the server's counts.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct ServerCounts {
+            $($(#[$doc])* pub $field: u64),*
+        }
+
+        impl std::ops::Add for ServerCounts {
+            type Output = ServerCounts;
+
+            fn add(self, o: ServerCounts) -> ServerCounts {
+                ServerCounts { $($field: self.$field + o.$field),* }
+            }
+        }
+    };
 }
 
-impl std::ops::Add for ServerCounts {
-    type Output = ServerCounts;
-
-    /// Two servers' counts as one (`serve --workers`).
-    fn add(self, o: ServerCounts) -> ServerCounts {
-        ServerCounts {
-            connections: self.connections + o.connections,
-            open: self.open + o.open,
-            received: self.received + o.received,
-            answered: self.answered + o.answered,
-            withheld: self.withheld + o.withheld,
-            closed_by_schedule: self.closed_by_schedule + o.closed_by_schedule,
-            refused: self.refused + o.refused,
-            unauthorized: self.unauthorized + o.unauthorized,
-            pushes: self.pushes + o.pushes,
-            idle_closed: self.idle_closed + o.idle_closed,
-            pings_sent: self.pings_sent + o.pings_sent,
-            pongs_received: self.pongs_received + o.pongs_received,
-        }
-    }
+server_counts! {
+    /// Upgrades completed.
+    connections,
+    /// Connections open now.
+    open,
+    /// Data messages received.
+    received,
+    /// Replies sent.
+    answered,
+    /// Replies withheld on purpose.
+    withheld,
+    /// Connections closed by `close_every` / `close_at` (close frame or reset).
+    closed_by_schedule,
+    /// Upgrades answered with 503 during a `refuse_for` window.
+    refused,
+    /// Upgrades answered with 401 (no or wrong token).
+    unauthorized,
+    /// Push messages sent.
+    pushes,
+    /// Connections closed because a ping went unanswered for `ping_timeout`.
+    idle_closed,
+    /// Heartbeat pings sent.
+    pings_sent,
+    /// Pongs received (answers to the heartbeat, or unsolicited).
+    pongs_received,
 }
 
 /// What every connection of one server shares.
