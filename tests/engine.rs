@@ -317,11 +317,11 @@ clients = 1
     let (r, _dir) = run(plan(toml, &server.url())).await;
     server.shutdown().await;
     assert_eq!((r.totals.counts.connects, r.totals.counts.connect_errors), (1, 0));
-    // ...and a server that picks one nobody offered fails the handshake.
+    // ...and a server that picks one nobody offered fails the connection, named for it.
     let addr = raw_server_with_protocol().await;
     let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
     assert_eq!(
-        r.summary.connect_errors.get("handshake"),
+        r.summary.connect_errors.get("subprotocol"),
         Some(&1),
         "{:?}",
         r.summary.connect_errors

@@ -22,6 +22,8 @@ pub enum ConnectError {
     Handshake,
     /// The TLS handshake failed (an unknown CA, a wrong name, a refused client certificate…).
     Tls,
+    /// The server chose a subprotocol that was not offered, or not the one expected, or none.
+    Subprotocol,
     /// Another I/O error.
     Io,
 }
@@ -59,6 +61,7 @@ impl fmt::Display for ConnectError {
             ConnectError::HttpStatus(code) => write!(f, "http_{code}"),
             ConnectError::Handshake => f.write_str("handshake"),
             ConnectError::Tls => f.write_str("tls"),
+            ConnectError::Subprotocol => f.write_str("subprotocol"),
             ConnectError::Io => f.write_str("io"),
         }
     }
@@ -80,12 +83,30 @@ impl fmt::Display for DropCause {
     }
 }
 
+/// Microseconds where a `None` must cost nothing (events stay small); 0 µs reads as 1.
+pub type Micros = std::num::NonZeroU64;
+
+/// `us` as [`Micros`].
+pub fn micros(us: u64) -> Micros {
+    Micros::new(us).unwrap_or(Micros::MIN)
+}
+
 /// How an incoming message related to this connection's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
-    /// The correlated reply to a pending request, within its deadline. Under an open rate
-    /// (`[pacing]`), `corrected_us` is timed from when the request was due, not when it went.
-    Answered { rtt_us: u64, corrected_us: Option<u64> },
+    /// The correlated reply to a pending request (the last of a stream), within its
+    /// deadline. Under an open rate (`[pacing]`), `corrected_us` is timed from when the request
+    /// was due, not when it went. For a stream, `first_us` times its first reply (this one, when
+    /// it is also the first). `failed`:
+    /// the reply failed one of the step's checks.
+    Answered {
+        rtt_us: u64,
+        corrected_us: Option<Micros>,
+        first_us: Option<Micros>,
+        failed: bool,
+    },
+    /// A reply of a stream that is not its last.
+    Part,
     /// A reply to a request that had already timed out (that request counts as a timeout).
     Late,
     /// A second reply to an already answered request.
@@ -166,6 +187,12 @@ pub enum Event {
     /// one before was still waiting for its reply (its requests' corrected rtt counts the
     /// wait), or there was no connection when they fell due (they are skipped).
     LateSends(u32),
+    /// A `wait_for` step saw its message after this long.
+    WaitedFor {
+        us: u64,
+    },
+    /// A `wait_for` step's time ran out.
+    WaitTimedOut,
     /// This many requests waiting for replay were abandoned when the run stopped.
     Unfinished(u32),
     /// A heartbeat ping went out.

@@ -51,6 +51,8 @@ impl std::fmt::Display for RequestFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
     Answered,
+    /// Answered, but the reply failed one of the step's checks.
+    CheckFailed,
     /// Its deadline passed (a reply after it is a second row, `late`).
     Timeout,
     Late,
@@ -65,6 +67,7 @@ impl RequestOutcome {
     pub fn name(self) -> &'static str {
         match self {
             RequestOutcome::Answered => "answered",
+            RequestOutcome::CheckFailed => "check_failed",
             RequestOutcome::Timeout => "timeout",
             RequestOutcome::Late => "late",
             RequestOutcome::Lost => "lost",

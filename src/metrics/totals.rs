@@ -67,6 +67,13 @@ counts! {
     replayed,
     /// Under an open rate: passes of the step loop that began later than they were due.
     late_sends,
+    /// Answered requests whose reply failed one of the step's checks.
+    check_failures,
+    /// Replies of streams before their last.
+    stream_parts,
+    /// `wait_for` steps that saw their message, and those whose time ran out.
+    waits,
+    wait_timeouts,
     /// Messages without a correlation id.
     pushes,
     /// Sequence numbers missing between pushes.
@@ -132,6 +139,10 @@ pub struct Totals {
     /// Under an open rate: from when each request was due to its reply (coordinated omission
     /// corrected, as wrk2 does).
     pub rtt_corrected: Latency,
+    /// Request → first reply, for streams (`rtt` is to the last).
+    pub rtt_first: Latency,
+    /// How long `wait_for` steps waited for their message.
+    pub wait_time: Latency,
     pub connect_time: Latency,
     pub connect_tcp: Latency,
     pub connect_upgrade: Latency,
@@ -199,14 +210,24 @@ impl Totals {
                 c.messages_received += 1;
                 c.bytes_received += u64::from(bytes);
                 match reply {
-                    Reply::Answered { rtt_us, corrected_us } => {
+                    Reply::Answered {
+                        rtt_us,
+                        corrected_us,
+                        first_us,
+                        failed,
+                    } => {
                         c.answered += 1;
+                        c.check_failures += u64::from(failed);
                         self.rtt.record_us(rtt_us);
                         if let Some(us) = corrected_us {
-                            self.rtt_corrected.record_us(us);
+                            self.rtt_corrected.record_us(us.get());
+                        }
+                        if let Some(us) = first_us {
+                            self.rtt_first.record_us(us.get());
                         }
                         return Some(rtt_us);
                     }
+                    Reply::Part => c.stream_parts += 1,
                     Reply::Late => c.late += 1,
                     Reply::Duplicate => c.duplicate += 1,
                     Reply::Unmatched => c.unmatched += 1,
@@ -228,6 +249,11 @@ impl Totals {
             Event::BackoffEnded => c.backoffs_ended += 1,
             Event::TimedOut(n) => c.timeouts += u64::from(n),
             Event::LateSends(n) => c.late_sends += u64::from(n),
+            Event::WaitedFor { us } => {
+                c.waits += 1;
+                self.wait_time.record_us(us);
+            }
+            Event::WaitTimedOut => c.wait_timeouts += 1,
             Event::Unfinished(n) => c.unfinished += u64::from(n),
             Event::Ping => c.pings += 1,
             Event::Pong { rtt_us } => {
@@ -245,6 +271,8 @@ impl Totals {
         Some(match metric {
             Metric::Rtt => &self.rtt,
             Metric::RttCorrected => &self.rtt_corrected,
+            Metric::RttFirst => &self.rtt_first,
+            Metric::WaitTime => &self.wait_time,
             Metric::ConnectTime => &self.connect_time,
             Metric::ReconnectTime => &self.reconnect_time,
             Metric::PingRtt => &self.ping_rtt,
@@ -288,8 +316,12 @@ impl Totals {
             Metric::PushGaps => c.push_gaps,
             Metric::PushDuplicates => c.push_duplicates,
             Metric::LateSends => c.late_sends,
+            Metric::CheckFailures => c.check_failures,
+            Metric::WaitTimeouts => c.wait_timeouts,
             Metric::Rtt
             | Metric::RttCorrected
+            | Metric::RttFirst
+            | Metric::WaitTime
             | Metric::ConnectTime
             | Metric::ReconnectTime
             | Metric::PingRtt

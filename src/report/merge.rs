@@ -141,6 +141,8 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     for (name, slot) in [
         ("rtt", &mut totals.rtt),
         ("rtt_corrected", &mut totals.rtt_corrected),
+        ("rtt_first", &mut totals.rtt_first),
+        ("wait_time", &mut totals.wait_time),
         ("connect_time", &mut totals.connect_time),
         ("connect_tcp", &mut totals.connect_tcp),
         ("connect_upgrade", &mut totals.connect_upgrade),

@@ -219,6 +219,8 @@ impl Summary {
             latency: [
                 ("rtt", &totals.rtt),
                 ("rtt_corrected", &totals.rtt_corrected),
+                ("rtt_first", &totals.rtt_first),
+                ("wait_time", &totals.wait_time),
                 ("connect_time", &totals.connect_time),
                 ("connect_tcp", &totals.connect_tcp),
                 ("connect_upgrade", &totals.connect_upgrade),
@@ -276,6 +278,31 @@ impl Summary {
             "replies     {} late, {} duplicate, {} unmatched",
             c.late, c.duplicate, c.unmatched
         );
+        if c.check_failures + c.stream_parts > 0 || self.latency.get("rtt_first").is_some_and(|l| l.count > 0)
+        {
+            let first = self
+                .latency
+                .get("rtt_first")
+                .filter(|l| l.count > 0)
+                .map_or(String::new(), |l| {
+                    format!(
+                        "; streams: first reply p50 {:.2} ms, p99 {:.2} ms",
+                        l.p50_ms, l.p99_ms
+                    )
+                });
+            let _ = writeln!(
+                s,
+                "checks      {} answered requests failed a check{first}",
+                c.check_failures
+            );
+        }
+        if c.waits + c.wait_timeouts > 0 {
+            let _ = writeln!(
+                s,
+                "wait_for    {} messages seen, {} timed out",
+                c.waits, c.wait_timeouts
+            );
+        }
         if self.latency.get("rtt_corrected").is_some_and(|l| l.count > 0) || c.late_sends > 0 {
             let _ = writeln!(
                 s,

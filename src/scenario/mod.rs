@@ -3,6 +3,7 @@
 //! column and the expected form.
 
 mod chaos;
+pub mod check;
 pub mod duration;
 pub mod error;
 pub mod feed;
@@ -28,6 +29,7 @@ pub use plan::{
     Jitter, Load, Phase, Plan, Pushes, Reconnect, Step, Strategy, Target,
 };
 
+use check::{Check, IdFinder, Test};
 use pointer::JsonPointer;
 use raw::{RawScenario, Text};
 use template::{Names, Template};
@@ -38,6 +40,10 @@ use crate::target::Behaviour;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CORRELATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a `wait_for` step waits without a timeout of its own or a correlation timeout.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest binary frame a `send_binary` step may send.
+pub const MAX_BINARY: u64 = 16 << 20;
 /// Per-connection read buffer: small, because idle connections are what a swarm is made of.
 pub const DEFAULT_READ_BUFFER: usize = 2048;
 pub const MAX_CLIENTS: u64 = 10_000_000;
@@ -107,6 +113,8 @@ pub fn parse(
         source,
         names: &names,
         errors: Vec::new(),
+        url: None,
+        wait_timeout: DEFAULT_WAIT_TIMEOUT,
     }
     .validate(raw, overrides);
     let secrets = names.used.into_inner();
@@ -143,6 +151,32 @@ pub fn parse(
                                 ),
                             )]));
                         }
+                    }
+                }
+            }
+            // The URL takes feed values: each client's must be a valid URL.
+            if let Some(url) = plan.connect.url.as_ref().filter(|t| t.uses_feed()) {
+                let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0);
+                for (n, row) in feed.rows.iter().enumerate() {
+                    let mut text = String::new();
+                    let mut ctx = template::RenderCtx {
+                        client: 0,
+                        seq: 0,
+                        rng: &mut rng,
+                        row,
+                    };
+                    url.render(&mut ctx, &mut text);
+                    if let Err(e) = check_url(&text) {
+                        return Err(ScenarioErrors(vec![ScenarioError::at(
+                            path,
+                            source,
+                            file_span.clone().expect("a feed table"),
+                            format!(
+                                "feed.file: {}:{}: this row makes the target URL invalid ({e}): expected values a URL can carry (percent-encode them in the file)",
+                                feed.file.display(),
+                                n + 2
+                            ),
+                        )]));
                     }
                 }
             }
@@ -242,6 +276,24 @@ struct Validator<'a> {
     source: &'a str,
     names: &'a dyn Names,
     errors: Vec<ScenarioError>,
+    /// The target URL's template when it differs per client (for `connect`).
+    url: Option<Template>,
+    /// A `wait_for` step's timeout when it names none: the correlation timeout.
+    wait_timeout: Duration,
+}
+
+/// A template's text for client 0 without a feed row (the target URL's fixed parts).
+fn render_once(template: &Template) -> String {
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0);
+    let mut out = String::new();
+    let mut ctx = template::RenderCtx {
+        client: 0,
+        seq: 0,
+        rng: &mut rng,
+        row: &[],
+    };
+    template.render(&mut ctx, &mut out);
+    out
 }
 
 impl Validator<'_> {
@@ -312,24 +364,10 @@ impl Validator<'_> {
         let target = self.target(&raw, overrides);
         let tls = self.tls(&raw, target.as_ref(), overrides);
         let connect = self.connect(&raw.connect);
-        let correlation = raw.correlation.as_ref().and_then(|c| {
-            let c = c.get_ref();
-            let request_id = match JsonPointer::parse(c.request_id.get_ref()) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    self.error(c.request_id.span(), format!("correlation.request_id: {e}"));
-                    None
-                }
-            };
-            let timeout = match &c.timeout {
-                Some(t) => self.positive_duration(t, "correlation.timeout")?,
-                None => DEFAULT_CORRELATION_TIMEOUT,
-            };
-            Some(Correlation {
-                request_id: request_id?,
-                timeout,
-            })
-        });
+        let correlation = raw.correlation.as_ref().and_then(|c| self.correlation(c));
+        if let Some(c) = &correlation {
+            self.wait_timeout = c.timeout;
+        }
 
         let load = self.load(&raw);
         let duration = match (overrides.duration, &raw.duration) {
@@ -413,19 +451,181 @@ impl Validator<'_> {
                 "an [embedded] table only applies to the built-in target: expected target = \"embedded\" or no [embedded] table",
             );
         }
+        // `${env:…}` and `${secret:…}` are resolved here; `{{feed.…}}` per client.
+        let mut per_client = None;
+        let resolved;
+        let text = if text.contains("${") || text.contains("{{") {
+            let template = match Template::compile(text, self.names) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.target_error(span, format!("target: {}", e.message), text);
+                    return None;
+                }
+            };
+            let authority_end = text.find("://").map_or(0, |i| i + 3);
+            let authority_end = text[authority_end..]
+                .find(['/', '?'])
+                .map_or(text.len(), |i| authority_end + i);
+            if !template.is_constant() {
+                if template.uses_id() || text[..authority_end].contains("{{") {
+                    self.target_error(span, "target: a URL takes per-client values ({{feed.COLUMN}}, {{client}}) only after the host and port, and no {{id}}: expected such as \"ws://host:9000/ws?user={{feed.user}}\"".to_string(), text);
+                    return None;
+                }
+                per_client = Some(template.clone());
+            }
+            resolved = render_once(&template);
+            resolved.as_str()
+        } else {
+            text
+        };
+        self.url = per_client;
         match check_url(text) {
             Ok(()) => Some(Target::Url(text.to_string())),
             Err(e) => {
-                match span {
-                    Some(span) => self.error(span, format!("target: {e}")),
-                    None => self.errors.push(ScenarioError {
-                        file: "--target".into(),
-                        line: 1,
-                        column: 1,
-                        message: e,
-                        excerpt: Some(text.to_string()),
-                    }),
+                self.target_error(span, format!("target: {e}"), text);
+                None
+            }
+        }
+    }
+
+    /// An error in the target: in the file, or in `--target` (which has no span).
+    fn target_error(&mut self, span: Option<Range<usize>>, message: String, text: &str) {
+        match span {
+            Some(span) => self.error(span, message),
+            None => self.errors.push(ScenarioError {
+                file: "--target".into(),
+                line: 1,
+                column: 1,
+                message,
+                excerpt: Some(crate::redact::text(text).into_owned()),
+            }),
+        }
+    }
+
+    fn correlation(&mut self, c: &toml::Spanned<raw::RawCorrelation>) -> Option<Correlation> {
+        let span = c.span();
+        let c = c.get_ref();
+        let request_id = match (&c.request_id, &c.request_id_regex) {
+            (Some(p), None) => match JsonPointer::parse(p.get_ref()) {
+                Ok(p) => Some(IdFinder::Pointer(p)),
+                Err(e) => {
+                    self.error(p.span(), format!("correlation.request_id: {e}"));
+                    None
                 }
+            },
+            (None, Some(re)) => match IdFinder::regex(re.get_ref()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.error(re.span(), format!("correlation.request_id_regex: {e}"));
+                    None
+                }
+            },
+            _ => {
+                self.error(span, "correlation: expected exactly one of `request_id = \"/json/pointer\"` (JSON replies) or `request_id_regex = \"id=(\\\\S+)\"` (other text)");
+                None
+            }
+        };
+        let timeout = match &c.timeout {
+            Some(t) => self.positive_duration(t, "correlation.timeout")?,
+            None => DEFAULT_CORRELATION_TIMEOUT,
+        };
+        Some(Correlation {
+            request_id: request_id?,
+            timeout,
+        })
+    }
+
+    /// A `send_binary` frame: "hex:…", "base64:…" or "file:PATH" (relative to the scenario).
+    fn binary(&mut self, text: &Text, what: &str) -> Option<tokio_tungstenite::tungstenite::Bytes> {
+        const FORMS: &str =
+            "expected \"hex:00ff…\", \"base64:AAE=…\" or \"file:frame.bin\" (relative to the scenario)";
+        let data = text.get_ref();
+        let bytes = if let Some(hex) = data.strip_prefix("hex:") {
+            let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            let decoded: Option<Vec<u8>> = digits
+                .len()
+                .is_multiple_of(2)
+                .then(|| {
+                    digits
+                        .chunks(2)
+                        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+                        .collect()
+                })
+                .flatten();
+            decoded.ok_or_else(|| format!("{what}: not an even number of hex digits; {FORMS}"))
+        } else if let Some(b64) = data.strip_prefix("base64:") {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| format!("{what}: not base64 ({e}); {FORMS}"))
+        } else if let Some(file) = data.strip_prefix("file:") {
+            let path = self.path.parent().unwrap_or(Path::new(".")).join(file);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() > MAX_BINARY => Err(format!(
+                    "{what}: {} is {} bytes: expected at most {MAX_BINARY} (16 MiB)",
+                    path.display(),
+                    m.len()
+                )),
+                _ => std::fs::read(&path).map_err(|e| format!("{what}: cannot read {}: {e}", path.display())),
+            }
+        } else {
+            Err(format!("{what}: unknown form {data:?}; {FORMS}"))
+        };
+        match bytes {
+            Ok(b) if b.len() as u64 > MAX_BINARY => {
+                self.error(
+                    text.span(),
+                    format!(
+                        "{what}: {} bytes: expected at most {MAX_BINARY} (16 MiB)",
+                        b.len()
+                    ),
+                );
+                None
+            }
+            Ok(b) => Some(b.into()),
+            Err(e) => {
+                self.error(text.span(), e);
+                None
+            }
+        }
+    }
+
+    /// A `checks` entry, `last` or `wait_for`.
+    fn check(&mut self, raw: &toml::Spanned<raw::RawCheck>, what: &str) -> Option<Check> {
+        let span = raw.span();
+        let c = raw.get_ref();
+        let test = match (&c.equals, c.exists, &c.matches) {
+            (Some(v), None, None) => match serde_json::to_value(v.get_ref()) {
+                Ok(v) => Test::Equals(v),
+                Err(e) => {
+                    self.error(v.span(), format!("{what}.equals: {e}"));
+                    return None;
+                }
+            },
+            (None, Some(b), None) => Test::Exists(b),
+            (None, None, Some(re)) => match regex::Regex::new(re.get_ref()) {
+                Ok(re) => Test::Matches(re),
+                Err(e) => {
+                    self.error(re.span(), format!("{what}.matches: {e}"));
+                    return None;
+                }
+            },
+            _ => {
+                self.error(
+                    span,
+                    format!(
+                        "{what}: expected exactly one of `equals`, `exists` or `matches`; {}",
+                        check::EXPECTED
+                    ),
+                );
+                return None;
+            }
+        };
+        let pointer = c.pointer.as_ref();
+        match Check::new(pointer.map(|p| p.get_ref().as_str()), test) {
+            Ok(check) => Some(check),
+            Err(e) => {
+                self.error(pointer.map_or(span, |p| p.span()), format!("{what}: {e}"));
                 None
             }
         }
@@ -635,9 +835,29 @@ impl Validator<'_> {
                 ok = false;
             }
         }
+        let subprotocol = raw.subprotocol.as_ref().map(|p| {
+            if !subprotocols.contains(p.get_ref()) {
+                self.error(
+                    p.span(),
+                    format!(
+                        "connect.subprotocol: {:?} is not offered: expected one of connect.subprotocols ({})",
+                        p.get_ref(),
+                        if subprotocols.is_empty() {
+                            "none listed".to_string()
+                        } else {
+                            subprotocols.join(", ")
+                        }
+                    ),
+                );
+                ok = false;
+            }
+            p.get_ref().clone()
+        });
         ok.then_some(Connect {
+            url: self.url.take(),
             headers,
             subprotocols,
+            subprotocol,
             timeout,
             read_buffer,
             heartbeat,
@@ -807,38 +1027,120 @@ impl Validator<'_> {
         for s in list {
             let span = s.span();
             let s = s.get_ref();
+            let kinds = [
+                s.send.is_some(),
+                s.send_binary.is_some(),
+                s.sleep.is_some(),
+                s.close.is_some(),
+                s.wait_for.is_some(),
+            ];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                self.error(
+                    span,
+                    format!("a [[{table}]] entry: expected exactly one of `send = \"...\"`, `send_binary = \"hex:...\"`, `sleep = \"100ms\"`, `wait_for = {{ ... }}` or `close = 1000`"),
+                );
+                ok = false;
+                continue;
+            }
+            let extra = |key: &str, present: bool| present.then(|| format!("`{key}`"));
+            let stray: Vec<String> = [
+                extra("expect", s.expect.is_some() && s.send.is_none()),
+                extra("wait", s.wait.is_some() && s.send.is_none()),
+                extra("checks", s.checks.is_some() && s.send.is_none()),
+                extra("last", s.last.is_some() && s.send.is_none()),
+                extra("timeout", s.timeout.is_some() && s.wait_for.is_none()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !stray.is_empty() {
+                self.error(
+                    span.clone(),
+                    format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, and `timeout` only beside `wait_for`", stray.join(", ")),
+                );
+                ok = false;
+                continue;
+            }
+            if let Some(data) = &s.send_binary {
+                match self.binary(data, &format!("{table}.send_binary")) {
+                    Some(bytes) => steps.push(Step::SendBinary(bytes)),
+                    None => ok = false,
+                }
+                continue;
+            }
+            if let Some(wanted) = &s.wait_for {
+                let timeout = match &s.timeout {
+                    Some(t) => self.positive_duration(t, &format!("{table}.timeout")),
+                    None => Some(self.wait_timeout),
+                };
+                match (self.check(wanted, &format!("{table}.wait_for")), timeout) {
+                    (Some(check), Some(timeout)) => {
+                        waits = true;
+                        steps.push(Step::WaitFor { check, timeout });
+                    }
+                    _ => ok = false,
+                }
+                continue;
+            }
             match (&s.send, &s.sleep, &s.close) {
                 (Some(send), None, None) => {
                     let template = self.template(send, &format!("{table}.send"));
+                    let mut checks = Vec::new();
+                    for c in s.checks.iter().flatten() {
+                        match self.check(c, &format!("{table}.checks")) {
+                            Some(c) => checks.push(c),
+                            None => ok = false,
+                        }
+                    }
+                    let last = s.last.as_ref().map(|l| self.check(l, &format!("{table}.last")));
                     let expect = match &s.expect {
                         None => {
-                            if s.wait.is_some() {
+                            if s.wait.is_some() || s.checks.is_some() || s.last.is_some() {
                                 self.error(
                                     span.clone(),
-                                    "steps.wait only applies to a correlated send: expected `expect = \"response\"` beside it",
+                                    "steps.wait, checks and last apply to a correlated send: expected `expect = \"response\"` (or \"stream\") beside them",
                                 );
                                 ok = false;
                             }
                             None
                         }
-                        Some(e) if e.get_ref() == "response" => {
+                        Some(e) if e.get_ref() == "response" || e.get_ref() == "stream" => {
+                            let stream = e.get_ref() == "stream";
                             if !has_correlation {
-                                self.error(e.span(), "expect = \"response\" needs correlation: expected a [correlation] table with `request_id = \"/json/pointer\"`");
+                                self.error(e.span(), format!("expect = {:?} needs correlation: expected a [correlation] table with `request_id = \"/json/pointer\"`", e.get_ref()));
                                 ok = false;
                             }
                             if template.as_ref().is_some_and(|t| !t.uses_id()) {
                                 self.error(send.span(), "this send expects a correlated response but carries no id: expected {{id}} in the message so the reply can be matched");
                                 ok = false;
                             }
+                            match (stream, &last) {
+                                (true, None) => {
+                                    self.error(e.span(), format!("expect = \"stream\" needs the mark of the last reply: expected `last = {{ pointer = \"/final\", equals = true }}` beside it; {}", check::EXPECTED));
+                                    ok = false;
+                                }
+                                (false, Some(_)) => {
+                                    self.error(
+                                        e.span(),
+                                        "`last` marks the end of a stream: expected `expect = \"stream\"`",
+                                    );
+                                    ok = false;
+                                }
+                                _ => {}
+                            }
                             let wait = s.wait.unwrap_or(true);
                             waits |= wait;
-                            Some(Expect { wait })
+                            Some(Expect {
+                                wait,
+                                checks,
+                                last: last.flatten(),
+                            })
                         }
                         Some(e) => {
                             self.error(
                                 e.span(),
                                 format!(
-                                    "steps.expect: unknown expectation {:?}: expected \"response\"",
+                                    "steps.expect: unknown expectation {:?}: expected \"response\" or \"stream\"",
                                     e.get_ref()
                                 ),
                             );
@@ -852,13 +1154,6 @@ impl Validator<'_> {
                     }
                 }
                 (None, Some(sleep), None) => {
-                    if s.expect.is_some() || s.wait.is_some() {
-                        self.error(
-                            span.clone(),
-                            "a sleep step takes no `expect` or `wait`: expected only `sleep = \"100ms\"`",
-                        );
-                        ok = false;
-                    }
                     // "100ms..300ms": a think time drawn at random from that range each time.
                     match sleep.get_ref().split_once("..") {
                         Some((lo, hi)) => {
@@ -886,13 +1181,6 @@ impl Validator<'_> {
                     }
                 }
                 (None, None, Some(code)) => {
-                    if s.expect.is_some() || s.wait.is_some() {
-                        self.error(
-                            span.clone(),
-                            "a close step takes no `expect` or `wait`: expected only `close = 1000`",
-                        );
-                        ok = false;
-                    }
                     if table != "steps" {
                         self.error(
                             code.span(),
@@ -914,13 +1202,7 @@ impl Validator<'_> {
                         }
                     }
                 }
-                _ => {
-                    self.error(
-                        span,
-                        "a [[steps]] entry: expected exactly one of `send = \"...\"`, `sleep = \"100ms\"` or `close = 1000`",
-                    );
-                    ok = false;
-                }
+                _ => unreachable!("exactly one kind, checked above"),
             }
         }
         ok.then_some((steps, waits))

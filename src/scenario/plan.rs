@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::check::{Check, IdFinder};
 use super::duration::show;
 use super::pointer::JsonPointer;
 use super::segment::Segment;
@@ -317,8 +318,13 @@ pub enum Target {
 
 #[derive(Debug, Clone)]
 pub struct Connect {
+    /// The target URL when each client's differs (it takes `{{feed.…}}` values); the
+    /// authority is the same for all.
+    pub url: Option<Template>,
     pub headers: Vec<(String, Template)>,
     pub subprotocols: Vec<String>,
+    /// The subprotocol the server must choose.
+    pub subprotocol: Option<String>,
     pub timeout: Duration,
     pub read_buffer: usize,
     pub heartbeat: Option<Heartbeat>,
@@ -330,7 +336,7 @@ pub struct Connect {
 
 #[derive(Debug, Clone)]
 pub struct Correlation {
-    pub request_id: JsonPointer,
+    pub request_id: IdFinder,
     pub timeout: Duration,
 }
 
@@ -341,6 +347,14 @@ pub enum Step {
         /// Some when the reply is correlated by id and timed.
         expect: Option<Expect>,
     },
+    /// A binary frame.
+    SendBinary(tokio_tungstenite::tungstenite::Bytes),
+    /// Wait for a message that is not a correlated reply and passes the check; a timeout is
+    /// counted and the loop goes on (in setup, it fails the connection).
+    WaitFor {
+        check: Check,
+        timeout: Duration,
+    },
     Sleep(Duration),
     /// A think time drawn uniformly from this range each time.
     SleepBetween(Duration, Duration),
@@ -348,10 +362,14 @@ pub enum Step {
     Close(u16),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Expect {
     /// Whether the client waits for the reply (or its timeout) before the next step.
     pub wait: bool,
+    /// Tests of the reply (the last one of a stream): a failure counts as a check failure.
+    pub checks: Vec<Check>,
+    /// A stream of replies: this marks the last one.
+    pub last: Option<Check>,
 }
 
 /// Closed-model load: phases that move the number of connected clients.
@@ -408,7 +426,10 @@ impl fmt::Display for Plan {
                 "target     embedded: built-in server on 127.0.0.1:0 ({})",
                 b.describe()
             )?,
-            Target::Url(url) => writeln!(f, "target     {}", crate::redact::text(url))?,
+            Target::Url(url) => match &self.connect.url {
+                Some(t) => writeln!(f, "target     {} (per client)", crate::redact::text(t.source()))?,
+                None => writeln!(f, "target     {}", crate::redact::text(url))?,
+            },
         }
         writeln!(f, "duration   {}", show(self.duration))?;
         writeln!(f, "seed       {}", self.seed)?;
@@ -420,6 +441,9 @@ impl fmt::Display for Plan {
         )?;
         if !self.connect.subprotocols.is_empty() {
             write!(f, ", subprotocols {}", self.connect.subprotocols.join(", "))?;
+        }
+        if let Some(p) = &self.connect.subprotocol {
+            write!(f, " (the server must choose {p})")?;
         }
         writeln!(f)?;
         if let Some(feed) = &self.feed {
@@ -571,12 +595,35 @@ fn show_steps(f: &mut fmt::Formatter<'_>, steps: &[Step]) -> fmt::Result {
             match step {
                 Step::Send { template, expect } => {
                     let e = match expect {
-                        Some(Expect { wait: true }) => "  -> wait for the correlated reply",
-                        Some(Expect { wait: false }) => "  -> correlate the reply, do not wait",
-                        None => "",
+                        Some(e) => {
+                            let what = match &e.last {
+                                Some(last) => format!("the stream of replies until {last}"),
+                                None => "the correlated reply".to_string(),
+                            };
+                            let checks: Vec<String> = e.checks.iter().map(Check::to_string).collect();
+                            let checks = if checks.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; check {}", checks.join(", "))
+                            };
+                            let verb = if e.wait {
+                                "wait for"
+                            } else {
+                                "correlate, do not wait for"
+                            };
+                            format!("  -> {verb} {what}{checks}")
+                        }
+                        None => String::new(),
                     };
                     writeln!(f, "  {}. send  {}{e}", i + 1, template.source())?;
                 }
+                Step::SendBinary(bytes) => writeln!(f, "  {}. send  {} bytes (binary)", i + 1, bytes.len())?,
+                Step::WaitFor { check, timeout } => writeln!(
+                    f,
+                    "  {}. wait  for a message where {check}, up to {}",
+                    i + 1,
+                    show(*timeout)
+                )?,
                 Step::Sleep(d) => writeln!(f, "  {}. sleep {}", i + 1, show(*d))?,
                 Step::SleepBetween(lo, hi) => {
                     writeln!(f, "  {}. sleep {} to {} (at random)", i + 1, show(*lo), show(*hi))?

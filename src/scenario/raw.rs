@@ -126,6 +126,10 @@ pub struct RawConnect {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub subprotocols: Vec<Text>,
+    /// The subprotocol the server must choose (one of `subprotocols`); a connection that
+    /// negotiates another, or none, fails with cause "subprotocol".
+    #[schemars(with = "Option<String>")]
+    pub subprotocol: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
@@ -303,8 +307,13 @@ pub struct RawThresholdTable {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Correlation")]
 pub struct RawCorrelation {
-    #[schemars(with = "String")]
-    pub request_id: Text,
+    /// JSON pointer to the id in each reply ("/request_id").
+    #[schemars(with = "Option<String>")]
+    pub request_id: Option<Text>,
+    /// For text protocols that are not JSON: a regular expression whose first capture group
+    /// is the id ("^RESP (\\S+)"). Exactly one of the two.
+    #[schemars(with = "Option<String>")]
+    pub request_id_regex: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
 }
@@ -327,15 +336,48 @@ pub struct RawPhase {
 pub struct RawStep {
     #[schemars(with = "Option<String>")]
     pub send: Option<Text>,
+    /// A binary frame: "hex:0a0b…", "base64:…" or "file:PATH" (relative to the scenario).
+    #[schemars(with = "Option<String>")]
+    pub send_binary: Option<Text>,
+    /// "response": one correlated reply; "stream": replies with the request's id until the
+    /// one that `last` matches (timed to the first and to the last).
     #[schemars(with = "Option<String>")]
     pub expect: Option<Text>,
     pub wait: Option<bool>,
+    /// Tests of the reply (of the last one, for a stream); a reply that fails one counts as a
+    /// check failure, apart from timeouts.
+    #[schemars(with = "Option<Vec<RawCheck>>")]
+    pub checks: Option<Vec<Spanned<RawCheck>>>,
+    /// With expect = "stream": what marks the last reply.
+    #[schemars(with = "Option<RawCheck>")]
+    pub last: Option<Spanned<RawCheck>>,
+    /// Wait for a message from the server (not a correlated reply) that passes this test.
+    #[schemars(with = "Option<RawCheck>")]
+    pub wait_for: Option<Spanned<RawCheck>>,
+    /// How long `wait_for` waits (default: the correlation timeout, else 10s).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub sleep: Option<Text>,
     /// Close the connection with this code once the replies awaited are in, then connect
     /// again at once and start over (a connect / request / close cycle).
     #[schemars(with = "Option<u64>")]
     pub close: Option<Spanned<u64>>,
+}
+
+/// A test of a message: the value at `pointer` `equals` a value, `exists` (true or false),
+/// or `matches` a regular expression; without `pointer`, `matches` tests the whole message.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Check")]
+pub struct RawCheck {
+    #[schemars(with = "Option<String>")]
+    pub pointer: Option<Text>,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub equals: Option<Spanned<toml::Value>>,
+    pub exists: Option<bool>,
+    #[schemars(with = "Option<String>")]
+    pub matches: Option<Text>,
 }
 
 /// Behaviour of the built-in target when `target = "embedded"`.

@@ -321,7 +321,7 @@ fn a_close_step_ends_the_loop_and_is_checked() {
                 "[[steps]]\nsleep = \"100ms\"",
                 "[[steps]]\nclose = 1000\nexpect = \"response\"",
             ),
-            "takes no `expect`",
+            "`expect` does not apply",
         ),
         (
             BASE.replace(
@@ -431,4 +431,120 @@ fn a_think_time_range_and_a_connection_cap_are_checked() {
         "subprotocols = [\"json.v1\"]\nmax_rate = \"500/s\"",
     );
     assert_eq!(parse_str(&text).unwrap().connect.max_rate, Some(500.0));
+}
+
+#[test]
+fn richer_steps_are_checked_and_mistakes_located() {
+    let send = "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"";
+    let with = |step: &str| BASE.replace(send, step);
+    // What is accepted.
+    let plan = parse_str(&with(
+        "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"stream\"\nlast = { pointer = \"/done\", exists = true }\nchecks = [{ pointer = \"/ok\", equals = true }, { matches = \"^\\\\{\" }]\n[[steps]]\nwait_for = { pointer = \"/type\", equals = \"tick\" }\n[[steps]]\nsend_binary = \"hex:00ff\"",
+    ))
+    .unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains(
+            "wait for the stream of replies until /done exists; check /ok == true, the message matches /^\\{/"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("wait  for a message where /type == \"tick\", up to 2s"),
+        "{text}"
+    );
+    assert!(text.contains("send  2 bytes (binary)"), "{text}");
+    for (text, why) in [
+        (
+            with("send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"stream\""),
+            "needs the mark of the last reply",
+        ),
+        (
+            with(
+                "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"\nlast = { pointer = \"/f\", exists = true }",
+            ),
+            "`last` marks the end of a stream",
+        ),
+        (
+            with("send = '{\"request_id\":\"{{id}}\"}'\nchecks = [{ matches = \"x\" }]"),
+            "apply to a correlated send",
+        ),
+        (
+            with(
+                "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"\nchecks = [{ pointer = \"/a\", exists = true, matches = \"x\" }]",
+            ),
+            "exactly one of `equals`, `exists` or `matches`",
+        ),
+        (
+            with("send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"\nchecks = [{ exists = true }]"),
+            "test the value at a `pointer`",
+        ),
+        (
+            with(
+                "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"\nchecks = [{ matches = \"(\" }]",
+            ),
+            "checks.matches",
+        ),
+        (
+            with("wait_for = { matches = \"x\" }\ntimeout = \"0s\""),
+            "steps.timeout must be longer than zero",
+        ),
+        (
+            with("send_binary = \"hex:0f0\""),
+            "not an even number of hex digits",
+        ),
+        (with("send_binary = \"base64:!!\""), "not base64"),
+        (with("send_binary = \"file:missing.bin\""), "cannot read"),
+        (with("send_binary = \"00ff\""), "unknown form"),
+        (
+            with("send_binary = \"hex:00\"\ntimeout = \"1s\""),
+            "`timeout` does not apply",
+        ),
+        (
+            BASE.replace("request_id = \"/request_id\"", "request_id_regex = \"id=(.*\""),
+            "correlation.request_id_regex",
+        ),
+        (
+            BASE.replace("request_id = \"/request_id\"", "request_id_regex = \"no group\""),
+            "0 capture groups",
+        ),
+        (
+            BASE.replace(
+                "request_id = \"/request_id\"",
+                "request_id = \"/a\"\nrequest_id_regex = \"(a)\"",
+            ),
+            "exactly one of `request_id",
+        ),
+        (
+            BASE.replace(
+                "subprotocols = [\"json.v1\"]",
+                "subprotocols = [\"json.v1\"]\nsubprotocol = \"json.v2\"",
+            ),
+            "connect.subprotocol: \"json.v2\" is not offered",
+        ),
+        (
+            BASE.replace("ws://127.0.0.1:9001/ws", "ws://127.0.0.1:9001/ws?id={{id}}"),
+            "only after the host and port, and no {{id}}",
+        ),
+    ] {
+        let e = parse_str(&text).unwrap_err().to_string();
+        assert!(e.contains(why) && e.contains("s.toml:"), "{why}: {e}");
+    }
+}
+
+#[test]
+fn the_target_url_takes_environment_variables() {
+    let plan = parse_str(&BASE.replace(
+        "ws://127.0.0.1:9001/ws",
+        "ws://127.0.0.1:9001/ws?key=${env:API_TOKEN}",
+    ))
+    .unwrap();
+    assert_eq!(
+        plan.target,
+        Target::Url("ws://127.0.0.1:9001/ws?key=t0k3n".into())
+    );
+    assert!(plan.connect.url.is_none(), "the same for every client");
+    let e =
+        parse_str(&BASE.replace("ws://127.0.0.1:9001/ws", "ws://127.0.0.1:9001/${env:NOPE}")).unwrap_err();
+    assert!(e.to_string().contains("NOPE is not set"), "{e}");
 }

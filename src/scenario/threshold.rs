@@ -63,6 +63,10 @@ metrics! {
     PushGaps = "push_gaps": Count,
     PushDuplicates = "push_duplicates": Count,
     LateSends = "late_sends": Count,
+    CheckFailures = "check_failures": Count,
+    RttFirst = "rtt_first": Latency,
+    WaitTime = "wait_time": Latency,
+    WaitTimeouts = "wait_timeouts": Count,
 }
 
 impl Metric {

@@ -9,7 +9,6 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Retries;
@@ -53,7 +52,7 @@ pub struct ClientState {
     pub next_seq: u64,
     pub rng: SmallRng,
     /// Requests in flight at the last drop, to resend after reconnecting.
-    pub replay: Vec<(u64, Utf8Bytes)>,
+    pub replay: Vec<super::pending::Kept>,
     /// Highest push sequence number seen, across connections.
     pub last_push_seq: Option<u64>,
     /// The open-rate schedule, kept across connections (boxed: only paced runs have one).
@@ -176,8 +175,8 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                     None => {
                         let kept = std::mem::take(&mut state.replay);
                         if let Some(log) = &shared.requests {
-                            for (seq, _) in &kept {
-                                log.record(client, *seq, RequestOutcome::Lost, None).await;
+                            for k in &kept {
+                                log.record(client, k.seq, RequestOutcome::Lost, None).await;
                             }
                         }
                         let lost = kept.len() as u32;
@@ -214,8 +213,8 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
 async fn abandon_replay(shared: &Shared, state: &mut ClientState) {
     let kept = std::mem::take(&mut state.replay);
     if let Some(log) = &shared.requests {
-        for (seq, _) in &kept {
-            log.record(state.index as u32, *seq, RequestOutcome::Unfinished, None)
+        for k in &kept {
+            log.record(state.index as u32, k.seq, RequestOutcome::Unfinished, None)
                 .await;
         }
     }

@@ -57,7 +57,13 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
                 }
             },
         };
-        let ws = handshake::upgrade(ClientStream::new(transport), &request, shared.ws_config).await?;
+        let ws = handshake::upgrade(
+            ClientStream::new(transport),
+            &request,
+            shared.ws_config,
+            shared.subprotocol.as_deref(),
+        )
+        .await?;
         Ok(Opened {
             ws,
             tcp_us: (connected - started).as_micros() as u64,
@@ -90,19 +96,26 @@ fn request(
     shared: &Shared,
     state: &mut ClientState,
 ) -> Result<tungstenite::handshake::client::Request, ConnectError> {
-    let mut url = shared.url.clone();
-    if let (Some(param), Some(last)) = (&shared.pushes.resume_param, state.last_push_seq) {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let _ = write!(url, "{sep}{param}={last}");
-    }
-    let mut request = url.into_client_request().map_err(|_| ConnectError::Handshake)?;
-    let headers = request.headers_mut();
     let mut ctx = RenderCtx {
         client: state.index,
         seq: state.next_seq,
         rng: &mut state.rng,
         row: shared.row(state.index),
     };
+    let mut url = match &shared.url_template {
+        Some(template) => {
+            let mut url = String::new();
+            template.render(&mut ctx, &mut url);
+            url
+        }
+        None => shared.url.clone(),
+    };
+    if let (Some(param), Some(last)) = (&shared.pushes.resume_param, state.last_push_seq) {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let _ = write!(url, "{sep}{param}={last}");
+    }
+    let mut request = url.into_client_request().map_err(|_| ConnectError::Handshake)?;
+    let headers = request.headers_mut();
     for (name, template) in &shared.headers {
         let mut value = String::new();
         template.render(&mut ctx, &mut value);

@@ -16,9 +16,10 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes
 use super::Shared;
 use super::client::{ClientCtl, ClientState};
 use super::connect::Ws;
-use super::pending::Pending;
+use super::pending::{Kept, Pending};
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event, Reply};
+use crate::scenario::check;
 use crate::scenario::pointer::FoundId;
 use crate::scenario::template::{RenderCtx, parse_request_id};
 use crate::scenario::{ChaosAction, ChaosHow, Step};
@@ -111,6 +112,8 @@ enum Block {
     Ready,
     Sleep(Instant),
     Reply(u64),
+    /// A `wait_for` step (`Conn::wait_step`), until this time.
+    Message(Instant),
 }
 
 /// Heartbeat state: when the next ping is due, and the ping waiting for its pong.
@@ -145,6 +148,7 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
         pending: Pending::logging(shared.requests.is_some()),
         in_setup: !shared.setup.is_empty(),
         no_pong_until: None,
+        wait_step: 0,
     };
     let r = c.run(ws, state, ctl).await;
     let open_us = c.opened.elapsed().as_micros() as u64;
@@ -169,6 +173,8 @@ struct Conn<'a> {
     in_setup: bool,
     /// Chaos `no_pong` is on (until this time, or for good when `Some(None)`).
     no_pong_until: Option<Option<Instant>>,
+    /// The `wait_for` step under way, in the program.
+    wait_step: u16,
 }
 
 impl Conn<'_> {
@@ -266,12 +272,28 @@ impl Conn<'_> {
                                 .as_ref()
                                 .and_then(|p| p.lateness)
                                 .map(|late| sent - late);
-                            self.pending.insert(seq, sent, due, kept);
+                            self.pending.insert(seq, step as u16, sent, due, kept);
                             if expect.wait || self.in_setup {
                                 block = Block::Reply(seq);
                             }
                         }
                         ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
+                    }
+                    Step::SendBinary(data) => {
+                        events
+                            .send(Event::Sent {
+                                bytes: data.len() as u32,
+                                request: false,
+                                replay: false,
+                            })
+                            .await;
+                        ws.send(Message::Binary(data.clone()))
+                            .await
+                            .map_err(|e| write_cause(&e))?;
+                    }
+                    Step::WaitFor { timeout, .. } => {
+                        self.wait_step = step as u16;
+                        block = Block::Message(Instant::now() + *timeout);
                     }
                     Step::Close(code) => closing = Some(*code),
                     Step::Sleep(d) => {
@@ -317,7 +339,7 @@ impl Conn<'_> {
                     wake = Some(wake.map_or(t, |w| w.min(t)));
                 }
             };
-            if let Block::Sleep(until) = block
+            if let Block::Sleep(until) | Block::Message(until) = block
                 && !stopping
             {
                 consider(Some(until));
@@ -337,7 +359,7 @@ impl Conn<'_> {
                 biased;
                 _ = shared.halt.cancelled() => {
                     let (replay, rest) = self.pending.take_for_replay(RequestOutcome::Unfinished);
-                    self.pending.note_all(replay.iter().map(|(seq, _)| *seq), RequestOutcome::Unfinished);
+                    self.pending.note_all(replay.iter().map(|k| k.seq), RequestOutcome::Unfinished);
                     return Ok(Finish::Stopped(rest + replay.len() as u32));
                 }
                 _ = ctl.stop.cancelled(), if !stopping => stopping = true,
@@ -359,6 +381,13 @@ impl Conn<'_> {
                         if self.in_setup {
                             return Err(DropCause::SetupFailed);
                         }
+                    }
+                    if matches!(block, Block::Message(until) if until <= now) {
+                        events.send(Event::WaitTimedOut).await;
+                        if self.in_setup {
+                            return Err(DropCause::SetupFailed);
+                        }
+                        block = Block::Ready;
                     }
                     block = match block {
                         Block::Reply(seq) if !self.pending.contains(seq) => Block::Ready,
@@ -409,12 +438,24 @@ impl Conn<'_> {
                         None => return Err(self.cause(DropCause::Abnormal)),
                     };
                     let reply = self.classify(state, text, now);
-                    if let (Reply::Answered { .. }, Block::Reply(seq)) = (reply, block)
-                        && !self.pending.contains(seq)
-                    {
-                        block = Block::Ready;
+                    // Only plain values live across the awaits below (the task stays small).
+                    let mut waited_us = None;
+                    match (reply, block) {
+                        (Reply::Answered { .. }, Block::Reply(seq)) if !self.pending.contains(seq) => block = Block::Ready,
+                        (Reply::Push { .. }, Block::Message(until)) => {
+                            if let (Step::WaitFor { check, timeout }, Some(text)) = (program[usize::from(self.wait_step)], text)
+                                && check::all_hold(std::slice::from_ref(check), text)
+                            {
+                                waited_us = Some(now.saturating_duration_since(until - *timeout).as_micros() as u64);
+                                block = Block::Ready;
+                            }
+                        }
+                        _ => {}
                     }
                     events.send(Event::Received { bytes: bytes as u32, reply }).await;
+                    if let Some(us) = waited_us {
+                        events.send(Event::WaitedFor { us }).await;
+                    }
                 }
             }
         }
@@ -434,7 +475,7 @@ impl Conn<'_> {
         // Each one moves to the pending table before it is written, so a failed write leaves
         // it (and the rest still in `state.replay`) to be lost or replayed again.
         while !state.replay.is_empty() {
-            let (seq, text) = state.replay.remove(0);
+            let Kept { seq, step, text } = state.replay.remove(0);
             let bytes = text.len() as u32;
             self.shared
                 .events
@@ -444,7 +485,8 @@ impl Conn<'_> {
                     replay: true,
                 })
                 .await;
-            self.pending.insert(seq, Instant::now(), None, Some(text.clone()));
+            self.pending
+                .insert(seq, step, Instant::now(), None, Some(text.clone()));
             ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
         }
         Ok(())
@@ -512,7 +554,27 @@ impl Conn<'_> {
                 Some(FoundId::Number(_)) => Some(None),
             };
             match ours {
-                Some(Some((client, seq))) if client == state.index => return self.pending.resolve(seq, now),
+                Some(Some((client, seq))) if client == state.index => {
+                    let expect =
+                        self.pending
+                            .step_of(seq)
+                            .and_then(|i| match self.shared.step(usize::from(i)) {
+                                Step::Send { expect, .. } => expect.as_ref(),
+                                _ => None,
+                            });
+                    let Some(expect) = expect else {
+                        // Late, duplicate or unknown.
+                        return self.pending.resolve(seq, now, false, false);
+                    };
+                    let json = check::json_for(expect.checks.iter().chain(&expect.last), text);
+                    if let Some(last) = &expect.last
+                        && !last.holds(text, json.as_ref())
+                    {
+                        return self.pending.part(seq, now);
+                    }
+                    let failed = !expect.checks.iter().all(|c| c.holds(text, json.as_ref()));
+                    return self.pending.resolve(seq, now, expect.last.is_some(), failed);
+                }
                 Some(_) => return Reply::Unmatched,
                 None => {}
             }

@@ -2,7 +2,8 @@
 //! connection keeps only its small read buffer: tungstenite's own handshake hands its 4 KiB
 //! read buffer on to the connection, which would be the largest part of an idle client.
 //! Validation follows RFC 6455 §4.1: status 101, `Upgrade: websocket`, `Connection: upgrade`,
-//! the accept key, and a subprotocol only if one was offered (and then one of those).
+//! the accept key, and a subprotocol only if one was offered (and then one of those, or the
+//! one the scenario expects).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
@@ -18,10 +19,12 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 /// Sends the upgrade request on `stream` and checks the response.
+/// `expected`: the subprotocol the server must choose (else any offered one, or none).
 pub async fn upgrade(
     mut stream: ClientStream,
     request: &Request,
     config: WebSocketConfig,
+    expected: Option<&str>,
 ) -> Result<WebSocketStream<ClientStream>, ConnectError> {
     let head = request_head(request);
     stream
@@ -87,13 +90,21 @@ pub async fn upgrade(
         .headers()
         .get("sec-websocket-protocol")
         .and_then(|v| v.to_str().ok());
-    let protocol_ok = match (offered, protocol.as_deref()) {
-        (None, None) => true,
-        (Some(offered), Some(chosen)) => offered.split(',').any(|p| p.trim() == chosen),
-        _ => false,
-    };
-    if !upgraded || !protocol_ok {
+    if !upgraded {
         return Err(ConnectError::Handshake);
+    }
+    // RFC 6455 §4.1: a subprotocol the client did not offer fails the connection; so does
+    // one other than the scenario expects. None at all is the server's right, unless one
+    // is expected.
+    let protocol_ok = match (offered, protocol.as_deref(), expected) {
+        (_, chosen, Some(expected)) => chosen == Some(expected),
+        (_, None, None) => true,
+        (Some(offered), Some(chosen), None) => offered.split(',').any(|p| p.trim() == chosen),
+        (None, Some(_), None) => false,
+    };
+    if !protocol_ok {
+        tracing::debug!(chosen = ?protocol, offered, expected, "subprotocol refused");
+        return Err(ConnectError::Subprotocol);
     }
     stream.upgraded();
     let tail = buf[head_len..].to_vec();

@@ -9,6 +9,7 @@ use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Reply;
+use crate::metrics::event::micros;
 use crate::metrics::requests::RequestOutcome;
 
 /// How many resolved requests are remembered for late/duplicate classification.
@@ -28,6 +29,18 @@ struct Waiting {
     /// When it was due, under an open rate (for the corrected rtt).
     due: Option<Instant>,
     text: Option<Utf8Bytes>,
+    /// The step that sent it (its checks, whether replies come as a stream).
+    step: u16,
+    /// A stream's first reply.
+    first: Option<Instant>,
+}
+
+/// A request kept to be sent again after a reconnect (`replay_in_flight`).
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub seq: u64,
+    pub step: u16,
+    pub text: Utf8Bytes,
 }
 
 #[derive(Debug, Default)]
@@ -68,9 +81,41 @@ impl Pending {
             }
         }
     }
-    /// A request sent at `sent`; `due` is when it was meant to go, under an open rate.
-    pub fn insert(&mut self, seq: u64, sent: Instant, due: Option<Instant>, text: Option<Utf8Bytes>) {
-        self.waiting.push_back(Waiting { seq, sent, due, text });
+    /// A request sent at `sent` by step `step`; `due` is when it was meant to go, under an
+    /// open rate.
+    pub fn insert(
+        &mut self,
+        seq: u64,
+        step: u16,
+        sent: Instant,
+        due: Option<Instant>,
+        text: Option<Utf8Bytes>,
+    ) {
+        self.waiting.push_back(Waiting {
+            seq,
+            sent,
+            due,
+            text,
+            step,
+            first: None,
+        });
+    }
+
+    /// The step that sent `seq`, while it waits for its reply.
+    pub fn step_of(&self, seq: u64) -> Option<u16> {
+        self.waiting.iter().find(|w| w.seq == seq).map(|w| w.step)
+    }
+
+    /// A reply to stream request `seq` that is not its last, at `now` (the first one's time
+    /// is kept for the answer).
+    pub fn part(&mut self, seq: u64, now: Instant) -> Reply {
+        match self.waiting.iter_mut().find(|w| w.seq == seq) {
+            Some(w) => {
+                w.first.get_or_insert(now);
+                Reply::Part
+            }
+            None => Reply::Unmatched,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,17 +127,28 @@ impl Pending {
         self.waiting.front().map(|w| w.sent + timeout)
     }
 
-    /// Classifies a reply carrying request `seq`, received at `now`.
-    pub fn resolve(&mut self, seq: u64, now: Instant) -> Reply {
+    /// Classifies a reply carrying request `seq`, received at `now`: the answer (the last
+    /// reply of a `stream`), which failed its checks when `failed`.
+    pub fn resolve(&mut self, seq: u64, now: Instant, stream: bool, failed: bool) -> Reply {
         if let Some(i) = self.waiting.iter().position(|w| w.seq == seq) {
             let w = self.waiting.remove(i).expect("index from position");
             self.remember(seq);
-            let rtt_us = now.saturating_duration_since(w.sent).as_micros() as u64;
-            let corrected_us = w
-                .due
-                .map(|due| now.saturating_duration_since(due.min(w.sent)).as_micros() as u64);
-            self.note(seq, RequestOutcome::Answered, Some((rtt_us, corrected_us)));
-            return Reply::Answered { rtt_us, corrected_us };
+            let since = |t: Instant| now.saturating_duration_since(t).as_micros() as u64;
+            let rtt_us = since(w.sent);
+            let corrected_us = w.due.map(|due| since(due.min(w.sent)));
+            let outcome = if failed {
+                RequestOutcome::CheckFailed
+            } else {
+                RequestOutcome::Answered
+            };
+            self.note(seq, outcome, Some((rtt_us, corrected_us)));
+            return Reply::Answered {
+                rtt_us,
+                corrected_us: corrected_us.map(micros),
+                // A stream whose first reply is its last: both times are the same.
+                first_us: stream.then(|| micros(w.first.map_or(rtt_us, |f| since(w.sent) - since(f)))),
+                failed,
+            };
         }
         match self.recent.iter().position(|r| *r & !TIMED_OUT == seq) {
             Some(i) if self.recent[i] & TIMED_OUT != 0 => {
@@ -129,15 +185,15 @@ impl Pending {
 
     /// Empties the table, handing over the requests that carry their text (for replay);
     /// returns them and the number of the others, which end as `rest` (lost, unfinished).
-    pub fn take_for_replay(&mut self, rest: RequestOutcome) -> (Vec<(u64, Utf8Bytes)>, u32) {
+    pub fn take_for_replay(&mut self, rest: RequestOutcome) -> (Vec<Kept>, u32) {
         let mut replay = Vec::new();
         let mut count = 0;
         // Their seqs are kept only for requests.csv.
         let mut others = Vec::new();
         let logging = self.log.is_some();
-        for Waiting { seq, text, .. } in self.waiting.drain(..) {
+        for Waiting { seq, text, step, .. } in self.waiting.drain(..) {
             match text {
-                Some(text) => replay.push((seq, text)),
+                Some(text) => replay.push(Kept { seq, step, text }),
                 None => {
                     count += 1;
                     if logging {
@@ -169,31 +225,33 @@ mod tests {
     fn out_of_order_late_duplicate_unmatched() {
         let t0 = Instant::now();
         let mut p = Pending::default();
-        p.insert(1, t0, None, None);
-        p.insert(2, t0, None, None);
-        p.insert(3, t0, None, Some("three".into()));
+        p.insert(1, 0, t0, None, None);
+        p.insert(2, 0, t0, None, None);
+        p.insert(3, 0, t0, None, Some("three".into()));
         assert!(matches!(
-            p.resolve(3, t0 + Duration::from_millis(5)),
+            p.resolve(3, t0 + Duration::from_millis(5), false, false),
             Reply::Answered {
                 rtt_us: 5000,
-                corrected_us: None
+                corrected_us: None,
+                ..
             }
         ));
         assert!(matches!(
-            p.resolve(1, t0 + Duration::from_millis(7)),
+            p.resolve(1, t0 + Duration::from_millis(7), false, false),
             Reply::Answered {
                 rtt_us: 7000,
-                corrected_us: None
+                corrected_us: None,
+                ..
             }
         ));
-        assert_eq!(p.resolve(1, t0), Reply::Duplicate);
-        assert_eq!(p.resolve(99, t0), Reply::Unmatched);
+        assert_eq!(p.resolve(1, t0, false, false), Reply::Duplicate);
+        assert_eq!(p.resolve(99, t0, false, false), Reply::Unmatched);
         assert_eq!(p.next_deadline(T), Some(t0 + T));
         assert_eq!(p.expire(t0 + T - Duration::from_millis(1), T), 0);
         assert_eq!(p.expire(t0 + T, T), 1);
-        assert_eq!(p.resolve(2, t0 + T * 2), Reply::Late);
+        assert_eq!(p.resolve(2, t0 + T * 2, false, false), Reply::Late);
         assert_eq!(
-            p.resolve(2, t0 + T * 2),
+            p.resolve(2, t0 + T * 2, false, false),
             Reply::Duplicate,
             "a late reply is counted once"
         );
@@ -205,11 +263,11 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pending::default();
         for seq in 0..1000 {
-            p.insert(seq, t0, None, None);
-            p.resolve(seq, t0);
+            p.insert(seq, 0, t0, None, None);
+            p.resolve(seq, t0, false, false);
         }
         assert_eq!(p.recent.len(), RECENT);
-        assert_eq!(p.resolve(0, t0), Reply::Unmatched);
-        assert_eq!(p.resolve(999, t0), Reply::Duplicate);
+        assert_eq!(p.resolve(0, t0, false, false), Reply::Unmatched);
+        assert_eq!(p.resolve(999, t0, false, false), Reply::Duplicate);
     }
 }
