@@ -50,6 +50,12 @@ fn pki(dir: &Path) -> Pki {
 /// A TLS WebSocket echo server on 127.0.0.1:0; with `client_ca`, it requires a client
 /// certificate signed by it.
 async fn tls_echo(pki: &Pki, require_client_cert: bool) -> u16 {
+    tls_server(pki, require_client_cert, None).await
+}
+
+/// As [`tls_echo`]; with `unclean`, each connection ends after that many echoes by closing TCP
+/// without TLS's close_notify (nor a WebSocket close).
+async fn tls_server(pki: &Pki, require_client_cert: bool, unclean: Option<usize>) -> u16 {
     let (cert, key) = &pki.server;
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let builder = ServerConfig::builder();
@@ -76,9 +82,15 @@ async fn tls_echo(pki: &Pki, require_client_cert: bool) -> u16 {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
                     return;
                 };
+                let mut echoed = 0;
                 while let Some(Ok(m)) = ws.next().await {
                     if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
                         break;
+                    }
+                    echoed += 1;
+                    if unclean == Some(echoed) {
+                        // Dropped without shutdown: a FIN, no close_notify.
+                        return;
                     }
                 }
             });
@@ -189,6 +201,22 @@ async fn mutual_tls_needs_the_client_certificate() {
     let c = &r.totals.counts;
     assert_eq!((c.connects, c.connect_errors), (3, 0), "{c:?}");
     assert_eq!(c.answered, c.requests);
+}
+
+/// A server that ends TLS without close_notify: a categorised drop, not a crash or a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclean_tls_close_is_a_drop_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = tls_server(&pki, false, Some(3)).await;
+    let text = scenario(dir.path(), "[tls]\nca_file = \"ca.pem\"\n");
+    let started = std::time::Instant::now();
+    let (r, _d) = run_in(dir.path(), &text, &format!("wss://localhost:{port}/"), false).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    let drops: Vec<&String> = r.summary.drops.keys().collect();
+    assert_eq!(drops, ["tls_unclean_close"], "{:?}", r.summary.drops);
+    assert!(r.totals.counts.drops >= 3);
+    support::assert_requests_reconcile(&r);
 }
 
 #[test]

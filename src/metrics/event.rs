@@ -43,6 +43,10 @@ pub enum DropCause {
     WriteError,
     /// The server broke the WebSocket protocol.
     Protocol,
+    /// The server sent (or announced) a message or frame above `max_message` / `max_frame`.
+    TooBig,
+    /// A TLS connection ended without TLS's close_notify (a truncation, as far as TLS can tell).
+    TlsUnclean,
     /// No pong came back within the heartbeat timeout.
     PongTimeout,
     /// A setup step failed (its correlated reply timed out).
@@ -76,6 +80,8 @@ impl fmt::Display for DropCause {
             DropCause::ReadError => f.write_str("read_error"),
             DropCause::WriteError => f.write_str("write_error"),
             DropCause::Protocol => f.write_str("protocol_error"),
+            DropCause::TooBig => f.write_str("message_too_big"),
+            DropCause::TlsUnclean => f.write_str("tls_unclean_close"),
             DropCause::PongTimeout => f.write_str("pong_timeout"),
             DropCause::SetupFailed => f.write_str("setup_failed"),
             DropCause::Chaos(how) => write!(f, "chaos_{}", how.name()),

@@ -42,6 +42,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CORRELATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a `wait_for` step waits without a timeout of its own or a correlation timeout.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest message and frame a server may send, unless the scenario says otherwise: far
+/// below tungstenite's 64 MiB, so that a hostile server cannot make a swarm buffer gigabytes.
+pub const DEFAULT_MAX_MESSAGE: usize = 4 << 20;
 /// The largest binary frame a `send_binary` step may send.
 pub const MAX_BINARY: u64 = 16 << 20;
 /// Per-connection read buffer: small, because idle connections are what a swarm is made of.
@@ -776,6 +779,24 @@ impl Validator<'_> {
             Some(n) => *n.get_ref() as usize,
             None => DEFAULT_READ_BUFFER,
         };
+        let mut limit = |text: &Option<Text>, what: &str| match text {
+            None => DEFAULT_MAX_MESSAGE,
+            Some(t) => match units::size(t.get_ref()) {
+                Ok(n) if (64..=1 << 30).contains(&n) => n as usize,
+                Ok(_) => {
+                    self.error(t.span(), format!("{what}: expected between 64 bytes and 1GiB"));
+                    ok = false;
+                    DEFAULT_MAX_MESSAGE
+                }
+                Err(e) => {
+                    self.error(t.span(), format!("{what}: {e}"));
+                    ok = false;
+                    DEFAULT_MAX_MESSAGE
+                }
+            },
+        };
+        let max_message = limit(&raw.max_message, "connect.max_message");
+        let max_frame = limit(&raw.max_frame, "connect.max_frame");
         let heartbeat = match &raw.heartbeat {
             None => None,
             Some(h) => {
@@ -860,6 +881,8 @@ impl Validator<'_> {
             subprotocol,
             timeout,
             read_buffer,
+            max_message,
+            max_frame,
             heartbeat,
             source_addrs,
             max_rate,

@@ -327,6 +327,9 @@ pub struct Connect {
     pub subprotocol: Option<String>,
     pub timeout: Duration,
     pub read_buffer: usize,
+    /// The largest message and frame a server may send.
+    pub max_message: usize,
+    pub max_frame: usize,
     pub heartbeat: Option<Heartbeat>,
     /// Local addresses clients connect from, in turn (empty: the system's choice).
     pub source_addrs: Vec<std::net::IpAddr>,
@@ -435,9 +438,11 @@ impl fmt::Display for Plan {
         writeln!(f, "seed       {}", self.seed)?;
         write!(
             f,
-            "connect    timeout {}, read buffer {} B",
+            "connect    timeout {}, read buffer {} B, messages up to {} B (frames {} B)",
             show(self.connect.timeout),
-            self.connect.read_buffer
+            self.connect.read_buffer,
+            self.connect.max_message,
+            self.connect.max_frame
         )?;
         if !self.connect.subprotocols.is_empty() {
             write!(f, ", subprotocols {}", self.connect.subprotocols.join(", "))?;

@@ -135,6 +135,13 @@ pub struct RawConnect {
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
     #[schemars(with = "Option<u64>")]
     pub read_buffer: Option<Spanned<u64>>,
+    /// The largest message a server may send ("4MiB", the default); a larger one ends the
+    /// connection with cause message_too_big before it is buffered.
+    #[schemars(with = "Option<String>")]
+    pub max_message: Option<Text>,
+    /// The largest frame ("4MiB", the default).
+    #[schemars(with = "Option<String>")]
+    pub max_frame: Option<Text>,
     #[schemars(with = "Option<RawHeartbeat>")]
     pub heartbeat: Option<Spanned<RawHeartbeat>>,
     /// Local addresses to connect from, taken in turn by the clients (client k uses the k-th,

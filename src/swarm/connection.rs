@@ -429,9 +429,17 @@ impl Conn<'_> {
                             continue;
                         }
                         Some(Ok(Message::Close(frame))) => {
-                            let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                            // tungstenite hands an invalid close code (999, 1005 on the wire…)
+                            // on as 1002 "Protocol violation": the server broke the protocol.
+                            let cause = match frame {
+                                Some(f) if f.code == CloseCode::Protocol && f.reason == "Protocol violation" => {
+                                    DropCause::Protocol
+                                }
+                                Some(f) => DropCause::ServerClose(u16::from(f.code)),
+                                None => DropCause::ServerClose(1005),
+                            };
                             close(ws, CloseCode::Normal).await;
-                            return Err(self.cause(DropCause::ServerClose(code)));
+                            return Err(self.cause(cause));
                         }
                         Some(Ok(_)) => continue, // pings: tungstenite answers them itself
                         Some(Err(e)) => return Err(self.cause(read_cause(e))),
@@ -631,9 +639,12 @@ async fn close(ws: &mut Ws, code: CloseCode) {
 fn read_cause(e: &WsError) -> DropCause {
     match e {
         WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => DropCause::Reset,
+        // Only rustls reports an end of stream as an error: one without close_notify.
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DropCause::TlsUnclean,
         WsError::Io(_) => DropCause::ReadError,
         WsError::ConnectionClosed | WsError::AlreadyClosed => DropCause::Abnormal,
-        WsError::Protocol(_) | WsError::Capacity(_) | WsError::Utf8(_) => DropCause::Protocol,
+        WsError::Capacity(_) => DropCause::TooBig,
+        WsError::Protocol(_) | WsError::Utf8(_) => DropCause::Protocol,
         _ => DropCause::ReadError,
     }
 }

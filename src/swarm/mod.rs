@@ -121,7 +121,9 @@ impl Shared {
             .then(|| HeaderValue::from_str(&plan.connect.subprotocols.join(", ")).expect("validated tokens"));
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(plan.connect.read_buffer)
-            .write_buffer_size(0);
+            .write_buffer_size(0)
+            .max_message_size(Some(plan.connect.max_message))
+            .max_frame_size(Some(plan.connect.max_frame));
         Self {
             url: url.to_string(),
             url_template: plan.connect.url.clone(),

@@ -1,0 +1,295 @@
+//! Hostile and broken servers: a raw TCP server that misbehaves in one way each, before or
+//! after the upgrade. Each run must end within its timeouts and report the misbehaviour as a
+//! categorised cause (a connect error or a drop cause), never crash or hang.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::{assert_requests_reconcile, plan, run};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// One way to misbehave.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// Accepts the TCP connection and never says anything.
+    NeverAnswers,
+    /// 101 with an accept key that is not the one for the client's key.
+    WrongAcceptKey,
+    /// 200 instead of 101.
+    Status200,
+    /// Drips a valid 101 response one byte per second.
+    Slowloris,
+    /// Chooses a subprotocol the client did not offer.
+    UnofferedSubprotocol,
+    /// After the upgrade: a frame header announcing 1 GiB.
+    Announces1GiB,
+    /// After the upgrade: bytes that are not frames.
+    Garbage,
+    /// After the upgrade: a masked frame (a server must not mask).
+    MaskedFrame,
+    /// After the upgrade: a frame with the reserved bits set.
+    ReservedBits,
+    /// After the upgrade: opcode 3, which does not exist.
+    InvalidOpcode,
+    /// After the upgrade: a text message that starts and never ends, 64 KiB fragments.
+    EndlessFragments,
+    /// After the upgrade: half a frame, then a TCP reset.
+    ResetMidFrame,
+    /// After the upgrade: pings as fast as the socket takes them, never reading.
+    PingFlood,
+    /// After the upgrade: a close frame with code 999 (not a valid code).
+    InvalidCloseCode,
+}
+
+/// A server on 127.0.0.1:0 that misbehaves as told with every connection.
+async fn hostile(how: Hostile) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(serve(tcp, how));
+        }
+    });
+    addr
+}
+
+/// Reads the upgrade request; returns its Sec-WebSocket-Key.
+async fn read_request(tcp: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if tcp.read(&mut byte).await.ok()? == 0 || head.len() > 16 * 1024 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    text.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("sec-websocket-key:")
+            .then(|| l[18..].trim().to_string())
+    })
+}
+
+fn response(accept: &str, extra: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    )
+}
+
+/// A server frame header: FIN, `opcode`, an unmasked payload of `len` bytes.
+fn header(first: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![first];
+    match len {
+        0..=125 => h.push(len as u8),
+        126..=65535 => {
+            h.push(126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(127);
+            h.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    h
+}
+
+async fn serve(mut tcp: TcpStream, how: Hostile) {
+    let Some(key) = read_request(&mut tcp).await else {
+        return;
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let hold = Duration::from_secs(30);
+    match how {
+        Hostile::NeverAnswers => {
+            tokio::time::sleep(hold).await;
+            return;
+        }
+        Hostile::WrongAcceptKey => {
+            let _ = tcp
+                .write_all(response("dGhlIHNhbXBsZSBub25jZQ==", "").as_bytes())
+                .await;
+            tokio::time::sleep(hold).await;
+            return;
+        }
+        Hostile::Status200 => {
+            let _ = tcp
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+            tokio::time::sleep(hold).await;
+            return;
+        }
+        Hostile::Slowloris => {
+            for b in response(&accept, "").bytes() {
+                if tcp.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            return;
+        }
+        Hostile::UnofferedSubprotocol => {
+            let _ = tcp
+                .write_all(response(&accept, "Sec-WebSocket-Protocol: evil.v1\r\n").as_bytes())
+                .await;
+            tokio::time::sleep(hold).await;
+            return;
+        }
+        _ => {}
+    }
+    if tcp.write_all(response(&accept, "").as_bytes()).await.is_err() {
+        return;
+    }
+    // Let the client's first request arrive, so that a drop also loses it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bytes: Vec<u8> = match how {
+        Hostile::Announces1GiB => {
+            let mut b = header(0x82, 1 << 30);
+            b.extend_from_slice(&[0; 1024]);
+            b
+        }
+        Hostile::Garbage => b"\xff\xfe\x00GET / HTTP/1.1\r\n\x13\x37 not a frame at all".to_vec(),
+        Hostile::MaskedFrame => vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2],
+        Hostile::ReservedBits => vec![0xF1, 0x02, b'h', b'i'],
+        Hostile::InvalidOpcode => vec![0x83, 0x02, b'h', b'i'],
+        Hostile::InvalidCloseCode => vec![0x88, 0x02, 0x03, 0xE7],
+        Hostile::EndlessFragments => {
+            let mut b = header(0x01, 1024);
+            b.extend_from_slice(&[b'a'; 1024]);
+            let _ = tcp.write_all(&b).await;
+            let mut fragment = header(0x00, 65536);
+            fragment.extend_from_slice(&[b'a'; 65536]);
+            // Bounded: 64 MiB at most, far past the client's limit.
+            for _ in 0..1024 {
+                if tcp.write_all(&fragment).await.is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+        Hostile::ResetMidFrame => {
+            let mut b = header(0x81, 100);
+            b.extend_from_slice(b"{\"id\":\"0-1\"");
+            let _ = tcp.write_all(&b).await;
+            let _ = tcp.set_zero_linger();
+            return;
+        }
+        Hostile::PingFlood => {
+            let started = Instant::now();
+            let ping = [0x89u8, 0x04, 1, 2, 3, 4].repeat(1000);
+            while started.elapsed() < Duration::from_secs(4) {
+                match tokio::time::timeout(Duration::from_millis(100), tcp.write_all(&ping)).await {
+                    Ok(Err(_)) => return,
+                    _ => tokio::task::yield_now().await,
+                }
+            }
+            tokio::time::sleep(hold).await;
+            return;
+        }
+        _ => unreachable!("handled before the upgrade"),
+    };
+    let _ = tcp.write_all(&bytes).await;
+    // Then hold the connection open: the client must end it itself.
+    let mut sink = [0u8; 4096];
+    let deadline = tokio::time::sleep(hold);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            n = tcp.read(&mut sink) => if !matches!(n, Ok(1..)) { return },
+        }
+    }
+}
+
+const SCENARIO: &str = r#"name = "hostile"
+target = "embedded"
+duration = "2s"
+[connect]
+timeout = "1s"
+max_message = "256KiB"
+subprotocols = ["chat.v1"]
+[correlation]
+request_id = "/id"
+timeout = "500ms"
+[reconnect]
+initial = "200ms"
+max_attempts = 1
+[[phases]]
+clients = 2
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+"#;
+
+/// Runs two clients against a server that misbehaves `how`; returns the connect errors and
+/// drops by cause, after checking that the run ended within its timeouts.
+async fn against(how: Hostile) -> (Vec<String>, Vec<String>, wsstorm::run::RunResult) {
+    let addr = hostile(how).await;
+    let started = Instant::now();
+    let (r, dir) = run(plan(SCENARIO, &format!("ws://{addr}/"))).await;
+    drop(dir);
+    let took = started.elapsed();
+    // 2 s of run, then at most the drain (correlation timeout + 2 s) and the close grace (1 s).
+    assert!(took < Duration::from_secs(7), "{how:?}: the run took {took:?}");
+    assert_requests_reconcile(&r);
+    let keys = |m: &std::collections::BTreeMap<String, u64>| m.keys().cloned().collect::<Vec<_>>();
+    (keys(&r.summary.connect_errors), keys(&r.summary.drops), r)
+}
+
+macro_rules! hostile_tests {
+    ($($name:ident: $how:ident => connect error $kind:literal;)* $(; $($dname:ident: $dhow:ident => drop $cause:literal;)*)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (errors, drops, r) = against(Hostile::$how).await;
+                assert_eq!(errors, [$kind], "{:?}: drops {drops:?}", Hostile::$how);
+                assert!(drops.is_empty(), "{drops:?}");
+                // Each client tried once and gave up (max_attempts = 1).
+                assert_eq!(r.totals.counts.gave_up, 2);
+            }
+        )*
+        $($(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $dname() {
+                let (errors, drops, r) = against(Hostile::$dhow).await;
+                assert_eq!(drops, [$cause], "{:?}: connect errors {errors:?}", Hostile::$dhow);
+                assert!(r.totals.counts.drops >= 2, "{:?}", r.totals.counts);
+            }
+        )*)?
+    };
+}
+
+hostile_tests! {
+    never_answers: NeverAnswers => connect error "timeout";
+    wrong_accept_key: WrongAcceptKey => connect error "handshake";
+    status_200_instead_of_101: Status200 => connect error "http_200";
+    slowloris_handshake: Slowloris => connect error "timeout";
+    unoffered_subprotocol: UnofferedSubprotocol => connect error "subprotocol";
+    ;
+    a_frame_announcing_1_gib: Announces1GiB => drop "message_too_big";
+    garbage_bytes: Garbage => drop "protocol_error";
+    a_masked_frame_from_the_server: MaskedFrame => drop "protocol_error";
+    reserved_bits: ReservedBits => drop "protocol_error";
+    an_invalid_opcode: InvalidOpcode => drop "protocol_error";
+    an_unterminated_fragmented_message: EndlessFragments => drop "message_too_big";
+    reset_mid_frame: ResetMidFrame => drop "reset";
+    an_invalid_close_code: InvalidCloseCode => drop "protocol_error";
+}
+
+/// A flood of pings is answered (tungstenite keeps one pong pending, not one per ping), costs
+/// no connection, and requests still go out; the run ends on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood() {
+    let (errors, drops, r) = against(Hostile::PingFlood).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(drops.is_empty(), "{drops:?}");
+    assert_eq!(r.totals.counts.connects, 2);
+    assert!(
+        r.totals.counts.timeouts >= 2,
+        "the flooding server answers nothing"
+    );
+}
