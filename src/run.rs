@@ -152,8 +152,11 @@ pub async fn execute(
         )));
     }
     let started_at = Utc::now();
-    let dir = report::results_dir(out.as_deref(), &plan.name, started_at)
-        .map_err(RunError::io("cannot create the results directory"))?;
+    let dir = report::results_dir(out.as_deref(), &plan.name, started_at).map_err(RunError::io(format!(
+        "cannot create the results directory {} (nothing was sent)",
+        out.as_deref()
+            .map_or_else(|| "under results/".to_string(), |o| o.display().to_string())
+    )))?;
     let writer =
         report::open_stream(&dir).map_err(RunError::io(format!("cannot write in {}", dir.display())))?;
 

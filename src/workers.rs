@@ -192,7 +192,13 @@ pub async fn run(options: RunWorkers, controls: Controls) -> Result<Exit, RunErr
     }
     let started = Utc::now();
     let dir = report::results_dir(options.out.as_deref(), &plan.name, started).map_err(|e| RunError::Io {
-        context: "cannot create the results directory".into(),
+        context: format!(
+            "cannot create the results directory {} (nothing was sent)",
+            options
+                .out
+                .as_deref()
+                .map_or_else(|| "under results/".to_string(), |o| o.display().to_string())
+        ),
         source: e,
     })?;
     // Time for every child to start (and its embedded target) before the shared start.
