@@ -74,6 +74,14 @@ impl fmt::Display for JsonPointer {
     }
 }
 
+/// An array index as RFC 6901 writes one: "0", or digits without a leading zero (no sign).
+fn array_index(token: &str) -> Option<usize> {
+    let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    (digits && (token == "0" || !token.starts_with('0')))
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
 /// Follows the remaining tokens; at the end, reads the id.
 struct Walk<'p>(&'p [String]);
 
@@ -99,7 +107,8 @@ impl<'de> Visitor<'de> for Walk<'_> {
             return Ok(None);
         };
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if found.is_none() && key == want.as_str() {
+            // A repeated key: the last one counts, as in serde_json and JavaScript.
+            if key == want.as_str() {
                 found = map.next_value_seed(Walk(rest))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -113,7 +122,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
         let target = self
             .0
             .split_first()
-            .and_then(|(t, rest)| Some((t.parse::<usize>().ok()?, rest)));
+            .and_then(|(t, rest)| Some((array_index(t)?, rest)));
         let mut index = 0;
         loop {
             match target {
@@ -196,6 +205,27 @@ mod tests {
     #[test]
     fn rejects_malformed_pointers() {
         assert!(JsonPointer::parse("request_id").is_err());
+    }
+
+    /// Found by the `correlation` fuzz target (fuzz/regressions/correlation-duplicate-key.bin):
+    /// the first of two equal keys was taken, where serde_json takes the last.
+    #[test]
+    fn fuzz_correlation_duplicate_key() {
+        let p = JsonPointer::parse("/id").unwrap();
+        assert_eq!(p.find(r#"{"id":"a","id":"b"}"#), Some(FoundId::Text("b".into())));
+        assert_eq!(p.find(r#"{"id":"a","id":{"x":1}}"#), None);
+    }
+
+    /// Found by the `correlation` fuzz target (fuzz/regressions/correlation-leading-zero-index.bin):
+    /// "/00" and "/+1" were read as indexes 0 and 1; RFC 6901 allows neither.
+    #[test]
+    fn fuzz_correlation_leading_zero_index() {
+        let at = |p: &str| JsonPointer::parse(p).unwrap().find("[2,3]");
+        assert_eq!(at("/00"), None);
+        assert_eq!(at("/01"), None);
+        assert_eq!(at("/+1"), None);
+        assert_eq!(at("/0"), Some(FoundId::Number(2)));
+        assert_eq!(at("/1"), Some(FoundId::Number(3)));
         assert!(JsonPointer::parse("").is_err());
         assert!(JsonPointer::parse("/a~2").is_err());
     }
