@@ -169,7 +169,9 @@ pub fn parse(
                         row,
                     };
                     url.render(&mut ctx, &mut text);
-                    if let Err(e) = check_url(&text) {
+                    if let Err(e) = check_url(&text)
+                        .map_err(|e| e.replace(&format!("{text:?}"), &format!("{:?}", url.source())))
+                    {
                         return Err(ScenarioErrors(vec![ScenarioError::at(
                             path,
                             source,
@@ -485,7 +487,13 @@ impl Validator<'_> {
         match check_url(text) {
             Ok(()) => Some(Target::Url(text.to_string())),
             Err(e) => {
-                self.target_error(span, format!("target: {e}"), text);
+                // Shown as written: the resolved text may hold an environment value or secret.
+                let written = match overrides.target.as_ref() {
+                    Some(t) => t.clone(),
+                    None => raw.target.get_ref().clone(),
+                };
+                let e = e.replace(&format!("{text:?}"), &format!("{written:?}"));
+                self.target_error(span, format!("target: {e}"), &written);
                 None
             }
         }
@@ -545,17 +553,16 @@ impl Validator<'_> {
         let data = text.get_ref();
         let bytes = if let Some(hex) = data.strip_prefix("hex:") {
             let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            let decoded: Option<Vec<u8>> = digits
-                .len()
-                .is_multiple_of(2)
-                .then(|| {
-                    digits
-                        .chunks(2)
-                        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-                        .collect()
-                })
-                .flatten();
-            decoded.ok_or_else(|| format!("{what}: not an even number of hex digits; {FORMS}"))
+            let decoded: Option<Vec<u8>> = (digits.len().is_multiple_of(2)
+                && digits.iter().all(u8::is_ascii_hexdigit))
+            .then(|| {
+                digits
+                    .chunks(2)
+                    .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+                    .collect()
+            })
+            .flatten();
+            decoded.ok_or_else(|| format!("{what}: not an even number of hex digits (0-9, a-f); {FORMS}"))
         } else if let Some(b64) = data.strip_prefix("base64:") {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD
@@ -1024,8 +1031,23 @@ impl Validator<'_> {
     }
 
     fn steps(&mut self, raw: &RawScenario, has_correlation: bool, paced: bool) -> Option<Vec<Step>> {
+        // A step is numbered in 16 bits on each request in flight.
+        if raw.setup.len() + raw.steps.len() > usize::from(u16::MAX) {
+            let span = raw.steps.first().map_or(raw.name.span(), |s| s.span());
+            self.error(
+                span,
+                format!(
+                    "{} steps: expected at most {} in [[setup]] and [[steps]] together",
+                    raw.setup.len() + raw.steps.len(),
+                    u16::MAX
+                ),
+            );
+            return None;
+        }
         let (steps, waits) = self.step_list(&raw.steps, has_correlation, "steps")?;
-        let sends = steps.iter().any(|s| matches!(s, Step::Send { .. }));
+        let sends = steps
+            .iter()
+            .any(|s| matches!(s, Step::Send { .. } | Step::SendBinary(_)));
         if sends && !waits && !paced {
             let span = raw.steps[0].span();
             self.error(

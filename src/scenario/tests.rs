@@ -493,6 +493,14 @@ fn richer_steps_are_checked_and_mistakes_located() {
             with("send_binary = \"hex:0f0\""),
             "not an even number of hex digits",
         ),
+        (
+            with("send_binary = \"hex:+f\""),
+            "not an even number of hex digits",
+        ),
+        (
+            with("send_binary = \"hex:00\"").replace("[[steps]]\nsleep = \"100ms\"\n", ""),
+            "never waits and would flood",
+        ),
         (with("send_binary = \"base64:!!\""), "not base64"),
         (with("send_binary = \"file:missing.bin\""), "cannot read"),
         (with("send_binary = \"00ff\""), "unknown form"),
@@ -547,4 +555,16 @@ fn the_target_url_takes_environment_variables() {
     let e =
         parse_str(&BASE.replace("ws://127.0.0.1:9001/ws", "ws://127.0.0.1:9001/${env:NOPE}")).unwrap_err();
     assert!(e.to_string().contains("NOPE is not set"), "{e}");
+    // An invalid URL is shown as written, never with the value put in.
+    let e = parse_str(&BASE.replace(
+        "ws://127.0.0.1:9001/ws",
+        "ws://127.0.0.1:9001/ws?k=${env:API_TOKEN} x",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("is not a URL") && e.contains("${env:API_TOKEN} x"),
+        "{e}"
+    );
+    assert!(!e.contains("t0k3n"), "{e}");
 }

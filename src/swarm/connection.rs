@@ -450,7 +450,8 @@ impl Conn<'_> {
                     let mut waited_us = None;
                     match (reply, block) {
                         (Reply::Answered { .. }, Block::Reply(seq)) if !self.pending.contains(seq) => block = Block::Ready,
-                        (Reply::Push { .. }, Block::Message(until)) => {
+                        // A message that settles none of this connection's requests.
+                        (Reply::Push { .. } | Reply::Unmatched, Block::Message(until)) => {
                             if let (Step::WaitFor { check, timeout }, Some(text)) = (program[usize::from(self.wait_step)], text)
                                 && check::all_hold(std::slice::from_ref(check), text)
                             {
