@@ -26,6 +26,18 @@ expect = "response"
 sleep = "20ms"
 "#;
 
+/// The built-in target on 127.0.0.1:0, in a runtime of its own (kept alive by the caller).
+fn builtin_target() -> (tokio::runtime::Runtime, target::Server) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(target::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Behaviour::default(),
+        ))
+        .unwrap();
+    (rt, server)
+}
+
 fn start(dir: &Path, url: &str) -> (Child, std::path::PathBuf) {
     let scenario = dir.join("durable.toml");
     std::fs::write(&scenario, SCENARIO.replace("TARGET", url)).unwrap();
@@ -81,13 +93,7 @@ fn headers(path: &Path) -> csv::StringRecord {
 
 #[test]
 fn after_sigkill_every_csv_is_valid_and_at_most_the_last_second_is_missing() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(target::start(
-            "127.0.0.1:0".parse().unwrap(),
-            Behaviour::default(),
-        ))
-        .unwrap();
+    let (_rt, server) = builtin_target();
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, out) = start(tmp.path(), &server.url());
     wait_for_rows(&out, 1);
@@ -132,13 +138,7 @@ fn after_sigkill_every_csv_is_valid_and_at_most_the_last_second_is_missing() {
 
 #[test]
 fn sigterm_writes_complete_reports() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(target::start(
-            "127.0.0.1:0".parse().unwrap(),
-            Behaviour::default(),
-        ))
-        .unwrap();
+    let (_rt, server) = builtin_target();
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, out) = start(tmp.path(), &server.url());
     wait_for_rows(&out, 2);
@@ -181,13 +181,7 @@ fn sigterm_writes_complete_reports() {
 
 #[test]
 fn an_unwritable_results_directory_is_refused_before_anything_is_sent() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(target::start(
-            "127.0.0.1:0".parse().unwrap(),
-            Behaviour::default(),
-        ))
-        .unwrap();
+    let (_rt, server) = builtin_target();
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("durable.toml");
     std::fs::write(&scenario, SCENARIO.replace("TARGET", &server.url())).unwrap();
