@@ -6,15 +6,13 @@
 //! `serde_json::Value::pointer` finds at the same place (a string as `Text`, a non-negative
 //! integer as `Number`, anything else as `None`). When serde_json refuses the frame, `find` may
 //! still give an id only because it reads the first JSON value and ignores what follows: the
-//! frame must then start with a value serde_json accepts, holding that id. Known divergences
-//! (see `known_divergence`) are skipped. `parse_request_id` is run on the frame and on any id
+//! frame must then start with a value serde_json accepts, holding that id. The two
+//! divergences it found (regressions/correlation-duplicate-key.bin and
+//! correlation-leading-zero-index.bin) are fixed in the library and no longer skipped. `parse_request_id` is run on the frame and on any id
 //! found, and must read back what `write_request_id` wrote.
 #![no_main]
 
-use std::collections::HashSet;
-
 use libfuzzer_sys::fuzz_target;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use wsstorm::scenario::pointer::{FoundId, JsonPointer};
 use wsstorm::scenario::template::{parse_request_id, write_request_id};
@@ -44,7 +42,6 @@ fuzz_target!(|data: &[u8]| {
         check_id(id);
     }
     match serde_json::from_str::<Value>(frame) {
-        Ok(_) if known_divergence(pointer, frame) => {}
         Ok(value) => assert_eq!(found, expected(&value, pointer), "pointer {pointer:?} in frame {frame:?}"),
         // serde_json refuses the frame. `find` may still give an id, for one reason only: it
         // reads the first JSON value and does not look at what follows it. So the frame must
@@ -60,9 +57,7 @@ fuzz_target!(|data: &[u8]| {
                     Some(Err(e)) if lone_surrogate(&e) => return,
                     _ => panic!("find gave {found:?} in a frame that is not JSON: {frame:?}"),
                 };
-                if !known_divergence(pointer, frame) {
-                    assert_eq!(found, expected(&value, pointer), "pointer {pointer:?} in frame {frame:?}");
-                }
+                assert_eq!(found, expected(&value, pointer), "pointer {pointer:?} in frame {frame:?}");
             }
         }
     }
@@ -83,71 +78,6 @@ fn expected<'a>(value: &'a Value, pointer: &str) -> Option<FoundId<'a>> {
     }
 }
 
-/// Divergences from serde_json that are reported and not yet decided; each has an input under
-/// `fuzz/regressions/`. Remove a case here once `find` is changed, so the fuzzer checks it again.
-fn known_divergence(pointer: &str, frame: &str) -> bool {
-    // regressions/correlation-leading-zero-index.bin: `find` reads an array index with
-    // `str::parse::<usize>`, so "/00" or "/+1" select element 0 or 1; RFC 6901 (and serde_json)
-    // take only "0" or a number without leading zeros or sign, and find nothing.
-    let odd_index = pointer[1..]
-        .split('/')
-        .any(|t| t.parse::<usize>().is_ok_and(|n| n.to_string() != t));
-    // regressions/correlation-duplicate-key.bin: with a key twice in one object, `find` takes
-    // the first value that gives an id, serde_json's map keeps the last.
-    odd_index || has_duplicate_key(frame)
-}
-
-/// Whether any object in the frame (read as its first JSON value) has a key twice.
-fn has_duplicate_key(frame: &str) -> bool {
-    struct Dups;
-    impl<'de> DeserializeSeed<'de> for Dups {
-        type Value = bool;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Dups {
-        type Value = bool;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("JSON")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let (mut keys, mut dup) = (HashSet::new(), false);
-            while let Some(key) = map.next_key::<String>()? {
-                dup |= !keys.insert(key);
-                dup |= map.next_value_seed(Dups)?;
-            }
-            Ok(dup)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-            let mut dup = false;
-            while let Some(d) = seq.next_element_seed(Dups)? {
-                dup |= d;
-            }
-            Ok(dup)
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-            Ok(false)
-        }
-    }
-    Dups.deserialize(&mut serde_json::Deserializer::from_str(frame))
-        .unwrap_or(false)
-}
 
 /// `parse_request_id` on any text never panics, and an id it accepts is one that
 /// `write_request_id` writes back the same way when it has no leading '+' or zeros.
