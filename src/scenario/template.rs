@@ -262,12 +262,12 @@ fn parse_variable(inner: &str, names: &dyn Names, offset: usize) -> Result<Part,
         "random" => {
             arity(1)?;
             let len = number(args[0])?;
-            if !(1..=65_536).contains(&len) {
+            let Some(len) = u16::try_from(len).ok().filter(|n| *n >= 1) else {
                 return Err(err(format!(
-                    "`{{{{random {len}}}}}`: the length must be between 1 and 65536"
+                    "`{{{{random {len}}}}}`: the length must be between 1 and 65535"
                 )));
-            }
-            Part::Random(len as u16)
+            };
+            Part::Random(len)
         }
         "random_int" => {
             arity(2)?;
@@ -326,6 +326,17 @@ mod tests {
             &mut out,
         );
         out
+    }
+
+    /// Found by the `template` fuzz target
+    /// (fuzz/regressions/template-random-65536-renders-empty.bin): 65 536 was accepted and
+    /// stored in 16 bits as 0, so `{{random 65536}}` rendered nothing.
+    #[test]
+    fn fuzz_template_random_65536_renders_empty() {
+        assert!(Template::compile("{{random 65536}}", &env).is_err());
+        let t = Template::compile("{{random 65535}}", &env).unwrap();
+        assert_eq!(render(&t, 0, 0).len(), 65_535);
+        assert!(Template::compile("{{random 0}}", &env).is_err());
     }
 
     #[test]
