@@ -42,10 +42,14 @@ pub struct Feed {
     pub rows: Vec<Box<[Box<str>]>>,
 }
 
+/// The largest feed file read (its rows are held in memory).
+pub const MAX_FEED: u64 = 256 << 20;
+
 impl Feed {
     /// Reads `file` (a header row, then one row per record, every row as wide as the header).
     pub fn load(file: &Path, mode: Mode) -> Result<Feed, String> {
-        let mut reader = csv::Reader::from_path(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let bytes = super::read_bounded(file, MAX_FEED)?;
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
         let columns: Vec<String> = reader
             .headers()
             .map_err(|e| format!("{}: {e}", file.display()))?

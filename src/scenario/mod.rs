@@ -570,14 +570,7 @@ impl Validator<'_> {
                 .map_err(|e| format!("{what}: not base64 ({e}); {FORMS}"))
         } else if let Some(file) = data.strip_prefix("file:") {
             let path = self.path.parent().unwrap_or(Path::new(".")).join(file);
-            match std::fs::metadata(&path) {
-                Ok(m) if m.len() > MAX_BINARY => Err(format!(
-                    "{what}: {} is {} bytes: expected at most {MAX_BINARY} (16 MiB)",
-                    path.display(),
-                    m.len()
-                )),
-                _ => std::fs::read(&path).map_err(|e| format!("{what}: cannot read {}: {e}", path.display())),
-            }
+            read_bounded(&path, MAX_BINARY).map_err(|e| format!("{what}: {e}"))
         } else {
             Err(format!("{what}: unknown form {data:?}; {FORMS}"))
         };
@@ -1480,6 +1473,24 @@ pub const CLOSE_CODE_EXPECTED: &str =
     "expected a close code that may be sent: 1000-1003, 1007-1014 or 3000-4999";
 
 /// Checks a target URL: ws:// or wss:// with a host.
+/// Reads a file the scenario names, refusing one larger than `limit` bytes without reading
+/// past it (a device such as /dev/zero has no size to check first).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{} is larger than {}: expected at most that",
+            path.display(),
+            bytesize::ByteSize::b(limit).display().iec()
+        ));
+    }
+    Ok(bytes)
+}
+
 pub fn check_url(text: &str) -> Result<(), String> {
     const EXPECTED: &str = "expected \"embedded\" or a URL such as \"ws://127.0.0.1:9001/ws\"";
     let uri: http::Uri = text

@@ -568,3 +568,30 @@ fn the_target_url_takes_environment_variables() {
     );
     assert!(!e.contains("t0k3n"), "{e}");
 }
+
+/// Found by checking the fuzz targets' inputs by hand (fuzz/regressions/scenario-*-dev-zero-oom.bin):
+/// a file the scenario names was read whole, so /dev/zero (no size to check) ran out of memory.
+#[test]
+fn fuzz_scenario_dev_zero_oom() {
+    let send = "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"";
+    for (text, key) in [
+        (
+            BASE.replace(send, "send_binary = \"file:/dev/zero\""),
+            "steps.send_binary",
+        ),
+        (format!("{BASE}\n[feed]\nfile = \"/dev/zero\"\n"), "feed"),
+        (
+            format!(
+                "{}\n[tls]\nca_file = \"/dev/zero\"\n",
+                BASE.replace("ws://", "wss://")
+            ),
+            "tls.ca_file",
+        ),
+    ] {
+        let e = parse_str(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("/dev/zero is larger than") && e.contains(key),
+            "{key}: {e}"
+        );
+    }
+}

@@ -79,7 +79,8 @@ pub fn build(options: &TlsOptions) -> Result<Tls, (&'static str, String)> {
     let config = match (&options.client_cert, &options.client_key) {
         (Some(cert), Some(key)) => {
             let certs = read_certs(cert).map_err(|e| ("tls.client_cert", e))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+            let pem = super::read_bounded(key, MAX_PEM).map_err(|e| ("tls.client_key", e))?;
+            let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
                 (
                     "tls.client_key",
                     format!("{}: {e}: expected a PEM private key", key.display()),
@@ -108,9 +109,13 @@ pub fn build(options: &TlsOptions) -> Result<Tls, (&'static str, String)> {
     })
 }
 
+/// The largest PEM file (certificates, key) read: far above any real bundle.
+const MAX_PEM: u64 = 16 << 20;
+
 fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    let pem = super::read_bounded(file, MAX_PEM)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}: expected PEM certificates", file.display()))?;
     if certs.is_empty() {
         return Err(format!(
