@@ -38,18 +38,24 @@ fn builtin_target() -> (tokio::runtime::Runtime, target::Server) {
     (rt, server)
 }
 
-fn start(dir: &Path, url: &str) -> (Child, std::path::PathBuf) {
+/// `wsstorm run` of the scenario against `url`, written into `dir`, with results in `out`.
+fn run_command(dir: &Path, url: &str, out: &Path) -> Command {
     let scenario = dir.join("durable.toml");
     std::fs::write(&scenario, SCENARIO.replace("TARGET", url)).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wsstorm"));
+    command.args([
+        "run",
+        scenario.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    command
+}
+
+fn start(dir: &Path, url: &str) -> (Child, std::path::PathBuf) {
     let out = dir.join("out");
-    let child = Command::new(env!("CARGO_BIN_EXE_wsstorm"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let child = run_command(dir, url, &out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -183,21 +189,10 @@ fn sigterm_writes_complete_reports() {
 fn an_unwritable_results_directory_is_refused_before_anything_is_sent() {
     let (_rt, server) = builtin_target();
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = tmp.path().join("durable.toml");
-    std::fs::write(&scenario, SCENARIO.replace("TARGET", &server.url())).unwrap();
     // A regular file where the directory should go: no one, not even root, can create it.
     std::fs::write(tmp.path().join("file"), "x").unwrap();
     let out = tmp.path().join("file/out");
-    let o = Command::new(env!("CARGO_BIN_EXE_wsstorm"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let o = run_command(tmp.path(), &server.url(), &out).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("file/out"), "names the directory: {err}");

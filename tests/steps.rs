@@ -180,17 +180,23 @@ sleep = "20ms"
     );
 }
 
+/// Two clients send requests the server answers as `op` says, each expecting a stream of
+/// replies up to the one marked final.
+async fn run_stream(op: &str) -> wsstorm::run::RunResult {
+    let (addr, _seen) = scripted_server().await;
+    let toml = scenario(&format!(
+        r#"[[steps]]
+send = '{{"id":"{{{{id}}}}","op":"{op}"}}'
+expect = "stream"
+last = {{ pointer = "/final", equals = true }}
+"#
+    ));
+    run(plan(&toml, &format!("ws://{addr}/"))).await.0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_is_one_answered_request_timed_to_its_first_and_last_reply() {
-    let (addr, _seen) = scripted_server().await;
-    let toml = scenario(
-        r#"[[steps]]
-send = '{"id":"{{id}}","op":"stream"}'
-expect = "stream"
-last = { pointer = "/final", equals = true }
-"#,
-    );
-    let (r, _dir) = run(plan(&toml, &format!("ws://{addr}/"))).await;
+    let r = run_stream("stream").await;
     let c = &r.totals.counts;
     assert_requests_reconcile(&r);
     assert!(c.requests >= 10, "{c:?}");
@@ -215,15 +221,7 @@ last = { pointer = "/final", equals = true }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_without_its_last_reply_times_out() {
-    let (addr, _seen) = scripted_server().await;
-    let toml = scenario(
-        r#"[[steps]]
-send = '{"id":"{{id}}","op":"nofinal"}'
-expect = "stream"
-last = { pointer = "/final", equals = true }
-"#,
-    );
-    let (r, _dir) = run(plan(&toml, &format!("ws://{addr}/"))).await;
+    let r = run_stream("nofinal").await;
     let c = &r.totals.counts;
     assert_requests_reconcile(&r);
     assert_eq!(c.answered, 0, "{c:?}");

@@ -155,6 +155,35 @@ pub struct Totals {
     pub push_latency: Latency,
 }
 
+/// The latency histograms summary.json keeps, each under its field's name: one list for
+/// writing a summary and for reading shards' back (merge).
+macro_rules! named_latencies {
+    ($($field:ident),* $(,)?) => {
+        impl Totals {
+            pub fn latencies(&self) -> impl Iterator<Item = (&'static str, &Latency)> {
+                [$((stringify!($field), &self.$field)),*].into_iter()
+            }
+
+            pub fn latencies_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Latency)> {
+                [$((stringify!($field), &mut self.$field)),*].into_iter()
+            }
+        }
+    };
+}
+
+named_latencies!(
+    rtt,
+    rtt_corrected,
+    rtt_first,
+    wait_time,
+    connect_time,
+    connect_tcp,
+    connect_upgrade,
+    reconnect_time,
+    ping_rtt,
+    push_latency,
+);
+
 impl Totals {
     /// Folds one event in. Returns the rtt it carried, if any, for windowed histograms.
     pub fn apply(&mut self, event: Event) -> Option<u64> {

@@ -138,18 +138,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         reconnect_attempts: attempts,
         ..Totals::default()
     };
-    for (name, slot) in [
-        ("rtt", &mut totals.rtt),
-        ("rtt_corrected", &mut totals.rtt_corrected),
-        ("rtt_first", &mut totals.rtt_first),
-        ("wait_time", &mut totals.wait_time),
-        ("connect_time", &mut totals.connect_time),
-        ("connect_tcp", &mut totals.connect_tcp),
-        ("connect_upgrade", &mut totals.connect_upgrade),
-        ("reconnect_time", &mut totals.reconnect_time),
-        ("ping_rtt", &mut totals.ping_rtt),
-        ("push_latency", &mut totals.push_latency),
-    ] {
+    for (name, slot) in totals.latencies_mut() {
         if let Some(h) = latency.get(name) {
             *slot = h.clone();
         }

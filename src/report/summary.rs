@@ -216,21 +216,10 @@ impl Summary {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            latency: [
-                ("rtt", &totals.rtt),
-                ("rtt_corrected", &totals.rtt_corrected),
-                ("rtt_first", &totals.rtt_first),
-                ("wait_time", &totals.wait_time),
-                ("connect_time", &totals.connect_time),
-                ("connect_tcp", &totals.connect_tcp),
-                ("connect_upgrade", &totals.connect_upgrade),
-                ("reconnect_time", &totals.reconnect_time),
-                ("ping_rtt", &totals.ping_rtt),
-                ("push_latency", &totals.push_latency),
-            ]
-            .into_iter()
-            .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
-            .collect(),
+            latency: totals
+                .latencies()
+                .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
+                .collect(),
             reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
             chaos: chaos.iter().map(Chaos::describe).collect(),
             exec: info.exec,
@@ -278,18 +267,14 @@ impl Summary {
             "replies     {} late, {} duplicate, {} unmatched",
             c.late, c.duplicate, c.unmatched
         );
-        if c.check_failures + c.stream_parts > 0 || self.latency.get("rtt_first").is_some_and(|l| l.count > 0)
-        {
-            let first = self
-                .latency
-                .get("rtt_first")
-                .filter(|l| l.count > 0)
-                .map_or(String::new(), |l| {
-                    format!(
-                        "; streams: first reply p50 {:.2} ms, p99 {:.2} ms",
-                        l.p50_ms, l.p99_ms
-                    )
-                });
+        let streams = self.latency.get("rtt_first").filter(|l| l.count > 0);
+        if c.check_failures + c.stream_parts > 0 || streams.is_some() {
+            let first = streams.map_or(String::new(), |l| {
+                format!(
+                    "; streams: first reply p50 {:.2} ms, p99 {:.2} ms",
+                    l.p50_ms, l.p99_ms
+                )
+            });
             let _ = writeln!(
                 s,
                 "checks      {} answered requests failed a check{first}",

@@ -159,27 +159,17 @@ pub fn parse(
             }
             // The URL takes feed values: each client's must be a valid URL.
             if let Some(url) = plan.connect.url.as_ref().filter(|t| t.uses_feed()) {
-                let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0);
                 for (n, row) in feed.rows.iter().enumerate() {
-                    let mut text = String::new();
-                    let mut ctx = template::RenderCtx {
-                        client: 0,
-                        seq: 0,
-                        rng: &mut rng,
-                        row,
-                    };
-                    url.render(&mut ctx, &mut text);
-                    if let Err(e) = check_url(&text)
-                        .map_err(|e| e.replace(&format!("{text:?}"), &format!("{:?}", url.source())))
-                    {
+                    if let Err(e) = check_url(&url.render_detached(0, 0, row, 0)) {
                         return Err(ScenarioErrors(vec![ScenarioError::at(
                             path,
                             source,
                             file_span.clone().expect("a feed table"),
                             format!(
-                                "feed.file: {}:{}: this row makes the target URL invalid ({e}): expected values a URL can carry (percent-encode them in the file)",
+                                "feed.file: {}:{}: this row makes the target URL invalid ({:?} {e}): expected values a URL can carry (percent-encode them in the file)",
                                 feed.file.display(),
-                                n + 2
+                                n + 2,
+                                url.source()
                             ),
                         )]));
                     }
@@ -285,20 +275,6 @@ struct Validator<'a> {
     url: Option<Template>,
     /// A `wait_for` step's timeout when it names none: the correlation timeout.
     wait_timeout: Duration,
-}
-
-/// A template's text for client 0 without a feed row (the target URL's fixed parts).
-fn render_once(template: &Template) -> String {
-    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0);
-    let mut out = String::new();
-    let mut ctx = template::RenderCtx {
-        client: 0,
-        seq: 0,
-        rng: &mut rng,
-        row: &[],
-    };
-    template.render(&mut ctx, &mut out);
-    out
 }
 
 impl Validator<'_> {
@@ -478,7 +454,8 @@ impl Validator<'_> {
                 }
                 per_client = Some(template.clone());
             }
-            resolved = render_once(&template);
+            // The fixed parts (the authority the clients connect to): client 0, no feed row.
+            resolved = template.render_detached(0, 0, &[], 0);
             resolved.as_str()
         } else {
             text
@@ -492,8 +469,7 @@ impl Validator<'_> {
                     Some(t) => t.clone(),
                     None => raw.target.get_ref().clone(),
                 };
-                let e = e.replace(&format!("{text:?}"), &format!("{written:?}"));
-                self.target_error(span, format!("target: {e}"), &written);
+                self.target_error(span, format!("target: {written:?} {e}"), &written);
                 None
             }
         }
@@ -552,16 +528,17 @@ impl Validator<'_> {
             "expected \"hex:00ff…\", \"base64:AAE=…\" or \"file:frame.bin\" (relative to the scenario)";
         let data = text.get_ref();
         let bytes = if let Some(hex) = data.strip_prefix("hex:") {
-            let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            let decoded: Option<Vec<u8>> = (digits.len().is_multiple_of(2)
-                && digits.iter().all(u8::is_ascii_hexdigit))
-            .then(|| {
-                digits
-                    .chunks(2)
-                    .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-                    .collect()
-            })
-            .flatten();
+            // Each digit's value (None at the first character that is not one), then pairs.
+            let digits: Option<Vec<u8>> = hex
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .map(|c| c.to_digit(16).map(|d| d as u8))
+                .collect();
+            let decoded = digits.filter(|d| d.len().is_multiple_of(2)).map(|d| {
+                d.chunks(2)
+                    .map(|pair| pair[0] << 4 | pair[1])
+                    .collect::<Vec<u8>>()
+            });
             decoded.ok_or_else(|| format!("{what}: not an even number of hex digits (0-9, a-f); {FORMS}"))
         } else if let Some(b64) = data.strip_prefix("base64:") {
             use base64::Engine as _;
@@ -1491,21 +1468,19 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Checks a target URL; an error says what is wrong after the URL, which the caller shows as it
+/// chooses (as written, so that no value put into it is printed).
 pub fn check_url(text: &str) -> Result<(), String> {
     const EXPECTED: &str = "expected \"embedded\" or a URL such as \"ws://127.0.0.1:9001/ws\"";
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a URL: {EXPECTED}"))?;
+    let uri: http::Uri = text.parse().map_err(|_| format!("is not a URL: {EXPECTED}"))?;
     match uri.scheme_str() {
         Some("ws" | "wss") => {}
         _ => {
-            return Err(format!(
-                "{text:?} does not start with ws:// or wss://: {EXPECTED}"
-            ));
+            return Err(format!("does not start with ws:// or wss://: {EXPECTED}"));
         }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{text:?} has no host: {EXPECTED}"));
+        return Err(format!("has no host: {EXPECTED}"));
     }
     Ok(())
 }

@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rand::RngExt;
 use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 /// The forms a user may write, for error messages.
 pub const EXPECTED: &str = "expected one of {{id}}, {{client}}, {{seq}}, {{timestamp}}, \
@@ -181,6 +181,21 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
     }
 
+    /// The text for `client` and `seq` with `row`, outside any connection (when a scenario is
+    /// checked, in tests), random parts drawn from `seed`.
+    pub fn render_detached(&self, client: u64, seq: u64, row: &[Box<str>], seed: u64) -> String {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut out = String::new();
+        let mut ctx = RenderCtx {
+            client,
+            seq,
+            rng: &mut rng,
+            row,
+        };
+        self.render(&mut ctx, &mut out);
+        out
+    }
+
     /// Appends the rendered text to `out`.
     pub fn render(&self, ctx: &mut RenderCtx<'_>, out: &mut String) {
         for part in &self.parts {
@@ -307,25 +322,13 @@ fn parse_variable(inner: &str, names: &dyn Names, offset: usize) -> Result<Part,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn env(name: &str) -> Option<String> {
         (name == "TOKEN").then(|| "s3cret".to_string())
     }
 
     fn render(t: &Template, client: u64, seq: u64) -> String {
-        let mut rng = SmallRng::seed_from_u64(1);
-        let mut out = String::new();
-        t.render(
-            &mut RenderCtx {
-                client,
-                seq,
-                rng: &mut rng,
-                row: &[],
-            },
-            &mut out,
-        );
-        out
+        t.render_detached(client, seq, &[], 1)
     }
 
     /// Found by the `template` fuzz target

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes
 use super::Shared;
 use super::client::{ClientCtl, ClientState};
 use super::connect::Ws;
-use super::pending::{Kept, Pending};
+use super::pending::{Judged, Kept, Pending};
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event, Reply};
 use crate::scenario::check;
@@ -195,7 +195,8 @@ impl Conn<'_> {
         }
         let shared = self.shared;
         let events = &shared.events;
-        let program: Vec<&Step> = shared.setup.iter().chain(shared.steps.iter()).collect();
+        // The program: the setup steps, then the loop's (`Shared::step`).
+        let program_len = shared.setup.len() + shared.steps.len();
         let loop_start = shared.setup.len();
         let deadline_after = shared.correlation.as_ref().map_or(Duration::MAX, |c| c.timeout);
         let mut heart = shared.heartbeat.map(|h| Heart {
@@ -220,7 +221,7 @@ impl Conn<'_> {
         loop {
             // Outcomes of the last turn go to requests.csv (nothing to do when it is off).
             self.flush_log(state.index as u32).await;
-            while !stopping && closing.is_none() && block == Block::Ready && step < program.len() {
+            while !stopping && closing.is_none() && block == Block::Ready && step < program_len {
                 if step == loop_start && self.in_setup {
                     self.in_setup = false;
                     self.replay(ws, state).await?;
@@ -240,7 +241,7 @@ impl Conn<'_> {
                         continue;
                     }
                 }
-                match program[step] {
+                match shared.step(step) {
                     Step::Send { template, expect } => {
                         state.next_seq += 1;
                         let seq = state.next_seq;
@@ -309,7 +310,7 @@ impl Conn<'_> {
                     }
                 }
                 step += 1;
-                if step == program.len() {
+                if step == program_len {
                     step = loop_start;
                     if let Some(p) = state.pace.as_mut() {
                         p.lateness = None;
@@ -452,7 +453,7 @@ impl Conn<'_> {
                         (Reply::Answered { .. }, Block::Reply(seq)) if !self.pending.contains(seq) => block = Block::Ready,
                         // A message that settles none of this connection's requests.
                         (Reply::Push { .. } | Reply::Unmatched, Block::Message(until)) => {
-                            if let (Step::WaitFor { check, timeout }, Some(text)) = (program[usize::from(self.wait_step)], text)
+                            if let (Step::WaitFor { check, timeout }, Some(text)) = (shared.step(usize::from(self.wait_step)), text)
                                 && check::all_hold(std::slice::from_ref(check), text)
                             {
                                 waited_us = Some(now.saturating_duration_since(until - *timeout).as_micros() as u64);
@@ -564,25 +565,9 @@ impl Conn<'_> {
             };
             match ours {
                 Some(Some((client, seq))) if client == state.index => {
-                    let expect =
-                        self.pending
-                            .step_of(seq)
-                            .and_then(|i| match self.shared.step(usize::from(i)) {
-                                Step::Send { expect, .. } => expect.as_ref(),
-                                _ => None,
-                            });
-                    let Some(expect) = expect else {
-                        // Late, duplicate or unknown.
-                        return self.pending.resolve(seq, now, false, false);
-                    };
-                    let json = check::json_for(expect.checks.iter().chain(&expect.last), text);
-                    if let Some(last) = &expect.last
-                        && !last.holds(text, json.as_ref())
-                    {
-                        return self.pending.part(seq, now);
-                    }
-                    let failed = !expect.checks.iter().all(|c| c.holds(text, json.as_ref()));
-                    return self.pending.resolve(seq, now, expect.last.is_some(), failed);
+                    return self
+                        .pending
+                        .resolve(seq, now, |step| judge(shared.step(usize::from(step)), text));
                 }
                 Some(_) => return Reply::Unmatched,
                 None => {}
@@ -616,6 +601,27 @@ impl Conn<'_> {
             repeated,
             latency_us,
         }
+    }
+}
+
+/// What `text` is to the request step `step` sent: a stream's part or the answer, and whether
+/// it passes the step's checks (the reply is parsed as JSON only when a check needs it).
+fn judge(step: &Step, text: &str) -> Judged {
+    let Step::Send {
+        expect: Some(expect), ..
+    } = step
+    else {
+        return Judged::PLAIN;
+    };
+    let json = check::json_for(expect.checks.iter().chain(&expect.last), text);
+    if let Some(last) = &expect.last
+        && !last.holds(text, json.as_ref())
+    {
+        return Judged::Part;
+    }
+    Judged::Answer {
+        stream: expect.last.is_some(),
+        failed: !expect.checks.iter().all(|c| c.holds(text, json.as_ref())),
     }
 }
 

@@ -35,6 +35,23 @@ struct Waiting {
     first: Option<Instant>,
 }
 
+/// What a reply is to the request it carries the id of, judged by the step that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    /// A reply of a stream before its last.
+    Part,
+    /// The answer (a stream's last reply); `failed` when it failed one of the step's checks.
+    Answer { stream: bool, failed: bool },
+}
+
+impl Judged {
+    /// The one reply of a plain request, with nothing to check.
+    pub const PLAIN: Judged = Judged::Answer {
+        stream: false,
+        failed: false,
+    };
+}
+
 /// A request kept to be sent again after a reconnect (`replay_in_flight`).
 #[derive(Debug, Clone)]
 pub struct Kept {
@@ -101,23 +118,6 @@ impl Pending {
         });
     }
 
-    /// The step that sent `seq`, while it waits for its reply.
-    pub fn step_of(&self, seq: u64) -> Option<u16> {
-        self.waiting.iter().find(|w| w.seq == seq).map(|w| w.step)
-    }
-
-    /// A reply to stream request `seq` that is not its last, at `now` (the first one's time
-    /// is kept for the answer).
-    pub fn part(&mut self, seq: u64, now: Instant) -> Reply {
-        match self.waiting.iter_mut().find(|w| w.seq == seq) {
-            Some(w) => {
-                w.first.get_or_insert(now);
-                Reply::Part
-            }
-            None => Reply::Unmatched,
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
@@ -127,10 +127,19 @@ impl Pending {
         self.waiting.front().map(|w| w.sent + timeout)
     }
 
-    /// Classifies a reply carrying request `seq`, received at `now`: the answer (the last
-    /// reply of a `stream`), which failed its checks when `failed`.
-    pub fn resolve(&mut self, seq: u64, now: Instant, stream: bool, failed: bool) -> Reply {
+    /// Classifies a reply carrying request `seq`, received at `now`. While the request waits,
+    /// `judge` says, from the step that sent it, what the reply is to it (one lookup per
+    /// reply, whatever the step asks of it).
+    pub fn resolve(&mut self, seq: u64, now: Instant, judge: impl FnOnce(u16) -> Judged) -> Reply {
         if let Some(i) = self.waiting.iter().position(|w| w.seq == seq) {
+            let (stream, failed) = match judge(self.waiting[i].step) {
+                Judged::Part => {
+                    // The first one's time is kept for the answer.
+                    self.waiting[i].first.get_or_insert(now);
+                    return Reply::Part;
+                }
+                Judged::Answer { stream, failed } => (stream, failed),
+            };
             let w = self.waiting.remove(i).expect("index from position");
             self.remember(seq);
             let since = |t: Instant| now.saturating_duration_since(t).as_micros() as u64;
@@ -229,7 +238,7 @@ mod tests {
         p.insert(2, 0, t0, None, None);
         p.insert(3, 0, t0, None, Some("three".into()));
         assert!(matches!(
-            p.resolve(3, t0 + Duration::from_millis(5), false, false),
+            p.resolve(3, t0 + Duration::from_millis(5), |_| Judged::PLAIN),
             Reply::Answered {
                 rtt_us: 5000,
                 corrected_us: None,
@@ -237,21 +246,21 @@ mod tests {
             }
         ));
         assert!(matches!(
-            p.resolve(1, t0 + Duration::from_millis(7), false, false),
+            p.resolve(1, t0 + Duration::from_millis(7), |_| Judged::PLAIN),
             Reply::Answered {
                 rtt_us: 7000,
                 corrected_us: None,
                 ..
             }
         ));
-        assert_eq!(p.resolve(1, t0, false, false), Reply::Duplicate);
-        assert_eq!(p.resolve(99, t0, false, false), Reply::Unmatched);
+        assert_eq!(p.resolve(1, t0, |_| Judged::PLAIN), Reply::Duplicate);
+        assert_eq!(p.resolve(99, t0, |_| Judged::PLAIN), Reply::Unmatched);
         assert_eq!(p.next_deadline(T), Some(t0 + T));
         assert_eq!(p.expire(t0 + T - Duration::from_millis(1), T), 0);
         assert_eq!(p.expire(t0 + T, T), 1);
-        assert_eq!(p.resolve(2, t0 + T * 2, false, false), Reply::Late);
+        assert_eq!(p.resolve(2, t0 + T * 2, |_| Judged::PLAIN), Reply::Late);
         assert_eq!(
-            p.resolve(2, t0 + T * 2, false, false),
+            p.resolve(2, t0 + T * 2, |_| Judged::PLAIN),
             Reply::Duplicate,
             "a late reply is counted once"
         );
@@ -264,10 +273,10 @@ mod tests {
         let mut p = Pending::default();
         for seq in 0..1000 {
             p.insert(seq, 0, t0, None, None);
-            p.resolve(seq, t0, false, false);
+            p.resolve(seq, t0, |_| Judged::PLAIN);
         }
         assert_eq!(p.recent.len(), RECENT);
-        assert_eq!(p.resolve(0, t0, false, false), Reply::Unmatched);
-        assert_eq!(p.resolve(999, t0, false, false), Reply::Duplicate);
+        assert_eq!(p.resolve(0, t0, |_| Judged::PLAIN), Reply::Unmatched);
+        assert_eq!(p.resolve(999, t0, |_| Judged::PLAIN), Reply::Duplicate);
     }
 }
