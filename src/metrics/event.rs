@@ -193,6 +193,8 @@ pub enum Event {
     /// one before was still waiting for its reply (its requests' corrected rtt counts the
     /// wait), or there was no connection when they fell due (they are skipped).
     LateSends(u32),
+    /// A request was not sent: its connection had `max_in_flight` requests waiting.
+    Capped,
     /// A `wait_for` step saw its message after this long.
     WaitedFor {
         us: u64,

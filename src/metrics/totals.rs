@@ -67,6 +67,8 @@ counts! {
     replayed,
     /// Under an open rate: passes of the step loop that began later than they were due.
     late_sends,
+    /// Requests not sent because their connection had `max_in_flight` requests waiting.
+    capped,
     /// Answered requests whose reply failed one of the step's checks.
     check_failures,
     /// Replies of streams before their last.
@@ -278,6 +280,7 @@ impl Totals {
             Event::BackoffEnded => c.backoffs_ended += 1,
             Event::TimedOut(n) => c.timeouts += u64::from(n),
             Event::LateSends(n) => c.late_sends += u64::from(n),
+            Event::Capped => c.capped += 1,
             Event::WaitedFor { us } => {
                 c.waits += 1;
                 self.wait_time.record_us(us);
@@ -345,6 +348,7 @@ impl Totals {
             Metric::PushGaps => c.push_gaps,
             Metric::PushDuplicates => c.push_duplicates,
             Metric::LateSends => c.late_sends,
+            Metric::Capped => c.capped,
             Metric::CheckFailures => c.check_failures,
             Metric::WaitTimeouts => c.wait_timeouts,
             Metric::Rtt

@@ -295,6 +295,13 @@ impl Summary {
                 c.late_sends
             );
         }
+        if c.capped > 0 {
+            let _ = writeln!(
+                s,
+                "capped      {} requests not sent: their connection had correlation.max_in_flight requests waiting",
+                c.capped
+            );
+        }
         let _ = writeln!(
             s,
             "messages    {} sent, {} received ({} / {} bytes)",

@@ -40,6 +40,11 @@ use crate::target::Behaviour;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CORRELATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests of one connection waiting for their reply at once, unless the scenario says
+/// otherwise: far more than a request/response client keeps, and a bound (about 100 KiB of
+/// pending table a connection) when a server stops answering a loop that does not wait.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+pub const MAX_IN_FLIGHT: u32 = 1_000_000;
 /// How long a `wait_for` step waits without a timeout of its own or a correlation timeout.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message and frame a server may send, unless the scenario says otherwise: far
@@ -516,9 +521,25 @@ impl Validator<'_> {
             Some(t) => self.positive_duration(t, "correlation.timeout")?,
             None => DEFAULT_CORRELATION_TIMEOUT,
         };
+        let max_in_flight = match &c.max_in_flight {
+            None => DEFAULT_MAX_IN_FLIGHT,
+            Some(n) => {
+                match u32::try_from(*n.get_ref()) {
+                    Ok(n @ 1..=MAX_IN_FLIGHT) => n,
+                    _ => {
+                        self.error(
+                        n.span(),
+                        format!("correlation.max_in_flight: expected 1 to {MAX_IN_FLIGHT} requests per connection"),
+                    );
+                        return None;
+                    }
+                }
+            }
+        };
         Some(Correlation {
             request_id: request_id?,
             timeout,
+            max_in_flight,
         })
     }
 

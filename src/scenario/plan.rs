@@ -341,6 +341,10 @@ pub struct Connect {
 pub struct Correlation {
     pub request_id: IdFinder,
     pub timeout: Duration,
+    /// At most this many requests of one connection wait for their reply at once; a request
+    /// beyond it is not sent (counted in `capped`), so a server that never answers costs a
+    /// bounded table whatever the timeout and the rate.
+    pub max_in_flight: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -492,9 +496,10 @@ impl fmt::Display for Plan {
         match &self.correlation {
             Some(c) => writeln!(
                 f,
-                "correlate  id at {} , timeout {}",
+                "correlate  id at {}, timeout {}, at most {} in flight per connection",
                 c.request_id,
-                show(c.timeout)
+                show(c.timeout),
+                c.max_in_flight
             )?,
             None => writeln!(f, "correlate  (none: no request expects a reply)")?,
         }

@@ -323,6 +323,10 @@ pub struct RawCorrelation {
     pub request_id_regex: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
+    /// At most this many requests of one connection waiting for their reply (default 1000);
+    /// a request beyond it is not sent, and counted in `capped`.
+    #[schemars(with = "Option<u64>")]
+    pub max_in_flight: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

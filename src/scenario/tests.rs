@@ -46,6 +46,11 @@ fn a_full_scenario_becomes_a_plan() {
     assert_eq!(plan.connect.subprotocols, vec!["json.v1"]);
     assert_eq!(plan.connect.headers[0].1.source(), "Bearer ${env:API_TOKEN}");
     assert_eq!(plan.correlation.as_ref().unwrap().timeout, Duration::from_secs(2));
+    assert_eq!(
+        plan.correlation.as_ref().unwrap().max_in_flight,
+        DEFAULT_MAX_IN_FLIGHT,
+        "the in-flight cap has a default"
+    );
     assert_eq!(plan.steps.len(), 2);
     assert_eq!(plan.thresholds.len(), 2);
     let shown = plan.to_string();
@@ -533,6 +538,14 @@ fn richer_steps_are_checked_and_mistakes_located() {
         (
             BASE.replace("ws://127.0.0.1:9001/ws", "ws://127.0.0.1:9001/ws?id={{id}}"),
             "only after the host and port, and no {{id}}",
+        ),
+        (
+            BASE.replace("timeout = \"2s\"", "timeout = \"2s\"\nmax_in_flight = 0"),
+            "correlation.max_in_flight: expected 1 to 1000000",
+        ),
+        (
+            BASE.replace("timeout = \"2s\"", "timeout = \"2s\"\nmax_in_flight = 4294967297"),
+            "correlation.max_in_flight: expected 1 to 1000000",
         ),
     ] {
         let e = parse_str(&text).unwrap_err().to_string();

@@ -67,6 +67,7 @@ metrics! {
     RttFirst = "rtt_first": Latency,
     WaitTime = "wait_time": Latency,
     WaitTimeouts = "wait_timeouts": Count,
+    Capped = "capped": Count,
 }
 
 impl Metric {

@@ -114,6 +114,9 @@ enum Block {
     Reply(u64),
     /// A `wait_for` step (`Conn::wait_step`), until this time.
     Message(Instant),
+    /// A request that would have waited for its reply was capped: until the pending table
+    /// has room again (a reply or a timeout), so a full table is not a busy loop.
+    Room,
 }
 
 /// Heartbeat state: when the next ping is due, and the ping waiting for its pong.
@@ -199,6 +202,10 @@ impl Conn<'_> {
         let program_len = shared.setup.len() + shared.steps.len();
         let loop_start = shared.setup.len();
         let deadline_after = shared.correlation.as_ref().map_or(Duration::MAX, |c| c.timeout);
+        let max_in_flight = shared
+            .correlation
+            .as_ref()
+            .map_or(usize::MAX, |c| c.max_in_flight as usize);
         let mut heart = shared.heartbeat.map(|h| Heart {
             every: h.every,
             timeout: h.timeout,
@@ -221,6 +228,9 @@ impl Conn<'_> {
         loop {
             // Outcomes of the last turn go to requests.csv (nothing to do when it is off).
             self.flush_log(state.index as u32).await;
+            if block == Block::Room && self.pending.len() < max_in_flight {
+                block = Block::Ready;
+            }
             while !stopping && closing.is_none() && block == Block::Ready && step < program_len {
                 if step == loop_start && self.in_setup {
                     self.in_setup = false;
@@ -242,6 +252,15 @@ impl Conn<'_> {
                     }
                 }
                 match shared.step(step) {
+                    Step::Send {
+                        expect: Some(expect), ..
+                    } if self.pending.len() >= max_in_flight => {
+                        // Not sent: the table is full of requests the server has not answered.
+                        events.send(Event::Capped).await;
+                        if expect.wait || self.in_setup {
+                            block = Block::Room;
+                        }
+                    }
                     Step::Send { template, expect } => {
                         state.next_seq += 1;
                         let seq = state.next_seq;

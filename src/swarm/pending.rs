@@ -122,6 +122,11 @@ impl Pending {
         self.waiting.is_empty()
     }
 
+    /// How many requests are waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// The earliest deadline, if anything is waiting.
     pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
         self.waiting.front().map(|w| w.sent + timeout)
