@@ -8,6 +8,14 @@ use wsstorm::cli::{self, Cli, LogFormat};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // SIGXFSZ ignored: past a file size limit (ulimit -f) a write then fails with EFBIG, which
+    // stops the run with that error and still writes its reports, where the signal would
+    // kill the process.
+    // SAFETY: no other thread exists yet, and ignoring a signal installs no handler code.
+    unsafe {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        let _ = signal(Signal::SIGXFSZ, SigHandler::SigIgn);
+    }
     let default = match cli.verbose {
         0 => "warn",
         1 => "wsstorm=debug,warn",

@@ -16,6 +16,7 @@ use crate::limits;
 use crate::metrics::requests::RequestLog;
 use crate::metrics::{self, Totals};
 use crate::proxy::Proxy;
+use crate::report::requests::RequestsWriter;
 use crate::report::summary::RunInfo;
 use crate::report::{self, Progress, Summary};
 use crate::scenario::{self, Overrides, Plan, ScenarioErrors, Target};
@@ -32,13 +33,16 @@ pub enum RunError {
     /// A valid scenario this machine cannot run as written.
     #[error("{0}")]
     Unusable(String),
+    /// A results file could not be written during the run, which stopped it.
+    #[error("{source}{also}")]
+    WriteFailed { source: std::io::Error, also: String },
 }
 
 impl RunError {
     pub fn exit(&self) -> Exit {
         match self {
             RunError::Invalid(_) | RunError::Unusable(_) => Exit::InvalidInput,
-            RunError::Io { .. } => Exit::RunFailed,
+            RunError::Io { .. } | RunError::WriteFailed { .. } => Exit::RunFailed,
         }
     }
 
@@ -157,8 +161,14 @@ pub async fn execute(
         out.as_deref()
             .map_or_else(|| "under results/".to_string(), |o| o.display().to_string())
     )))?;
-    let writer =
-        report::open_stream(&dir).map_err(RunError::io(format!("cannot write in {}", dir.display())))?;
+    let cannot_write = || format!("cannot write the results in {} (nothing was sent)", dir.display());
+    report::check_space(&dir).map_err(RunError::io(cannot_write()))?;
+    let writer = report::open_stream(&dir).map_err(RunError::io(cannot_write()))?;
+    let requests_file = plan
+        .requests
+        .map(|_| RequestsWriter::create(&dir))
+        .transpose()
+        .map_err(RunError::io(cannot_write()))?;
 
     let embedded = match &plan.target {
         Target::Embedded(behaviour) => Some(
@@ -276,6 +286,7 @@ pub async fn execute(
         plan.load.clone(),
         plan.segment,
         plan.duration,
+        controls.stop.clone(),
     ));
     let mut shared = Shared::new(
         &plan,
@@ -285,11 +296,10 @@ pub async fn execute(
         controls.stop.clone(),
         controls.halt.clone(),
     );
-    let request_writer = plan.requests.map(|filter| {
+    let request_writer = plan.requests.zip(requests_file).map(|(filter, file)| {
         let (log, rows) = RequestLog::new(filter);
         shared.requests = Some(log);
-        let dir = dir.clone();
-        tokio::spawn(async move { report::requests::write(rows, &dir, start).await })
+        tokio::spawn(file.write(rows, start, controls.stop.clone()))
     });
     let shared = Arc::new(shared);
     let around = Surroundings {
@@ -315,9 +325,13 @@ pub async fn execute(
         None => None,
     };
 
+    // A file that could not be written stopped the run: its first error is the run's.
+    let write_error = streamed.err().or(requests_written.and_then(Result::err));
     let verdicts = totals.verdicts(&plan.thresholds);
     let aborted = collected.aborted;
-    let outcome = if controls.interrupted() {
+    let outcome = if write_error.is_some() {
+        Outcome::RunFailed
+    } else if controls.interrupted() {
         Outcome::Interrupted
     } else if totals.counts.connects == 0 && plan.peak_clients() > 0 {
         Outcome::RunFailed
@@ -342,6 +356,7 @@ pub async fn execute(
             .iter()
             .filter(|t| t.insecure)
             .map(|_| "TLS certificates were NOT verified (insecure = true or --insecure): the server's identity is unchecked".to_string())
+            .chain(write_error.as_ref().map(ToString::to_string))
             .collect(),
         outcome: outcome.name().to_string(),
         embedded_server: server,
@@ -350,23 +365,11 @@ pub async fn execute(
         aborted,
     };
     let summary = Summary::new(info, &totals, &verdicts, collected.recovery, &plan.chaos);
-    report::write_reports(&dir, &summary).map_err(RunError::io(format!(
-        "cannot write the summary in {}",
-        dir.display()
-    )))?;
-    streamed.map_err(RunError::io(format!(
-        "writing {} failed",
-        dir.join(report::TIMESERIES).display()
-    )))?;
-    if let Some(written) = requests_written {
-        written.map_err(RunError::io(format!(
-            "writing {} failed",
-            dir.join(report::requests::REQUESTS).display()
-        )))?;
-    }
+    // After a write error, the summary is still attempted (it may fit where a CSV did not).
+    let reports = report::write_reports(&dir, &summary);
     if !quiet {
         print!("\n{}", summary.render_text());
-        if outcome == Outcome::RunFailed {
+        if outcome == Outcome::RunFailed && write_error.is_none() {
             let cause = totals
                 .connect_errors
                 .iter()
@@ -381,6 +384,17 @@ pub async fn execute(
         }
         println!("results     {}", dir.display());
     }
+    if let Some(e) = write_error {
+        let also = reports
+            .err()
+            .map(|r| format!("; the summary could not be written either ({r})"))
+            .unwrap_or_default();
+        return Err(RunError::WriteFailed { source: e, also });
+    }
+    reports.map_err(RunError::io(format!(
+        "cannot write the summary in {}",
+        dir.display()
+    )))?;
     Ok(RunResult {
         dir,
         summary,

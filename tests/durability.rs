@@ -1,11 +1,12 @@
 //! Results survive the end of the process: SIGTERM writes complete reports; after SIGKILL every
 //! CSV is valid up to its last complete row and at most about the last second is missing; an
-//! unwritable results directory is refused before anything is sent.
+//! unwritable results directory or a full disk is refused before anything is sent, and a disk
+//! that fills (or a file size limit reached) during the run stops it with that error.
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use wsstorm::target::{self, Behaviour};
@@ -40,8 +41,14 @@ fn builtin_target() -> (tokio::runtime::Runtime, target::Server) {
 
 /// `wsstorm run` of the scenario against `url`, written into `dir`, with results in `out`.
 fn run_command(dir: &Path, url: &str, out: &Path) -> Command {
-    let scenario = dir.join("durable.toml");
-    std::fs::write(&scenario, SCENARIO.replace("TARGET", url)).unwrap();
+    run_scenario(SCENARIO, dir, url, out)
+}
+
+/// `wsstorm run` of `scenario` (its target `TARGET`) against `url`, with results in `out`.
+fn run_scenario(scenario: &str, dir: &Path, url: &str, out: &Path) -> Command {
+    let file = dir.join("durable.toml");
+    std::fs::write(&file, scenario.replace("TARGET", url)).unwrap();
+    let scenario = file;
     let mut command = Command::new(env!("CARGO_BIN_EXE_wsstorm"));
     command.args([
         "run",
@@ -197,4 +204,135 @@ fn an_unwritable_results_directory_is_refused_before_anything_is_sent() {
     assert!(!o.status.success());
     assert!(err.contains("file/out"), "names the directory: {err}");
     assert_eq!(server.counts().connections, 0, "nothing was sent");
+}
+
+/// A fast loop: requests.csv grows by some hundred KiB a second.
+fn busy() -> String {
+    SCENARIO
+        .replace("clients = 20", "clients = 50")
+        .replace("sleep = \"20ms\"", "sleep = \"1ms\"")
+}
+
+/// Runs `command` with its results on a disk of `size_kib` KiB of which `fill_kib` are taken:
+/// a tmpfs mounted in a mount namespace of the child's own (`unshare --user --map-root-user
+/// --mount`, so no root is needed where user namespaces are allowed, and nothing stays
+/// mounted), on `tmp/disk`. What the run left there is copied to the returned directory before
+/// the namespace goes. None, said on stderr, where this machine permits no such mount.
+fn on_small_disk(tmp: &Path, command: Command, size_kib: u64, fill_kib: u64) -> Option<(Output, PathBuf)> {
+    let disk = tmp.join("disk");
+    let saved = tmp.join("saved");
+    std::fs::create_dir_all(&disk).unwrap();
+    let script = r#"mount -t tmpfs -o size="$1"k tmpfs "$2" || exit 99
+[ "$3" = 0 ] || dd if=/dev/zero of="$2/fill" bs=1024 count="$3" status=none || exit 98
+disk=$2 saved=$4
+shift 4
+"$@"
+rc=$?
+cp -r "$disk/out" "$saved" 2>/dev/null
+exit $rc"#;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--user".into(),
+        "--map-root-user".into(),
+        "--mount".into(),
+        "sh".into(),
+        "-c".into(),
+        script.into(),
+        "sh".into(),
+        size_kib.to_string().into(),
+        disk.clone().into(),
+        fill_kib.to_string().into(),
+        saved.clone().into(),
+        command.get_program().into(),
+    ];
+    args.extend(command.get_args().map(Into::into));
+    let o = Command::new("unshare").args(args).output();
+    match o {
+        Ok(o) if matches!(o.status.code(), Some(98 | 99)) || o.status.code().is_none() => {
+            eprintln!(
+                "skipped: cannot mount a tmpfs in a user namespace here: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run unshare: {e}");
+            None
+        }
+        Ok(o) => Some((o, saved)),
+    }
+}
+
+#[test]
+fn a_full_disk_is_refused_before_anything_is_sent() {
+    let (_rt, server) = builtin_target();
+    let tmp = tempfile::tempdir().unwrap();
+    let command = run_command(tmp.path(), &server.url(), &tmp.path().join("disk/out"));
+    // 2 MiB with 1.8 MiB taken: less than the 1 MiB the reports need.
+    let Some((o, _)) = on_small_disk(tmp.path(), command, 2048, 1848) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("disk/out") && err.contains("free") && err.contains("nothing was sent"),
+        "names the directory and says why: {err}"
+    );
+    assert_eq!(server.counts().connections, 0, "nothing was sent");
+}
+
+/// What a run stopped by a write error must show: exit 1 well before its 60 s, the error
+/// naming requests.csv on stderr, and its complete rows valid.
+fn assert_stopped_by_write_error(o: &Output, took: Duration, out: &Path, error: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("requests.csv") && err.contains(error) && err.contains("the run was stopped"),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_secs(40),
+        "stopped early, after {took:?}: {err}"
+    );
+    let rows = complete_rows(&out.join("requests.csv"));
+    assert!(rows.len() > 1000, "{} rows", rows.len());
+    complete_rows(&out.join("timeseries.csv"));
+    complete_rows(&out.join("connections.csv"));
+}
+
+#[test]
+fn a_disk_that_fills_during_the_run_stops_it_with_the_error() {
+    let (_rt, server) = builtin_target();
+    let tmp = tempfile::tempdir().unwrap();
+    let command = run_scenario(&busy(), tmp.path(), &server.url(), &tmp.path().join("disk/out"));
+    let started = Instant::now();
+    // 1.5 MiB free: enough to start, filled by requests.csv within seconds.
+    let Some((o, saved)) = on_small_disk(tmp.path(), command, 1536, 0) else {
+        return;
+    };
+    assert_stopped_by_write_error(&o, started.elapsed(), &saved, "No space left on device");
+    assert!(server.counts().connections > 0);
+}
+
+#[test]
+fn a_file_size_limit_reached_during_the_run_stops_it_with_the_error() {
+    use std::os::unix::process::CommandExt;
+    let (_rt, server) = builtin_target();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut command = run_scenario(&busy(), tmp.path(), &server.url(), &out);
+    // SAFETY: only setrlimit between fork and exec. wsstorm ignores SIGXFSZ itself, so the
+    // write fails with EFBIG instead of the signal killing the process.
+    unsafe {
+        command.pre_exec(|| rlimit::setrlimit(rlimit::Resource::FSIZE, 256 << 10, 256 << 10));
+    }
+    let started = Instant::now();
+    let o = command.output().unwrap();
+    assert_stopped_by_write_error(&o, started.elapsed(), &out, "File too large");
+    // The summary still went out (it is far below the limit), saying what happened.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "run_failed");
+    let warnings = summary["warnings"].to_string();
+    assert!(warnings.contains("requests.csv"), "{warnings}");
+    support::check_schema(&summary);
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Output;
 use crate::scenario::Load;
@@ -57,23 +58,68 @@ pub fn results_dir(out: Option<&Path>, name: &str, started: DateTime<Utc>) -> io
     Ok(dir)
 }
 
+/// The least free space a results directory's filesystem must have when a run starts: the
+/// summary, report and CSV files of a short run fit in it several times over. A run that fills
+/// the disk later is stopped by its first failed write.
+pub const MIN_FREE: u64 = 1 << 20;
+
+/// Refuses a results directory on a full (or nearly full) filesystem, before anything is sent.
+pub fn check_space(dir: &Path) -> io::Result<()> {
+    let fs = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    // Both are u64 on Linux, narrower on some other systems.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(fs.blocks_available()).saturating_mul(u64::from(fs.fragment_size()));
+    if free < MIN_FREE {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "its filesystem has only {} free; the reports need at least {}",
+                bytesize::ByteSize(free).display().iec(),
+                bytesize::ByteSize(MIN_FREE).display().iec()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An I/O error on `path`, saying which file it was.
+pub fn on_file(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// The files written while the run goes.
 pub struct Streams {
+    dir: PathBuf,
     timeseries: TimeseriesWriter,
     connections: ConnectionsWriter,
 }
 
-/// Opens the streamed files in `dir` (fails early if they cannot be written).
+/// Opens the streamed files in `dir` (fails early, naming the file, if they cannot be written).
 pub fn open_stream(dir: &Path) -> io::Result<Streams> {
+    let (timeseries, connections) = (dir.join(TIMESERIES), dir.join(CONNECTIONS));
     Ok(Streams {
-        timeseries: TimeseriesWriter::create(&dir.join(TIMESERIES))?,
-        connections: ConnectionsWriter::create(&dir.join(CONNECTIONS))?,
+        dir: dir.to_path_buf(),
+        timeseries: TimeseriesWriter::create(&timeseries).map_err(on_file(&timeseries))?,
+        connections: ConnectionsWriter::create(&connections).map_err(on_file(&connections))?,
     })
+}
+
+/// What a write that failed during the run is reported as: the file, when, and the error.
+pub fn write_failed(path: &Path, elapsed: Duration, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "writing {} failed {:.1}s into the run ({e}): the run was stopped there, and its files end at that point",
+            path.display(),
+            elapsed.as_secs_f64()
+        ),
+    )
 }
 
 /// Writes each output as it arrives and drives the live display; ends when the collector
 /// does. Connection rows are flushed with each one-second sample. A write error ends the
-/// writing and is returned, so the run reports it.
+/// writing, stops the run (`stop`: no data is lost silently) and is returned, so the run
+/// reports it.
 pub async fn stream(
     mut outputs: mpsc::UnboundedReceiver<Output>,
     mut files: Streams,
@@ -81,8 +127,10 @@ pub async fn stream(
     load: Load,
     segment: Option<Segment>,
     planned: Duration,
+    stop: CancellationToken,
 ) -> io::Result<()> {
     let mut result = Ok(());
+    let mut elapsed = Duration::ZERO;
     while let Some(output) = outputs.recv().await {
         match output {
             Output::Sample(sample) => {
@@ -92,23 +140,35 @@ pub async fn stream(
                         .min(planned.saturating_sub(Duration::from_millis(1))),
                 );
                 let target = segment.map_or(whole, |s| s.share(whole));
+                elapsed = sample.elapsed;
                 if result.is_ok() {
                     result = files
                         .connections
                         .flush()
-                        .and_then(|_| files.timeseries.write(&sample, target));
+                        .map_err(|e| (CONNECTIONS, e))
+                        .and_then(|_| {
+                            files
+                                .timeseries
+                                .write(&sample, target)
+                                .map_err(|e| (TIMESERIES, e))
+                        });
                 }
                 progress.update(&sample, target, planned);
             }
             Output::Connection(row) => {
                 if result.is_ok() {
-                    result = files.connections.write(&row);
+                    result = files.connections.write(&row).map_err(|e| (CONNECTIONS, e));
                 }
             }
         }
+        if result.is_err() && !stop.is_cancelled() {
+            stop.cancel();
+        }
     }
     progress.finish();
-    result.and_then(|_| files.connections.flush())
+    result
+        .and_then(|_| files.connections.flush().map_err(|e| (CONNECTIONS, e)))
+        .map_err(|(file, e)| write_failed(&files.dir.join(file), elapsed, e))
 }
 
 /// Writes summary.json, then the documents rendered from it and timeseries.csv.
