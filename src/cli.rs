@@ -556,7 +556,33 @@ fn error_text(e: &run::RunError) -> String {
     }
 }
 
+/// The warning for a listener other machines can reach: the built-in target and the proxy
+/// listen on loopback unless told otherwise, and say so when they are not.
+fn not_loopback(what: &str, addr: SocketAddr) -> Option<String> {
+    let ip = addr.ip();
+    let reach = if ip.is_unspecified() {
+        "every interface of this machine"
+    } else {
+        "an address other machines may reach"
+    };
+    (!ip.is_loopback()).then(|| {
+        format!(
+            "warning: {what} listens on {addr}, {reach}, not loopback: anyone who can reach it can connect"
+        )
+    })
+}
+
 async fn serve(args: ServeArgs) -> Exit {
+    // The processes of --workers (started with --reuse-port) leave this to their parent.
+    if !args.reuse_port {
+        for warning in args
+            .listen
+            .iter()
+            .filter_map(|a| not_loopback("wsstorm serve", *a))
+        {
+            eprintln!("{warning}");
+        }
+    }
     if args.workers > 1 {
         return serve_workers(args).await;
     }
@@ -768,6 +794,9 @@ fn compare(args: CompareArgs) -> Exit {
 
 async fn proxy(args: ProxyArgs) -> Exit {
     let faults = args.faults();
+    if let Some(warning) = not_loopback("wsstorm proxy", args.listen) {
+        eprintln!("{warning}");
+    }
     let proxy = match Proxy::start(args.listen, args.upstream.clone(), args.seed).await {
         Ok(p) => p,
         Err(e) => {
@@ -860,4 +889,32 @@ fn on_interrupts(controls: Controls, say: impl Fn(bool) + Send + 'static) {
             say(first);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_off_loopback_is_said_to_be_so() {
+        for quiet in ["127.0.0.1:9001", "127.0.0.2:80", "[::1]:9001"] {
+            assert_eq!(
+                not_loopback("wsstorm serve", quiet.parse().unwrap()),
+                None,
+                "{quiet}"
+            );
+        }
+        let all = not_loopback("wsstorm serve", "0.0.0.0:9001".parse().unwrap()).unwrap();
+        assert!(
+            all.contains("0.0.0.0:9001, every interface") && all.contains("not loopback"),
+            "{all}"
+        );
+        let lan = not_loopback("wsstorm proxy", "192.168.1.5:9002".parse().unwrap()).unwrap();
+        assert!(
+            lan.starts_with("warning: wsstorm proxy listens on 192.168.1.5:9002"),
+            "{lan}"
+        );
+        let any6 = not_loopback("wsstorm serve", "[::]:9001".parse().unwrap()).unwrap();
+        assert!(any6.contains("every interface"), "{any6}");
+    }
 }
