@@ -1,5 +1,6 @@
 //! `exec` chaos: a command on the timeline restarts a real server process and the recovery is
-//! measured; failing, hanging and missing commands are reported and the run goes on.
+//! measured; failing, hanging and missing commands are reported and the run goes on; nothing a
+//! server sent ever reaches a command.
 
 mod support;
 
@@ -176,4 +177,91 @@ exec = "echo 'hello $HOME' `uname`"
     let text = r.summary.render_text();
     assert!(text.contains("exec        at 0.500s: false — exited 1"), "{text}");
     assert!(text.contains("timed out (killed)"), "{text}");
+}
+
+/// A server whose every word is an attempt at a command: in its upgrade response's headers, in
+/// replies that carry the client's id, and in pushes. Each names `marker`.
+async fn injecting_server(marker: String) -> std::net::SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let marker = marker.clone();
+            tokio::spawn(async move {
+                let header = marker.clone();
+                // The callback's error type is tungstenite's (an HTTP response).
+                #[allow(clippy::result_large_err)]
+                let add = move |_: &Request, mut r: Response| {
+                    r.headers_mut()
+                        .insert("x-run", format!("$(touch {header})").parse().unwrap());
+                    Ok(r)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, add).await else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    let reply = serde_json::json!({
+                        "id": v["id"],
+                        "cmd": format!("$(touch {marker}); `touch {marker}`; {marker}"),
+                    });
+                    let push =
+                        format!(r#"{{"type":"push","exec":"{marker}","WSSTORM_RESULTS_DIR":"{marker}"}}"#);
+                    if ws.send(Message::text(reply.to_string())).await.is_err()
+                        || ws.send(Message::text(push)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_never_receives_what_the_server_sent() {
+    let work = tempfile::tempdir().unwrap();
+    // Where the server's commands would leave their mark, were any run.
+    let marker = work.path().join("server-was-here").display().to_string();
+    let addr = injecting_server(marker.clone()).await;
+    // The command shows everything it was given: its arguments, environment and input.
+    let toml = r#"name = "isolated"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 3
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "20ms"
+[[chaos]]
+at = "1s"
+exec = 'printf "%s\n" "$0" "$@"; env; cat'
+shell = true
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    assert!(
+        c.answered > 20 && c.pushes > 20,
+        "the server's words came in: {c:?}"
+    );
+    let exec = &r.summary.exec[0];
+    assert_eq!(exec.outcome, "exited", "{exec:?}");
+    let seen = std::fs::read_to_string(r.dir.join(&exec.stdout)).unwrap();
+    assert!(
+        seen.contains("WSSTORM_RESULTS_DIR="),
+        "the command ran and showed its environment: {seen}"
+    );
+    assert!(
+        !seen.contains("server-was-here"),
+        "server data reached the command:\n{seen}"
+    );
+    assert!(!Path::new(&marker).exists(), "a command the server sent was run");
 }
