@@ -1,6 +1,10 @@
 //! Hostile and broken servers: a raw TCP server that misbehaves in one way each, before or
 //! after the upgrade. Each run must end within its timeouts and report the misbehaviour as a
 //! categorised cause (a connect error or a drop cause), never crash or hang.
+//!
+//! The frames after `InvalidCloseCode` cover the ground of the Autobahn fuzzing server's
+//! client cases that a client must fail the connection on (docs/conformance.md says why
+//! Autobahn itself cannot run here, and which of its case groups each test stands for).
 
 mod support;
 
@@ -43,6 +47,20 @@ enum Hostile {
     PingFlood,
     /// After the upgrade: a close frame with code 999 (not a valid code).
     InvalidCloseCode,
+    /// Autobahn 6.x: a text frame that is not UTF-8.
+    InvalidUtf8Text,
+    /// Autobahn 2.5: a ping with 126 bytes of payload (a control frame holds at most 125).
+    ControlFrameTooLong,
+    /// Autobahn 5.1: a ping split into fragments (control frames must not be).
+    FragmentedPing,
+    /// Autobahn 5.9: a continuation frame with no message begun.
+    ContinuationWithoutStart,
+    /// Autobahn 5.x: a new text message while a fragmented one is unfinished.
+    NewMessageInsideFragments,
+    /// Autobahn 7.3.2: a close frame with a 1-byte payload (half a close code).
+    CloseWithOneByte,
+    /// Autobahn 7.5.1: a close frame whose reason is not UTF-8.
+    CloseReasonNotUtf8,
 }
 
 /// A server on 127.0.0.1:0 that misbehaves as told with every connection.
@@ -157,6 +175,17 @@ async fn serve(mut tcp: TcpStream, how: Hostile) {
         Hostile::ReservedBits => vec![0xF1, 0x02, b'h', b'i'],
         Hostile::InvalidOpcode => vec![0x83, 0x02, b'h', b'i'],
         Hostile::InvalidCloseCode => vec![0x88, 0x02, 0x03, 0xE7],
+        Hostile::InvalidUtf8Text => vec![0x81, 0x02, 0xC3, 0x28],
+        Hostile::ControlFrameTooLong => {
+            let mut b = header(0x89, 126);
+            b.extend_from_slice(&[b'p'; 126]);
+            b
+        }
+        Hostile::FragmentedPing => vec![0x09, 0x02, b'h', b'i', 0x80, 0x01, b'!'],
+        Hostile::ContinuationWithoutStart => vec![0x80, 0x02, b'h', b'i'],
+        Hostile::NewMessageInsideFragments => vec![0x01, 0x01, b'a', 0x81, 0x01, b'b'],
+        Hostile::CloseWithOneByte => vec![0x88, 0x01, 0x03],
+        Hostile::CloseReasonNotUtf8 => vec![0x88, 0x04, 0x03, 0xE8, 0xC3, 0x28],
         Hostile::EndlessFragments => {
             let mut b = header(0x01, 1024);
             b.extend_from_slice(&[b'a'; 1024]);
@@ -278,6 +307,13 @@ hostile_tests! {
     an_unterminated_fragmented_message: EndlessFragments => drop "message_too_big";
     reset_mid_frame: ResetMidFrame => drop "reset";
     an_invalid_close_code: InvalidCloseCode => drop "protocol_error";
+    a_text_frame_that_is_not_utf8: InvalidUtf8Text => drop "protocol_error";
+    a_control_frame_over_125_bytes: ControlFrameTooLong => drop "protocol_error";
+    a_fragmented_ping: FragmentedPing => drop "protocol_error";
+    a_continuation_without_a_message: ContinuationWithoutStart => drop "protocol_error";
+    a_new_message_inside_a_fragmented_one: NewMessageInsideFragments => drop "protocol_error";
+    a_close_frame_with_one_byte: CloseWithOneByte => drop "protocol_error";
+    a_close_reason_that_is_not_utf8: CloseReasonNotUtf8 => drop "protocol_error";
 }
 
 /// A flood of pings is answered (tungstenite keeps one pong pending, not one per ping), costs
@@ -292,4 +328,83 @@ async fn a_ping_flood() {
         r.totals.counts.timeouts >= 2,
         "the flooding server answers nothing"
     );
+}
+
+/// Autobahn 2.x, 5.x and 6.x, the cases a client must get right rather than refuse: each
+/// reply comes in three fragments, split inside a UTF-8 character, with a 125-byte ping and an
+/// unsolicited pong between them. Every request is answered, no connection drops, and every
+/// ping got its pong with the same payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_split_inside_a_character_with_control_frames_between_them() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (pings, pongs) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (sent, matched) = (pings.clone(), pongs.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (sent, matched) = (sent.clone(), matched.clone());
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let payload = [b'p'; 125];
+                while let Some(Ok(m)) = ws.next().await {
+                    match m {
+                        Message::Text(t) => {
+                            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                            let reply =
+                                format!(r#"{{"id":"{}","text":"café crème"}}"#, v["id"].as_str().unwrap());
+                            let bytes = reply.as_bytes();
+                            // Inside the first "é" (two bytes), and once more further on.
+                            let cut = reply.find('é').unwrap() + 1;
+                            let (a, rest) = bytes.split_at(cut);
+                            let (b, c) = rest.split_at(4);
+                            let mut frames = header(0x01, a.len() as u64);
+                            frames.extend_from_slice(a);
+                            frames.extend(header(0x89, 125));
+                            frames.extend_from_slice(&payload);
+                            frames.extend(header(0x00, b.len() as u64));
+                            frames.extend_from_slice(b);
+                            frames.extend([0x8A, 0x02, b'u', b'n']);
+                            frames.extend(header(0x80, c.len() as u64));
+                            frames.extend_from_slice(c);
+                            // The handshake's writes are flushed: raw frames go out in order.
+                            if ws.get_mut().write_all(&frames).await.is_err() {
+                                return;
+                            }
+                            sent.fetch_add(1, Relaxed);
+                        }
+                        Message::Pong(p) if p.as_ref() == payload => {
+                            matched.fetch_add(1, Relaxed);
+                        }
+                        Message::Close(_) => return,
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    let toml =
+        SCENARIO.replace("duration = \"2s\"", "duration = \"1500ms\"") + "[[steps]]\nsleep = \"20ms\"\n";
+    let (r, _dir) = run(plan(&toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    assert!(c.requests > 20, "{c:?}");
+    assert_eq!(
+        c.answered, c.requests,
+        "every fragmented reply was understood: {c:?}"
+    );
+    assert_eq!((c.drops, c.unmatched, c.pushes), (0, 0, 0), "{c:?}");
+    assert_eq!(pings.load(Relaxed), c.requests);
+    // A pong goes out for each ping (it may be the last one in flight when the run ends).
+    let answered = pongs.load(Relaxed);
+    assert!(
+        answered + 2 >= c.requests && answered <= c.requests,
+        "{answered} pongs for {} pings",
+        c.requests
+    );
+    assert_requests_reconcile(&r);
 }
