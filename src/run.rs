@@ -325,7 +325,8 @@ pub async fn execute(
         None => None,
     };
 
-    // A file that could not be written stopped the run: its first error is the run's.
+    // A file that could not be written stopped the run: that error is the run's (the
+    // streamed files' first, else requests.csv's).
     let write_error = streamed.err().or(requests_written.and_then(Result::err));
     let verdicts = totals.verdicts(&plan.thresholds);
     let aborted = collected.aborted;

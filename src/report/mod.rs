@@ -161,7 +161,7 @@ pub async fn stream(
                 }
             }
         }
-        if result.is_err() && !stop.is_cancelled() {
+        if result.is_err() {
             stop.cancel();
         }
     }
