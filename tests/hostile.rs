@@ -47,6 +47,8 @@ enum Hostile {
     PingFlood,
     /// After the upgrade: a close frame with code 999 (not a valid code).
     InvalidCloseCode,
+    /// After the upgrade: never reads again, so the client's writes fill the socket and stall.
+    NeverReads,
     /// Autobahn 6.x: a text frame that is not UTF-8.
     InvalidUtf8Text,
     /// Autobahn 2.5: a ping with 126 bytes of payload (a control frame holds at most 125).
@@ -160,6 +162,10 @@ async fn serve(mut tcp: TcpStream, how: Hostile) {
         _ => {}
     }
     if tcp.write_all(response(&accept, "").as_bytes()).await.is_err() {
+        return;
+    }
+    if let Hostile::NeverReads = how {
+        tokio::time::sleep(hold).await;
         return;
     }
     // Let the client's first request arrive, so that a drop also loses it.
@@ -406,5 +412,25 @@ async fn fragments_split_inside_a_character_with_control_frames_between_them() {
         "{answered} pongs for {} pings",
         c.requests
     );
+    assert_requests_reconcile(&r);
+}
+
+/// A server that stops reading: the client's writes fill the socket buffers and then block.
+/// A write that makes no progress for the correlation timeout drops the connection
+/// (`write_timeout`), so the run still ends within its timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_reads() {
+    let addr = hostile(Hostile::NeverReads).await;
+    // 60 KB requests, a thousand a second: the buffers on both sides fill within a second.
+    let toml = SCENARIO.replace(
+        "send = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"",
+        "send = '{\"id\":\"{{id}}\",\"pad\":\"{{random 60000}}\"}'\nexpect = \"response\"\nwait = false\n[[steps]]\nsleep = \"1ms\"",
+    );
+    let started = Instant::now();
+    let (r, _dir) = run(plan(&toml, &format!("ws://{addr}/"))).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(7), "the run took {took:?}");
+    let drops = r.summary.drops.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(drops, ["write_timeout"], "{:?}", r.totals.counts);
     assert_requests_reconcile(&r);
 }

@@ -41,6 +41,8 @@ pub enum DropCause {
     ReadError,
     /// A write failed.
     WriteError,
+    /// No byte could be written for the connect timeout: the server stopped reading.
+    WriteTimeout,
     /// The server broke the WebSocket protocol.
     Protocol,
     /// The server sent (or announced) a message or frame above `max_message` / `max_frame`.
@@ -79,6 +81,7 @@ impl fmt::Display for DropCause {
             DropCause::Reset => f.write_str("reset"),
             DropCause::ReadError => f.write_str("read_error"),
             DropCause::WriteError => f.write_str("write_error"),
+            DropCause::WriteTimeout => f.write_str("write_timeout"),
             DropCause::Protocol => f.write_str("protocol_error"),
             DropCause::TooBig => f.write_str("message_too_big"),
             DropCause::TlsUnclean => f.write_str("tls_unclean_close"),

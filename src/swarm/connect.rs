@@ -58,7 +58,7 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
             },
         };
         let ws = handshake::upgrade(
-            ClientStream::new(transport),
+            ClientStream::new(transport, shared.connect_timeout),
             &request,
             shared.ws_config,
             shared.subprotocol.as_deref(),

@@ -17,6 +17,7 @@ use super::Shared;
 use super::client::{ClientCtl, ClientState};
 use super::connect::Ws;
 use super::pending::{Judged, Kept, Pending};
+use super::stream::Stalled;
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event, Reply};
 use crate::scenario::check;
@@ -202,10 +203,6 @@ impl Conn<'_> {
         let program_len = shared.setup.len() + shared.steps.len();
         let loop_start = shared.setup.len();
         let deadline_after = shared.correlation.as_ref().map_or(Duration::MAX, |c| c.timeout);
-        let max_in_flight = shared
-            .correlation
-            .as_ref()
-            .map_or(usize::MAX, |c| c.max_in_flight as usize);
         let mut heart = shared.heartbeat.map(|h| Heart {
             every: h.every,
             timeout: h.timeout,
@@ -228,7 +225,7 @@ impl Conn<'_> {
         loop {
             // Outcomes of the last turn go to requests.csv (nothing to do when it is off).
             self.flush_log(state.index as u32).await;
-            if block == Block::Room && self.pending.len() < max_in_flight {
+            if block == Block::Room && !self.pending_full() {
                 block = Block::Ready;
             }
             while !stopping && closing.is_none() && block == Block::Ready && step < program_len {
@@ -254,7 +251,7 @@ impl Conn<'_> {
                 match shared.step(step) {
                     Step::Send {
                         expect: Some(expect), ..
-                    } if self.pending.len() >= max_in_flight => {
+                    } if self.pending_full() => {
                         // Not sent: the table is full of requests the server has not answered.
                         events.send(Event::Capped).await;
                         if expect.wait || self.in_setup {
@@ -490,6 +487,15 @@ impl Conn<'_> {
         }
     }
 
+    /// Whether `correlation.max_in_flight` requests are waiting (read where needed, so the
+    /// task does not carry it across its awaits).
+    fn pending_full(&self) -> bool {
+        self.shared
+            .correlation
+            .as_ref()
+            .is_some_and(|c| self.pending.len() >= c.max_in_flight as usize)
+    }
+
     /// A drop while chaos `no_pong` is on is the chaos' doing.
     fn cause(&self, cause: DropCause) -> DropCause {
         if self.no_pong_until.is_some() {
@@ -664,6 +670,7 @@ async fn close(ws: &mut Ws, code: CloseCode) {
 
 fn read_cause(e: &WsError) -> DropCause {
     match e {
+        WsError::Io(io) if Stalled::is(io) => DropCause::WriteTimeout,
         WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => DropCause::Reset,
         // Only rustls reports an end of stream as an error: one without close_notify.
         WsError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DropCause::TlsUnclean,
@@ -677,6 +684,7 @@ fn read_cause(e: &WsError) -> DropCause {
 
 fn write_cause(e: &WsError) -> DropCause {
     match e {
+        WsError::Io(io) if Stalled::is(io) => DropCause::WriteTimeout,
         WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => DropCause::Reset,
         _ => DropCause::WriteError,
     }

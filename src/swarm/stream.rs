@@ -1,14 +1,18 @@
 //! The client's socket: TCP (or TLS over it) that can drop its own outgoing pong frames (chaos
 //! `no_pong`: tungstenite answers pings by itself, so the filter sits under it). Outgoing
 //! frame boundaries are always tracked, so the filter can be switched on mid-stream; the cost
-//! is a few comparisons per write.
+//! is a few comparisons per write. A write that makes no progress for the stall limit fails,
+//! so a server that stops reading cannot hold a client (or the run) forever.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep, sleep_until};
 
 const OPCODE_PONG: u8 = 0xA;
 
@@ -67,15 +71,26 @@ pub struct ClientStream {
     pub drop_pongs: bool,
     /// Set once the HTTP upgrade is done: from then on the bytes written are frames.
     framing: bool,
+    /// A write (or flush) still pending after this many ms without a byte going out fails
+    /// with `Stalled` (ms in 4 bytes: every connection carries it).
+    stall_ms: u32,
+    /// A write is pending now, and `stalled` runs to its limit.
+    stalling: bool,
+    /// The stall limit's timer, made on the first stall only (a connection whose writes always
+    /// go out carries one pointer), then reused.
+    stalled: Option<Pin<Box<Sleep>>>,
     frames: FrameTracker,
 }
 
 impl ClientStream {
-    pub fn new(inner: Transport) -> Self {
+    pub fn new(inner: Transport, stall: Duration) -> Self {
         Self {
             inner,
             drop_pongs: false,
             framing: false,
+            stall_ms: u32::try_from(stall.as_millis()).unwrap_or(u32::MAX),
+            stalling: false,
+            stalled: None,
             frames: FrameTracker::default(),
         }
     }
@@ -84,15 +99,61 @@ impl ClientStream {
     pub fn upgraded(&mut self) {
         self.framing = true;
     }
+
+    /// Passes a write's result on, and times the stall when it is pending: progress (any
+    /// ready result) ends it, the limit fails it.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalling = false;
+            return poll;
+        }
+        let limit = Duration::from_millis(u64::from(self.stall_ms));
+        let deadline = Instant::now() + limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        if !self.stalling {
+            self.stalling = true;
+            timer.as_mut().reset(deadline);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, Stalled(limit)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
+
+/// The error of a write that made no progress for the stall limit (tungstenite hands it on
+/// from a send, or from the flush of a pong it makes while reading).
+#[derive(Debug)]
+pub struct Stalled(Duration);
+
+impl Stalled {
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<Stalled>())
+    }
+}
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no byte could be written for {:?}: the peer stopped reading",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Stalled {}
 
 /// Where the outgoing byte stream is within its current frame.
 #[derive(Default)]
 struct FrameTracker {
     header: [u8; 14],
-    have: usize,
+    /// Header bytes seen (at most 14: one byte each, as the task carries it).
+    have: u8,
     /// Header length once known (0 until the second byte is seen).
-    need: usize,
+    need: u8,
     payload_left: u64,
     dropping: bool,
 }
@@ -110,7 +171,7 @@ impl FrameTracker {
             }
             // Header bytes one at a time until its length is known, then the rest at once.
             let need = if self.need == 0 { 2 } else { self.need };
-            (need - self.have).min(buf.len())
+            usize::from(need - self.have).min(buf.len())
         } else {
             self.payload_left.min(buf.len() as u64) as usize
         }
@@ -131,8 +192,10 @@ impl FrameTracker {
             self.payload_left -= bytes.len() as u64;
             return;
         }
-        self.header[self.have..self.have + bytes.len()].copy_from_slice(bytes);
-        self.have += bytes.len();
+        let have = usize::from(self.have);
+        self.header[have..have + bytes.len()].copy_from_slice(bytes);
+        // A run within the header is at most its 14 bytes.
+        self.have += bytes.len() as u8;
         if self.have >= 2 && self.need == 0 {
             let ext = match self.header[1] & 0x7F {
                 126 => 2,
@@ -168,6 +231,25 @@ impl AsyncRead for ClientStream {
 impl AsyncWrite for ClientStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        let poll = this.write(cx, buf);
+        this.watch(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl ClientStream {
+    /// A write, with outgoing pongs dropped when asked.
+    fn write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self;
         if !this.framing {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
@@ -200,14 +282,6 @@ impl AsyncWrite for ClientStream {
             }
         }
         Poll::Ready(Ok(consumed))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
