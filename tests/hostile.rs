@@ -434,3 +434,34 @@ async fn a_server_that_never_reads() {
     assert_eq!(drops, ["write_timeout"], "{:?}", r.totals.counts);
     assert_requests_reconcile(&r);
 }
+
+/// Against the same server, with a stall limit far away: a second interrupt (an immediate
+/// stop) ends a write that is stuck, at once, and the requests in flight are unfinished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_interrupt_ends_a_stalled_write_at_once() {
+    let addr = hostile(Hostile::NeverReads).await;
+    let toml = SCENARIO
+        .replace("duration = \"2s\"", "duration = \"60s\"")
+        .replace("timeout = \"1s\"", "timeout = \"30s\"")
+        .replace("timeout = \"500ms\"", "timeout = \"30s\"")
+        .replace(
+            "send = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"",
+            "send = '{\"id\":\"{{id}}\",\"pad\":\"{{random 60000}}\"}'\nexpect = \"response\"\nwait = false\n[[steps]]\nsleep = \"1ms\"",
+        );
+    let controls = wsstorm::run::Controls::default();
+    let stopper = controls.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stopper.interrupt();
+        stopper.interrupt();
+    });
+    let started = Instant::now();
+    let (r, _dir) = support::run_with(plan(&toml, &format!("ws://{addr}/")), controls).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "the run took {took:?}");
+    assert_eq!(r.outcome, wsstorm::run::Outcome::Interrupted);
+    let c = &r.totals.counts;
+    assert_eq!((c.drops, c.closes), (0, 2), "{c:?}");
+    assert!(c.unfinished > 0 && c.answered == 0, "{c:?}");
+    assert_requests_reconcile(&r);
+}

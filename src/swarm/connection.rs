@@ -99,6 +99,20 @@ impl Pace {
 /// A pass that was busy at its due time and begins more than this after it is a late send.
 const LATE_GRACE: Duration = Duration::from_millis(2);
 
+/// Why the state machine ended the connection without the client closing it.
+enum Cut {
+    /// It dropped.
+    Drop(DropCause),
+    /// The run was stopped at once (a second Ctrl-C), also in the middle of a write.
+    Halt,
+}
+
+impl From<DropCause> for Cut {
+    fn from(cause: DropCause) -> Self {
+        Cut::Drop(cause)
+    }
+}
+
 /// How a connection the client closed ended.
 enum Finish {
     /// The run stopped; this many requests were abandoned.
@@ -159,7 +173,16 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
     let end = match r {
         Ok(Finish::Stopped(unfinished)) => End::Closed { unfinished, open_us },
         Ok(Finish::Cycled) => End::Cycled { open_us },
-        Err(cause) => {
+        Err(Cut::Halt) => {
+            let (replay, rest) = c.pending.take_for_replay(RequestOutcome::Unfinished);
+            c.pending
+                .note_all(replay.iter().map(|k| k.seq), RequestOutcome::Unfinished);
+            End::Closed {
+                unfinished: rest + replay.len() as u32,
+                open_us,
+            }
+        }
+        Err(Cut::Drop(cause)) => {
             let (replay, lost) = c.pending.take_for_replay(RequestOutcome::Lost);
             state.replay.extend(replay);
             End::Dropped { cause, lost, open_us }
@@ -182,14 +205,9 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    /// Runs until the connection ends: `Ok(unfinished)` when the client closed it,
-    /// `Err(cause)` when it dropped.
-    async fn run(
-        &mut self,
-        ws: &mut Ws,
-        state: &mut ClientState,
-        ctl: &ClientCtl,
-    ) -> Result<Finish, DropCause> {
+    /// Runs until the connection ends: `Ok` when the client closed it, `Err` when it dropped
+    /// or the run halted.
+    async fn run(&mut self, ws: &mut Ws, state: &mut ClientState, ctl: &ClientCtl) -> Result<Finish, Cut> {
         if state.pace.is_none() {
             state.pace = self.shared.pacing.map(Pace::new);
         }
@@ -294,7 +312,7 @@ impl Conn<'_> {
                                 block = Block::Reply(seq);
                             }
                         }
-                        ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
+                        self.send(ws, Message::Text(text)).await?;
                     }
                     Step::SendBinary(data) => {
                         events
@@ -304,9 +322,7 @@ impl Conn<'_> {
                                 replay: false,
                             })
                             .await;
-                        ws.send(Message::Binary(data.clone()))
-                            .await
-                            .map_err(|e| write_cause(&e))?;
+                        self.send(ws, Message::Binary(data.clone())).await?;
                     }
                     Step::WaitFor { timeout, .. } => {
                         self.wait_step = step as u16;
@@ -374,11 +390,7 @@ impl Conn<'_> {
 
             tokio::select! {
                 biased;
-                _ = shared.halt.cancelled() => {
-                    let (replay, rest) = self.pending.take_for_replay(RequestOutcome::Unfinished);
-                    self.pending.note_all(replay.iter().map(|k| k.seq), RequestOutcome::Unfinished);
-                    return Ok(Finish::Stopped(rest + replay.len() as u32));
-                }
+                _ = shared.halt.cancelled() => return Err(Cut::Halt),
                 _ = ctl.stop.cancelled(), if !stopping => stopping = true,
                 _ = ctl.notify.notified() => {
                     let index = ctl.chaos.swap(0, Relaxed);
@@ -396,13 +408,13 @@ impl Conn<'_> {
                     if expired > 0 {
                         events.send(Event::TimedOut(expired)).await;
                         if self.in_setup {
-                            return Err(DropCause::SetupFailed);
+                            return Err(DropCause::SetupFailed.into());
                         }
                     }
                     if matches!(block, Block::Message(until) if until <= now) {
                         events.send(Event::WaitTimedOut).await;
                         if self.in_setup {
-                            return Err(DropCause::SetupFailed);
+                            return Err(DropCause::SetupFailed.into());
                         }
                         block = Block::Ready;
                     }
@@ -413,11 +425,11 @@ impl Conn<'_> {
                     };
                     if let Some(h) = &mut heart {
                         match h.waiting {
-                            Some((_, sent)) if sent + h.timeout <= now => return Err(self.cause(DropCause::PongTimeout)),
+                            Some((_, sent)) if sent + h.timeout <= now => return Err(self.cause(DropCause::PongTimeout).into()),
                             None if h.next <= now => {
                                 h.sent += 1;
                                 let payload = Bytes::copy_from_slice(&h.sent.to_be_bytes());
-                                ws.send(Message::Ping(payload)).await.map_err(|e| write_cause(&e))?;
+                                self.send(ws, Message::Ping(payload)).await?;
                                 events.send(Event::Ping).await;
                                 h.waiting = Some((h.sent, now));
                                 h.next = ping_time(now, h.every);
@@ -456,11 +468,11 @@ impl Conn<'_> {
                                 None => DropCause::ServerClose(1005),
                             };
                             close(ws, CloseCode::Normal).await;
-                            return Err(self.cause(cause));
+                            return Err(self.cause(cause).into());
                         }
                         Some(Ok(_)) => continue, // pings: tungstenite answers them itself
-                        Some(Err(e)) => return Err(self.cause(read_cause(e))),
-                        None => return Err(self.cause(DropCause::Abnormal)),
+                        Some(Err(e)) => return Err(self.cause(read_cause(e)).into()),
+                        None => return Err(self.cause(DropCause::Abnormal).into()),
                     };
                     let reply = self.classify(state, text, now);
                     // Only plain values live across the awaits below (the task stays small).
@@ -496,6 +508,16 @@ impl Conn<'_> {
             .is_some_and(|c| self.pending.len() >= c.max_in_flight as usize)
     }
 
+    /// Sends one message. A write the server does not take fails after `connect.timeout`
+    /// (the socket's stall limit), and gives way at once to a halt.
+    async fn send(&self, ws: &mut Ws, message: Message) -> Result<(), Cut> {
+        tokio::select! {
+            biased;
+            _ = self.shared.halt.cancelled() => Err(Cut::Halt),
+            sent = ws.send(message) => sent.map_err(|e| write_cause(&e).into()),
+        }
+    }
+
     /// A drop while chaos `no_pong` is on is the chaos' doing.
     fn cause(&self, cause: DropCause) -> DropCause {
         if self.no_pong_until.is_some() {
@@ -506,7 +528,7 @@ impl Conn<'_> {
     }
 
     /// Resends the requests kept from the last connection.
-    async fn replay(&mut self, ws: &mut Ws, state: &mut ClientState) -> Result<(), DropCause> {
+    async fn replay(&mut self, ws: &mut Ws, state: &mut ClientState) -> Result<(), Cut> {
         // Each one moves to the pending table before it is written, so a failed write leaves
         // it (and the rest still in `state.replay`) to be lost or replayed again.
         while !state.replay.is_empty() {
@@ -522,7 +544,7 @@ impl Conn<'_> {
                 .await;
             self.pending
                 .insert(seq, step, Instant::now(), None, Some(text.clone()));
-            ws.send(Message::Text(text)).await.map_err(|e| write_cause(&e))?;
+            self.send(ws, Message::Text(text)).await?;
         }
         Ok(())
     }
