@@ -415,17 +415,22 @@ async fn fragments_split_inside_a_character_with_control_frames_between_them() {
     assert_requests_reconcile(&r);
 }
 
+/// `scenario` with 60 KB requests, a thousand a second, not waiting for replies: against a
+/// server that does not read, the buffers on both sides fill within a second.
+fn flood(scenario: &str) -> String {
+    scenario.replace(
+        "send = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"",
+        "send = '{\"id\":\"{{id}}\",\"pad\":\"{{random 60000}}\"}'\nexpect = \"response\"\nwait = false\n[[steps]]\nsleep = \"1ms\"",
+    )
+}
+
 /// A server that stops reading: the client's writes fill the socket buffers and then block.
 /// A write that makes no progress for the correlation timeout drops the connection
 /// (`write_timeout`), so the run still ends within its timeouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_reads() {
     let addr = hostile(Hostile::NeverReads).await;
-    // 60 KB requests, a thousand a second: the buffers on both sides fill within a second.
-    let toml = SCENARIO.replace(
-        "send = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"",
-        "send = '{\"id\":\"{{id}}\",\"pad\":\"{{random 60000}}\"}'\nexpect = \"response\"\nwait = false\n[[steps]]\nsleep = \"1ms\"",
-    );
+    let toml = flood(SCENARIO);
     let started = Instant::now();
     let (r, _dir) = run(plan(&toml, &format!("ws://{addr}/"))).await;
     let took = started.elapsed();
@@ -440,14 +445,12 @@ async fn a_server_that_never_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_interrupt_ends_a_stalled_write_at_once() {
     let addr = hostile(Hostile::NeverReads).await;
-    let toml = SCENARIO
-        .replace("duration = \"2s\"", "duration = \"60s\"")
-        .replace("timeout = \"1s\"", "timeout = \"30s\"")
-        .replace("timeout = \"500ms\"", "timeout = \"30s\"")
-        .replace(
-            "send = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"",
-            "send = '{\"id\":\"{{id}}\",\"pad\":\"{{random 60000}}\"}'\nexpect = \"response\"\nwait = false\n[[steps]]\nsleep = \"1ms\"",
-        );
+    let toml = flood(
+        &SCENARIO
+            .replace("duration = \"2s\"", "duration = \"60s\"")
+            .replace("timeout = \"1s\"", "timeout = \"30s\"")
+            .replace("timeout = \"500ms\"", "timeout = \"30s\""),
+    );
     let controls = wsstorm::run::Controls::default();
     let stopper = controls.clone();
     tokio::spawn(async move {
