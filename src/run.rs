@@ -34,8 +34,11 @@ pub enum RunError {
     #[error("{0}")]
     Unusable(String),
     /// A results file could not be written during the run, which stopped it.
-    #[error("{source}{also}")]
-    WriteFailed { source: std::io::Error, also: String },
+    #[error("{first}{also}")]
+    WriteFailed {
+        first: report::WriteFailure,
+        also: String,
+    },
 }
 
 impl RunError {
@@ -325,12 +328,16 @@ pub async fn execute(
         None => None,
     };
 
-    // A file that could not be written stopped the run: that error is the run's (the
-    // streamed files' first, else requests.csv's).
-    let write_error = streamed.err().or(requests_written.and_then(Result::err));
+    // A file that could not be written stopped the run: the first failure is the run's error,
+    // and every failure is a warning.
+    let mut write_failures: Vec<_> = [streamed.err(), requests_written.and_then(Result::err)]
+        .into_iter()
+        .flatten()
+        .collect();
+    write_failures.sort_by_key(|f| f.at);
     let verdicts = totals.verdicts(&plan.thresholds);
     let aborted = collected.aborted;
-    let outcome = if write_error.is_some() {
+    let outcome = if !write_failures.is_empty() {
         Outcome::RunFailed
     } else if controls.interrupted() {
         Outcome::Interrupted
@@ -357,7 +364,7 @@ pub async fn execute(
             .iter()
             .filter(|t| t.insecure)
             .map(|_| "TLS certificates were NOT verified (insecure = true or --insecure): the server's identity is unchecked".to_string())
-            .chain(write_error.as_ref().map(ToString::to_string))
+            .chain(write_failures.iter().map(ToString::to_string))
             .collect(),
         outcome: outcome.name().to_string(),
         embedded_server: server,
@@ -370,7 +377,7 @@ pub async fn execute(
     let reports = report::write_reports(&dir, &summary);
     if !quiet {
         print!("\n{}", summary.render_text());
-        if outcome == Outcome::RunFailed && write_error.is_none() {
+        if outcome == Outcome::RunFailed && write_failures.is_empty() {
             let cause = totals
                 .connect_errors
                 .iter()
@@ -385,12 +392,12 @@ pub async fn execute(
         }
         println!("results     {}", dir.display());
     }
-    if let Some(e) = write_error {
+    if let Some(first) = write_failures.into_iter().next() {
         let also = reports
             .err()
             .map(|r| format!("; the summary could not be written either ({r})"))
             .unwrap_or_default();
-        return Err(RunError::WriteFailed { source: e, also });
+        return Err(RunError::WriteFailed { first, also });
     }
     reports.map_err(RunError::io(format!(
         "cannot write the summary in {}",

@@ -104,16 +104,18 @@ pub fn open_stream(dir: &Path) -> io::Result<Streams> {
     })
 }
 
-/// What a write that failed during the run is reported as: the file, when, and the error.
-pub fn write_failed(path: &Path, elapsed: Duration, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!(
-            "writing {} failed {:.1}s into the run ({e}): the run was stopped there, and its files end at that point",
-            path.display(),
-            elapsed.as_secs_f64()
-        ),
-    )
+/// A write that failed during the run, which stopped it: the file, when, and the error.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "writing {} failed {:.1}s into the run ({error}): the run was stopped there, and its files end at that point",
+    file.display(),
+    at.as_secs_f64()
+)]
+pub struct WriteFailure {
+    pub file: PathBuf,
+    /// Time into the run.
+    pub at: Duration,
+    pub error: io::Error,
 }
 
 /// Writes each output as it arrives and drives the live display; ends when the collector
@@ -128,8 +130,9 @@ pub async fn stream(
     segment: Option<Segment>,
     planned: Duration,
     stop: CancellationToken,
-) -> io::Result<()> {
-    let mut result = Ok(());
+) -> Result<(), WriteFailure> {
+    // The first failure: the file, when, and the error.
+    let mut result: Result<(), (&str, Duration, io::Error)> = Ok(());
     let mut elapsed = Duration::ZERO;
     while let Some(output) = outputs.recv().await {
         match output {
@@ -145,19 +148,22 @@ pub async fn stream(
                     result = files
                         .connections
                         .flush()
-                        .map_err(|e| (CONNECTIONS, e))
+                        .map_err(|e| (CONNECTIONS, elapsed, e))
                         .and_then(|_| {
                             files
                                 .timeseries
                                 .write(&sample, target)
-                                .map_err(|e| (TIMESERIES, e))
+                                .map_err(|e| (TIMESERIES, elapsed, e))
                         });
                 }
                 progress.update(&sample, target, planned);
             }
             Output::Connection(row) => {
                 if result.is_ok() {
-                    result = files.connections.write(&row).map_err(|e| (CONNECTIONS, e));
+                    result = files
+                        .connections
+                        .write(&row)
+                        .map_err(|e| (CONNECTIONS, row.elapsed, e));
                 }
             }
         }
@@ -167,8 +173,12 @@ pub async fn stream(
     }
     progress.finish();
     result
-        .and_then(|_| files.connections.flush().map_err(|e| (CONNECTIONS, e)))
-        .map_err(|(file, e)| write_failed(&files.dir.join(file), elapsed, e))
+        .and_then(|_| files.connections.flush().map_err(|e| (CONNECTIONS, elapsed, e)))
+        .map_err(|(file, at, error)| WriteFailure {
+            file: files.dir.join(file),
+            at,
+            error,
+        })
 }
 
 /// Writes summary.json, then the documents rendered from it and timeseries.csv.

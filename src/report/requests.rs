@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{on_file, write_failed};
+use super::{WriteFailure, on_file};
 use crate::metrics::requests::RequestRx;
 
 pub const REQUESTS: &str = "requests.csv";
@@ -38,11 +38,20 @@ impl RequestsWriter {
 
     /// Writes rows until every sender is gone; returns how many were written. A write error
     /// stops the run (`stop`) and is returned: rows are never dropped silently.
-    pub async fn write(self, rows: RequestRx, start: Instant, stop: CancellationToken) -> io::Result<u64> {
-        let path = self.path.clone();
-        self.rows(rows, start).await.map_err(|e| {
+    pub async fn write(
+        self,
+        rows: RequestRx,
+        start: Instant,
+        stop: CancellationToken,
+    ) -> Result<u64, WriteFailure> {
+        let file = self.path.clone();
+        self.rows(rows, start).await.map_err(|error| {
             stop.cancel();
-            write_failed(&path, start.elapsed(), e)
+            WriteFailure {
+                file,
+                at: start.elapsed(),
+                error,
+            }
         })
     }
 

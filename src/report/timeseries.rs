@@ -2,14 +2,14 @@
 //! Ctrl-C loses at most the row in progress.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::metrics::Sample;
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Row<'a> {
     elapsed_s: f64,
     target_clients: u64,
@@ -42,8 +42,19 @@ struct Row<'a> {
 pub struct TimeseriesWriter(csv::Writer<File>);
 
 impl TimeseriesWriter {
+    /// Creates the file with its header written through, so a file that cannot be written is
+    /// an error now, before the run, not at its first row.
     pub fn create(path: &Path) -> io::Result<Self> {
-        Ok(Self(csv::Writer::from_writer(File::create(path)?)))
+        // The header, as serde names Row's fields: the first line of a row written with one.
+        let mut probe = csv::Writer::from_writer(Vec::new());
+        probe.serialize(Row::default())?;
+        let probe = probe.into_inner().map_err(|e| e.into_error())?;
+        let header = &probe[..=probe.iter().position(|&b| b == b'\n').expect("a header line")];
+        let mut file = File::create(path)?;
+        file.write_all(header)?;
+        Ok(Self(
+            csv::WriterBuilder::new().has_headers(false).from_writer(file),
+        ))
     }
 
     pub fn write(&mut self, sample: &Sample, target_clients: u64) -> io::Result<()> {
