@@ -46,6 +46,16 @@ pub struct Feed {
 pub const MAX_FEED: u64 = 256 << 20;
 
 impl Feed {
+    /// The longest value in column `column`, in bytes.
+    pub fn widest(&self, column: u16) -> usize {
+        self.rows
+            .iter()
+            .filter_map(|row| row.get(usize::from(column)))
+            .map(|value| value.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Reads `file` (a header row, then one row per record, every row as wide as the header).
     pub fn load(file: &Path, mode: Mode) -> Result<Feed, String> {
         let bytes = super::read_bounded(file, MAX_FEED)?;

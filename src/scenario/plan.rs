@@ -65,6 +65,21 @@ impl Plan {
         self.share(self.load.peak())
     }
 
+    /// The most bytes one message of a step (setup or loop) can carry.
+    pub fn largest_send(&self) -> usize {
+        let column = |i: u16| self.feed.as_ref().map_or(0, |f| f.widest(i));
+        self.setup
+            .iter()
+            .chain(&self.steps)
+            .map(|step| match step {
+                Step::Send { template, .. } => template.max_len(column),
+                Step::SendBinary(bytes) => bytes.len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether clients go through the built-in proxy (the scenario has network chaos).
     pub fn needs_proxy(&self) -> bool {
         self.chaos

@@ -197,6 +197,24 @@ impl Template {
     }
 
     /// Appends the rendered text to `out`.
+    /// The most bytes a rendering can take, when a feed column is at most `column(i)` bytes.
+    pub fn max_len(&self, column: impl Fn(u16) -> usize) -> usize {
+        // A u64 or i64 in decimal is at most 20 characters; an id is two of them and a dash.
+        const NUMBER: usize = 20;
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(text) => text.len(),
+                Part::Id => 2 * NUMBER + 1,
+                Part::Client | Part::Seq | Part::TimestampMs | Part::TimestampUs | Part::RandomInt(..) => {
+                    NUMBER
+                }
+                Part::Random(len) => usize::from(*len),
+                Part::Feed(i) => column(*i),
+            })
+            .fold(0, usize::saturating_add)
+    }
+
     pub fn render(&self, ctx: &mut RenderCtx<'_>, out: &mut String) {
         for part in &self.parts {
             match part {
@@ -360,6 +378,24 @@ mod tests {
         assert_eq!(v["e"], "s3cret");
         assert!(t.uses_id());
         assert_eq!(parse_request_id("7-42"), Some((7, 42)));
+    }
+
+    #[test]
+    fn a_rendering_is_never_longer_than_max_len() {
+        let t = Template::compile(
+            r#"{"id":"{{id}}","c":{{client}},"s":{{seq}},"r":"{{random 300}}","n":{{random_int -9223372036854775808 9223372036854775807}},"ms":{{timestamp}},"us":{{timestamp_us}},"t":"${env:TOKEN}"}"#,
+            &env,
+        )
+        .unwrap();
+        let most = t.max_len(|_| 0);
+        for (client, seq) in [(0, 0), (7, 42), (u64::MAX, u64::MAX)] {
+            let out = render(&t, client, seq);
+            assert!(out.len() <= most, "{} > {most}: {out}", out.len());
+        }
+        // Fixed parts count exactly; the id at its longest is both numbers at u64::MAX.
+        let fixed = Template::compile("ab{{random 5}}{{id}}", &env).unwrap();
+        assert_eq!(fixed.max_len(|_| 0), 2 + 5 + 41);
+        assert_eq!(render(&fixed, u64::MAX, u64::MAX).len(), 2 + 5 + 41);
     }
 
     #[test]

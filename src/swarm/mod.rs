@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use rand::SeedableRng;
+
+/// Bytes of the write buffer for control frames beyond the largest message: some hundred pongs.
+const CONTROL_ROOM: usize = 16 << 10;
 use rand::rngs::SmallRng;
 use rand::seq::index;
 
@@ -119,9 +122,14 @@ impl Shared {
             .collect();
         let subprotocols = (!plan.connect.subprotocols.is_empty())
             .then(|| HeaderValue::from_str(&plan.connect.subprotocols.join(", ")).expect("validated tokens"));
+        // The write buffer holds one message (a frame header is at most 14 bytes) and room for
+        // the pongs and the close tungstenite queues by itself: past that, it keeps one pong
+        // pending instead of one per ping, so a server that floods pings while it stops
+        // reading cannot grow it (the stall limit then ends the connection).
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(plan.connect.read_buffer)
             .write_buffer_size(0)
+            .max_write_buffer_size(plan.largest_send() + 14 + CONTROL_ROOM)
             .max_message_size(Some(plan.connect.max_message))
             .max_frame_size(Some(plan.connect.max_frame));
         Self {
