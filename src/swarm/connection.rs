@@ -509,12 +509,14 @@ impl Conn<'_> {
     }
 
     /// Sends one message. A write the server does not take fails after `connect.timeout`
-    /// (the socket's stall limit), and gives way at once to a halt.
+    /// (the socket's stall limit), and gives way at once to a halt. The send is polled
+    /// first: one that goes out at once never registers with the halt token (shared by every
+    /// connection).
     async fn send(&self, ws: &mut Ws, message: Message) -> Result<(), Cut> {
         tokio::select! {
             biased;
-            _ = self.shared.halt.cancelled() => Err(Cut::Halt),
             sent = ws.send(message) => sent.map_err(|e| write_cause(&e).into()),
+            _ = self.shared.halt.cancelled() => Err(Cut::Halt),
         }
     }
 

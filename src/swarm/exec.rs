@@ -85,6 +85,17 @@ pub async fn run(
         // Its own process group, so that the time limit ends what it started too.
         #[cfg(unix)]
         process.process_group(0);
+        // wsstorm ignores SIGXFSZ (see main); the command gets the default back.
+        // SAFETY: between fork and exec, only signal(2), which is async-signal-safe.
+        #[cfg(unix)]
+        unsafe {
+            process.pre_exec(|| {
+                use nix::sys::signal::{SigHandler, Signal, signal};
+                signal(Signal::SIGXFSZ, SigHandler::SigDfl)
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
         process.spawn()
     })();
     let mut child = match spawned {

@@ -88,7 +88,8 @@ impl ClientStream {
             inner,
             drop_pongs: false,
             framing: false,
-            stall_ms: u32::try_from(stall.as_millis()).unwrap_or(u32::MAX),
+            // At least 1 ms: a sub-millisecond connect timeout must not fail every write.
+            stall_ms: u32::try_from(stall.as_millis()).unwrap_or(u32::MAX).max(1),
             stalling: false,
             stalled: None,
             frames: FrameTracker::default(),
