@@ -708,7 +708,9 @@ fn read_cause(e: &WsError) -> DropCause {
 
 fn write_cause(e: &WsError) -> DropCause {
     match e {
+        // The buffer is full of control frames the server has not taken: it stopped reading.
         WsError::Io(io) if Stalled::is(io) => DropCause::WriteTimeout,
+        WsError::WriteBufferFull(_) => DropCause::WriteTimeout,
         WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => DropCause::Reset,
         _ => DropCause::WriteError,
     }
