@@ -10,7 +10,9 @@
 //! - a template that uses `{{id}}` renders the id `client-seq`, which `parse_request_id`
 //!   reads back;
 //! - the template alone `{{random N}}` renders N characters, and `{{random_int A B}}` a number
-//!   in A..=B.
+//!   in A..=B;
+//! - no rendering is longer than `max_len` (which sizes the connection's write buffer), for
+//!   the largest client and seq too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -86,6 +88,12 @@ fuzz_target!(|data: &[u8]| {
         write_request_id(&mut id, client, seq);
         assert!(first.contains(&id));
         assert_eq!(parse_request_id(&id), Some((client, seq)));
+    }
+    // The feed row's widest value is 3 bytes ("ann").
+    let most = t.max_len(|_| 3);
+    for (client, seq) in [(client, seq), (u64::MAX, u64::MAX)] {
+        let text = render(&t, client, seq, 5);
+        assert!(text.len() <= most, "{} bytes rendered, max_len {most}", text.len());
     }
     // Empty row: a feed column renders as nothing rather than panicking.
     t.render_detached(0, 0, ROW, 3);
