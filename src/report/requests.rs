@@ -39,23 +39,22 @@ impl RequestsWriter {
     /// Writes rows until every sender is gone; returns how many were written. A write error
     /// stops the run (`stop`) and is returned: rows are never dropped silently.
     pub async fn write(
-        self,
+        mut self,
         rows: RequestRx,
         start: Instant,
         stop: CancellationToken,
     ) -> Result<u64, WriteFailure> {
-        let file = self.path.clone();
         self.rows(rows, start).await.map_err(|error| {
             stop.cancel();
             WriteFailure {
-                file,
+                file: self.path,
                 at: start.elapsed(),
                 error,
             }
         })
     }
 
-    async fn rows(mut self, mut rows: RequestRx, start: Instant) -> io::Result<u64> {
+    async fn rows(&mut self, mut rows: RequestRx, start: Instant) -> io::Result<u64> {
         let w = &mut self.csv;
         let mut written = 0u64;
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -109,14 +109,16 @@ impl ClientStream {
             return poll;
         }
         let limit = Duration::from_millis(u64::from(self.stall_ms));
-        let deadline = Instant::now() + limit;
-        let timer = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        // The clock is read when a stall begins, not at every pending poll of it.
         if !self.stalling {
             self.stalling = true;
-            timer.as_mut().reset(deadline);
+            let deadline = Instant::now() + limit;
+            match &mut self.stalled {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.stalled = Some(Box::pin(sleep_until(deadline))),
+            }
         }
+        let timer = self.stalled.as_mut().expect("armed when the stall began");
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, Stalled(limit)))),
             Poll::Pending => Poll::Pending,
@@ -126,7 +128,8 @@ impl ClientStream {
 
 /// The error of a write that made no progress for the stall limit (tungstenite hands it on
 /// from a send, or from the flush of a pong it makes while reading).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("no byte could be written for {0:?}: the peer stopped reading")]
 pub struct Stalled(Duration);
 
 impl Stalled {
@@ -134,18 +137,6 @@ impl Stalled {
         e.get_ref().is_some_and(|inner| inner.is::<Stalled>())
     }
 }
-
-impl std::fmt::Display for Stalled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "no byte could be written for {:?}: the peer stopped reading",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Stalled {}
 
 /// Where the outgoing byte stream is within its current frame.
 #[derive(Default)]
