@@ -1,10 +1,15 @@
 //! wsstorm: load and chaos testing for WebSocket services.
 //!
 //! Data flows one way: scenario file → validated [`scenario::Plan`] → [`swarm`] of clients →
-//! [`metrics`] events and totals → [`report`]s. The built-in [`target`] server is the quick
-//! start's target and the tests' reference.
+//! [`metrics`] events and totals → [`report`]s. The built-in [`server`] is the quick start's
+//! target and the tests' reference; [`proxy`] injects network faults. [`run`] puts one run
+//! together, [`cmd`] is the command edge (one file per command), [`cli`] its flags.
+//!
+//! Layers point down: [`units`] at the bottom, then the plan ([`scenario`]), then the engines
+//! ([`metrics`], [`swarm`], [`proxy`], [`server`]), then [`report`], [`run`] and the edge.
 
 pub mod cli;
+pub mod cmd;
 pub mod delay;
 pub mod exit;
 pub mod limits;
@@ -14,6 +19,6 @@ pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod server;
 pub mod swarm;
-pub mod target;
-pub mod workers;
+pub mod units;

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use wsstorm::cli::{self, Cli, LogFormat};
+use wsstorm::cli::{Cli, LogFormat};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -40,5 +40,5 @@ fn main() -> std::process::ExitCode {
         tokio::runtime::Builder::new_multi_thread().enable_all().build()
     }
     .expect("cannot start the tokio runtime");
-    runtime.block_on(cli::dispatch(cli)).into()
+    runtime.block_on(wsstorm::cmd::dispatch(cli)).into()
 }

@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod event;
 pub mod histogram;
+pub mod observed;
 pub mod recovery;
 pub mod requests;
 pub mod totals;
@@ -13,5 +14,6 @@ pub use collector::{
 };
 pub use event::{ConnectError, DropCause, Event, Reply};
 pub use histogram::Latency;
+pub use observed::{ExecReport, ProxyCounts, ServerCounts};
 pub use recovery::Recovery;
 pub use totals::{Counts, Totals, Verdict};

@@ -5,48 +5,7 @@
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Which requests get a row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RequestFilter {
-    All,
-    /// Every outcome but `answered`.
-    Errors,
-    /// This share of requests, picked by a hash of the id (the same ones in every run).
-    Sample(f64),
-}
-
-impl RequestFilter {
-    /// "all", "errors" or "sample:0.01".
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected \"all\", \"errors\" or \"sample:FRACTION\" such as \"sample:0.01\"";
-        match text.trim() {
-            "all" => Ok(RequestFilter::All),
-            "errors" => Ok(RequestFilter::Errors),
-            other => match other.strip_prefix("sample:").and_then(crate::scenario::share) {
-                Some(f) => Ok(RequestFilter::Sample(f)),
-                None => Err(format!("{text:?}: {expected}")),
-            },
-        }
-    }
-
-    fn keeps(self, client: u32, seq: u64, outcome: RequestOutcome) -> bool {
-        match self {
-            RequestFilter::All => true,
-            RequestFilter::Errors => outcome != RequestOutcome::Answered,
-            RequestFilter::Sample(f) => crate::scenario::picked(u64::from(client) << 40 ^ seq, f),
-        }
-    }
-}
-
-impl std::fmt::Display for RequestFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RequestFilter::All => f.write_str("all"),
-            RequestFilter::Errors => f.write_str("errors"),
-            RequestFilter::Sample(share) => write!(f, "sample:{share}"),
-        }
-    }
-}
+use crate::scenario::RequestFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
@@ -110,7 +69,10 @@ impl RequestLog {
         outcome: RequestOutcome,
         rtt: Option<(u64, Option<u64>)>,
     ) {
-        if self.filter.keeps(client, seq, outcome) {
+        if self
+            .filter
+            .keeps(client, seq, outcome == RequestOutcome::Answered)
+        {
             let row = RequestRow {
                 at: Instant::now(),
                 client,
@@ -121,24 +83,5 @@ impl RequestLog {
             };
             let _ = self.tx.send(row).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_parse_and_a_sample_keeps_about_its_share() {
-        assert_eq!(RequestFilter::parse("all"), Ok(RequestFilter::All));
-        assert_eq!(RequestFilter::parse("sample:1%"), Ok(RequestFilter::Sample(0.01)));
-        assert!(RequestFilter::parse("some").is_err());
-        let f = RequestFilter::Sample(0.1);
-        let kept = (0..10_000)
-            .filter(|s| f.keeps(3, *s, RequestOutcome::Answered))
-            .count();
-        assert!((850..1150).contains(&kept), "{kept}");
-        assert!(!RequestFilter::Errors.keeps(0, 0, RequestOutcome::Answered));
-        assert!(RequestFilter::Errors.keeps(0, 0, RequestOutcome::Lost));
     }
 }

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::timeout;
@@ -22,37 +21,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::delay::DelayLine;
-pub use fault::{Active, Direction, Fault, Toxic};
+use crate::metrics::ProxyCounts;
+use crate::scenario::{Direction, Fault, Toxic};
+pub use fault::Active;
 use pump::{End, Way, pump};
 
 /// How long the proxy waits for the upstream to accept a connection.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `shutdown` lets open connections finish before it resets them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// What the proxy saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProxyCounts {
-    /// Client connections accepted.
-    pub connections: u64,
-    /// Connections open now (in the summary: still open when the run ended and the proxy
-    /// stopped, after a grace of 2 s).
-    pub open: u64,
-    /// Client connections reset because the upstream could not be reached.
-    pub upstream_failures: u64,
-    /// Connections reset on accept by a partial `refuse`.
-    pub refused: u64,
-    /// Times the listener was closed by a full `refuse`.
-    pub listener_closed: u64,
-    /// Connections reset by a `reset` fault.
-    pub reset: u64,
-    /// Connections closed by `limit_data`.
-    pub limited: u64,
-    /// Bytes passed client → upstream.
-    pub bytes_upstream: u64,
-    /// Bytes passed upstream → client.
-    pub bytes_downstream: u64,
-}
 
 #[derive(Default)]
 struct Stats {

@@ -19,8 +19,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::fault::{Active, Direction, Effects};
+use super::fault::{Active, Effects};
 use crate::delay::DelayLine;
+use crate::scenario::Direction;
 
 /// Bytes read at once.
 const READ_CHUNK: usize = 16 * 1024;

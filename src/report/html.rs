@@ -9,7 +9,7 @@ use std::io;
 use std::path::Path;
 
 use super::junit::escape;
-use super::summary::Summary;
+use super::summary::{Outcome, Summary};
 
 /// Most points drawn per line; longer runs are bucketed (a 1-hour run has 3 600 rows).
 const MAX_POINTS: usize = 900;
@@ -122,7 +122,7 @@ struct ChaosRow {
 /// The page for `summary`, its time series and its chaos spans.
 pub fn render(summary: &Summary, series: &Series, spans: &[(f64, f64, String)]) -> String {
     let mut h = String::new();
-    let verdict_class = if summary.outcome == "passed" {
+    let verdict_class = if summary.outcome == Outcome::Passed {
         "pass"
     } else {
         "fail"
@@ -160,7 +160,7 @@ svg.chart {{ display: block; margin: 4px 0 18px; }} svg text {{ font: 11px syste
         planned = summary.planned_duration_s,
         peak = summary.peak_clients,
         version = escape(&summary.wsstorm_version),
-        verdict = escape(verdict(&summary.outcome)),
+        verdict = escape(&summary.outcome.verdict().to_uppercase()),
     );
     if let Some(a) = &summary.aborted {
         let _ = writeln!(
@@ -238,16 +238,6 @@ svg.chart {{ display: block; margin: 4px 0 18px; }} svg text {{ font: 11px syste
         }
     );
     h
-}
-
-fn verdict(outcome: &str) -> &str {
-    match outcome {
-        "passed" => "PASSED",
-        "thresholds_crossed" => "THRESHOLDS CROSSED",
-        "run_failed" => "RUN FAILED",
-        "interrupted" => "INTERRUPTED",
-        other => other,
-    }
 }
 
 fn thresholds(h: &mut String, summary: &Summary) {

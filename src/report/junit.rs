@@ -4,12 +4,12 @@
 
 use std::fmt::Write as _;
 
-use super::summary::Summary;
+use super::summary::{Outcome, Summary};
 
 pub fn render(summary: &Summary) -> String {
     let failures =
         summary.thresholds.iter().filter(|t| !t.passed).count() + usize::from(summary.aborted.is_some());
-    let run_failed = summary.outcome == "run_failed";
+    let run_failed = summary.outcome == Outcome::RunFailed;
     let tests = summary.thresholds.len() + usize::from(run_failed) + usize::from(summary.aborted.is_some());
     let suite = escape(&summary.scenario);
     let time = summary.elapsed_s;
@@ -30,7 +30,7 @@ pub fn render(summary: &Summary) -> String {
     for (name, value) in [
         ("target", summary.target.as_str()),
         ("scenario_file", summary.scenario_file.as_str()),
-        ("outcome", summary.outcome.as_str()),
+        ("outcome", summary.outcome.name()),
         ("wsstorm_version", summary.wsstorm_version.as_str()),
     ] {
         let _ = writeln!(x, r#"      <property name="{name}" value="{}"/>"#, escape(value));

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::summary::{CountStats, LatencyStats, Summary, ThresholdResult};
+use super::summary::{CountStats, LatencyStats, Outcome, Summary, ThresholdResult};
 use super::{CONNECTIONS, TIMESERIES};
 use crate::metrics::{Latency, Totals};
 use crate::scenario::segment::Segment;
@@ -34,11 +34,11 @@ impl Merged {
     /// The exit code its outcome calls for (a missing segment is the caller's to judge).
     pub fn exit(&self) -> crate::exit::Exit {
         use crate::exit::Exit;
-        match self.summary.outcome.as_str() {
-            "passed" => Exit::Success,
-            "thresholds_crossed" => Exit::ThresholdsCrossed,
-            "interrupted" => Exit::Interrupted,
-            _ => Exit::RunFailed,
+        match self.summary.outcome {
+            Outcome::Passed => Exit::Success,
+            Outcome::ThresholdsCrossed => Exit::ThresholdsCrossed,
+            Outcome::Interrupted => Exit::Interrupted,
+            Outcome::RunFailed => Exit::RunFailed,
         }
     }
 }
@@ -174,16 +174,15 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     merged.segment = None;
     merged.late_start_s = shards.iter().filter_map(|s| s.late_start_s).reduce(f64::max);
     merged.aborted = shards.iter().find_map(|s| s.aborted.clone());
-    merged.outcome = if shards.iter().any(|s| s.outcome == "interrupted") {
-        "interrupted"
+    merged.outcome = if shards.iter().any(|s| s.outcome == Outcome::Interrupted) {
+        Outcome::Interrupted
     } else if c.connects == 0 && merged.peak_clients > 0 {
-        "run_failed"
+        Outcome::RunFailed
     } else if merged.aborted.is_some() || verdicts.iter().any(|v| !v.passed) {
-        "thresholds_crossed"
+        Outcome::ThresholdsCrossed
     } else {
-        "passed"
-    }
-    .to_string();
+        Outcome::Passed
+    };
     // Per-shard figures: kept side by side (recovery per shard), or summed where they add.
     merged.recovery = shards.iter().flat_map(|s| s.recovery.clone()).collect();
     merged.exec = shards.iter().flat_map(|s| s.exec.clone()).collect();

@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod connections;
+pub mod console;
 pub mod html;
 pub mod junit;
 pub mod merge;
@@ -24,6 +25,7 @@ use crate::metrics::Output;
 use crate::scenario::Load;
 use crate::scenario::segment::Segment;
 use connections::ConnectionsWriter;
+pub use console::{Console, Show};
 pub use progress::Progress;
 pub use summary::Summary;
 use timeseries::TimeseriesWriter;

@@ -1,16 +1,18 @@
 //! Live progress while a run goes: an indicatif line on a terminal, a plain line every few
 //! seconds when stdout is not a terminal, nothing when quiet, or one JSON line per second for
 //! the parent of `--workers` (which adds its workers' lines up and shows them as one). Fed by
-//! the collector's samples.
+//! the collector's samples; made by the `Console`, which the plain and JSON lines go through.
 
-use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use std::io::IsTerminal;
+
+use super::console::{Console, Show};
 use crate::metrics::{Counts, Sample};
-use crate::scenario::duration::show;
+use crate::units::duration::show;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
@@ -77,21 +79,30 @@ impl Snapshot {
 pub enum Progress {
     Bar(ProgressBar),
     Plain {
+        console: Console,
         last: f64,
     },
     /// One JSON [`Snapshot`] per line on stdout, for a `--workers` parent.
-    Json,
+    Json(Console),
     Quiet,
 }
 
 impl Progress {
-    pub fn new(quiet: bool, planned: Duration) -> Self {
-        if quiet {
-            return Progress::Quiet;
+    /// The live display `console` calls for, of a run planned to last `planned`.
+    pub fn of(console: &Console, planned: Duration) -> Progress {
+        match console.show_mode() {
+            Show::Quiet => Progress::Quiet,
+            Show::Json => Progress::Json(console.clone()),
+            Show::Human if std::io::stdout().is_terminal() => Progress::bar(planned),
+            Show::Human => Progress::Plain {
+                console: console.clone(),
+                last: 0.0,
+            },
         }
-        if !std::io::stdout().is_terminal() {
-            return Progress::Plain { last: 0.0 };
-        }
+    }
+
+    /// The status line on a terminal.
+    pub fn bar(planned: Duration) -> Self {
         let bar = ProgressBar::with_draw_target(Some(planned.as_secs().max(1)), ProgressDrawTarget::stdout());
         bar.set_style(
             ProgressStyle::with_template("{bar:24} {msg}")
@@ -110,19 +121,19 @@ impl Progress {
         match self {
             Progress::Bar(bar) => {
                 bar.set_position(snapshot.elapsed_s as u64);
-                bar.set_message(snapshot.line(planned));
+                // Masked: the line is built from counts, but the bar is not the console's.
+                bar.set_message(crate::redact::text(&snapshot.line(planned)).into_owned());
             }
-            Progress::Plain { last } => {
+            Progress::Plain { console, last } => {
                 if snapshot.elapsed_s >= *last + PLAIN_EVERY.as_secs_f64() {
                     *last = snapshot.elapsed_s;
-                    println!("{}", snapshot.line(planned));
+                    console.say(snapshot.line(planned));
                 }
             }
-            Progress::Json => {
-                let mut out = std::io::stdout().lock();
+            // The parent may be gone (it was killed); the run goes on regardless.
+            Progress::Json(console) => {
                 if let Ok(line) = serde_json::to_string(snapshot) {
-                    // The parent may be gone (it was killed); the run goes on regardless.
-                    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+                    console.data(&line);
                 }
             }
             Progress::Quiet => {}

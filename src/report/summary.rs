@@ -6,14 +6,54 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{Aborted, Counts, Latency, Recovery, Totals, Verdict};
-use crate::proxy::ProxyCounts;
+use crate::metrics::{
+    Aborted, Counts, ExecReport, Latency, ProxyCounts, Recovery, ServerCounts, Totals, Verdict,
+};
 use crate::scenario::Chaos;
 use crate::scenario::segment::Segment;
-use crate::swarm::exec::ExecReport;
-use crate::target::ServerCounts;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every threshold passed.
+    Passed,
+    /// A threshold was crossed (or aborted the run).
+    ThresholdsCrossed,
+    /// No client ever connected, or a results file could not be written.
+    RunFailed,
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::ThresholdsCrossed => "thresholds_crossed",
+            Outcome::RunFailed => "run_failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// As the end of summary.txt and report.html say it.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::ThresholdsCrossed => "THRESHOLDS CROSSED",
+            Outcome::RunFailed => "RUN FAILED",
+            Outcome::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -37,8 +77,7 @@ pub struct Summary {
     /// What the reader of the result must know (TLS not verified, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// passed | thresholds_crossed | run_failed | interrupted
-    pub outcome: String,
+    pub outcome: Outcome,
     /// The `abort_on_fail` threshold that ended the run early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Aborted>,
@@ -166,7 +205,7 @@ pub struct RunInfo {
     pub peak_clients: u64,
     pub segment: Option<Segment>,
     pub late_start_s: Option<f64>,
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Said with the result: the run's figures hold, but something about it was unusual.
     pub warnings: Vec<String>,
     pub embedded_server: Option<ServerCounts>,
@@ -232,8 +271,18 @@ impl Summary {
 
     /// The text shown at the end of a run and saved as summary.txt.
     pub fn render_text(&self) -> String {
-        let c = &self.counts;
         let mut s = String::new();
+        self.text_heading(&mut s);
+        self.text_counts(&mut s);
+        self.text_connections(&mut s);
+        self.text_sides(&mut s);
+        self.text_latency(&mut s);
+        self.text_recovery(&mut s);
+        self.text_verdict(&mut s);
+        s
+    }
+
+    fn text_heading(&self, s: &mut String) {
         let kind = if self.embedded { " (embedded)" } else { "" };
         let _ = writeln!(
             s,
@@ -257,6 +306,11 @@ impl Summary {
             );
         }
         let _ = writeln!(s);
+    }
+
+    /// Requests, replies, checks, waits, the open rate, capped requests, messages.
+    fn text_counts(&self, s: &mut String) {
+        let c = &self.counts;
         let _ = writeln!(
             s,
             "requests    {} sent: {} answered, {} timed out, {} lost, {} unfinished",
@@ -307,6 +361,11 @@ impl Summary {
             "messages    {} sent, {} received ({} / {} bytes)",
             c.messages_sent, c.messages_received, c.bytes_sent, c.bytes_received
         );
+    }
+
+    /// Connections, rates, reconnects, the heartbeat, pushes, causes.
+    fn text_connections(&self, s: &mut String) {
+        let c = &self.counts;
         let _ = writeln!(
             s,
             "connections {} opened, {} failed, {} dropped, {} closed",
@@ -343,6 +402,10 @@ impl Summary {
                 let _ = writeln!(s, "{title:<11} {}", list.join(", "));
             }
         }
+    }
+
+    /// What the embedded server, the chaos proxy and the exec commands saw.
+    fn text_sides(&self, s: &mut String) {
         if let Some(server) = &self.embedded_server {
             let _ = writeln!(
                 s,
@@ -392,6 +455,9 @@ impl Summary {
                 e.at_s, e.command, e.duration_s, e.stdout
             );
         }
+    }
+
+    fn text_latency(&self, s: &mut String) {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -409,30 +475,37 @@ impl Summary {
                 l.count, l.min_ms, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p99_9_ms, l.max_ms
             );
         }
-        if !self.recovery.is_empty() {
-            let _ = writeln!(s);
+    }
+
+    fn text_recovery(&self, s: &mut String) {
+        if self.recovery.is_empty() {
+            return;
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "recovery after chaos (connected back to 99 %, p99 rtt back within 2x)"
+        );
+        let secs = |v: Option<f64>| v.map_or("not recovered".to_string(), |v| format!("{v:.3}s"));
+        for r in &self.recovery {
+            let rtt = match r.rtt_p99_before_ms {
+                None => "no rtt before".to_string(),
+                Some(base) => format!("rtt {} (p99 before {base:.3}ms)", secs(r.rtt_recovered_s)),
+            };
             let _ = writeln!(
                 s,
-                "recovery after chaos (connected back to 99 %, p99 rtt back within 2x)"
+                "  {:>8.3}s  {:<14} hit {:>6}  connected {} -> min {}: back in {}; {rtt}",
+                r.at_s,
+                r.how,
+                r.hit,
+                r.connected_before,
+                r.connected_min,
+                secs(r.connected_recovered_s)
             );
-            let secs = |v: Option<f64>| v.map_or("not recovered".to_string(), |v| format!("{v:.3}s"));
-            for r in &self.recovery {
-                let rtt = match r.rtt_p99_before_ms {
-                    None => "no rtt before".to_string(),
-                    Some(base) => format!("rtt {} (p99 before {base:.3}ms)", secs(r.rtt_recovered_s)),
-                };
-                let _ = writeln!(
-                    s,
-                    "  {:>8.3}s  {:<14} hit {:>6}  connected {} -> min {}: back in {}; {rtt}",
-                    r.at_s,
-                    r.how,
-                    r.hit,
-                    r.connected_before,
-                    r.connected_min,
-                    secs(r.connected_recovered_s)
-                );
-            }
         }
+    }
+
+    fn text_verdict(&self, s: &mut String) {
         if !self.thresholds.is_empty() {
             let _ = writeln!(s);
             let _ = writeln!(s, "thresholds");
@@ -443,14 +516,7 @@ impl Summary {
             }
         }
         let _ = writeln!(s);
-        let verdict = match self.outcome.as_str() {
-            "passed" => "passed",
-            "thresholds_crossed" => "THRESHOLDS CROSSED",
-            "run_failed" => "RUN FAILED",
-            "interrupted" => "INTERRUPTED",
-            other => other,
-        };
-        let _ = writeln!(s, "result      {verdict}");
+        let _ = writeln!(s, "result      {}", self.outcome.verdict());
         for warning in &self.warnings {
             let _ = writeln!(s, "warning     {warning}");
         }
@@ -460,6 +526,5 @@ impl Summary {
                 "            (segment {seg} alone: `wsstorm merge` judges the thresholds on the whole run)"
             );
         }
-        s
     }
 }

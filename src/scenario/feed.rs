@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which row each client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
     Sequential,
     Random,
@@ -15,15 +17,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(text: &str) -> Option<Mode> {
-        match text {
-            "sequential" => Some(Mode::Sequential),
-            "random" => Some(Mode::Random),
-            "unique" => Some(Mode::Unique),
-            _ => None,
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Mode::Sequential => "sequential",
@@ -58,7 +51,7 @@ impl Feed {
 
     /// Reads `file` (a header row, then one row per record, every row as wide as the header).
     pub fn load(file: &Path, mode: Mode) -> Result<Feed, String> {
-        let bytes = super::read_bounded(file, MAX_FEED)?;
+        let bytes = super::files::read_bounded(file, MAX_FEED)?;
         let mut reader = csv::Reader::from_reader(bytes.as_slice());
         let columns: Vec<String> = reader
             .headers()

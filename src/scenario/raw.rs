@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
+
+use super::feed::Mode;
+use super::plan::{Direction, Strategy};
+use crate::units::duration;
 
 pub type Text = Spanned<String>;
 
@@ -72,8 +76,8 @@ pub struct RawScenario {
 pub struct RawFeed {
     #[schemars(with = "String")]
     pub file: Text,
-    #[schemars(with = "Option<String>")]
-    pub mode: Option<Text>,
+    #[schemars(with = "Option<Mode>")]
+    pub mode: Option<Spanned<Mode>>,
 }
 
 /// TLS for wss:// targets: verified against the system's roots unless `ca_file` names the CA
@@ -179,16 +183,15 @@ pub struct RawHeartbeat {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Reconnect")]
 pub struct RawReconnect {
-    #[schemars(with = "Option<String>")]
-    pub strategy: Option<Text>,
+    pub strategy: Option<Strategy>,
     #[schemars(with = "Option<String>")]
     pub initial: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub max: Option<Text>,
     #[schemars(with = "Option<f64>")]
     pub multiplier: Option<Spanned<f64>>,
-    #[schemars(with = "Option<String>")]
-    pub jitter: Option<Text>,
+    #[schemars(with = "Option<RawJitter>")]
+    pub jitter: Option<Spanned<RawJitter>>,
     #[schemars(with = "Option<u64>")]
     pub max_attempts: Option<Spanned<u64>>,
     pub replay_in_flight: Option<bool>,
@@ -256,15 +259,15 @@ pub struct RawChaos {
     // Client side.
     #[schemars(with = "Option<RawAmount>")]
     pub drop: Option<Spanned<RawAmount>>,
-    #[schemars(with = "Option<String>")]
-    pub how: Option<Text>,
+    #[schemars(with = "Option<RawHow>")]
+    pub how: Option<Spanned<RawHow>>,
     #[schemars(with = "Option<u64>")]
     pub code: Option<Spanned<u64>>,
     // Network side.
-    #[schemars(with = "Option<String>")]
-    pub network: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub direction: Option<Text>,
+    #[schemars(with = "Option<RawNetwork>")]
+    pub network: Option<Spanned<RawNetwork>>,
+    #[schemars(with = "Option<Direction>")]
+    pub direction: Option<Spanned<Direction>>,
     #[schemars(with = "Option<RawNumberOrText>")]
     pub toxicity: Option<Spanned<RawNumberOrText>>,
     #[schemars(with = "Option<String>")]
@@ -352,8 +355,8 @@ pub struct RawStep {
     pub send_binary: Option<Text>,
     /// "response": one correlated reply; "stream": replies with the request's id until the
     /// one that `last` matches (timed to the first and to the last).
-    #[schemars(with = "Option<String>")]
-    pub expect: Option<Text>,
+    #[schemars(with = "Option<RawExpect>")]
+    pub expect: Option<Spanned<RawExpect>>,
     pub wait: Option<bool>,
     /// Tests of the reply (of the last one, for a stream); a reply that fails one counts as a
     /// check failure, apart from timeouts.
@@ -422,4 +425,101 @@ pub struct RawEmbedded {
     pub ping_every: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub ping_timeout: Option<Text>,
+}
+
+/// How a reconnect's wait is randomised: "none", "full", "equal", or a duration added at
+/// random ("1s": the "up to 1 s of jitter" many clients add).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(rename = "Jitter")]
+#[serde(untagged)]
+pub enum RawJitter {
+    Kind(JitterKind),
+    /// A duration such as "1s", added at random (0 up to it).
+    Added(#[schemars(with = "String")] std::time::Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JitterKind {
+    None,
+    /// Uniform in [0, delay].
+    Full,
+    /// delay/2 + uniform in [0, delay/2].
+    Equal,
+}
+
+impl<'de> Deserialize<'de> for RawJitter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.as_str() {
+            "none" => RawJitter::Kind(JitterKind::None),
+            "full" => RawJitter::Kind(JitterKind::Full),
+            "equal" => RawJitter::Kind(JitterKind::Equal),
+            other => match duration::parse(other) {
+                Ok(d) if !d.is_zero() && d <= duration::MAX => RawJitter::Added(d),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown jitter {other:?}: expected one of \"none\", \"full\", \"equal\" or a duration added at random such as \"1s\""
+                    )));
+                }
+            },
+        })
+    }
+}
+
+/// What a `send` step waits for: one correlated reply, or a stream of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "Expect")]
+pub enum RawExpect {
+    /// One correlated reply.
+    Response,
+    /// Replies with the request's id until the one `last` matches (timed to the first and to
+    /// the last).
+    Stream,
+}
+
+/// How chaos drops a client's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "How")]
+pub enum RawHow {
+    /// A TCP reset.
+    Reset,
+    /// A close frame with `code` (1000 unless given).
+    Close,
+    /// Stop reading and answering pings (half-open).
+    Silent,
+    /// Keep working but drop pongs.
+    NoPong,
+}
+
+/// The network faults of the built-in proxy (Toxiproxy's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "Network")]
+pub enum RawNetwork {
+    Latency,
+    Bandwidth,
+    Blackhole,
+    Refuse,
+    Reset,
+    SlowClose,
+    Slicer,
+    LimitData,
+}
+
+impl RawNetwork {
+    pub fn name(self) -> &'static str {
+        match self {
+            RawNetwork::Latency => "latency",
+            RawNetwork::Bandwidth => "bandwidth",
+            RawNetwork::Blackhole => "blackhole",
+            RawNetwork::Refuse => "refuse",
+            RawNetwork::Reset => "reset",
+            RawNetwork::SlowClose => "slow_close",
+            RawNetwork::Slicer => "slicer",
+            RawNetwork::LimitData => "limit_data",
+        }
+    }
 }

@@ -42,7 +42,10 @@ fn a_full_scenario_becomes_a_plan() {
         Duration::from_secs(15),
         "duration defaults to the phases' length"
     );
-    assert_eq!(plan.target, Target::Url("ws://127.0.0.1:9001/ws".into()));
+    assert_eq!(
+        plan.target,
+        Target::Url(TargetUrl::parse("ws://127.0.0.1:9001/ws").unwrap())
+    );
     assert_eq!(plan.connect.subprotocols, vec!["json.v1"]);
     assert_eq!(plan.connect.headers[0].1.source(), "Bearer ${env:API_TOKEN}");
     assert_eq!(plan.correlation.as_ref().unwrap().timeout, Duration::from_secs(2));
@@ -165,7 +168,7 @@ shell = true
     );
     let plan = parse_str(&text).unwrap();
     assert!(plan.needs_proxy());
-    use crate::proxy::{Direction, Toxic};
+    use crate::scenario::{Direction, Toxic};
     let ChaosAction::Network { fault, lasts } = &plan.chaos[0].action else {
         panic!("{:?}", plan.chaos[0]);
     };
@@ -208,7 +211,7 @@ fn chaos_mistakes_point_at_the_key_and_say_what_was_expected() {
             "drop = \"10%\"\nnetwork = \"reset\"",
             "exactly one of",
         ),
-        ("an unknown fault", "network = \"earthquake\"", "\"blackhole\""),
+        ("an unknown fault", "network = \"earthquake\"", "`blackhole`"),
         (
             "a fault without its value",
             "network = \"latency\"",
@@ -562,7 +565,7 @@ fn the_target_url_takes_environment_variables() {
     .unwrap();
     assert_eq!(
         plan.target,
-        Target::Url("ws://127.0.0.1:9001/ws?key=t0k3n".into())
+        Target::Url(TargetUrl::parse("ws://127.0.0.1:9001/ws?key=t0k3n").unwrap())
     );
     assert!(plan.connect.url.is_none(), "the same for every client");
     let e =

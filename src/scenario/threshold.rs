@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::duration;
+use crate::units::duration;
 
 /// What kind of number a metric yields, which decides the aggregations it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ impl Threshold {
             Some(grace) => format!(
                 "{} (aborts the run when crossed after {})",
                 self.label(),
-                super::duration::show(grace)
+                duration::show(grace)
             ),
         }
     }

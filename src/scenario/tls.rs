@@ -22,6 +22,8 @@ pub struct Tls {
     /// Where the roots came from, for `validate`.
     pub roots: String,
     pub client_cert: Option<PathBuf>,
+    /// The name the server's certificate must carry: the target's host.
+    pub server_name: ServerName<'static>,
 }
 
 /// The parts of `[tls]`, with relative paths resolved against the scenario's folder.
@@ -37,8 +39,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
-/// Builds the client configuration; an error names the key and the file.
-pub fn build(options: &TlsOptions) -> Result<Tls, (&'static str, String)> {
+/// Builds the client configuration for a server named `host`; an error names the key and the
+/// file.
+pub fn build(options: &TlsOptions, host: &str) -> Result<Tls, (&'static str, String)> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ("tls", e.to_string()))?;
@@ -79,7 +82,7 @@ pub fn build(options: &TlsOptions) -> Result<Tls, (&'static str, String)> {
     let config = match (&options.client_cert, &options.client_key) {
         (Some(cert), Some(key)) => {
             let certs = read_certs(cert).map_err(|e| ("tls.client_cert", e))?;
-            let pem = super::read_bounded(key, MAX_PEM).map_err(|e| ("tls.client_key", e))?;
+            let pem = super::files::read_bounded(key, MAX_PEM).map_err(|e| ("tls.client_key", e))?;
             let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
                 (
                     "tls.client_key",
@@ -106,6 +109,9 @@ pub fn build(options: &TlsOptions) -> Result<Tls, (&'static str, String)> {
         insecure: options.insecure,
         roots,
         client_cert: options.client_cert.clone(),
+        // A host that is no valid name fails the handshake's name check, as it should.
+        server_name: server_name(host)
+            .unwrap_or_else(|| ServerName::try_from("invalid").expect("a valid name")),
     })
 }
 
@@ -113,7 +119,7 @@ pub fn build(options: &TlsOptions) -> Result<Tls, (&'static str, String)> {
 const MAX_PEM: u64 = 16 << 20;
 
 fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = super::read_bounded(file, MAX_PEM)?;
+    let pem = super::files::read_bounded(file, MAX_PEM)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}: expected PEM certificates", file.display()))?;
@@ -127,7 +133,7 @@ fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// The name the server's certificate must carry: the URL's host.
-pub fn server_name(host: &str) -> Option<ServerName<'static>> {
+fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string()).ok()
 }
 

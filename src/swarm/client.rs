@@ -1,62 +1,42 @@
 //! One simulated client: connect, drive the connection, and after a drop or a failed attempt
 //! wait per the reconnect policy and connect again, until the run or a ramp-down stops it or
-//! it gives up. What it keeps between connections is a few words.
+//! it gives up. What it keeps between connections is a few words (`ClientState`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::backoff::Retries;
+use super::connect::{self, Opened};
 use super::connection::{self, End};
-use super::{Shared, connect};
+use super::shared::Shared;
+use super::state::{ClientCtl, ClientState};
+use super::stream::Ws;
 use crate::metrics::Event;
 use crate::metrics::requests::RequestOutcome;
 
-/// How the swarm reaches one client: its stop button and chaos commands.
-pub struct ClientCtl {
-    /// The run's graceful stop, or this client's ramp-down.
-    pub stop: CancellationToken,
-    /// Whether the client has an open connection now (read by the chaos controller).
-    pub connected: AtomicBool,
-    /// Pending chaos command: index into the plan's chaos list, plus one (0: none).
-    pub chaos: AtomicU32,
-    pub notify: Notify,
+/// What comes after a connection or an attempt.
+enum Next {
+    /// Wait this long, then connect again.
+    Wait(Duration),
+    /// Connect again at once (a close step).
+    Again,
+    /// The client is done.
+    Done,
 }
 
-impl ClientCtl {
-    pub fn new(stop: CancellationToken) -> Self {
-        Self {
-            stop,
-            connected: AtomicBool::new(false),
-            chaos: AtomicU32::new(0),
-            notify: Notify::new(),
-        }
-    }
-
-    /// Asks the client to apply chaos action `index` to its connection.
-    pub fn hit(&self, index: usize) {
-        self.chaos.store(index as u32 + 1, Relaxed);
-        self.notify.notify_one();
-    }
-}
-
-/// What a client keeps across its connections.
-pub struct ClientState {
-    pub index: u64,
-    /// Sequence number of the last message sent; ids are `index-seq`, unique per run.
-    pub next_seq: u64,
-    pub rng: SmallRng,
-    /// Requests in flight at the last drop, to resend after reconnecting.
-    pub replay: Vec<super::pending::Kept>,
-    /// Highest push sequence number seen, across connections.
-    pub last_push_seq: Option<u64>,
-    /// The open-rate schedule, kept across connections (boxed: only paced runs have one).
-    pub pace: Option<Box<super::connection::Pace>>,
+/// How a connection the client had ended, for what comes next.
+enum Ended {
+    /// The client was stopped: it is done.
+    Stopped,
+    /// A close step: connect again at once.
+    Cycled,
+    /// It dropped: wait, then connect again.
+    Dropped,
 }
 
 /// Runs client `index` until it is stopped or gives up.
@@ -64,14 +44,12 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
     let mut state = ClientState {
         index,
         next_seq: seq_base,
-        rng: SmallRng::seed_from_u64(shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        rng: SmallRng::seed_from_u64(shared.plan.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         replay: Vec::new(),
         last_push_seq: None,
         pace: None,
     };
-    let client = index as u32;
     let events = &shared.events;
-    let policy = &shared.reconnect;
     let mut retries = Retries::default();
     let mut dropped_at: Option<Instant> = None;
     loop {
@@ -83,8 +61,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                 _ = ctl.stop.cancelled() => true,
             };
             if stopped {
-                abandon_replay(&shared, &mut state).await;
-                return;
+                return abandon_replay(&shared, &mut state).await;
             }
         }
         let attempt = retries.begin();
@@ -94,74 +71,39 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             biased;
             _ = shared.halt.cancelled() => {
                 events.send(Event::ConnectAbandoned).await;
-                abandon_replay(&shared, &mut state).await;
-                return;
+                return abandon_replay(&shared, &mut state).await;
             }
             // Boxed: the handshake's state is large and lives only while connecting, so an
             // open connection's task does not carry it.
             r = Box::pin(connect::open(&shared, &mut state)) => r,
         };
-        let wait = match opened {
-            Ok(o) => {
+        let next = match opened {
+            Ok(Opened {
+                ws,
+                tcp_us,
+                upgrade_us,
+            }) => {
                 let reconnect_us = dropped_at.take().map(|t| t.elapsed().as_micros() as u64);
-                events
-                    .send(Event::Connected {
-                        client,
-                        attempt,
-                        tcp_us: o.tcp_us,
-                        upgrade_us: o.upgrade_us,
-                        reconnect_us,
-                    })
-                    .await;
                 retries.connected();
-                ctl.chaos.store(0, Relaxed);
-                ctl.connected.store(true, Relaxed);
-                let mut ws = o.ws;
-                let end = connection::drive(&mut ws, &shared, &mut state, &ctl).await;
-                ctl.connected.store(false, Relaxed);
-                drop(ws);
-                match end {
-                    End::Closed { unfinished, open_us } => {
-                        events
-                            .send(Event::Closed {
-                                client,
-                                unfinished,
-                                open_us,
-                            })
-                            .await;
-                        // Stopped before a replay (during setup): those never went out again.
-                        abandon_replay(&shared, &mut state).await;
-                        return;
-                    }
-                    End::Cycled { open_us } => {
-                        events
-                            .send(Event::Closed {
-                                client,
-                                unfinished: 0,
-                                open_us,
-                            })
-                            .await;
-                        if ctl.stop.is_cancelled() {
-                            return;
-                        }
-                        continue;
-                    }
-                    End::Dropped { cause, lost, open_us } => {
-                        events
-                            .send(Event::Dropped {
-                                client,
-                                cause,
-                                lost,
-                                open_us,
-                            })
-                            .await;
+                let opened = Event::Connected {
+                    client: index as u32,
+                    attempt,
+                    tcp_us,
+                    upgrade_us,
+                    reconnect_us,
+                };
+                match connected(&shared, &mut state, &ctl, ws, opened).await {
+                    Ended::Stopped => Next::Done,
+                    Ended::Cycled => Next::Again,
+                    Ended::Dropped => {
                         dropped_at = Some(Instant::now());
-                        retries.dropped(policy, &mut state.rng)
+                        Next::Wait(retries.dropped(&shared.plan.reconnect, &mut state.rng))
                     }
                 }
             }
             Err(kind) => {
                 let took_us = started.elapsed().as_micros() as u64;
+                let client = index as u32;
                 events
                     .send(Event::ConnectFailed {
                         client,
@@ -170,43 +112,107 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                         took_us,
                     })
                     .await;
-                match retries.failed(policy, &mut state.rng) {
-                    Some(wait) => wait,
-                    None => {
-                        let kept = std::mem::take(&mut state.replay);
-                        if let Some(log) = &shared.requests {
-                            for k in &kept {
-                                log.record(client, k.seq, RequestOutcome::Lost, None).await;
-                            }
-                        }
-                        let lost = kept.len() as u32;
-                        events
-                            .send(Event::GaveUp {
-                                client,
-                                attempts: attempt,
-                                lost,
-                            })
-                            .await;
-                        return;
-                    }
+                match retries.failed(&shared.plan.reconnect, &mut state.rng) {
+                    Some(wait) => Next::Wait(wait),
+                    None => return give_up(&shared, &mut state, attempt).await,
                 }
             }
         };
-        if ctl.stop.is_cancelled() {
-            abandon_replay(&shared, &mut state).await;
-            return;
-        }
-        events.send(Event::BackoffStarted).await;
-        let stopped = tokio::select! {
-            _ = tokio::time::sleep(wait) => false,
-            _ = ctl.stop.cancelled() => true,
+        let wait = match next {
+            Next::Done => return,
+            Next::Again if ctl.stop.is_cancelled() => return,
+            Next::Again => continue,
+            Next::Wait(wait) => wait,
         };
-        events.send(Event::BackoffEnded).await;
-        if stopped {
-            abandon_replay(&shared, &mut state).await;
-            return;
+        if ctl.stop.is_cancelled() || backoff(&shared, &ctl, wait).await {
+            return abandon_replay(&shared, &mut state).await;
         }
     }
+}
+
+/// An open connection (reported by the `Connected` event `opened`), driven until it ends.
+async fn connected(
+    shared: &Shared,
+    state: &mut ClientState,
+    ctl: &ClientCtl,
+    mut ws: Ws,
+    opened: Event,
+) -> Ended {
+    let events = &shared.events;
+    let client = state.index as u32;
+    events.send(opened).await;
+    ctl.chaos.store(0, Relaxed);
+    ctl.connected.store(true, Relaxed);
+    let end = connection::drive(&mut ws, shared, state, ctl).await;
+    ctl.connected.store(false, Relaxed);
+    drop(ws);
+    match end {
+        End::Closed { unfinished, open_us } => {
+            events
+                .send(Event::Closed {
+                    client,
+                    unfinished,
+                    open_us,
+                })
+                .await;
+            // Stopped before a replay (during setup): those never went out again.
+            abandon_replay(shared, state).await;
+            Ended::Stopped
+        }
+        End::Cycled { open_us } => {
+            events
+                .send(Event::Closed {
+                    client,
+                    unfinished: 0,
+                    open_us,
+                })
+                .await;
+            Ended::Cycled
+        }
+        End::Dropped { cause, lost, open_us } => {
+            events
+                .send(Event::Dropped {
+                    client,
+                    cause,
+                    lost,
+                    open_us,
+                })
+                .await;
+            Ended::Dropped
+        }
+    }
+}
+
+/// Waits `wait` before the next attempt; true when the client was stopped meanwhile.
+async fn backoff(shared: &Shared, ctl: &ClientCtl, wait: Duration) -> bool {
+    shared.events.send(Event::BackoffStarted).await;
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(wait) => false,
+        _ = ctl.stop.cancelled() => true,
+    };
+    shared.events.send(Event::BackoffEnded).await;
+    stopped
+}
+
+/// The client stops trying after `attempts` failed attempts: requests it kept for replay are
+/// lost.
+async fn give_up(shared: &Shared, state: &mut ClientState, attempts: u32) {
+    let client = state.index as u32;
+    let kept = std::mem::take(&mut state.replay);
+    if let Some(log) = &shared.requests {
+        for k in &kept {
+            log.record(client, k.seq, RequestOutcome::Lost, None).await;
+        }
+    }
+    let lost = kept.len() as u32;
+    shared
+        .events
+        .send(Event::GaveUp {
+            client,
+            attempts,
+            lost,
+        })
+        .await;
 }
 
 /// The run stopped before the requests kept for replay could be resent: they are unfinished.

@@ -1,4 +1,4 @@
-//! Opening one WebSocket connection: resolve, TCP connect, upgrade, all under the connect
+//! Opening one WebSocket connection: resolve, TCP connect, TLS, upgrade, all under the connect
 //! timeout, timed in parts, with failures mapped to a `ConnectError` kind.
 
 use std::fmt::Write as _;
@@ -7,18 +7,17 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 
-use super::client::ClientState;
-use super::stream::{ClientStream, Transport};
-use super::{Shared, handshake};
+use super::causes::connect_error;
+use super::handshake;
+use super::shared::Shared;
+use super::state::ClientState;
+use super::stream::{ClientStream, Transport, Ws};
 use crate::metrics::ConnectError;
 use crate::scenario::template::RenderCtx;
-
-pub type Ws = WebSocketStream<ClientStream>;
 
 /// An open connection and how long its parts took.
 pub struct Opened {
@@ -30,38 +29,39 @@ pub struct Opened {
 /// Connects client `state`.
 pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, ConnectError> {
     let request = request(shared, state)?;
+    let connect_timeout = shared.plan.connect.timeout;
     let attempt = async {
         let started = Instant::now();
-        let addr = tokio::net::lookup_host(&shared.authority)
+        let addr = tokio::net::lookup_host(&shared.endpoint.connect_to)
             .await
             .map_err(|_| ConnectError::Dns)?
             .next()
             .ok_or(ConnectError::Dns)?;
-        let tcp = match shared.source_addrs.as_slice() {
+        let tcp = match shared.plan.connect.source_addrs.as_slice() {
             [] => TcpStream::connect(addr).await,
             sources => {
                 let source = sources[(state.index % sources.len() as u64) as usize];
                 connect_from(source, addr).await
             }
         }
-        .map_err(|e| io_kind(&e))?;
+        .map_err(|e| connect_error(&e))?;
         let _ = tcp.set_nodelay(true);
         let connected = Instant::now();
-        let transport = match &shared.tls {
-            None => Transport::Plain(tcp),
-            Some((connector, name)) => match connector.connect(name.clone(), tcp).await {
+        let transport = match (&shared.tls, &shared.plan.tls) {
+            (Some(connector), Some(tls)) => match connector.connect(tls.server_name.clone(), tcp).await {
                 Ok(tls) => Transport::Tls(Box::new(tls)),
                 Err(e) => {
                     tracing::debug!("TLS handshake with {addr} failed: {e}");
                     return Err(ConnectError::Tls);
                 }
             },
+            _ => Transport::Plain(tcp),
         };
         let ws = handshake::upgrade(
-            ClientStream::new(transport, shared.connect_timeout),
+            ClientStream::new(transport, connect_timeout),
             &request,
             shared.ws_config,
-            shared.subprotocol.as_deref(),
+            shared.plan.connect.subprotocol.as_deref(),
         )
         .await?;
         Ok(Opened {
@@ -70,7 +70,7 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
             upgrade_us: connected.elapsed().as_micros() as u64,
         })
     };
-    timeout(shared.connect_timeout, attempt)
+    timeout(connect_timeout, attempt)
         .await
         .map_err(|_| ConnectError::Timeout)?
 }
@@ -92,54 +92,46 @@ async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream>
     socket.connect(addr).await
 }
 
-fn request(
-    shared: &Shared,
-    state: &mut ClientState,
-) -> Result<tungstenite::handshake::client::Request, ConnectError> {
+/// The upgrade request of client `state`: its URL (per client when it takes feed values, and
+/// with the push sequence to resume from) and its headers, rendered.
+fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, ConnectError> {
+    let plan = &shared.plan;
     let mut ctx = RenderCtx {
         client: state.index,
         seq: state.next_seq,
         rng: &mut state.rng,
-        row: shared.row(state.index),
+        row: plan.row(state.index),
     };
-    let mut url = match &shared.url_template {
-        Some(template) => {
-            let mut url = String::new();
-            template.render(&mut ctx, &mut url);
-            url
+    let resume = plan.pushes.resume_param.as_ref().zip(state.last_push_seq);
+    let uri = match (&plan.connect.url, resume) {
+        (None, None) => shared.endpoint.uri.clone(),
+        (template, resume) => {
+            let mut url = match template {
+                Some(template) => {
+                    let mut url = String::new();
+                    template.render(&mut ctx, &mut url);
+                    url
+                }
+                None => shared.endpoint.uri.to_string(),
+            };
+            if let Some((param, last)) = resume {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let _ = write!(url, "{sep}{param}={last}");
+            }
+            // Validation made sure every feed row gives a valid URL.
+            url.parse::<Uri>().map_err(|_| ConnectError::Handshake)?
         }
-        None => shared.url.clone(),
     };
-    if let (Some(param), Some(last)) = (&shared.pushes.resume_param, state.last_push_seq) {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let _ = write!(url, "{sep}{param}={last}");
-    }
-    let mut request = url.into_client_request().map_err(|_| ConnectError::Handshake)?;
+    let mut request = uri.into_client_request().map_err(|_| ConnectError::Handshake)?;
     let headers = request.headers_mut();
-    for (name, template) in &shared.headers {
+    for (name, template) in &plan.connect.headers {
         let mut value = String::new();
         template.render(&mut ctx, &mut value);
         let value = HeaderValue::from_str(&value).map_err(|_| ConnectError::Handshake)?;
         headers.insert(name, value);
     }
-    if let Some(protocols) = &shared.subprotocols {
-        headers.insert("sec-websocket-protocol", protocols.clone());
+    if let Some(offer) = &plan.connect.offer {
+        headers.insert("sec-websocket-protocol", offer.clone());
     }
     Ok(request)
-}
-
-pub(super) fn io_kind(e: &io::Error) -> ConnectError {
-    // rustls errors come wrapped in io errors (a TLS 1.3 server refuses a client certificate
-    // after the client's handshake is done, so it shows on the first read).
-    if e.get_ref()
-        .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
-    {
-        return ConnectError::Tls;
-    }
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ConnectError::Reset,
-        io::ErrorKind::TimedOut => ConnectError::Timeout,
-        _ => ConnectError::Io,
-    }
 }

@@ -9,33 +9,12 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::process::Command as Process;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::ExecReport;
 use crate::scenario::{Command, Exec};
-
-/// What became of one `exec` firing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecReport {
-    /// Index of the action in the scenario's [[chaos]] list.
-    pub chaos: u32,
-    pub at_s: f64,
-    pub command: String,
-    /// exited | timed_out | stopped (the run was stopped at once) | failed_to_start
-    pub outcome: String,
-    /// Exit code when it exited.
-    pub exit_code: Option<i32>,
-    /// Signal that ended it, when one did.
-    pub signal: Option<i32>,
-    pub duration_s: f64,
-    /// Files in the results directory holding its standard output and error.
-    pub stdout: String,
-    pub stderr: String,
-    /// Why it could not start.
-    pub error: Option<String>,
-}
 
 /// Runs `exec` (firing `n` of chaos action `chaos`, at `at_s` into the run) and waits for it,
 /// at most its time limit. Output goes to `exec-<chaos>-<n>.stdout|.stderr` in `dir`.

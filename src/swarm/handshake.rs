@@ -11,7 +11,8 @@ use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::stream::ClientStream;
+use super::causes::connect_error;
+use super::stream::{ClientStream, Ws};
 use crate::metrics::ConnectError;
 
 /// Upper bound for the response head; a server sending more is broken or hostile.
@@ -25,13 +26,13 @@ pub async fn upgrade(
     request: &Request,
     config: WebSocketConfig,
     expected: Option<&str>,
-) -> Result<WebSocketStream<ClientStream>, ConnectError> {
+) -> Result<Ws, ConnectError> {
     let head = request_head(request);
     stream
         .inner
         .write_all(&head)
         .await
-        .map_err(|e| super::connect::io_kind(&e))?;
+        .map_err(|e| connect_error(&e))?;
 
     let mut buf = Vec::with_capacity(512);
     let (head_len, status, accept, upgrade, connection, protocol) = loop {
@@ -40,7 +41,7 @@ pub async fn upgrade(
             .inner
             .read(&mut chunk)
             .await
-            .map_err(|e| super::connect::io_kind(&e))?;
+            .map_err(|e| connect_error(&e))?;
         if n == 0 {
             return Err(ConnectError::Reset);
         }

@@ -13,6 +13,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+
+/// An open connection of a client.
+pub type Ws = WebSocketStream<ClientStream>;
 
 const OPCODE_PONG: u8 = 0xA;
 

@@ -1,0 +1,253 @@
+//! The plan as `wsstorm validate` prints it: every resolved value, the load phases and the
+//! chaos timeline, with templates shown as written (never a secret's value).
+
+use std::fmt::{self, Formatter, Result};
+use std::time::Duration;
+
+use super::{Plan, Step, Target};
+use crate::scenario::check::Check;
+use crate::scenario::feed::Mode;
+use crate::units::duration::show;
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut Formatter<'_>) -> Result {
+        writeln!(f, "scenario   {} ({})", self.name, self.file.display())?;
+        self.show_target(f)?;
+        writeln!(f, "duration   {}", show(self.duration))?;
+        writeln!(f, "seed       {}", self.seed)?;
+        self.show_connect(f)?;
+        self.show_load(f)?;
+        self.show_lifecycle(f)?;
+        self.show_program(f)?;
+        if self.thresholds.is_empty() {
+            writeln!(f, "thresholds (none)")?;
+        } else {
+            writeln!(f, "thresholds")?;
+            for t in &self.thresholds {
+                writeln!(f, "  {}", t.describe())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    fn show_target(&self, f: &mut Formatter<'_>) -> Result {
+        match &self.target {
+            Target::Embedded(b) => writeln!(
+                f,
+                "target     embedded: built-in server on 127.0.0.1:0 ({})",
+                b.describe()
+            ),
+            Target::Url(url) => match &self.connect.url {
+                Some(t) => writeln!(f, "target     {} (per client)", crate::redact::text(t.source())),
+                None => writeln!(f, "target     {}", crate::redact::text(&url.uri.to_string())),
+            },
+        }
+    }
+
+    fn show_connect(&self, f: &mut Formatter<'_>) -> Result {
+        let c = &self.connect;
+        write!(
+            f,
+            "connect    timeout {}, read buffer {} B, messages up to {} B (frames {} B)",
+            show(c.timeout),
+            c.read_buffer,
+            c.max_message,
+            c.max_frame
+        )?;
+        if !c.subprotocols.is_empty() {
+            write!(f, ", subprotocols {}", c.subprotocols.join(", "))?;
+        }
+        if let Some(p) = &c.subprotocol {
+            write!(f, " (the server must choose {p})")?;
+        }
+        writeln!(f)?;
+        if let Some(feed) = &self.feed {
+            let rows = match feed.mode {
+                Mode::Sequential => "row k mod rows",
+                Mode::Random => "a fixed random row",
+                Mode::Unique => "row k, its own",
+            };
+            writeln!(
+                f,
+                "feed       {}: {} rows of {}; {} (client k: {rows})",
+                feed.file.display(),
+                feed.rows.len(),
+                feed.columns.join(", "),
+                feed.mode.name(),
+            )?;
+        }
+        if let Some(tls) = &self.tls {
+            let client = tls
+                .client_cert
+                .as_ref()
+                .map(|c| format!("; client certificate {}", c.display()))
+                .unwrap_or_default();
+            writeln!(f, "  tls      roots {}{client}", tls.roots)?;
+        }
+        if let Some(rate) = c.max_rate {
+            writeln!(f, "  at most {rate}/s new connections, over all clients")?;
+        }
+        match c.source_addrs.as_slice() {
+            [] => {}
+            [one] => writeln!(f, "  from     {one}")?,
+            [first, .., last] => writeln!(
+                f,
+                "  from     {} source addresses, {first} .. {last}, in turn",
+                c.source_addrs.len()
+            )?,
+        }
+        for (name, value) in &c.headers {
+            writeln!(f, "  header   {name}: {}", value.source())?;
+        }
+        match &self.correlation {
+            Some(c) => writeln!(
+                f,
+                "correlate  id at {}, timeout {}, at most {} in flight per connection",
+                c.request_id,
+                show(c.timeout),
+                c.max_in_flight
+            ),
+            None => writeln!(f, "correlate  (none: no request expects a reply)"),
+        }
+    }
+
+    fn show_load(&self, f: &mut Formatter<'_>) -> Result {
+        match self.segment {
+            None => writeln!(f, "load       peak {} clients", self.load.peak())?,
+            Some(s) => writeln!(
+                f,
+                "load       peak {} clients; segment {s}: clients numbered {} mod {}, {} at the peak",
+                self.load.peak(),
+                s.index,
+                s.count,
+                self.peak_clients()
+            )?,
+        }
+        let mut t = Duration::ZERO;
+        let mut from = 0;
+        for (i, p) in self.load.phases.iter().enumerate() {
+            writeln!(
+                f,
+                "  phase {}  {:>8} .. {:<8} {} -> {} clients over {}, hold {}",
+                i + 1,
+                show(t),
+                show(t + p.ramp + p.hold),
+                from,
+                p.clients,
+                show(p.ramp),
+                show(p.hold)
+            )?;
+            t += p.ramp + p.hold;
+            from = p.clients;
+        }
+        if t < self.duration {
+            writeln!(
+                f,
+                "  then     {:>8} .. {:<8} hold {} clients",
+                show(t),
+                show(self.duration),
+                from
+            )?;
+        }
+        Ok(())
+    }
+
+    fn show_lifecycle(&self, f: &mut Formatter<'_>) -> Result {
+        if let Some(h) = &self.connect.heartbeat {
+            writeln!(
+                f,
+                "heartbeat  ping every {}, pong within {}",
+                show(h.every),
+                show(h.timeout)
+            )?;
+        }
+        let r = &self.reconnect;
+        let attempts = r.max_attempts.map_or("unlimited attempts".to_string(), |n| {
+            format!("give up after {n} attempts")
+        });
+        let replay = if r.replay_in_flight {
+            "replay requests in flight"
+        } else {
+            "requests in flight at a drop are lost"
+        };
+        writeln!(
+            f,
+            "reconnect  {:?} from {} to {} (x{}), jitter {:?}, {attempts}, {replay}",
+            r.strategy,
+            show(r.initial),
+            show(r.max),
+            r.multiplier,
+            r.jitter,
+        )?;
+        if let Some(seq) = &self.pushes.sequence {
+            writeln!(f, "pushes     sequence at {seq}")?;
+        }
+        for c in &self.chaos {
+            writeln!(f, "chaos      {}", c.describe())?;
+        }
+        Ok(())
+    }
+
+    fn show_program(&self, f: &mut Formatter<'_>) -> Result {
+        if !self.setup.is_empty() {
+            writeln!(f, "setup      (once per connection)")?;
+            show_steps(f, &self.setup)?;
+        }
+        match self.pacing {
+            None => writeln!(f, "steps      (each client loops while connected)")?,
+            Some(every) => writeln!(
+                f,
+                "steps      (open rate: each client starts the loop every {:?}, {:.3}/s; latency also from when each request was due)",
+                every,
+                1.0 / every.as_secs_f64()
+            )?,
+        }
+        show_steps(f, &self.steps)
+    }
+}
+
+fn show_steps(f: &mut Formatter<'_>, steps: &[Step]) -> Result {
+    for (i, step) in steps.iter().enumerate() {
+        let n = i + 1;
+        match step {
+            Step::Send { template, expect } => {
+                let e = match expect {
+                    Some(e) => {
+                        let what = match &e.last {
+                            Some(last) => format!("the stream of replies until {last}"),
+                            None => "the correlated reply".to_string(),
+                        };
+                        let checks: Vec<String> = e.checks.iter().map(Check::to_string).collect();
+                        let checks = if checks.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; check {}", checks.join(", "))
+                        };
+                        let verb = if e.wait {
+                            "wait for"
+                        } else {
+                            "correlate, do not wait for"
+                        };
+                        format!("  -> {verb} {what}{checks}")
+                    }
+                    None => String::new(),
+                };
+                writeln!(f, "  {n}. send  {}{e}", template.source())?;
+            }
+            Step::SendBinary(bytes) => writeln!(f, "  {n}. send  {} bytes (binary)", bytes.len())?,
+            Step::WaitFor { check, timeout } => writeln!(
+                f,
+                "  {n}. wait  for a message where {check}, up to {}",
+                show(*timeout)
+            )?,
+            Step::Sleep(d) => writeln!(f, "  {n}. sleep {}", show(*d))?,
+            Step::SleepBetween(lo, hi) => {
+                writeln!(f, "  {n}. sleep {} to {} (at random)", show(*lo), show(*hi))?
+            }
+            Step::Close(code) => writeln!(f, "  {n}. close ({code}), then connect again")?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The validated plan: what `validate` produces and everything downstream consumes. A `Plan`
+//! cannot be invalid, so the swarm, the proxy, the built-in server, the metrics and the
+//! reports never re-check input. The plan's types depend on nothing above them.
+
+mod chaos;
+mod connect;
+mod display;
+mod embedded;
+mod load;
+mod report;
+mod steps;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use chaos::{Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Direction, Exec, Fault, Toxic};
+pub use connect::{Connect, Correlation, Heartbeat, Pushes, Target, TargetUrl};
+pub use embedded::Behaviour;
+pub use load::{Jitter, Load, Phase, Reconnect, Strategy};
+pub use report::RequestFilter;
+pub use steps::{Expect, Step};
+
+use super::feed::Feed;
+use super::segment::Segment;
+use super::threshold::Threshold;
+use super::tls::Tls;
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub file: PathBuf,
+    pub target: Target,
+    /// Length of the load timeline; the last phase's client count holds until it ends.
+    pub duration: Duration,
+    pub seed: u64,
+    pub connect: Connect,
+    pub correlation: Option<Correlation>,
+    pub load: Load,
+    /// Run once per connection before `steps`.
+    pub setup: Vec<Step>,
+    pub steps: Vec<Step>,
+    /// Under an open rate, how often each client starts its step loop.
+    pub pacing: Option<Duration>,
+    /// The client's TLS, for a wss:// target.
+    pub tls: Option<Tls>,
+    /// Values from the environment or [secrets] that templates use: never shown.
+    pub secrets: Vec<String>,
+    /// The `[feed]` rows, one per client.
+    pub feed: Option<Arc<Feed>>,
+    pub reconnect: Reconnect,
+    pub pushes: Pushes,
+    pub chaos: Vec<Chaos>,
+    pub thresholds: Vec<Threshold>,
+    /// Which request outcomes go to requests.csv (None: no requests.csv).
+    pub requests: Option<RequestFilter>,
+    /// The shard this run is, when the scenario is split over several processes or machines.
+    pub segment: Option<Segment>,
+    /// When the timeline begins (None: at once); a run that starts late keeps this anchor.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Plan {
+    /// Whether this run starts client number `client` (all of them, unless it is a segment).
+    pub fn owns(&self, client: u64) -> bool {
+        self.segment.is_none_or(|s| s.owns(client))
+    }
+
+    /// This run's share of a client count (the whole count, unless it is a segment).
+    pub fn share(&self, total: u64) -> u64 {
+        self.segment.map_or(total, |s| s.share(total))
+    }
+
+    /// The most clients this run holds at once.
+    pub fn peak_clients(&self) -> u64 {
+        self.share(self.load.peak())
+    }
+
+    /// Step `index` of the program: the setup steps, then the loop's.
+    pub fn step(&self, index: usize) -> &Step {
+        self.setup
+            .get(index)
+            .unwrap_or_else(|| &self.steps[index - self.setup.len()])
+    }
+
+    /// Client `index`'s `[feed]` row (empty without a feed).
+    pub fn row(&self, index: u64) -> &[Box<str>] {
+        self.feed.as_deref().map_or(&[], |f| f.row_of(index, self.seed))
+    }
+
+    /// The most bytes one message of a step (setup or loop) can carry.
+    pub fn largest_send(&self) -> usize {
+        let column = |i: u16| self.feed.as_ref().map_or(0, |f| f.widest(i));
+        self.setup
+            .iter()
+            .chain(&self.steps)
+            .map(|step| match step {
+                Step::Send { template, .. } => template.max_len(column),
+                Step::SendBinary(bytes) => bytes.len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether clients go through the built-in proxy (the scenario has network chaos).
+    pub fn needs_proxy(&self) -> bool {
+        self.chaos
+            .iter()
+            .any(|c| matches!(c.action, ChaosAction::Network { .. }))
+    }
+
+    /// The graceful end's wait for replies still in flight.
+    pub fn reply_timeout(&self) -> Duration {
+        self.correlation.as_ref().map_or(Duration::ZERO, |c| c.timeout)
+    }
+}

@@ -1,0 +1,278 @@
+//! `[connect]`, `[correlation]` and `[pushes]`: the upgrade request, the limits on what a
+//! server may send, the heartbeat, how replies are matched to requests, and what pushes carry.
+
+use http::{HeaderName, HeaderValue};
+use toml::Spanned;
+
+use super::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
+    DEFAULT_READ_BUFFER, MAX_IN_FLIGHT, Validator,
+};
+use crate::scenario::check::IdFinder;
+use crate::scenario::plan::{Connect, Correlation, Heartbeat, Pushes};
+use crate::scenario::pointer::JsonPointer;
+use crate::scenario::raw::{RawAddrs, RawConnect, RawCorrelation, RawHeartbeat, RawPushes, Text};
+use crate::scenario::sources;
+use crate::scenario::template::Template;
+use crate::units::rate::per_second;
+use crate::units::size;
+
+impl Validator<'_> {
+    pub(super) fn connect(&mut self, raw: &RawConnect) -> Option<Connect> {
+        let timeout = self.positive_or(raw.timeout.as_ref(), "connect.timeout", DEFAULT_CONNECT_TIMEOUT);
+        let headers = self.headers(raw);
+        let subprotocols = self.subprotocols(raw);
+        let read_buffer = match &raw.read_buffer {
+            Some(n) if !(256..=16 << 20).contains(n.get_ref()) => {
+                self.error(
+                    n.span(),
+                    "connect.read_buffer: expected a size in bytes between 256 and 16777216",
+                );
+                None
+            }
+            Some(n) => Some(*n.get_ref() as usize),
+            None => Some(DEFAULT_READ_BUFFER),
+        };
+        let max_message = self.message_limit(raw.max_message.as_ref(), "connect.max_message");
+        let max_frame = self.message_limit(raw.max_frame.as_ref(), "connect.max_frame");
+        let heartbeat = raw.heartbeat.as_ref().map(|h| self.heartbeat(h.get_ref()));
+        let max_rate = raw.max_rate.as_ref().map(|t| self.max_rate(t));
+        let source_addrs = match &raw.source_addrs {
+            Some(addrs) => self.source_addrs(addrs),
+            None => Some(Vec::new()),
+        };
+        let (subprotocols, offer, subprotocol) = subprotocols?;
+        Some(Connect {
+            url: self.url.take(),
+            headers: headers?,
+            subprotocols,
+            offer,
+            subprotocol,
+            timeout: timeout?,
+            read_buffer: read_buffer?,
+            max_message: max_message?,
+            max_frame: max_frame?,
+            heartbeat: heartbeat.map_or(Some(None), |h| h.map(Some))?,
+            source_addrs: source_addrs?,
+            max_rate: max_rate.map_or(Some(None), |r| r.map(Some))?,
+        })
+    }
+
+    fn headers(&mut self, raw: &RawConnect) -> Option<Vec<(HeaderName, Template)>> {
+        let mut headers = Vec::new();
+        let mut ok = true;
+        for (name, value) in &raw.headers {
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                self.error(
+                    value.span(),
+                    format!("connect.headers: {name:?} is not a valid HTTP header name: expected a token such as \"Authorization\""),
+                );
+                ok = false;
+                continue;
+            };
+            match self.template(value, &format!("connect.headers.{name}")) {
+                Some(t) => headers.push((header, t)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(headers)
+    }
+
+    /// The subprotocols offered, as a list and as the header value, and the one required.
+    #[allow(clippy::type_complexity)]
+    fn subprotocols(
+        &mut self,
+        raw: &RawConnect,
+    ) -> Option<(Vec<String>, Option<HeaderValue>, Option<String>)> {
+        let mut ok = true;
+        let mut subprotocols = Vec::new();
+        for p in &raw.subprotocols {
+            let text = p.get_ref();
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+                self.error(
+                    p.span(),
+                    "connect.subprotocols: expected a token such as \"json.v1\" (no spaces or commas)",
+                );
+                ok = false;
+            }
+            subprotocols.push(text.clone());
+        }
+        if let Some(p) = &raw.subprotocol
+            && !subprotocols.contains(p.get_ref())
+        {
+            let offered = if subprotocols.is_empty() {
+                "none listed".to_string()
+            } else {
+                subprotocols.join(", ")
+            };
+            self.error(
+                p.span(),
+                format!(
+                    "connect.subprotocol: {:?} is not offered: expected one of connect.subprotocols ({offered})",
+                    p.get_ref()
+                ),
+            );
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        // Tokens of visible ASCII without commas: always a valid header value.
+        let offer = (!subprotocols.is_empty())
+            .then(|| HeaderValue::from_str(&subprotocols.join(", ")).ok())
+            .flatten();
+        let required = raw.subprotocol.as_ref().map(|p| p.get_ref().clone());
+        Some((subprotocols, offer, required))
+    }
+
+    /// `max_message` / `max_frame`.
+    fn message_limit(&mut self, text: Option<&Text>, what: &str) -> Option<usize> {
+        let Some(t) = text else {
+            return Some(DEFAULT_MAX_MESSAGE);
+        };
+        match size::size(t.get_ref()) {
+            Ok(n) if (64..=1 << 30).contains(&n) => Some(n as usize),
+            Ok(_) => {
+                self.error(t.span(), format!("{what}: expected between 64 bytes and 1GiB"));
+                None
+            }
+            Err(e) => {
+                self.error(t.span(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, h: &RawHeartbeat) -> Option<Heartbeat> {
+        let every = self.positive_duration(&h.every, "connect.heartbeat.every");
+        let timeout = self.positive_duration(&h.timeout, "connect.heartbeat.timeout");
+        Some(Heartbeat {
+            every: every?,
+            timeout: timeout?,
+        })
+    }
+
+    fn max_rate(&mut self, t: &Text) -> Option<f64> {
+        match per_second(t.get_ref()) {
+            Some(r) if r <= 1_000_000.0 => Some(r),
+            _ => {
+                self.error(t.span(), format!("connect.max_rate: {:?}: expected new connections per second such as \"500/s\" (at most 1000000/s)", t.get_ref()));
+                None
+            }
+        }
+    }
+
+    fn source_addrs(&mut self, addrs: &Spanned<RawAddrs>) -> Option<Vec<std::net::IpAddr>> {
+        let entries = match addrs.get_ref() {
+            RawAddrs::One(one) => std::slice::from_ref(one),
+            RawAddrs::Many(many) => many.as_slice(),
+        };
+        let mut ok = true;
+        if entries.is_empty() {
+            self.error(
+                addrs.span(),
+                format!("connect.source_addrs: empty; {}", sources::EXPECTED),
+            );
+            ok = false;
+        }
+        let mut out = Vec::new();
+        for entry in entries {
+            match sources::expand(entry) {
+                Ok(ips) => out.extend(ips),
+                Err(e) => {
+                    self.error(addrs.span(), format!("connect.source_addrs: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        if out.len() > sources::MAX {
+            self.error(
+                addrs.span(),
+                format!(
+                    "connect.source_addrs: {} addresses, more than the {} allowed",
+                    out.len(),
+                    sources::MAX
+                ),
+            );
+            ok = false;
+        }
+        ok.then_some(out)
+    }
+
+    pub(super) fn correlation(&mut self, c: &Spanned<RawCorrelation>) -> Option<Correlation> {
+        let span = c.span();
+        let c = c.get_ref();
+        let request_id = match (&c.request_id, &c.request_id_regex) {
+            (Some(p), None) => self.pointer(p, "correlation.request_id").map(IdFinder::Pointer),
+            (None, Some(re)) => self.parsed(re, "correlation.request_id_regex", IdFinder::regex),
+            _ => {
+                self.error(span, "correlation: expected exactly one of `request_id = \"/json/pointer\"` (JSON replies) or `request_id_regex = \"id=(\\\\S+)\"` (other text)");
+                None
+            }
+        };
+        let timeout = self.positive_or(
+            c.timeout.as_ref(),
+            "correlation.timeout",
+            DEFAULT_CORRELATION_TIMEOUT,
+        );
+        let max_in_flight = match &c.max_in_flight {
+            None => Some(DEFAULT_MAX_IN_FLIGHT),
+            Some(n) => {
+                match u32::try_from(*n.get_ref()) {
+                    Ok(n @ 1..=MAX_IN_FLIGHT) => Some(n),
+                    _ => {
+                        self.error(
+                        n.span(),
+                        format!("correlation.max_in_flight: expected 1 to {MAX_IN_FLIGHT} requests per connection"),
+                    );
+                        None
+                    }
+                }
+            }
+        };
+        Some(Correlation {
+            request_id: request_id?,
+            timeout: timeout?,
+            max_in_flight: max_in_flight?,
+        })
+    }
+
+    pub(super) fn pointer(&mut self, text: &Text, what: &str) -> Option<JsonPointer> {
+        self.parsed(text, what, JsonPointer::parse)
+    }
+
+    pub(super) fn pushes(&mut self, raw: Option<&RawPushes>) -> Option<Pushes> {
+        let Some(raw) = raw else {
+            return Some(Pushes::default());
+        };
+        let sequence = raw.sequence.as_ref().map(|t| self.pointer(t, "pushes.sequence"));
+        let sent_at = raw.sent_at.as_ref().map(|t| self.pointer(t, "pushes.sent_at"));
+        let mut ok =
+            sequence.as_ref().is_none_or(Option::is_some) && sent_at.as_ref().is_none_or(Option::is_some);
+        if let Some(p) = &raw.resume_param {
+            let valid = !p.get_ref().is_empty()
+                && p.get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                self.error(
+                    p.span(),
+                    "pushes.resume_param: expected a query parameter name such as \"resume_from\"",
+                );
+                ok = false;
+            }
+            if raw.sequence.is_none() {
+                self.error(
+                    p.span(),
+                    "pushes.resume_param needs the sequence: expected `sequence = \"/json/pointer\"` too",
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| Pushes {
+            sequence: sequence.flatten(),
+            sent_at: sent_at.flatten(),
+            resume_param: raw.resume_param.as_ref().map(|p| p.get_ref().clone()),
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! The one `validate` step: raw TOML types in, a `Plan` out, or every mistake at once, each
+//! naming the file, line and column and the form expected. Split by table, as `raw.rs` is:
+//! `target` (target, tls, embedded), `connect` (connect, correlation, pushes), `steps`,
+//! `load` (phases, pacing, reconnect), `thresholds`, `chaos` and `feed`.
+
+mod chaos;
+mod connect;
+mod feed;
+mod load;
+mod steps;
+mod target;
+mod thresholds;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::{ScenarioError, ScenarioErrors};
+use super::feed::Feed;
+use super::plan::{Plan, RequestFilter};
+use super::raw::{RawScenario, Text};
+use super::segment::Segment;
+use super::set::{self, Set};
+use super::template::{Names, Template};
+use crate::units::duration;
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CORRELATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests of one connection waiting for their reply at once, unless the scenario says
+/// otherwise: far more than a request/response client keeps, and a bound (about 100 KiB of
+/// pending table a connection) when a server stops answering a loop that does not wait.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+pub const MAX_IN_FLIGHT: u32 = 1_000_000;
+/// How long a `wait_for` step waits without a timeout of its own or a correlation timeout.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest message and frame a server may send, unless the scenario says otherwise: far
+/// below tungstenite's 64 MiB, so that a hostile server cannot make a swarm buffer gigabytes.
+pub const DEFAULT_MAX_MESSAGE: usize = 4 << 20;
+/// The largest binary frame a `send_binary` step may send.
+pub const MAX_BINARY: u64 = 16 << 20;
+/// Per-connection read buffer: small, because idle connections are what a swarm is made of.
+pub const DEFAULT_READ_BUFFER: usize = 2048;
+pub const MAX_CLIENTS: u64 = 10_000_000;
+
+/// Values given on the command line that replace the file's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub target: Option<String>,
+    pub duration: Option<Duration>,
+    /// `--requests`: which request outcomes requests.csv gets.
+    pub requests: Option<RequestFilter>,
+    /// `--segment i/n`: run this shard's share of the scenario.
+    pub segment: Option<Segment>,
+    /// `--start-at`: when the timeline begins (shards of one run share it).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `--insecure`: do not verify the server's TLS certificate.
+    pub insecure: bool,
+    /// `--set PATH=VALUE`: values changed in the file's text before it is checked.
+    pub sets: Vec<Set>,
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Plan, ScenarioErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioErrors(vec![ScenarioError::whole_file(
+            path,
+            format!("cannot read the scenario file: {e}"),
+        )])
+    })?;
+    parse(path, &source, overrides, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates scenario text; `env` resolves `${env:NAME}`.
+pub fn parse(
+    path: &Path,
+    source: &str,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, ScenarioErrors> {
+    let edited;
+    let source = if overrides.sets.is_empty() {
+        source
+    } else {
+        edited = set::apply(source, &overrides.sets)
+            .map_err(|e| ScenarioErrors(vec![ScenarioError::whole_file(path, e)]))?;
+        edited.as_str()
+    };
+    let raw: RawScenario = toml::from_str(source).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        ScenarioErrors(vec![ScenarioError::at(path, source, span, message)])
+    })?;
+    // The feed comes first: templates name its columns.
+    let feed = match raw.feed.as_ref().map(|f| feed::load(path, source, f)) {
+        None => None,
+        Some(Ok(feed)) => Some(Arc::new(feed)),
+        Some(Err(e)) => return Err(ScenarioErrors(vec![e])),
+    };
+    let names = ScenarioNames {
+        env,
+        secrets: raw.secrets.clone(),
+        feed: feed.as_deref(),
+        used: RefCell::new(Vec::new()),
+    };
+    let validator = Validator {
+        path,
+        source,
+        names: &names,
+        errors: Vec::new(),
+        url: None,
+        wait_timeout: DEFAULT_WAIT_TIMEOUT,
+    };
+    validator.validate(&raw, overrides, feed.clone(), &names)
+}
+
+/// The names a scenario's templates may use: the environment, its `[secrets]` and its
+/// `[feed]` columns. Every value taken from the first two is a secret, kept in `used`.
+struct ScenarioNames<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    secrets: BTreeMap<String, String>,
+    feed: Option<&'a Feed>,
+    used: RefCell<Vec<String>>,
+}
+
+impl ScenarioNames<'_> {
+    fn keep(&self, value: Option<String>) -> Option<String> {
+        if let Some(v) = &value {
+            self.used.borrow_mut().push(v.clone());
+        }
+        value
+    }
+
+    /// Every secret value a template took, sorted, once each.
+    fn secrets(&self) -> Vec<String> {
+        let mut used = self.used.borrow().clone();
+        used.sort();
+        used.dedup();
+        used
+    }
+}
+
+impl Names for ScenarioNames<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        self.keep((self.env)(name))
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.keep(self.secrets.get(name).cloned())
+    }
+
+    fn column(&self, name: &str) -> Option<usize> {
+        self.feed.and_then(|f| f.column(name))
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    source: &'a str,
+    names: &'a dyn Names,
+    errors: Vec<ScenarioError>,
+    /// The target URL's template when it differs per client (for `connect`).
+    url: Option<Template>,
+    /// A `wait_for` step's timeout when it names none: the correlation timeout.
+    wait_timeout: Duration,
+}
+
+impl Validator<'_> {
+    fn validate(
+        mut self,
+        raw: &RawScenario,
+        overrides: &Overrides,
+        feed: Option<Arc<Feed>>,
+        names: &ScenarioNames<'_>,
+    ) -> Result<Plan, ScenarioErrors> {
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            self.error(
+                raw.name.span(),
+                "name is empty: expected a short name such as \"chat-echo\"",
+            );
+        }
+        let target = self.target(raw, overrides);
+        let tls = self.tls(raw, target.as_ref(), overrides);
+        let connect = self.connect(&raw.connect);
+        let correlation = raw.correlation.as_ref().and_then(|c| self.correlation(c));
+        if let Some(c) = &correlation {
+            self.wait_timeout = c.timeout;
+        }
+        let load = self.load(raw);
+        let duration = self.duration_of(raw, overrides, load.as_ref());
+        // None: no pacing; Some(None): a mistake, already reported.
+        let pacing = raw.pacing.as_ref().map(|p| self.pacing(p, raw, load.as_ref()));
+        let steps = self.steps(raw, raw.correlation.is_some(), pacing.is_some());
+        let setup = self
+            .step_list(&raw.setup, raw.correlation.is_some(), "setup")
+            .map(|(s, _)| s);
+        let reconnect = self.reconnect(raw.reconnect.as_ref());
+        let pushes = self.pushes(raw.pushes.as_ref());
+        let chaos = self.chaos(&raw.chaos);
+        let thresholds = self.thresholds(raw);
+        let requests = self.requests(raw, overrides);
+        if let (Some(feed), Some(connect), Some(load)) = (&feed, &connect, &load) {
+            self.feed_fits(raw, feed, connect, load);
+        }
+
+        if !self.errors.is_empty() {
+            return Err(ScenarioErrors(self.errors));
+        }
+        // Every piece is Some when no error was recorded.
+        let missing = "validated: each part is Some when no error was recorded";
+        Ok(Plan {
+            name,
+            file: self.path.to_path_buf(),
+            target: target.expect(missing),
+            duration: duration.expect(missing),
+            seed: raw.seed.unwrap_or(1),
+            connect: connect.expect(missing),
+            correlation,
+            load: load.expect(missing),
+            setup: setup.expect(missing),
+            steps: steps.expect(missing),
+            pacing: pacing.flatten(),
+            tls: tls.flatten(),
+            secrets: names.secrets(),
+            feed,
+            reconnect: reconnect.expect(missing),
+            pushes: pushes.expect(missing),
+            chaos: chaos.expect(missing),
+            thresholds,
+            requests,
+            segment: overrides.segment,
+            start_at: overrides.start_at,
+        })
+    }
+
+    /// `[report] requests`, or `--requests`.
+    fn requests(&mut self, raw: &RawScenario, overrides: &Overrides) -> Option<RequestFilter> {
+        let text = match (
+            overrides.requests,
+            raw.report.as_ref().and_then(|r| r.requests.as_ref()),
+        ) {
+            (Some(filter), _) => return Some(filter),
+            (None, None) => return None,
+            (None, Some(text)) => text,
+        };
+        RequestFilter::parse(text.get_ref())
+            .map_err(|e| self.error(text.span(), format!("report.requests: {e}")))
+            .ok()
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors
+            .push(ScenarioError::at(self.path, self.source, span, message));
+    }
+
+    fn duration(&mut self, text: &Text, what: &str) -> Option<Duration> {
+        match duration::parse(text.get_ref()) {
+            Ok(d) if d > duration::MAX => {
+                self.error(
+                    text.span(),
+                    format!(
+                        "{what}: {:?} is too long: expected at most 10 years",
+                        text.get_ref()
+                    ),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(text.span(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, text: &Text, what: &str) -> Option<Duration> {
+        let d = self.duration(text, what)?;
+        if d.is_zero() {
+            self.error(
+                text.span(),
+                format!("{what} must be longer than zero: {}", duration::EXPECTED),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// An optional duration: `default` when absent, None (reported) when invalid.
+    fn duration_or(&mut self, text: Option<&Text>, what: &str, default: Duration) -> Option<Duration> {
+        text.map_or(Some(default), |t| self.duration(t, what))
+    }
+
+    /// An optional positive duration: `default` when absent, None (reported) when invalid.
+    fn positive_or(&mut self, text: Option<&Text>, what: &str, default: Duration) -> Option<Duration> {
+        text.map_or(Some(default), |t| self.positive_duration(t, what))
+    }
+
+    fn template(&mut self, text: &Text, what: &str) -> Option<Template> {
+        match Template::compile(text.get_ref(), self.names) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Point into the string when it is written plainly, else at its start.
+                let span = text.span();
+                let quoted = &self.source[span.clone()];
+                let at = if quoted.len() > 1 && quoted[1..].starts_with(text.get_ref().as_str()) {
+                    span.start + 1 + e.offset
+                } else {
+                    span.start
+                };
+                self.error(at..span.end, format!("{what}: {}", e.message));
+                None
+            }
+        }
+    }
+
+    /// `text` parsed by `parse`, or its error reported at the value.
+    fn parsed<T>(&mut self, text: &Text, what: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        parse(text.get_ref())
+            .map_err(|e| self.error(text.span(), format!("{what}: {e}")))
+            .ok()
+    }
+}
+
+/// The JSON Schema of scenario files, for editors (taplo, VS Code's Even Better TOML). It
+/// describes the shape; `validate` checks the rest (durations, URLs, templates, pointers).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RawScenario);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serialises");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,9 @@
+//! Units, the ground under everything else: human durations, byte sizes, rates, and the
+//! seeded shares and picks that split clients, faults and samples the same way every run.
+//! Nothing here knows about scenarios, clients or reports.
+
+pub mod close_code;
+pub mod duration;
+pub mod rate;
+pub mod share;
+pub mod size;

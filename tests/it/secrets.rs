@@ -1,0 +1,151 @@
+//! Secrets — values from the environment and from `[secrets]` — are sent where the scenario
+//! says, and appear in no output: no file of the results directory, not stdout, not stderr at
+//! `-vv`, not `validate`.
+
+use std::path::Path;
+
+const FROM_ENV: &str = "env-s3cr3t-9f2c41";
+const FROM_TABLE: &str = "table-s3cr3t-7d1e08";
+
+const SCENARIO: &str = r#"name = "secrets"
+target = "embedded"
+duration = "2s"
+[embedded]
+require_token = "${env:WSS_TEST_TOKEN}"
+[connect]
+headers = { Authorization = "Bearer ${env:WSS_TEST_TOKEN}", "X-Key" = "${secret:api}" }
+[secrets]
+api = "table-s3cr3t-7d1e08"
+[correlation]
+request_id = "/id"
+[report]
+requests = "all"
+[[phases]]
+clients = 3
+[[steps]]
+send = '{"id":"{{id}}","key":"${secret:api}"}'
+expect = "response"
+[[steps]]
+sleep = "50ms"
+"#;
+
+/// The binary with the token in its environment, in `dir`: its exit code and all it printed.
+fn with_token(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let o = crate::support::binary()
+        .args(args)
+        .env("WSS_TEST_TOKEN", FROM_ENV)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (o.status.code(), crate::support::text(&o))
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for secret in [FROM_ENV, FROM_TABLE] {
+        assert!(
+            !text.contains(secret),
+            "{what} shows the secret {secret}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn secrets_reach_the_server_but_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), SCENARIO).unwrap();
+
+    let (code, out) = with_token(dir.path(), &["-vv", "validate", "s.toml"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("${env:WSS_TEST_TOKEN}"),
+        "validate shows templates by source: {out}"
+    );
+    assert_clean("validate -vv", &out);
+
+    // The built-in target requires the token: every client connecting proves it was sent.
+    let (code, out) = with_token(dir.path(), &["-vv", "run", "s.toml", "--out", "res"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_clean("run -vv (stdout and stderr)", &out);
+    let results = dir.path().join("res");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["counts"]["connects"], 3,
+        "the token was sent and accepted"
+    );
+    assert!(summary["counts"]["answered"].as_u64().unwrap() > 10);
+    let written = files(&results);
+    assert!(written.len() >= 6, "{written:?}");
+    for file in written {
+        let bytes = std::fs::read(&file).unwrap();
+        assert_clean(&file.display().to_string(), &String::from_utf8_lossy(&bytes));
+    }
+
+    // A refused upgrade is logged with its response at -v: still nothing secret.
+    let wrong = SCENARIO.replace("Bearer ${env:WSS_TEST_TOKEN}", "Bearer ${secret:api}");
+    std::fs::write(dir.path().join("wrong.toml"), wrong).unwrap();
+    let (_, out) = with_token(
+        dir.path(),
+        &["-vv", "run", "wrong.toml", "--out", "res2", "--duration", "1s"],
+    );
+    assert!(out.contains("401"), "the refusal is logged: {out}");
+    assert_clean("a refused run at -vv", &out);
+    for file in files(&dir.path().join("res2")) {
+        assert_clean(
+            &file.display().to_string(),
+            &std::fs::read_to_string(&file).unwrap_or_default(),
+        );
+    }
+
+    // A server that echoes the token back in its refusal: the log of that refusal masks it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(10) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 2048];
+            let _ = stream.read(&mut head);
+            let body = format!("invalid token: Bearer {FROM_ENV}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let plain = SCENARIO.replace("[embedded]\nrequire_token = \"${env:WSS_TEST_TOKEN}\"\n", "");
+    std::fs::write(dir.path().join("echo.toml"), plain).unwrap();
+    let (_, out) = with_token(
+        dir.path(),
+        &[
+            "-v",
+            "run",
+            "echo.toml",
+            "--target",
+            &url,
+            "--out",
+            "res3",
+            "--duration",
+            "1s",
+        ],
+    );
+    assert!(
+        out.contains("invalid token: Bearer [redacted]"),
+        "the body is logged, masked: {out}"
+    );
+    assert_clean("a refusal that echoes the token", &out);
+}

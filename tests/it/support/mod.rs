@@ -1,0 +1,190 @@
+//! Helpers shared by the integration tests: the one runner of the real binary, plans from TOML
+//! text, in-process runs against real servers on 127.0.0.1:0, and the shared servers (the
+//! built-in target, small scripted WebSocket servers).
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use wsstorm::report::Console;
+use wsstorm::run::{Controls, RunResult, execute};
+use wsstorm::scenario::{self, Behaviour, Overrides, Plan};
+use wsstorm::server::{self, Server};
+
+/// The real binary, as a user starts it (`RUST_LOG` unset, so the log level is the flags').
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wsstorm"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// Runs the binary with `args` in the current directory and waits for it.
+pub fn wsstorm<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    binary().args(args).output().expect("the binary runs")
+}
+
+/// Runs the binary with `args` in `cwd` and waits for it.
+pub fn wsstorm_in<S: AsRef<OsStr>>(args: &[S], cwd: &Path) -> Output {
+    binary()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Everything a run of the binary printed: stdout, then stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built-in target on 127.0.0.1:0 with `behaviour`.
+pub async fn server(behaviour: Behaviour) -> Server {
+    server::start("127.0.0.1:0".parse().unwrap(), behaviour)
+        .await
+        .expect("the built-in target starts")
+}
+
+/// The built-in target that answers nothing.
+pub async fn silent_server() -> Server {
+    server(Behaviour {
+        no_reply_every: Some(1),
+        ..Behaviour::default()
+    })
+    .await
+}
+
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// One row of connections.csv.
+#[derive(Debug, serde::Deserialize)]
+pub struct Row {
+    pub time_s: f64,
+    /// Empty on chaos rows.
+    pub client: Option<u32>,
+    pub event: String,
+    pub attempt: u32,
+    pub duration_ms: f64,
+    pub cause: String,
+}
+
+pub fn connection_rows(r: &RunResult) -> Vec<Row> {
+    rows_in(&r.dir)
+}
+
+/// The rows of connections.csv in a results directory.
+pub fn rows_in(dir: &Path) -> Vec<Row> {
+    csv::Reader::from_path(dir.join("connections.csv"))
+        .unwrap()
+        .deserialize()
+        .map(|row| row.unwrap())
+        .collect()
+}
+
+/// Validates scenario text, pointing it at `url`.
+pub fn plan(toml: &str, url: &str) -> Plan {
+    let overrides = Overrides {
+        target: Some(url.to_string()),
+        duration: None,
+        ..Default::default()
+    };
+    scenario::parse(Path::new("test.toml"), toml, &overrides, &|_| None)
+        .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
+}
+
+/// Runs a plan quietly into a fresh temporary directory.
+pub async fn run(plan: Plan) -> (RunResult, tempfile::TempDir) {
+    run_with(plan, Controls::default()).await
+}
+
+pub async fn run_with(plan: Plan, controls: Controls) -> (RunResult, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let result = execute(plan, Some(dir.path().join("out")), &Console::quiet(), controls)
+        .await
+        .expect("run completes");
+    // Every summary a test produces matches the committed schema.
+    check_summary_schema(&result);
+    (result, dir)
+}
+
+/// The invariant every run must keep: each request ends exactly one way.
+pub fn assert_requests_reconcile(r: &RunResult) {
+    let c = &r.totals.counts;
+    assert_eq!(
+        c.requests,
+        c.answered + c.timeouts + c.lost + c.unfinished,
+        "sent = answered + timeouts + lost + unfinished: {c:?}"
+    );
+}
+
+/// A one-connection server that reads `n` requests carrying `"id"`, then answers them in
+/// reverse order, answers the first one twice, sends a reply with an id nobody sent and a
+/// push without an id; then stays open, silent.
+pub async fn scrambling_server(n: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut ids = Vec::new();
+        while ids.len() < n {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    ids.push(v["id"].as_str().unwrap().to_string());
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            }
+        }
+        let reply = |id: &str| Message::text(format!(r#"{{"type":"Response","id":"{id}"}}"#));
+        for id in ids.iter().rev() {
+            ws.send(reply(id)).await.unwrap();
+        }
+        ws.send(reply(&ids[0])).await.unwrap();
+        ws.send(reply("424242-1")).await.unwrap();
+        ws.send(Message::text(r#"{"type":"Push","seq":1}"#))
+            .await
+            .unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    });
+    addr
+}
+
+/// Checks a summary.json against the committed JSON Schema.
+pub fn check_schema(summary: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/summary.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "summary.json breaks the schema: {errors:#?}");
+}
+
+/// Checks the summary.json a run wrote against the committed JSON Schema.
+pub fn check_summary_schema(r: &RunResult) {
+    let text = std::fs::read_to_string(r.dir.join("summary.json")).unwrap();
+    check_schema(&serde_json::from_str(&text).unwrap());
+}
