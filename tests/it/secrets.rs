@@ -149,3 +149,60 @@ fn secrets_reach_the_server_but_no_output() {
     );
     assert_clean("a refusal that echoes the token", &out);
 }
+
+/// Regression (issue 16; issue 19 item 13): with nothing listening, the last line, "no client
+/// could connect to …", printed a secret of the target URL in clear while the lines above
+/// masked it. No trace of either secret anywhere, at the default level, at -vv, and with JSON
+/// logs.
+#[test]
+fn a_secret_in_the_target_url_is_masked_when_no_client_can_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scenario = format!(
+        r#"name = "url-secret"
+target = "ws://127.0.0.1:{port}/ws?token=${{env:WSS_TEST_TOKEN}}&key=${{secret:api}}"
+duration = "1s"
+[secrets]
+api = "{FROM_TABLE}"
+[connect]
+timeout = "200ms"
+[reconnect]
+initial = "100ms"
+max = "100ms"
+[[phases]]
+clients = 2
+[[steps]]
+sleep = "100ms"
+"#
+    );
+    std::fs::write(dir.path().join("u.toml"), scenario).unwrap();
+    let levels: [&[&str]; 3] = [&[], &["-vv"], &["-vv", "--log-format", "json"]];
+    for (i, flags) in levels.iter().enumerate() {
+        let out = format!("res{i}");
+        let args: Vec<&str> = flags
+            .iter()
+            .copied()
+            .chain(["run", "u.toml", "--out", &out])
+            .collect();
+        let (code, text) = with_token(dir.path(), &args);
+        assert_eq!(code, Some(1), "no client could connect ({flags:?}): {text}");
+        assert!(
+            text.contains(&format!(
+                "no client could connect to ws://127.0.0.1:{port}/ws?token=[redacted]&key=[redacted]"
+            )),
+            "the line names the target, masked ({flags:?}): {text}"
+        );
+        assert_clean(&format!("run {flags:?}"), &text);
+        let written = files(&dir.path().join(&out));
+        assert!(written.len() >= 5, "{written:?}");
+        for file in written {
+            let bytes = std::fs::read(&file).unwrap();
+            assert_clean(&file.display().to_string(), &String::from_utf8_lossy(&bytes));
+        }
+    }
+}

@@ -204,3 +204,49 @@ fn serve_workers_share_their_ports_and_add_their_counts() {
         &format!("served 80 connections, {sent} messages received, {sent} answered, 0 withheld")
     );
 }
+
+/// Regression (issue 16): the worker command lines were rebuilt by hand and dropped the global
+/// flags, so workers logged at the default level whatever `-v` said. Against a target that
+/// refuses every upgrade (401), each worker logs the refusal at debug level: with `-v` those
+/// lines appear (the parent itself never connects), with `--log-format json` as JSON.
+#[test]
+fn workers_get_the_global_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = r#"name = "refused"
+target = "embedded"
+duration = "1s"
+[embedded]
+require_token = "t0k3n-for-nobody"
+[reconnect]
+initial = "200ms"
+max = "200ms"
+[[phases]]
+clients = 2
+[[steps]]
+sleep = "100ms"
+"#;
+    std::fs::write(dir.path().join("r.toml"), scenario).unwrap();
+    let run = |flags: &[&str], out: &str| {
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend(["run", "r.toml", "--workers", "2", "--out", out]);
+        let o = crate::support::wsstorm_in(&args, dir.path());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let quiet = run(&[], "a");
+    assert!(
+        !quiet.contains("upgrade refused"),
+        "no debug lines by default: {quiet}"
+    );
+    let verbose = run(&["-v"], "b");
+    assert!(
+        verbose.contains("upgrade refused") && verbose.contains("401"),
+        "a worker's debug line appears with -v: {verbose}"
+    );
+    let json = run(&["-v", "--log-format", "json"], "c");
+    let line = json
+        .lines()
+        .find(|l| l.contains("upgrade refused"))
+        .unwrap_or_else(|| panic!("a worker's debug line appears as JSON: {json}"));
+    let parsed: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(parsed["level"], "DEBUG", "{line}");
+}
