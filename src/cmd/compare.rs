@@ -1,7 +1,7 @@
 //! `wsstorm compare BASE NEW`: old, new and change of the main figures; exit 3 when a gated
 //! metric got worse than the limit.
 
-use super::{CmdError, Outcome};
+use super::common::{CmdError, Outcome};
 use crate::cli::CompareArgs;
 use crate::exit::Exit;
 use crate::report::{self, Console};

@@ -1,7 +1,7 @@
 //! `wsstorm merge DIR… --out DIR`: the segments' results made one, the thresholds judged on
 //! the whole.
 
-use super::{CmdError, Outcome};
+use super::common::{CmdError, Outcome};
 use crate::cli::MergeArgs;
 use crate::report::Console;
 use crate::report::merge::{self, MergeError};

@@ -2,7 +2,7 @@
 
 use clap::CommandFactory;
 
-use super::{CmdError, Outcome};
+use super::common::{CmdError, Outcome};
 use crate::cli::Cli;
 use crate::exit::Exit;
 use crate::report::Console;

@@ -1,7 +1,8 @@
 //! `wsstorm proxy`: the fault-injecting TCP proxy on its own, in front of any client and
 //! server, with its faults on for its whole life.
 
-use super::{CmdError, Outcome, not_loopback, signals};
+use super::common::{CmdError, Outcome, not_loopback};
+use super::signals;
 use crate::cli::ProxyArgs;
 use crate::exit::Exit;
 use crate::proxy::Proxy;

@@ -1,7 +1,7 @@
 //! `wsstorm report DIR`: summary.txt, junit.xml and report.html rendered again from a results
 //! directory.
 
-use super::{CmdError, Outcome};
+use super::common::{CmdError, Outcome};
 use crate::cli::ReportArgs;
 use crate::exit::Exit;
 use crate::report::{self, Console};

@@ -3,7 +3,8 @@
 
 use std::ffi::OsString;
 
-use super::{CmdError, Globals, Outcome, signals};
+use super::common::{CmdError, Globals, Outcome};
+use super::signals;
 use crate::cli::{RunArgs, ScenarioArgs};
 use crate::report::Console;
 use crate::report::summary::Summary;

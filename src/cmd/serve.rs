@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{CmdError, Globals, Outcome, not_loopback, signals};
+use super::common::{CmdError, Globals, Outcome, not_loopback};
+use super::signals;
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
 use crate::metrics::ServerCounts;

@@ -1,7 +1,7 @@
 //! `wsstorm validate`: the scenario checked (after the flags), and the resolved plan printed.
 
+use super::common::{CmdError, Outcome};
 use super::run::overrides;
-use super::{CmdError, Outcome};
 use crate::cli::ValidateArgs;
 use crate::exit::Exit;
 use crate::report::Console;

@@ -401,6 +401,15 @@ fn short(v: f64) -> String {
 }
 
 fn tables(h: &mut String, s: &Summary) {
+    counts_table(h, s);
+    latency_table(h, s);
+    causes_tables(h, s);
+    recovery_table(h, s);
+    exec_table(h, s);
+    sides(h, s);
+}
+
+fn counts_table(h: &mut String, s: &Summary) {
     let c = &s.counts;
     let _ = writeln!(h, "<h2>Requests and connections</h2><table id=\"counts\">");
     for (name, value) in [
@@ -424,6 +433,9 @@ fn tables(h: &mut String, s: &Summary) {
         s.rates.timeout_rate * 100.0,
         s.rates.error_rate * 100.0
     );
+}
+
+fn latency_table(h: &mut String, s: &Summary) {
     let _ = writeln!(
         h,
         "<h2>Latency (ms)</h2><table id=\"latency\"><tr><th></th><th>count</th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>"
@@ -445,6 +457,9 @@ fn tables(h: &mut String, s: &Summary) {
         );
     }
     let _ = writeln!(h, "</table>");
+}
+
+fn causes_tables(h: &mut String, s: &Summary) {
     for (title, map) in [
         ("Drops by cause", &s.drops),
         ("Connect errors by cause", &s.connect_errors),
@@ -458,6 +473,9 @@ fn tables(h: &mut String, s: &Summary) {
         }
         let _ = writeln!(h, "</table>");
     }
+}
+
+fn recovery_table(h: &mut String, s: &Summary) {
     if !s.recovery.is_empty() {
         let secs = |v: Option<f64>| v.map_or("not recovered".to_string(), |v| format!("{v:.3} s"));
         let _ = writeln!(
@@ -485,6 +503,9 @@ fn tables(h: &mut String, s: &Summary) {
         }
         let _ = writeln!(h, "</table>");
     }
+}
+
+fn exec_table(h: &mut String, s: &Summary) {
     if !s.exec.is_empty() {
         let _ = writeln!(
             h,
@@ -507,6 +528,10 @@ fn tables(h: &mut String, s: &Summary) {
         }
         let _ = writeln!(h, "</table>");
     }
+}
+
+/// What the chaos proxy and the built-in target saw.
+fn sides(h: &mut String, s: &Summary) {
     if let Some(p) = &s.proxy {
         let _ = writeln!(
             h,

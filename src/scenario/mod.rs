@@ -7,6 +7,7 @@ pub mod check;
 pub mod error;
 pub mod feed;
 mod files;
+mod overrides;
 mod plan;
 pub mod pointer;
 pub mod raw;
@@ -19,16 +20,17 @@ pub mod tls;
 mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};
+pub use overrides::Overrides;
 pub use plan::{
     Amount, Behaviour, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation, Direction,
     Exec, Expect, Fault, Heartbeat, Jitter, Load, Phase, Plan, Pushes, Reconnect, RequestFilter, Step,
     Strategy, Target, TargetUrl, Toxic,
 };
-pub use validate::{
+pub use plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
-    DEFAULT_READ_BUFFER, DEFAULT_WAIT_TIMEOUT, MAX_BINARY, MAX_CLIENTS, MAX_IN_FLIGHT, Overrides,
-    json_schema, load, parse,
+    DEFAULT_READ_BUFFER, DEFAULT_WAIT_TIMEOUT, MAX_BINARY, MAX_CLIENTS, MAX_IN_FLIGHT,
 };
+pub use validate::{json_schema, load, parse};
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod architecture;
 mod cli;
 mod deploy;
 mod durability;

@@ -4,6 +4,7 @@
 
 mod chaos;
 mod connect;
+mod defaults;
 mod display;
 mod embedded;
 mod load;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use chaos::{Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Direction, Exec, Fault, Toxic};
 pub use connect::{Connect, Correlation, Heartbeat, Pushes, Target, TargetUrl};
+pub use defaults::*;
 pub use embedded::Behaviour;
 pub use load::{Jitter, Load, Phase, Reconnect, Strategy};
 pub use report::RequestFilter;

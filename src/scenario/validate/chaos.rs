@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::Validator;
+use super::validator::Validator;
 use crate::scenario::plan::{Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Exec, Fault, Toxic};
 use crate::scenario::raw::{RawAmount, RawChaos, RawCommand, RawHow, RawNetwork, RawNumberOrText};
 use crate::units::close_code;

@@ -4,12 +4,13 @@
 use http::{HeaderName, HeaderValue};
 use toml::Spanned;
 
-use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
-    DEFAULT_READ_BUFFER, MAX_IN_FLIGHT, Validator,
-};
+use super::validator::Validator;
 use crate::scenario::check::IdFinder;
 use crate::scenario::plan::{Connect, Correlation, Heartbeat, Pushes};
+use crate::scenario::plan::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
+    DEFAULT_READ_BUFFER, MAX_IN_FLIGHT,
+};
 use crate::scenario::pointer::JsonPointer;
 use crate::scenario::raw::{RawAddrs, RawConnect, RawCorrelation, RawHeartbeat, RawPushes, Text};
 use crate::scenario::sources;

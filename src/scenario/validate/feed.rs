@@ -5,7 +5,7 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::Validator;
+use super::validator::Validator;
 use crate::scenario::error::ScenarioError;
 use crate::scenario::feed::{Feed, Mode};
 use crate::scenario::plan::{Connect, Load, TargetUrl};

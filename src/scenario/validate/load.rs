@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{MAX_CLIENTS, Overrides, Validator};
+use super::validator::Validator;
+use crate::scenario::overrides::Overrides;
+use crate::scenario::plan::MAX_CLIENTS;
 use crate::scenario::plan::{Jitter, Load, Phase, Reconnect, Strategy};
 use crate::scenario::raw::{JitterKind, RawJitter, RawPacing, RawReconnect, RawScenario};
 use crate::units::duration;

@@ -10,57 +10,22 @@ mod load;
 mod steps;
 mod target;
 mod thresholds;
+mod validator;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::error::{ScenarioError, ScenarioErrors};
 use super::feed::Feed;
+use super::overrides::Overrides;
+use super::plan::DEFAULT_WAIT_TIMEOUT;
 use super::plan::{Plan, RequestFilter};
-use super::raw::{RawScenario, Text};
-use super::segment::Segment;
-use super::set::{self, Set};
-use super::template::{Names, Template};
-use crate::units::duration;
-
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_CORRELATION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Requests of one connection waiting for their reply at once, unless the scenario says
-/// otherwise: far more than a request/response client keeps, and a bound (about 100 KiB of
-/// pending table a connection) when a server stops answering a loop that does not wait.
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
-pub const MAX_IN_FLIGHT: u32 = 1_000_000;
-/// How long a `wait_for` step waits without a timeout of its own or a correlation timeout.
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest message and frame a server may send, unless the scenario says otherwise: far
-/// below tungstenite's 64 MiB, so that a hostile server cannot make a swarm buffer gigabytes.
-pub const DEFAULT_MAX_MESSAGE: usize = 4 << 20;
-/// The largest binary frame a `send_binary` step may send.
-pub const MAX_BINARY: u64 = 16 << 20;
-/// Per-connection read buffer: small, because idle connections are what a swarm is made of.
-pub const DEFAULT_READ_BUFFER: usize = 2048;
-pub const MAX_CLIENTS: u64 = 10_000_000;
-
-/// Values given on the command line that replace the file's.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub target: Option<String>,
-    pub duration: Option<Duration>,
-    /// `--requests`: which request outcomes requests.csv gets.
-    pub requests: Option<RequestFilter>,
-    /// `--segment i/n`: run this shard's share of the scenario.
-    pub segment: Option<Segment>,
-    /// `--start-at`: when the timeline begins (shards of one run share it).
-    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `--insecure`: do not verify the server's TLS certificate.
-    pub insecure: bool,
-    /// `--set PATH=VALUE`: values changed in the file's text before it is checked.
-    pub sets: Vec<Set>,
-}
+use super::raw::RawScenario;
+use super::set;
+use super::template::Names;
+use validator::Validator;
 
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Plan, ScenarioErrors> {
@@ -156,17 +121,6 @@ impl Names for ScenarioNames<'_> {
     }
 }
 
-struct Validator<'a> {
-    path: &'a Path,
-    source: &'a str,
-    names: &'a dyn Names,
-    errors: Vec<ScenarioError>,
-    /// The target URL's template when it differs per client (for `connect`).
-    url: Option<Template>,
-    /// A `wait_for` step's timeout when it names none: the correlation timeout.
-    wait_timeout: Duration,
-}
-
 impl Validator<'_> {
     fn validate(
         mut self,
@@ -248,78 +202,6 @@ impl Validator<'_> {
         };
         RequestFilter::parse(text.get_ref())
             .map_err(|e| self.error(text.span(), format!("report.requests: {e}")))
-            .ok()
-    }
-
-    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.errors
-            .push(ScenarioError::at(self.path, self.source, span, message));
-    }
-
-    fn duration(&mut self, text: &Text, what: &str) -> Option<Duration> {
-        match duration::parse(text.get_ref()) {
-            Ok(d) if d > duration::MAX => {
-                self.error(
-                    text.span(),
-                    format!(
-                        "{what}: {:?} is too long: expected at most 10 years",
-                        text.get_ref()
-                    ),
-                );
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(text.span(), format!("{what}: {e}"));
-                None
-            }
-        }
-    }
-
-    fn positive_duration(&mut self, text: &Text, what: &str) -> Option<Duration> {
-        let d = self.duration(text, what)?;
-        if d.is_zero() {
-            self.error(
-                text.span(),
-                format!("{what} must be longer than zero: {}", duration::EXPECTED),
-            );
-            return None;
-        }
-        Some(d)
-    }
-
-    /// An optional duration: `default` when absent, None (reported) when invalid.
-    fn duration_or(&mut self, text: Option<&Text>, what: &str, default: Duration) -> Option<Duration> {
-        text.map_or(Some(default), |t| self.duration(t, what))
-    }
-
-    /// An optional positive duration: `default` when absent, None (reported) when invalid.
-    fn positive_or(&mut self, text: Option<&Text>, what: &str, default: Duration) -> Option<Duration> {
-        text.map_or(Some(default), |t| self.positive_duration(t, what))
-    }
-
-    fn template(&mut self, text: &Text, what: &str) -> Option<Template> {
-        match Template::compile(text.get_ref(), self.names) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                // Point into the string when it is written plainly, else at its start.
-                let span = text.span();
-                let quoted = &self.source[span.clone()];
-                let at = if quoted.len() > 1 && quoted[1..].starts_with(text.get_ref().as_str()) {
-                    span.start + 1 + e.offset
-                } else {
-                    span.start
-                };
-                self.error(at..span.end, format!("{what}: {}", e.message));
-                None
-            }
-        }
-    }
-
-    /// `text` parsed by `parse`, or its error reported at the value.
-    fn parsed<T>(&mut self, text: &Text, what: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
-        parse(text.get_ref())
-            .map_err(|e| self.error(text.span(), format!("{what}: {e}")))
             .ok()
     }
 }

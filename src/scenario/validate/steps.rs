@@ -7,9 +7,10 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::{MAX_BINARY, Validator};
+use super::validator::Validator;
 use crate::scenario::check::{self, Check, Test};
 use crate::scenario::files::read_bounded;
+use crate::scenario::plan::MAX_BINARY;
 use crate::scenario::plan::{Expect, Step};
 use crate::scenario::raw::{RawCheck, RawExpect, RawScenario, RawStep, Text};
 use crate::units::close_code;

@@ -5,8 +5,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Overrides, Validator};
+use super::validator::Validator;
 use crate::scenario::error::ScenarioError;
+use crate::scenario::overrides::Overrides;
 use crate::scenario::plan::{Behaviour, Target, TargetUrl};
 use crate::scenario::raw::{RawEmbedded, RawScenario, Text};
 use crate::scenario::template::Template;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Validator;
+use super::validator::Validator;
 use crate::scenario::raw::{RawScenario, RawThreshold};
 use crate::scenario::threshold::{Metric, Threshold};
 use crate::units::duration;
