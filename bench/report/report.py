@@ -4,7 +4,7 @@
 usage: report.py RUN_DIR [--markdown PATH] [--scale SCALE_RUN_DIR ...]
 
 With --markdown, the same figures go to PATH as Markdown (docs/BENCHMARKS.md), with the
-figures of bench/scale.sh runs given by --scale.
+figures of bench/scripts/scale.sh runs given by --scale.
 
 RUN_DIR holds, for each repetition i (1..RUNS):
   a-wsstorm-i.json   measure.py result of `wsstorm run closed-loop.toml`; a-wsstorm-i/ its --out
@@ -285,7 +285,7 @@ def main():
             report = os.path.join(scale, "report.txt")
             if os.path.exists(report):
                 md.append("")
-                md.append(f"## Scale: `bench/scale.sh` ({os.path.basename(scale.rstrip('/'))})")
+                md.append(f"## Scale: `bench/scripts/scale.sh` ({os.path.basename(scale.rstrip('/'))})")
                 md.append("")
                 md.append("```")
                 md.append(open(report).read().rstrip())

@@ -8,7 +8,7 @@ runs: time until 99 % of the clients are connected again (the tool's recovery fi
 accept rate the server saw (over 100 ms and over 1 s), and the tool's peak CPU (over 1 s) and
 peak RSS during the run.
 
-Usage: python3 bench/storm.py            (CLIENTS=19900 RUNS=3 by default)
+Usage: python3 bench/scripts/storm.py            (CLIENTS=19900 RUNS=3 by default)
 Only loopback; every process it starts is stopped by its PID.
 """
 import json
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = ROOT / "target" / "release" / "wsstorm"
 CLIENTS = int(os.environ.get("CLIENTS", "19900"))
 RUNS = int(os.environ.get("RUNS", "3"))

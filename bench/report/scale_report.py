@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The figures of one bench/scale.sh run: bench/scale_report.py bench/.cache/scale/<ts>."""
+"""The figures of one bench/scripts/scale.sh run: bench/report/scale_report.py bench/.cache/scale/<ts>."""
 
 import csv
 import json

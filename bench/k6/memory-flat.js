@@ -1,4 +1,4 @@
-// The memory-flatness benchmark (bench/memory_flat.sh), k6 side: what bench/memory-flat.toml
+// The memory-flatness benchmark (bench/scripts/memory_flat.sh), k6 side: what bench/scenarios/memory-flat.toml
 // asks of wsstorm. VUS VUs (1 000), started over 5 s, each opens ONE WebSocket for the run and
 // every 100 ms sends a ~100-byte JSON request with a unique id, correlated by hand: a Map of
 // the ids in flight with their send times; a request older than TIMEOUT_MS (2 000) is a

