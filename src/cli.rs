@@ -66,9 +66,12 @@ pub struct MergeArgs {
     /// The segments' results directories.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
-    /// Where the merged results go.
+    /// Where the merged results go: an empty or new directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Empty a non-empty --out directory first, instead of refusing it.
+    #[arg(long)]
+    pub force: bool,
     /// No summary on stdout.
     #[arg(long, short)]
     pub quiet: bool,
@@ -140,9 +143,13 @@ pub struct ScenarioArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Results directory (default: results/<name>-<UTC timestamp>).
+    /// Results directory (default: results/<name>-<UTC timestamp>). It must be empty or new:
+    /// results are never mixed with another run's.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Empty a non-empty --out directory first, instead of refusing it.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// No progress and no summary on stdout (the results directory is still written).
     #[arg(long, short)]
     pub quiet: bool,

@@ -4,10 +4,19 @@
 use super::common::{CmdError, Outcome};
 use crate::cli::MergeArgs;
 use crate::report::Console;
-use crate::report::merge::{self, MergeError};
+use crate::report::merge::{self, MergeError, OutDir};
 
 pub fn merge(args: MergeArgs, console: &Console) -> Outcome {
-    let merged = merge::merge(&args.dirs, &args.out).map_err(|e| match e {
+    let merged = merge::merge(
+        &args.dirs,
+        &args.out,
+        if args.force {
+            OutDir::Emptied
+        } else {
+            OutDir::Empty
+        },
+    )
+    .map_err(|e| match e {
         MergeError::Refused(why) => CmdError::Invalid(why),
         // A missing or unreadable shard is bad input; a failed write is a failure.
         MergeError::Io(e) => match e.kind() {
@@ -24,8 +33,7 @@ pub fn merge(args: MergeArgs, console: &Console) -> Outcome {
         args.out.display()
     ));
     if !merged.missing.is_empty() {
-        let list: Vec<String> = merged.missing.iter().map(ToString::to_string).collect();
-        let list = list.join(", ");
+        let list = merge::missing_list(&merged.missing);
         if !args.allow_partial {
             return Err(CmdError::Failed(format!(
                 "a partial merge: no directory for segment {list}, so the totals and the verdict leave out their load (written to {} all the same; --allow-partial accepts it)",

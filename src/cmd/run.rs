@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use super::common::{CmdError, Globals, Outcome};
 use super::signals;
 use crate::cli::{RunArgs, ScenarioArgs};
-use crate::report::Console;
 use crate::report::summary::Summary;
+use crate::report::{Console, Out};
 use crate::run::workers::{self, Part};
 use crate::run::{self, Controls};
 use crate::scenario::segment::Segment;
@@ -31,7 +31,11 @@ pub async fn run(args: RunArgs, globals: &Globals, console: &Console) -> Outcome
             return in_workers(&args, globals, &plan, n, console, &controls).await;
         }
     }
-    let result = run::execute(plan, args.out, console, controls).await?;
+    let out = Out {
+        dir: args.out.clone(),
+        force: args.force,
+    };
+    let result = run::execute(plan, out, console, controls).await?;
     show(&result.summary, console);
     console.say(format_args!("results     {}", result.dir.display()));
     Ok(result.exit())
@@ -65,7 +69,11 @@ async fn in_workers(
     controls: &Controls,
 ) -> Outcome {
     let argv = |part: &Part<'_>| worker_args(&args.scenario, globals, part);
-    let done = workers::run(plan, n, args.out.as_deref(), argv, console, controls).await?;
+    let out = Out {
+        dir: args.out.clone(),
+        force: args.force,
+    };
+    let done = workers::run(plan, n, &out, argv, console, controls).await?;
     let merged = &done.merged;
     console.show(&merged.summary.render_text());
     console.say(format_args!(
@@ -74,10 +82,9 @@ async fn in_workers(
         done.workers
     ));
     if !merged.missing.is_empty() {
-        let list: Vec<String> = merged.missing.iter().map(ToString::to_string).collect();
         return Err(CmdError::Failed(format!(
             "worker(s) for segment {} wrote no results: the merged totals leave out their load",
-            list.join(", ")
+            crate::report::merge::missing_list(&merged.missing)
         )));
     }
     Ok(merged.exit())

@@ -148,7 +148,7 @@ async fn in_workers(args: ServeArgs, globals: &Globals, console: &Console) -> Ou
     let mut stats = ServeStats::new(Instant::now());
     let mut due = args.stats_every.map(|every| (every, Instant::now() + every));
     let statuses = pool
-        .wait(&controls, |i, line| {
+        .wait(&controls, true, |i, line| {
             match serde_json::from_str::<ServerCounts>(line) {
                 Ok(c) => {
                     latest[i] = c;

@@ -1,4 +1,4 @@
-//! Interrupts from outside: the first Ctrl-C or SIGTERM stops a run gracefully, the second at
+//! Interrupts from outside: the first Ctrl-C, SIGTERM or SIGHUP stops a run gracefully, the second at
 //! once; a server or proxy runs until Ctrl-C.
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::report::Console;
 use crate::run::Controls;
 
-/// First Ctrl-C or SIGTERM stops gracefully, the second at once; each is said on stderr.
+/// The first Ctrl-C, SIGTERM or SIGHUP stops gracefully, the second at once; each is said on stderr.
 pub fn listen(controls: Controls, console: Console) {
     on_interrupts(controls, move |first| {
         if first {
@@ -19,27 +19,30 @@ pub fn listen(controls: Controls, console: Console) {
     });
 }
 
-/// Counts each Ctrl-C or SIGTERM as an interrupt of `controls`, telling `say` whether it was
-/// the first.
+/// Counts each Ctrl-C, SIGTERM or SIGHUP (the terminal went away) as an interrupt of
+/// `controls`, telling `say` whether it was the first.
 pub fn on_interrupts(controls: Controls, say: impl Fn(bool) + Send + 'static) {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hangup = signal(SignalKind::hangup()).ok();
         loop {
-            #[cfg(unix)]
             let terminated = async {
                 match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
                 }
             };
-            #[cfg(not(unix))]
-            let terminated = std::future::pending::<()>();
+            let hung_up = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = tokio::signal::ctrl_c() => if r.is_err() { return },
                 _ = terminated => {}
+                _ = hung_up => {}
             }
             let first = !controls.interrupted();
             controls.interrupt();

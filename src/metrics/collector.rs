@@ -14,6 +14,7 @@ use super::event::Event;
 use super::histogram::Latency;
 use super::recovery::{Recovery, Tracker};
 use super::totals::{Counts, Totals};
+use crate::scenario::RecoveryRule;
 use crate::scenario::threshold::Threshold;
 
 /// Events buffered between clients and the collector before senders wait.
@@ -103,15 +104,17 @@ pub struct Aborted {
 
 impl AbortGate {
     fn check(&self, totals: &Totals, elapsed: Duration) -> Option<Aborted> {
-        let crossed = self.thresholds.iter().find(|t| {
-            t.abort_after.is_some_and(|grace| elapsed >= grace)
-                && !t.passes(totals.measure(t.metric, t.aggregate))
+        // Crossed on data: while the run goes, a metric without samples yet (no reply in the
+        // first seconds) does not stop it; the final verdict fails it if it never gets any.
+        let (crossed, value) = self.thresholds.iter().find_map(|t| {
+            let value = totals.measure(t.metric, t.aggregate)?;
+            (t.abort_after.is_some_and(|grace| elapsed >= grace) && !t.passes(value)).then_some((t, value))
         })?;
         self.stop.cancel();
         Some(Aborted {
             metric: crossed.metric.name().to_string(),
             expression: crossed.source.clone(),
-            measured: crossed.show_value(totals.measure(crossed.metric, crossed.aggregate)),
+            measured: crossed.show_value(value),
             at_s: elapsed.as_secs_f64(),
         })
     }
@@ -123,12 +126,13 @@ pub async fn collect(
     start: Instant,
     out: mpsc::UnboundedSender<Output>,
     gate: AbortGate,
+    rule: RecoveryRule,
 ) -> Collected {
     let mut aborted = None;
     let mut totals = Totals::default();
     let mut window_rtt = Latency::new();
     let mut last = (Counts::default(), Duration::ZERO);
-    let mut recovery = Tracker::default();
+    let mut recovery = Tracker::new(rule);
     let mut timeline = ChaosTimeline::default();
     let mut ticker = interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     // On the grid of whole seconds since the start: a sample that comes late (the process was

@@ -204,8 +204,9 @@ pub enum Event {
     },
     /// A `wait_for` step's time ran out.
     WaitTimedOut,
-    /// This many requests waiting for replay were abandoned when the run stopped.
-    Unfinished(u32),
+    /// This many requests were still waiting to be resent after a drop (`replay_in_flight`)
+    /// when the run ended: unfinished.
+    ReplayUnfinished(u32),
     /// A heartbeat ping went out.
     Ping,
     /// Its pong came back.

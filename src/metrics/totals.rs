@@ -61,8 +61,11 @@ counts! {
     unmatched,
     /// In flight when their connection dropped (and not replayed).
     lost,
-    /// In flight when the run was stopped without waiting.
+    /// Without an outcome when the run ended: in flight when it was stopped at once (a second
+    /// Ctrl-C, or the end of the drain), or waiting to be resent after a drop.
     unfinished,
+    /// Of those, the ones waiting to be resent after a drop (`replay_in_flight`).
+    unfinished_replay,
     /// Requests sent again after a reconnect (`replay_in_flight`).
     replayed,
     /// Under an open rate: passes of the step loop that began later than they were due.
@@ -286,7 +289,10 @@ impl Totals {
                 self.wait_time.record_us(us);
             }
             Event::WaitTimedOut => c.wait_timeouts += 1,
-            Event::Unfinished(n) => c.unfinished += u64::from(n),
+            Event::ReplayUnfinished(n) => {
+                c.unfinished += u64::from(n);
+                c.unfinished_replay += u64::from(n);
+            }
             Event::Ping => c.pings += 1,
             Event::Pong { rtt_us } => {
                 c.pongs += 1;
@@ -314,12 +320,17 @@ impl Totals {
         })
     }
 
-    /// The number a threshold compares: latency in ms, rates as fractions, counts.
-    pub fn measure(&self, metric: Metric, aggregate: Aggregate) -> f64 {
+    /// The number a threshold compares: latency in ms, rates as fractions, counts. None: the
+    /// metric has no samples (a histogram with nothing in it, a rate of no requests), so there
+    /// is nothing to judge: a verdict on it fails (see `verdicts`).
+    pub fn measure(&self, metric: Metric, aggregate: Aggregate) -> Option<f64> {
         let c = &self.counts;
         if let Some(h) = self.latency(metric) {
+            if h.is_empty() {
+                return None;
+            }
             let raw = metric == Metric::ReconnectAttempts;
-            return match aggregate {
+            return Some(match aggregate {
                 Aggregate::Percentile(p) if raw => h.percentile(p) as f64,
                 Aggregate::Avg if raw => h.mean(),
                 Aggregate::Min if raw => h.min() as f64,
@@ -329,11 +340,13 @@ impl Totals {
                 Aggregate::Min => h.min_ms(),
                 Aggregate::Max => h.max_ms(),
                 Aggregate::Rate | Aggregate::Count => h.count() as f64,
-            };
+            });
         }
-        (match metric {
-            Metric::TimeoutRate => return c.timeout_rate(),
-            Metric::ErrorRate => return c.error_rate(),
+        Some(match metric {
+            // A rate of no requests is no rate.
+            Metric::TimeoutRate | Metric::ErrorRate if c.requests == 0 => return None,
+            Metric::TimeoutRate => return Some(c.timeout_rate()),
+            Metric::ErrorRate => return Some(c.error_rate()),
             Metric::Requests => c.requests,
             Metric::Answered => c.answered,
             Metric::Timeouts => c.timeouts,
@@ -360,10 +373,11 @@ impl Totals {
             | Metric::PingRtt
             | Metric::PushLatency
             | Metric::ReconnectAttempts => unreachable!("histograms handled above"),
-        }) as f64
+        } as f64)
     }
 
-    /// Evaluates thresholds in order.
+    /// Evaluates thresholds in order. A threshold on a metric with no samples fails: a gate
+    /// never passes on nothing.
     pub fn verdicts(&self, thresholds: &[Threshold]) -> Vec<Verdict> {
         thresholds
             .iter()
@@ -372,17 +386,17 @@ impl Totals {
                 Verdict {
                     threshold: t.clone(),
                     value,
-                    passed: t.passes(value),
+                    passed: value.is_some_and(|v| t.passes(v)),
                 }
             })
             .collect()
     }
 }
 
-/// A threshold with its measured value.
+/// A threshold with its measured value (None: no data, and not passed).
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub threshold: Threshold,
-    pub value: f64,
+    pub value: Option<f64>,
     pub passed: bool,
 }

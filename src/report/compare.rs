@@ -1,6 +1,11 @@
 //! `wsstorm compare BASE NEW`: the main figures of two results directories side by side, and a
 //! gate on the chosen ones. Latency percentiles are read from the serialised HDR histograms, so
 //! any percentile can be compared (`rtt.p99.9`), not only those the summary lists.
+//!
+//! A figure a run could not measure (a latency with no samples, a rate of no requests) has no
+//! value. A gated figure the new run has no value for regresses, as a threshold on it fails;
+//! one only the base has no value for is not compared (a fixed service is no regression), and
+//! the output says which.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -32,13 +37,25 @@ pub const DEFAULT_GATES: &[&str] = &["rtt.p99", "error_rate"];
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub metric: String,
-    pub old: f64,
-    pub new: f64,
-    /// Relative change, new vs old (None when old is 0 and new is not).
+    /// None: that run has no data for it.
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    /// Relative change, new vs old (None when old is 0 and new is not, or either has no data).
     pub change: Option<f64>,
     /// Whether the change is for the worse, beyond the limit (gated metrics only).
     pub regressed: bool,
     pub gated: bool,
+}
+
+impl Row {
+    /// Why a gated row has no verdict on data, if it has none.
+    fn note(&self) -> Option<&'static str> {
+        match (self.old, self.new) {
+            (_, None) => Some("no data in the new run"),
+            (None, Some(_)) => Some("not compared: no data in the base run"),
+            _ => None,
+        }
+    }
 }
 
 pub struct Comparison {
@@ -55,13 +72,16 @@ impl Comparison {
         let _ = writeln!(s, "base {}\nnew  {}\n", base.display(), new.display());
         let _ = writeln!(s, "{:<22}{:>14}{:>14}{:>11}", "metric", "base", "new", "change");
         for r in &self.rows {
-            let change = match r.change {
-                Some(c) => format!("{:+.1}%", c * 100.0),
-                None => "new".to_string(),
+            let change = match (r.change, r.old, r.new) {
+                (Some(c), ..) => format!("{:+.1}%", c * 100.0),
+                (None, Some(_), Some(_)) => "new".to_string(),
+                (None, ..) => "-".to_string(),
             };
-            let mark = match (r.gated, r.regressed) {
-                (true, true) => format!("  REGRESSED (limit {:.1}%)", max_regression * 100.0),
-                (true, false) => "  ok".to_string(),
+            let mark = match (r.gated, r.regressed, r.note()) {
+                (true, true, Some(why)) => format!("  REGRESSED ({why})"),
+                (true, true, None) => format!("  REGRESSED (limit {:.1}%)", max_regression * 100.0),
+                (true, false, Some(why)) => format!("  {why}"),
+                (true, false, None) => "  ok".to_string(),
                 _ => String::new(),
             };
             let _ = writeln!(
@@ -77,7 +97,10 @@ impl Comparison {
     }
 }
 
-fn show(metric: &str, v: f64) -> String {
+fn show(metric: &str, v: Option<f64>) -> String {
+    let Some(v) = v else {
+        return "no data".to_string();
+    };
     if metric.contains('.') {
         format!("{v:.3} ms")
     } else if metric.ends_with("_rate") {
@@ -95,8 +118,9 @@ fn higher_is_better(metric: &str) -> bool {
 }
 
 /// The value of `metric` in `s`: `<latency>.p<N>` / `.max` / `.mean` from the histogram, a
-/// rate, `requests_per_s`, or a count.
-pub fn value(s: &Summary, metric: &str) -> Result<f64, String> {
+/// rate, `requests_per_s`, or a count. None: no data (a latency with no samples, a rate of no
+/// requests).
+pub fn value(s: &Summary, metric: &str) -> Result<Option<f64>, String> {
     if let Some((name, stat)) = metric.split_once('.') {
         let stats = s
             .latency
@@ -104,29 +128,24 @@ pub fn value(s: &Summary, metric: &str) -> Result<f64, String> {
             .ok_or_else(|| format!("unknown latency {name:?}: expected one of {}", names(s)))?;
         let h = Latency::decode(&stats.histogram)
             .map_err(|e| format!("the {name} histogram of {} cannot be read: {e}", s.scenario))?;
-        return match stat {
-            "max" => Ok(h.max_ms()),
-            "mean" | "avg" => Ok(h.mean_ms()),
-            "min" => Ok(h.min_ms()),
-            p => p
-                .strip_prefix('p')
-                .and_then(|n| n.parse::<f64>().ok())
-                .filter(|n| (0.0..=100.0).contains(n))
-                .map(|n| h.percentile_ms(n))
-                .ok_or_else(|| {
-                    format!("{metric:?}: expected pN (p50, p99.9), max, mean or min after the dot")
-                }),
-        };
+        if h.is_empty() {
+            // The statistic must still be one we know.
+            value_of(&h, metric, stat)?;
+            return Ok(None);
+        }
+        return value_of(&h, metric, stat).map(Some);
     }
     match metric {
-        "timeout_rate" => Ok(s.rates.timeout_rate),
-        "error_rate" => Ok(s.rates.error_rate),
-        "requests_per_s" => Ok(s.rates.requests_per_s),
+        "timeout_rate" | "error_rate" if s.counts.requests == 0 => Ok(None),
+        "timeout_rate" => Ok(Some(s.rates.timeout_rate)),
+        "error_rate" => Ok(Some(s.rates.error_rate)),
+        "requests_per_s" => Ok(Some(s.rates.requests_per_s)),
         other => {
             let counts = serde_json::to_value(s.counts).map_err(|e| e.to_string())?;
             counts
                 .get(other)
                 .and_then(serde_json::Value::as_f64)
+                .map(Some)
                 .ok_or_else(|| {
                     format!(
                         "unknown metric {other:?}: expected a latency percentile such as rtt.p99, timeout_rate, error_rate, requests_per_s or a count such as lost"
@@ -136,15 +155,19 @@ pub fn value(s: &Summary, metric: &str) -> Result<f64, String> {
     }
 }
 
-/// Whether `metric` is a latency with samples in `base` and none in `new`.
-fn lost_samples(base: &Summary, new: &Summary, metric: &str) -> bool {
-    let count = |s: &Summary| {
-        metric
-            .split_once('.')
-            .and_then(|(name, _)| s.latency.get(name))
-            .map(|l| l.count)
-    };
-    matches!((count(base), count(new)), (Some(b), Some(0)) if b > 0)
+/// A statistic of a latency histogram: `pN`, `max`, `mean` (`avg`) or `min`, in ms.
+fn value_of(h: &Latency, metric: &str, stat: &str) -> Result<f64, String> {
+    match stat {
+        "max" => Ok(h.max_ms()),
+        "mean" | "avg" => Ok(h.mean_ms()),
+        "min" => Ok(h.min_ms()),
+        p => p
+            .strip_prefix('p')
+            .and_then(|n| n.parse::<f64>().ok())
+            .filter(|n| (0.0..=100.0).contains(n))
+            .map(|n| h.percentile_ms(n))
+            .ok_or_else(|| format!("{metric:?}: expected pN (p50, p99.9), max, mean or min after the dot")),
+    }
 }
 
 fn names(s: &Summary) -> String {
@@ -168,19 +191,20 @@ pub fn compare(
     let mut rows = Vec::new();
     for metric in metrics {
         let (old, new_value) = (value(base, metric)?, value(new, metric)?);
-        let change = if old == 0.0 {
-            (new_value == 0.0).then_some(0.0)
-        } else {
-            Some((new_value - old) / old)
+        let change = match (old, new_value) {
+            (Some(0.0), Some(new)) => (new == 0.0).then_some(0.0),
+            (Some(old), Some(new)) => Some((new - old) / old),
+            _ => None,
         };
-        let worse = match change {
-            // A latency the base measured and the new run could not (nothing answered) is
-            // no improvement.
-            _ if lost_samples(base, new, metric) => f64::INFINITY,
-            Some(c) if higher_is_better(metric) => -c,
-            Some(c) => c,
-            None if higher_is_better(metric) => f64::NEG_INFINITY,
-            None => f64::INFINITY,
+        let worse = match (old, new_value, change) {
+            // What the new run could not measure at all is no improvement (as a threshold on
+            // it fails); what only the base could not measure is not compared.
+            (_, None, _) => f64::INFINITY,
+            (None, Some(_), _) => f64::NEG_INFINITY,
+            (_, _, Some(c)) if higher_is_better(metric) => -c,
+            (_, _, Some(c)) => c,
+            (_, _, None) if higher_is_better(metric) => f64::NEG_INFINITY,
+            (_, _, None) => f64::INFINITY,
         };
         let new = new_value;
         let gated = gates.iter().any(|g| g == metric);
@@ -227,5 +251,27 @@ mod tests {
             compare(&new, &base, &gates, 0.1).unwrap().regressed(),
             "and down to nothing is worse"
         );
+    }
+
+    /// Field finding 2 (issue 19): the base answered nothing, the new run is fine: that was
+    /// `rtt.p99 0.000 ms → 1.227 ms REGRESSED`, exit 3, although the error rate fell to 0 %.
+    #[test]
+    fn field_02_a_fixed_service_is_no_regression() {
+        let new = fixture();
+        let mut base = new.clone();
+        base.latency
+            .insert("rtt".into(), LatencyStats::of(&Latency::new()));
+        base.rates.error_rate = 1.0;
+        let gates = vec!["rtt.p99".to_string(), "error_rate".to_string()];
+        let c = compare(&base, &new, &gates, 0.1).unwrap();
+        assert!(!c.regressed(), "{:?}", c.rows);
+        let shown = c.render(Path::new("base"), Path::new("new"), 0.1);
+        assert!(shown.contains("not compared: no data in the base run"), "{shown}");
+        assert!(shown.contains("no data"), "{shown}");
+        // And the other way round it is one, said as such.
+        let c = compare(&new, &base, &gates, 0.1).unwrap();
+        assert!(c.regressed());
+        let shown = c.render(Path::new("base"), Path::new("new"), 0.1);
+        assert!(shown.contains("REGRESSED (no data in the new run)"), "{shown}");
     }
 }

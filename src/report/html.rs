@@ -480,7 +480,7 @@ fn recovery_table(h: &mut String, s: &Summary) {
         let secs = |v: Option<f64>| v.map_or("not recovered".to_string(), |v| format!("{v:.3} s"));
         let _ = writeln!(
             h,
-            "<h2>Recovery after chaos</h2><table id=\"recovery\"><tr><th>at</th><th>action</th><th>hit</th><th>connected before → min</th><th>connected back (99 %)</th><th>p99 rtt before</th><th>rtt back (within 2×)</th></tr>"
+            "<h2>Recovery after chaos</h2><table id=\"recovery\"><tr><th>at</th><th>action</th><th>hit</th><th>connected before → min</th><th>connected back (99 %)</th><th>p99 rtt before</th><th>rtt back (at or under)</th></tr>"
         );
         for r in &s.recovery {
             let _ = writeln!(
@@ -494,10 +494,11 @@ fn recovery_table(h: &mut String, s: &Summary) {
                 secs(r.connected_recovered_s),
                 r.rtt_p99_before_ms
                     .map_or("—".to_string(), |v| format!("{v:.3} ms")),
-                if r.rtt_p99_before_ms.is_some() {
-                    secs(r.rtt_recovered_s)
-                } else {
-                    "—".to_string()
+                match (r.rtt_p99_before_ms, &r.cut_short_by, r.rtt_limit_ms) {
+                    (None, ..) => "—".to_string(),
+                    (Some(_), Some(next), _) => format!("cut short by {}", escape(next)),
+                    (Some(_), None, Some(limit)) => format!("{} ({limit:.3} ms)", secs(r.rtt_recovered_s)),
+                    (Some(_), None, None) => secs(r.rtt_recovered_s),
                 }
             );
         }

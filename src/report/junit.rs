@@ -49,10 +49,16 @@ pub fn render(summary: &Summary) -> String {
                 escape(&t.shown)
             );
         } else {
-            let message = format!(
-                "{} {}: measured {}, which crosses the threshold",
-                t.metric, t.expression, t.shown
-            );
+            let message = match t.value {
+                Some(_) => format!(
+                    "{} {}: measured {}, which crosses the threshold",
+                    t.metric, t.expression, t.shown
+                ),
+                None => format!(
+                    "{} {}: no data: nothing was measured, and a threshold never passes on nothing",
+                    t.metric, t.expression
+                ),
+            };
             let _ = writeln!(
                 x,
                 "\n      <failure type=\"threshold\" message=\"{}\">metric {}\nthreshold {}\nmeasured {} (limit {})</failure>\n    </testcase>",

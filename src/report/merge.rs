@@ -43,8 +43,19 @@ impl Merged {
     }
 }
 
+/// What the output directory of a merge may hold beforehand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutDir {
+    /// Nothing (`wsstorm merge --out`): results are never mixed with another run's.
+    Empty,
+    /// Anything, emptied first (`--force`).
+    Emptied,
+    /// The caller's directory (`run --workers`, whose workers' results are under workers/).
+    Owned,
+}
+
 /// Merges the shards in `dirs` into `out`.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
+pub fn merge(dirs: &[PathBuf], out: &Path, out_dir: OutDir) -> Result<Merged, MergeError> {
     let refuse = |m: String| Err(MergeError::Refused(m));
     if dirs.is_empty() {
         return refuse("nothing to merge: expected the results directories of a scenario's segments".into());
@@ -94,12 +105,66 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         .map(|index| Segment { index, count })
         .collect();
 
-    std::fs::create_dir_all(out)?;
+    // Everything is read (and every missing or damaged file named) before anything is
+    // written: a merge that fails leaves no half-written output.
     let summary = merge_summaries(&shards)?;
-    merge_timeseries(dirs, &out.join(TIMESERIES))?;
-    merge_connections(dirs, &out.join(CONNECTIONS))?;
-    super::write_reports(out, &summary)?;
+    let series = merge_timeseries(dirs)?;
+    let connections = merge_connections(dirs)?;
+    let prepared = match out_dir {
+        OutDir::Owned => std::fs::create_dir_all(out),
+        OutDir::Empty | OutDir::Emptied => super::prepare_out(out, out_dir == OutDir::Emptied),
+    };
+    prepared.map_err(|e| match e.kind() {
+        io::ErrorKind::DirectoryNotEmpty => MergeError::Refused(format!("--out {e}")),
+        _ => MergeError::Io(super::on_file(out)(e)),
+    })?;
+    let written = write_table(&out.join(TIMESERIES), &series)
+        .and_then(|()| write_table(&out.join(CONNECTIONS), &connections))
+        .and_then(|()| super::write_reports(out, &summary));
+    if let Err(e) = written {
+        for file in [TIMESERIES, CONNECTIONS] {
+            let _ = std::fs::remove_file(out.join(file));
+        }
+        return Err(e.into());
+    }
     Ok(Merged { summary, missing })
+}
+
+/// The segments a partial merge lacks, for a message: the first few and how many more.
+pub fn missing_list(missing: &[Segment]) -> String {
+    const SHOWN: usize = 20;
+    let mut list: Vec<String> = missing.iter().take(SHOWN).map(ToString::to_string).collect();
+    if missing.len() > SHOWN {
+        list.push(format!("and {} more", missing.len() - SHOWN));
+    }
+    list.join(", ")
+}
+
+/// A CSV file: its header and rows, in memory.
+type Table = (Option<csv::StringRecord>, Vec<csv::StringRecord>);
+
+fn write_table(path: &Path, (header, rows): &Table) -> io::Result<()> {
+    let write = || -> io::Result<()> {
+        let mut w = csv::Writer::from_path(path).map_err(io::Error::other)?;
+        if let Some(h) = header {
+            w.write_record(h)?;
+        }
+        for row in rows {
+            w.write_record(row)?;
+        }
+        w.flush()
+    };
+    write().map_err(super::on_file(path))
+}
+
+/// A shard's CSV file, its errors naming it.
+fn reader(path: &Path) -> io::Result<csv::Reader<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(super::on_file(path))?;
+    Ok(csv::Reader::from_reader(file))
+}
+
+fn damaged(path: &Path) -> impl Fn(csv::Error) -> io::Error + '_ {
+    move |e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
 }
 
 fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
@@ -192,28 +257,33 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
 }
 
 /// Adds the shards' time series row by row (second by second on the shared timeline).
+///
 /// A shard's rows are put on the whole second whose tick they are: a tick fires at or after its
 /// second (late when the process was starved; a tick more than a second late replaced the next
 /// one), so it is the second the row ends in. The last, partial row takes the second after the
 /// one before it. Rows of the same second add up across shards.
-fn merge_timeseries(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
+fn merge_timeseries(dirs: &[PathBuf]) -> io::Result<Table> {
     let mut header: Option<csv::StringRecord> = None;
     let mut rows: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for dir in dirs {
-        let mut reader = csv::Reader::from_path(dir.join(TIMESERIES)).map_err(io::Error::other)?;
-        let h = reader.headers().map_err(io::Error::other)?.clone();
+        let path = dir.join(TIMESERIES);
+        let mut reader = reader(&path)?;
+        let h = reader.headers().map_err(damaged(&path))?.clone();
         if header.as_ref().is_some_and(|first| *first != h) {
-            return Err(io::Error::other(format!(
-                "{}: its columns differ from the other shards'",
-                dir.join(TIMESERIES).display()
-            )));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: its columns differ from the other shards'", path.display()),
+            ));
         }
         let at = h.iter().position(|name| name == "elapsed_s").ok_or_else(|| {
-            io::Error::other(format!("{}: no elapsed_s column", dir.join(TIMESERIES).display()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: no elapsed_s column", path.display()),
+            )
         })?;
         let mut previous: Option<u64> = None;
         for record in reader.records() {
-            let record = record.map_err(io::Error::other)?;
+            let record = record.map_err(damaged(&path))?;
             let elapsed: f64 = record[at].parse().unwrap_or(0.0);
             let second = ((elapsed + 1e-6).floor() as u64).max(previous.map_or(0, |p| p + 1));
             previous = Some(second);
@@ -224,14 +294,7 @@ fn merge_timeseries(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
         }
         header = Some(h);
     }
-    let mut w = csv::Writer::from_path(out).map_err(io::Error::other)?;
-    if let Some(h) = header {
-        w.write_record(&h)?;
-    }
-    for row in rows.values() {
-        w.write_record(row)?;
-    }
-    w.flush()
+    Ok((header, rows.into_values().map(csv::StringRecord::from).collect()))
 }
 
 /// One cell of the merged time series from the merged-so-far cell and a shard's.
@@ -253,27 +316,21 @@ fn combine(column: &str, so_far: &str, value: &str) -> String {
 }
 
 /// All shards' connection events, in time order.
-fn merge_connections(dirs: &[PathBuf], out: &Path) -> io::Result<()> {
+fn merge_connections(dirs: &[PathBuf]) -> io::Result<Table> {
     let mut header = None;
     let mut rows: Vec<(f64, csv::StringRecord)> = Vec::new();
     for dir in dirs {
-        let mut reader = csv::Reader::from_path(dir.join(CONNECTIONS)).map_err(io::Error::other)?;
-        header = Some(reader.headers().map_err(io::Error::other)?.clone());
+        let path = dir.join(CONNECTIONS);
+        let mut reader = reader(&path)?;
+        header = Some(reader.headers().map_err(damaged(&path))?.clone());
         for record in reader.records() {
-            let record = record.map_err(io::Error::other)?;
+            let record = record.map_err(damaged(&path))?;
             let t = record.get(0).and_then(|t| t.parse().ok()).unwrap_or(0.0);
             rows.push((t, record));
         }
     }
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut w = csv::Writer::from_path(out).map_err(io::Error::other)?;
-    if let Some(h) = header {
-        w.write_record(&h)?;
-    }
-    for (_, record) in rows {
-        w.write_record(&record)?;
-    }
-    w.flush()
+    Ok((header, rows.into_iter().map(|(_, r)| r).collect()))
 }
 
 #[cfg(test)]
@@ -301,7 +358,7 @@ mod tests {
         // b: second 2's tick came 0.9 s late and second 3's came 1.2 s late (replacing it).
         write(&b, "1.003,5,5,3.0\n2.9,10,5,1.0\n4.2,20,10,9.0\n4.5,20,0,1.0\n");
         let out = tmp.path().join("merged.csv");
-        merge_timeseries(&[a, b], &out).unwrap();
+        write_table(&out, &merge_timeseries(&[a, b]).unwrap()).unwrap();
         let text = std::fs::read_to_string(out).unwrap();
         let rows: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(

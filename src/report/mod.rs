@@ -37,27 +37,97 @@ pub const SUMMARY_TXT: &str = "summary.txt";
 pub const JUNIT: &str = "junit.xml";
 pub const HTML: &str = "report.html";
 
-/// `results/<name>-<UTC timestamp>` unless `out` is given; created now, so an unwritable place
-/// is an error before anything is sent.
-pub fn results_dir(out: Option<&Path>, name: &str, started: DateTime<Utc>) -> io::Result<PathBuf> {
-    let dir = match out {
-        Some(dir) => dir.to_path_buf(),
-        None => {
-            let safe: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            Path::new("results").join(format!("{safe}-{}", started.format("%Y%m%dT%H%M%SZ")))
+/// Where a run's results go: `--out DIR`, or a new directory under `results/`.
+#[derive(Debug, Clone, Default)]
+pub struct Out {
+    pub dir: Option<PathBuf>,
+    /// `--force`: an `--out` directory that is not empty is emptied first (else refused).
+    pub force: bool,
+}
+
+impl Out {
+    pub fn at(dir: impl Into<PathBuf>) -> Out {
+        Out {
+            dir: Some(dir.into()),
+            force: false,
         }
-    };
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    }
+}
+
+/// The longest scenario name a results directory's name takes (file names have a limit).
+const NAME_IN_DIR: usize = 100;
+
+/// Creates the results directory now, so an unwritable place is an error before anything is
+/// sent: `out`'s directory (which must be empty, or emptied with `force`: a run's files are
+/// never mixed with another's), or `results/<name>-<UTC timestamp>` made atomically, with
+/// `-2`, `-3`… when a run started in the same second took the name. A directory that is not
+/// empty is an error of kind `DirectoryNotEmpty`.
+pub fn results_dir(out: &Out, name: &str, started: DateTime<Utc>) -> io::Result<PathBuf> {
+    if let Some(dir) = &out.dir {
+        prepare_out(dir, out.force)?;
+        return Ok(dir.clone());
+    }
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(NAME_IN_DIR)
+        .collect();
+    let base = format!("{safe}-{}", started.format("%Y%m%dT%H%M%SZ"));
+    let parent = Path::new("results");
+    std::fs::create_dir_all(parent)?;
+    for n in 1..=1000 {
+        let dir = match n {
+            1 => parent.join(&base),
+            n => parent.join(format!("{base}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{}: a thousand runs of this name started in this second",
+            parent.join(base).display()
+        ),
+    ))
+}
+
+/// `--out DIR`: created if missing; refused if it holds anything, unless `force` empties it.
+pub fn prepare_out(dir: &Path, force: bool) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        return Err(io::Error::new(
+            io::ErrorKind::DirectoryNotEmpty,
+            format!(
+                "{} is not empty ({} entries): results are never mixed with another run's; give an empty or new directory, or --force to empty it first",
+                dir.display(),
+                entries.len()
+            ),
+        ));
+    }
+    for entry in entries {
+        if entry.is_dir() && !entry.is_symlink() {
+            std::fs::remove_dir_all(&entry)?;
+        } else {
+            std::fs::remove_file(&entry)?;
+        }
+    }
+    Ok(())
 }
 
 /// The least free space a results directory's filesystem must have when a run starts: the

@@ -14,6 +14,9 @@ use crate::scenario::segment::Segment;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// How a threshold on a metric with no samples shows its value.
+pub const NO_DATA: &str = "no data (the metric has no samples)";
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -173,7 +176,8 @@ pub struct ThresholdResult {
     pub metric: String,
     pub expression: String,
     /// In the threshold's unit: ms for latencies, a fraction for rates, a number for counts.
-    pub value: f64,
+    /// None (null): the metric has no samples, and the threshold failed for want of data.
+    pub value: Option<f64>,
     pub limit: f64,
     pub passed: bool,
     /// The measured value as shown to people.
@@ -188,7 +192,9 @@ impl ThresholdResult {
             value: v.value,
             limit: v.threshold.limit,
             passed: v.passed,
-            shown: v.threshold.show_value(v.value),
+            shown: v
+                .value
+                .map_or_else(|| NO_DATA.to_string(), |value| v.threshold.show_value(value)),
         }
     }
 }
@@ -311,9 +317,18 @@ impl Summary {
     /// Requests, replies, checks, waits, the open rate, capped requests, messages.
     fn text_counts(&self, s: &mut String) {
         let c = &self.counts;
+        let unfinished = match (c.unfinished, c.unfinished_replay) {
+            (0, _) => String::new(),
+            (_, 0) => " (in flight when the run was stopped at once)".to_string(),
+            (n, r) if r == n => " (waiting to be resent after a drop when the run ended)".to_string(),
+            (n, r) => format!(
+                " ({} in flight when the run was stopped at once, {r} waiting to be resent)",
+                n - r
+            ),
+        };
         let _ = writeln!(
             s,
-            "requests    {} sent: {} answered, {} timed out, {} lost, {} unfinished",
+            "requests    {} sent: {} answered, {} timed out, {} lost, {} unfinished{unfinished}",
             c.requests, c.answered, c.timeouts, c.lost, c.unfinished
         );
         let _ = writeln!(
@@ -484,13 +499,20 @@ impl Summary {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "recovery after chaos (connected back to 99 %, p99 rtt back within 2x)"
+            "recovery after chaos (connected back to 99 %, one-second p99 rtt back at or under its limit: [recovery], by default 2x or +5ms of before, whichever is larger)"
         );
         let secs = |v: Option<f64>| v.map_or("not recovered".to_string(), |v| format!("{v:.3}s"));
         for r in &self.recovery {
-            let rtt = match r.rtt_p99_before_ms {
-                None => "no rtt before".to_string(),
-                Some(base) => format!("rtt {} (p99 before {base:.3}ms)", secs(r.rtt_recovered_s)),
+            let rtt = match (r.rtt_p99_before_ms, &r.cut_short_by) {
+                (None, _) => "no rtt before".to_string(),
+                (Some(base), Some(next)) => {
+                    format!("rtt not back when {next} began (cut short; p99 before {base:.3}ms)")
+                }
+                (Some(base), None) => format!(
+                    "rtt {} (p99 before {base:.3}ms, back at or under {:.3}ms)",
+                    secs(r.rtt_recovered_s),
+                    r.rtt_limit_ms.unwrap_or(2.0 * base)
+                ),
             };
             let _ = writeln!(
                 s,

@@ -6,7 +6,7 @@
 pub mod pool;
 pub mod workers;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use crate::metrics::{self, ProxyCounts, ServerCounts, Totals};
 use crate::proxy::Proxy;
 use crate::report::requests::RequestsWriter;
 use crate::report::summary::{Outcome, RunInfo};
-use crate::report::{self, Console, Progress, Summary, WriteFailure};
+use crate::report::{self, Console, Out, Progress, Summary, WriteFailure};
 use crate::scenario::{Fault, Plan, ScenarioErrors, Target};
 use crate::server::{self, Server};
 use crate::swarm::{self, Endpoint, FaultSwitch, Shared, Surroundings, Wiring};
@@ -131,12 +131,9 @@ struct Files {
 impl Results {
     /// Creates the directory and its streamed files: a place that cannot take them is an
     /// error before anything is sent.
-    fn open(plan: &Plan, out: Option<&Path>) -> Result<(Results, Files), RunError> {
+    fn open(plan: &Plan, out: &Out) -> Result<(Results, Files), RunError> {
         let started_at = Utc::now();
-        let dir = report::results_dir(out, &plan.name, started_at).map_err(RunError::io(format!(
-            "cannot create the results directory {} (nothing was sent)",
-            out.map_or_else(|| "under results/".to_string(), |o| o.display().to_string())
-        )))?;
+        let dir = results_dir(plan, out, started_at)?;
         let cannot_write = || format!("cannot write the results in {} (nothing was sent)", dir.display());
         report::check_space(&dir).map_err(RunError::io(cannot_write()))?;
         let streams = report::open_stream(&dir).map_err(RunError::io(cannot_write()))?;
@@ -267,10 +264,27 @@ async fn wait_for_start(
     }
 }
 
-/// Runs a validated plan; `out` is the results directory (default: under results/).
+/// The results directory of a run, created now; a place that cannot take it is an error
+/// before anything is sent.
+pub fn results_dir(plan: &Plan, out: &Out, started: DateTime<Utc>) -> Result<PathBuf, RunError> {
+    report::results_dir(out, &plan.name, started).map_err(|e| match e.kind() {
+        std::io::ErrorKind::DirectoryNotEmpty => RunError::Unusable(format!("--out {e} (nothing was sent)")),
+        _ => RunError::Io {
+            context: format!(
+                "cannot create the results directory {} (nothing was sent)",
+                out.dir
+                    .as_ref()
+                    .map_or_else(|| "under results/".to_string(), |o| o.display().to_string())
+            ),
+            source: e,
+        },
+    })
+}
+
+/// Runs a validated plan; `out` says where its results go.
 pub async fn execute(
     plan: Plan,
-    out: Option<PathBuf>,
+    out: Out,
     console: &Console,
     controls: Controls,
 ) -> Result<RunResult, RunError> {
@@ -281,7 +295,7 @@ pub async fn execute(
             plan.file.display()
         )));
     }
-    let (results, files) = Results::open(&plan, out.as_deref())?;
+    let (results, files) = Results::open(&plan, &out)?;
     let around = Around::start(&plan).await?;
     announce(&plan, &results, &around, console);
     let Some(start) = wait_for_start(&plan, results.started_at, &controls, console).await else {
@@ -355,7 +369,13 @@ async fn measure(
             .collect(),
         stop: controls.stop.clone(),
     };
-    let collector = tokio::spawn(metrics::collect(events_rx, start, samples_tx, gate));
+    let collector = tokio::spawn(metrics::collect(
+        events_rx,
+        start,
+        samples_tx,
+        gate,
+        plan.recovery,
+    ));
     let streamer = tokio::spawn(report::stream(
         samples_rx,
         files.streams,

@@ -30,15 +30,22 @@ impl Pool {
         let (tx, lines) = mpsc::unbounded_channel();
         let interrupts = watch::Sender::new(0u8);
         let mut waits = Vec::new();
+        let parent = nix::unistd::getpid();
         for (i, args) in args.into_iter().enumerate() {
-            let mut child = Command::new(&exe)
+            let mut command = Command::new(&exe);
+            command
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .process_group(0)
-                .kill_on_drop(true)
-                .spawn()?;
+                .kill_on_drop(true);
+            // SAFETY: runs in the child between fork and exec, and makes only two system calls
+            // (prctl and getppid), both async-signal-safe; it allocates nothing.
+            unsafe {
+                command.pre_exec(move || die_with(parent));
+            }
+            let mut child = command.spawn()?;
             let stdout = child.stdout.take().expect("piped stdout");
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -57,18 +64,34 @@ impl Pool {
     }
 
     /// Waits for every child, handing each stdout line to `line`; passes each of the parent's
-    /// interrupts (Ctrl-C, SIGTERM) on to every child as one SIGINT.
+    /// interrupts (Ctrl-C, SIGTERM) on to every child as one SIGINT. With `all_or_none`, a
+    /// child that fails stops the others at once (a server that cannot bind its port makes
+    /// the others pointless).
     pub async fn wait(
         mut self,
         controls: &Controls,
+        all_or_none: bool,
         mut line: impl FnMut(usize, &str),
     ) -> Vec<Option<ExitStatus>> {
-        let all = futures_util::future::join_all(self.waits);
-        let mut all = std::pin::pin!(all);
+        let mut pending: futures_util::stream::FuturesUnordered<_> = self
+            .waits
+            .into_iter()
+            .enumerate()
+            .map(|(i, wait)| async move { (i, wait.await.ok().and_then(Result::ok)) })
+            .collect();
+        let mut statuses = vec![None; pending.len()];
         let mut reading = true;
-        let statuses = loop {
+        loop {
             tokio::select! {
-                done = &mut all => break done,
+                done = futures_util::StreamExt::next(&mut pending) => match done {
+                    Some((i, status)) => {
+                        statuses[i] = status;
+                        if all_or_none && !status.is_some_and(|s| s.success()) {
+                            self.interrupts.send_replace(2);
+                        }
+                    }
+                    None => break,
+                },
                 got = self.lines.recv(), if reading => match got {
                     Some((i, text)) => line(i, &text),
                     None => reading = false,
@@ -80,16 +103,29 @@ impl Pool {
                     self.interrupts.send_replace(2);
                 }
             }
-        };
+        }
         // The lines still on their way once the children have ended.
         while let Some((i, text)) = self.lines.recv().await {
             line(i, &text);
         }
         statuses
-            .into_iter()
-            .map(|s| s.ok().and_then(Result::ok))
-            .collect()
     }
+}
+
+/// In a child about to become a worker: it gets SIGTERM (a graceful stop for `run`, the end
+/// for `serve`) when the parent dies, so no worker outlives it to load the target alone or keep
+/// the ports. A parent that died before this (the signal would never come) ends the child
+/// now. Linux only; elsewhere workers end with their parent's Ctrl-C as before.
+fn die_with(parent: nix::unistd::Pid) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+        if nix::unistd::getppid() != parent {
+            return Err(std::io::Error::other("the parent process has already ended"));
+        }
+    }
+    let _ = parent;
+    Ok(())
 }
 
 /// Waits for one child, signalling it each time the pool's interrupt count goes up (SIGINT,

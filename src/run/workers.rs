@@ -13,9 +13,9 @@ use super::pool::Pool;
 use super::{Controls, RunError};
 use crate::exit::Exit;
 use crate::limits;
-use crate::report::merge::{self, Merged};
+use crate::report::merge::{self, Merged, OutDir};
 use crate::report::progress::Snapshot;
-use crate::report::{self, Console, Progress};
+use crate::report::{self, Console, Out, Progress};
 use crate::scenario::{Plan, Target};
 
 /// How many worker processes: a number, or enough for the scenario under the open-files limit.
@@ -78,19 +78,13 @@ pub struct WorkersRun {
 pub async fn run(
     plan: &Plan,
     n: u32,
-    out: Option<&Path>,
+    out: &Out,
     args: impl Fn(&Part<'_>) -> Vec<OsString>,
     console: &Console,
     controls: &Controls,
 ) -> Result<WorkersRun, RunError> {
     let started = Utc::now();
-    let dir = report::results_dir(out, &plan.name, started).map_err(|e| RunError::Io {
-        context: format!(
-            "cannot create the results directory {} (nothing was sent)",
-            out.map_or_else(|| "under results/".to_string(), |o| o.display().to_string())
-        ),
-        source: e,
-    })?;
+    let dir = super::results_dir(plan, out, started)?;
     // Time for every child to start (and its embedded target) before the shared start.
     let lead = Duration::from_millis(500 + 100 * u64::from(n));
     let start_at = plan
@@ -114,12 +108,14 @@ pub async fn run(
     let mut progress = Progress::of(console, plan.duration);
     let mut latest = vec![Snapshot::default(); n as usize];
     let statuses = pool
-        .wait(controls, |i, line| match serde_json::from_str::<Snapshot>(line) {
-            Ok(s) => {
-                latest[i] = s;
-                progress.show(&Snapshot::sum(&latest), plan.duration);
+        .wait(controls, false, |i, line| {
+            match serde_json::from_str::<Snapshot>(line) {
+                Ok(s) => {
+                    latest[i] = s;
+                    progress.show(&Snapshot::sum(&latest), plan.duration);
+                }
+                Err(_) => console.note(format_args!("worker {i}: {line}")),
             }
-            Err(_) => console.note(format_args!("worker {i}: {line}")),
         })
         .await;
     progress.finish();
@@ -143,8 +139,8 @@ pub async fn run(
             dir.join("workers").display()
         )));
     }
-    let merged =
-        merge::merge(&written, &dir).map_err(|e| RunError::Unusable(format!("merging the workers: {e}")))?;
+    let merged = merge::merge(&written, &dir, OutDir::Owned)
+        .map_err(|e| RunError::Unusable(format!("merging the workers: {e}")))?;
     Ok(WorkersRun {
         dir,
         workers: n,

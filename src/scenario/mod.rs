@@ -23,8 +23,8 @@ pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Overrides;
 pub use plan::{
     Amount, Behaviour, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation, Direction,
-    Exec, Expect, Fault, Heartbeat, Jitter, Load, Phase, Plan, Pushes, Reconnect, RequestFilter, Step,
-    Strategy, Target, TargetUrl, Toxic,
+    Exec, Expect, Fault, Heartbeat, Jitter, Load, Phase, Plan, Pushes, Reconnect, RecoveryRule,
+    RequestFilter, Step, Strategy, Target, TargetUrl, Toxic,
 };
 pub use plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,

@@ -52,6 +52,8 @@ pub struct RawScenario {
     pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<RawThreshold>>>>,
     pub embedded: Option<RawEmbedded>,
     pub report: Option<RawReport>,
+    /// What "recovered" means after a chaos action (rtt back within its limit).
+    pub recovery: Option<RawRecovery>,
     /// An open rate: each client starts its [[steps]] loop on a schedule, whatever its replies
     /// do, and latency is also timed from when each request was due (`rtt_corrected`).
     pub pacing: Option<RawPacing>,
@@ -108,6 +110,19 @@ pub struct RawPacing {
     /// Loops over all clients: "1000/s" (each client gets its share of the peak count).
     #[schemars(with = "Option<String>")]
     pub total_rate: Option<Text>,
+}
+
+/// After each chaos action, rtt is "back" when a one-second p99 is at or under
+/// `rtt_factor` × its value before (default 2.0), or that value + `rtt_margin` (default "5ms"),
+/// whichever is larger.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Recovery")]
+pub struct RawRecovery {
+    #[schemars(with = "Option<f64>")]
+    pub rtt_factor: Option<Spanned<f64>>,
+    #[schemars(with = "Option<String>")]
+    pub rtt_margin: Option<Text>,
 }
 
 /// What the results directory holds besides the standard files.

@@ -12,17 +12,20 @@ pub struct Segment {
     pub count: u32,
 }
 
+/// The most segments a run may be split into: what `merge` can bring together (and list the
+/// missing ones of) in bounded time and memory.
+pub const MAX_SEGMENTS: u32 = 10_000;
+
 impl Segment {
-    /// "i/n" with 0 ≤ i < n.
+    /// "i/n" with 0 ≤ i < n ≤ `MAX_SEGMENTS`.
     pub fn parse(text: &str) -> Result<Segment, String> {
-        let expected =
-            "expected INDEX/COUNT with 0 <= INDEX < COUNT, such as 0/4 (0-based, like JOB_COMPLETION_INDEX)";
+        let expected = "expected INDEX/COUNT with 0 <= INDEX < COUNT <= 10000, such as 0/4 (0-based, like JOB_COMPLETION_INDEX)";
         let (i, n) = text
             .trim()
             .split_once('/')
             .ok_or_else(|| format!("{text:?}: {expected}"))?;
         match (i.trim().parse::<u32>(), n.trim().parse::<u32>()) {
-            (Ok(index), Ok(count)) if index < count => Ok(Segment { index, count }),
+            (Ok(index), Ok(count)) if index < count && count <= MAX_SEGMENTS => Ok(Segment { index, count }),
             _ => Err(format!("{text:?}: {expected}")),
         }
     }
@@ -53,7 +56,7 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         assert_eq!(Segment::parse("2/4"), Ok(Segment { index: 2, count: 4 }));
-        for bad in ["4/4", "1/0", "a/b", "3", "-1/2"] {
+        for bad in ["4/4", "1/0", "a/b", "3", "-1/2", "0/4294967295", "0/10001"] {
             assert!(Segment::parse(bad).is_err(), "{bad}");
         }
     }

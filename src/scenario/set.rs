@@ -16,13 +16,21 @@ pub struct Set {
 impl Set {
     /// `PATH=VALUE`.
     pub fn parse(text: &str) -> Result<Set, String> {
+        // What an error may show of the flag: never a value given for a secret.
+        let shown = match text.split_once('=') {
+            Some((path, _)) if is_secret(path.trim()) => {
+                format!("{:?}", format!("{}=[redacted]", path.trim()))
+            }
+            _ if is_secret(text.trim()) => "a value for [secrets]".to_string(),
+            _ => format!("{text:?}"),
+        };
         let (path, value) = text
             .split_once('=')
-            .ok_or_else(|| format!("{text:?}: expected PATH=VALUE such as phases.0.clients=5000"))?;
+            .ok_or_else(|| format!("{shown}: expected PATH=VALUE such as phases.0.clients=5000"))?;
         let path: Vec<String> = path.trim().split('.').map(|k| k.trim().to_string()).collect();
         if path.iter().any(String::is_empty) {
             return Err(format!(
-                "{text:?}: expected a dotted path such as phases.0.clients"
+                "{shown}: expected a dotted path such as phases.0.clients"
             ));
         }
         Ok(Set {
@@ -31,9 +39,20 @@ impl Set {
         })
     }
 
+    /// The flag as errors show it: a value given for a secret is never shown.
     fn shown(&self) -> String {
-        format!("--set {}={}", self.path.join("."), self.value)
+        let path = self.path.join(".");
+        if is_secret(&path) {
+            format!("--set {path}=[redacted]")
+        } else {
+            format!("--set {path}={}", self.value)
+        }
     }
+}
+
+/// Whether a path (or the text of a flag) is in the `[secrets]` table.
+fn is_secret(path: &str) -> bool {
+    path.split('.').next().is_some_and(|k| k.trim() == "secrets")
 }
 
 /// The scenario text with every `sets` applied, in order.
@@ -173,5 +192,18 @@ mod tests {
         let out = set(SRC, &["secrets.pin=123456"]).unwrap();
         assert!(out.contains("pin = \"123456\""), "{out}");
         assert!(Set::parse("a..b=1").is_err());
+    }
+
+    /// Field finding 14 (issue 19): `--set secrets.k.x=VALUE` echoed the value in its error.
+    #[test]
+    fn field_14_a_value_for_a_secret_is_never_shown() {
+        let src = "[secrets]\nk = \"old\"\n";
+        let e = set(src, &["secrets.k.x=hunter2-value"]).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("--set secrets.k.x=[redacted]"), "{e}");
+        for bad in ["secrets..k=hunter2-value", "secrets.k"] {
+            let e = Set::parse(bad).unwrap_err();
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

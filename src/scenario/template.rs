@@ -60,10 +60,20 @@ pub fn write_request_id(out: &mut String, client: u64, seq: u64) {
     let _ = write!(out, "{client}-{seq}");
 }
 
-/// Parses an id written by [`write_request_id`] into (client, seq).
+/// Parses an id written by [`write_request_id`] into (client, seq): exactly the form it
+/// writes, two decimal numbers without a sign or a leading zero, so `0-+5` and `00-05` are not
+/// request `0-5`.
 pub fn parse_request_id(id: &str) -> Option<(u64, u64)> {
     let (client, seq) = id.split_once('-')?;
-    Some((client.parse().ok()?, seq.parse().ok()?))
+    Some((decimal(client)?, decimal(seq)?))
+}
+
+/// A number as `write!` writes a u64: ASCII digits only, no leading zero (but "0" itself).
+fn decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == 1 || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// What the names in a template resolve to: environment variables (injected, so tests need no
@@ -420,5 +430,19 @@ mod tests {
                 .contains("MISSING is not set")
         );
         assert!(Template::compile("${oops}", &env).is_err());
+    }
+
+    /// Field finding 4 (issue 19): `0-+5` and `00-05` counted as answers to request `0-5`.
+    #[test]
+    fn field_04_ids_parse_strictly() {
+        assert_eq!(parse_request_id("0-5"), Some((0, 5)));
+        assert_eq!(parse_request_id("12-0"), Some((12, 0)));
+        for lenient in [
+            "0-+5", "00-05", "0-05", "+0-5", "0- 5", "0-5 ", "-0-5", "0-", "-5", "0--5",
+        ] {
+            assert_eq!(parse_request_id(lenient), None, "{lenient:?}");
+        }
+        assert_eq!(parse_request_id("18446744073709551615-1"), Some((u64::MAX, 1)));
+        assert_eq!(parse_request_id("18446744073709551616-1"), None, "beyond u64");
     }
 }

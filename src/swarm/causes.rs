@@ -4,6 +4,7 @@
 use std::io;
 
 use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 
 use super::stream::Stalled;
 use crate::metrics::{ConnectError, DropCause};
@@ -34,6 +35,9 @@ pub fn read_cause(e: &WsError) -> DropCause {
         WsError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => DropCause::TlsUnclean,
         WsError::Io(_) => DropCause::ReadError,
         WsError::ConnectionClosed | WsError::AlreadyClosed => DropCause::Abnormal,
+        // The stream ended (a FIN: the server process died, or closed the socket) without a
+        // close frame: WebSocket's 1006, not a malformed frame.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => DropCause::Abnormal,
         WsError::Capacity(_) => DropCause::TooBig,
         WsError::Protocol(_) | WsError::Utf8(_) => DropCause::Protocol,
         _ => DropCause::ReadError,

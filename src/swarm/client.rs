@@ -215,7 +215,8 @@ async fn give_up(shared: &Shared, state: &mut ClientState, attempts: u32) {
         .await;
 }
 
-/// The run stopped before the requests kept for replay could be resent: they are unfinished.
+/// The run ended before the requests kept for replay could be resent: they are unfinished
+/// (the run's end interrupted them, not the drop: a replay would have sent them again).
 async fn abandon_replay(shared: &Shared, state: &mut ClientState) {
     let kept = std::mem::take(&mut state.replay);
     if let Some(log) = &shared.requests {
@@ -225,6 +226,9 @@ async fn abandon_replay(shared: &Shared, state: &mut ClientState) {
         }
     }
     if !kept.is_empty() {
-        shared.events.send(Event::Unfinished(kept.len() as u32)).await;
+        shared
+            .events
+            .send(Event::ReplayUnfinished(kept.len() as u32))
+            .await;
     }
 }

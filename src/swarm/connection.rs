@@ -154,6 +154,9 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
         Err(Cut::Drop(cause)) => {
             let (replay, lost) = c.pending.take_for_replay(RequestOutcome::Lost);
             state.replay.extend(replay);
+            // Requests a failed replay left behind are newer than those it had resent: the
+            // next connection sends them in order (its table is kept in that order).
+            state.replay.sort_unstable_by_key(|k| k.seq);
             End::Dropped { cause, lost, open_us }
         }
     };

@@ -1,6 +1,9 @@
-//! The pending table of one connection: requests waiting for their correlated reply, plus a
-//! short memory of resolved ones so a reply after the deadline is `late` and a second reply
-//! is `duplicate`. Allocates nothing until the first request; bounded by the timeouts.
+//! The pending table of one connection: requests waiting for their correlated reply, and a
+//! ledger of what became of every request the connection sent, so that a reply after the
+//! deadline is `late` (once), a second reply is a `duplicate`, and an id that was never one of
+//! its requests is `unmatched`, however many requests came between. Allocates nothing until
+//! the first request; the waiting ones are bounded by the timeouts and `max_in_flight`, the
+//! ledger by two bits a request at worst and a few words in the common cases.
 
 use std::collections::VecDeque;
 
@@ -11,11 +14,6 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::metrics::Reply;
 use crate::metrics::event::micros;
 use crate::metrics::requests::RequestOutcome;
-
-/// How many resolved requests are remembered for late/duplicate classification.
-const RECENT: usize = 64;
-/// Marks a remembered seq as timed out (otherwise it was answered).
-const TIMED_OUT: u64 = 1 << 63;
 
 /// An outcome noted for requests.csv: the request, how it ended, and for an answer its rtt and
 /// corrected rtt in µs.
@@ -65,7 +63,9 @@ pub struct Pending {
     /// In send order; deadlines are `sent + timeout`, so also in deadline order. The text is
     /// kept only when requests are replayed after a drop.
     waiting: VecDeque<Waiting>,
-    recent: VecDeque<u64>,
+    ledger: Ledger,
+    /// Past the highest request number so far.
+    next: u64,
     /// Outcomes not yet handed to requests.csv (only when it is written).
     log: Option<Vec<Noted>>,
 }
@@ -108,6 +108,12 @@ impl Pending {
         due: Option<Instant>,
         text: Option<Utf8Bytes>,
     ) {
+        debug_assert!(
+            self.waiting.back().is_none_or(|w| w.seq < seq),
+            "requests wait in the order of their numbers"
+        );
+        self.ledger.set(seq, Mark::Waiting);
+        self.next = self.next.max(seq + 1);
         self.waiting.push_back(Waiting {
             seq,
             sent,
@@ -136,7 +142,7 @@ impl Pending {
     /// `judge` says, from the step that sent it, what the reply is to it (one lookup per
     /// reply, whatever the step asks of it).
     pub fn resolve(&mut self, seq: u64, now: Instant, judge: impl FnOnce(u16) -> Judged) -> Reply {
-        if let Some(i) = self.waiting.iter().position(|w| w.seq == seq) {
+        if let Some(i) = self.find(seq) {
             let (stream, failed) = match judge(self.waiting[i].step) {
                 Judged::Part => {
                     // The first one's time is kept for the answer.
@@ -146,7 +152,10 @@ impl Pending {
                 Judged::Answer { stream, failed } => (stream, failed),
             };
             let w = self.waiting.remove(i).expect("index from position");
-            self.remember(seq);
+            self.ledger.set(seq, Mark::Settled);
+            if i == 0 {
+                self.seal();
+            }
             let since = |t: Instant| now.saturating_duration_since(t).as_micros() as u64;
             let rtt_us = since(w.sent);
             let corrected_us = w.due.map(|due| since(due.min(w.sent)));
@@ -164,16 +173,18 @@ impl Pending {
                 failed,
             };
         }
-        match self.recent.iter().position(|r| *r & !TIMED_OUT == seq) {
-            Some(i) if self.recent[i] & TIMED_OUT != 0 => {
+        match self.ledger.get(seq) {
+            Mark::TimedOut => {
                 // Counted once: the request stays a timeout, this reply is late; a further
                 // reply to it is a duplicate.
-                self.recent[i] = seq;
+                self.ledger.set(seq, Mark::Settled);
                 self.note(seq, RequestOutcome::Late, None);
                 Reply::Late
             }
-            Some(_) => Reply::Duplicate,
-            None => Reply::Unmatched,
+            Mark::Settled => Reply::Duplicate,
+            // Never one of this connection's requests (another send's id, or a request of an
+            // earlier connection of this client).
+            Mark::Other | Mark::Waiting => Reply::Unmatched,
         }
     }
 
@@ -185,16 +196,25 @@ impl Pending {
                 break;
             }
             self.waiting.pop_front();
-            self.remember(seq | TIMED_OUT);
+            self.ledger.set(seq, Mark::TimedOut);
             self.note(seq, RequestOutcome::Timeout, None);
             n += 1;
+        }
+        if n > 0 {
+            self.seal();
         }
         n
     }
 
     /// Whether `seq` is still waiting.
     pub fn contains(&self, seq: u64) -> bool {
-        self.waiting.iter().any(|w| w.seq == seq)
+        self.find(seq).is_some()
+    }
+
+    /// Where request `seq` waits: the table is in send order, which is the order of the
+    /// numbers (replays of a previous connection's requests go out first, in order).
+    fn find(&self, seq: u64) -> Option<usize> {
+        self.waiting.binary_search_by_key(&seq, |w| w.seq).ok()
     }
 
     /// Empties the table, handing over the requests that carry their text (for replay);
@@ -216,16 +236,145 @@ impl Pending {
                 }
             }
         }
-        self.recent.clear();
         self.note_all(others.into_iter(), rest);
         (replay, count)
     }
 
-    fn remember(&mut self, tagged: u64) {
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
+    /// Every request before the oldest one waiting has an outcome.
+    fn seal(&mut self) {
+        let below = self.waiting.front().map_or(self.next, |w| w.seq);
+        self.ledger.seal_below(below);
+    }
+}
+
+/// What became of a sequence number of this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Mark {
+    /// Not a request of this connection (another send, or nothing sent).
+    Other = 0,
+    /// In the waiting table.
+    Waiting = 1,
+    /// Answered, or answered late already: a further reply is a duplicate.
+    Settled = 2,
+    /// Timed out with no reply yet: a reply is late.
+    TimedOut = 3,
+}
+
+impl Mark {
+    fn of(bits: u64) -> Mark {
+        match bits & 3 {
+            0 => Mark::Other,
+            1 => Mark::Waiting,
+            2 => Mark::Settled,
+            _ => Mark::TimedOut,
         }
-        self.recent.push_back(tagged);
+    }
+}
+
+/// Two bits per sequence number, 32 to a word, 64 words (2 048 numbers) to a chunk. A chunk
+/// whose words are all the same once its numbers are settled (requests answered in order, a
+/// server that answered none of them, a program that alternates requests and other sends) is
+/// kept as that one word: a long connection costs a word per 2 048 numbers, and at worst two
+/// bits per number. Lookups and changes are O(1).
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Index (number / 2 048) of `chunks[0]`.
+    first: u64,
+    chunks: VecDeque<Chunk>,
+    /// Chunks before this one (counted from `first`) were looked at once to be made `Same`.
+    sealed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chunk {
+    /// Every word is this one.
+    Same(u64),
+    Words(Box<[u64; WORDS]>),
+}
+
+const PER_WORD: u64 = 32;
+const WORDS: usize = 64;
+const PER_CHUNK: u64 = PER_WORD * WORDS as u64;
+
+impl Ledger {
+    fn get(&self, seq: u64) -> Mark {
+        let Some(chunk) = (seq / PER_CHUNK)
+            .checked_sub(self.first)
+            .and_then(|i| self.chunks.get(i as usize))
+        else {
+            return Mark::Other;
+        };
+        let word = match chunk {
+            Chunk::Same(word) => *word,
+            Chunk::Words(words) => words[((seq % PER_CHUNK) / PER_WORD) as usize],
+        };
+        Mark::of(word >> (2 * (seq % PER_WORD)))
+    }
+
+    fn set(&mut self, seq: u64, mark: Mark) {
+        let i = self.cover(seq / PER_CHUNK);
+        let (w, shift) = (((seq % PER_CHUNK) / PER_WORD) as usize, 2 * (seq % PER_WORD));
+        let change = |word: u64| (word & !(3 << shift)) | ((mark as u64) << shift);
+        let chunk = &mut self.chunks[i];
+        match chunk {
+            Chunk::Same(word) if change(*word) == *word => {}
+            Chunk::Same(word) => {
+                let mut words = Box::new([*word; WORDS]);
+                words[w] = change(words[w]);
+                *chunk = Chunk::Words(words);
+            }
+            Chunk::Words(words) => words[w] = change(words[w]),
+        }
+    }
+
+    /// Makes sure chunk `c` exists (new ones are all `Other`); gives its place in `chunks`.
+    fn cover(&mut self, c: u64) -> usize {
+        if self.chunks.is_empty() {
+            self.first = c;
+        }
+        while c < self.first {
+            self.chunks.push_front(Chunk::Same(0));
+            self.first -= 1;
+            self.sealed += 1;
+        }
+        let i = (c - self.first) as usize;
+        while self.chunks.len() <= i {
+            self.chunks.push_back(Chunk::Same(0));
+        }
+        i
+    }
+
+    /// Every number below `seq` is settled or timed out: their chunks take one word when all of
+    /// theirs are the same (each chunk is looked at once; a late reply may unpack one again).
+    fn seal_below(&mut self, seq: u64) {
+        let end = (seq / PER_CHUNK)
+            .saturating_sub(self.first)
+            .min(self.chunks.len() as u64) as usize;
+        while self.sealed < end {
+            let chunk = &mut self.chunks[self.sealed];
+            if let Chunk::Words(words) = chunk
+                && words.iter().all(|w| *w == words[0])
+            {
+                *chunk = Chunk::Same(words[0]);
+            }
+            self.sealed += 1;
+        }
+    }
+
+    /// Bytes held, for tests.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| {
+                16 + if matches!(c, Chunk::Words(_)) {
+                    8 * WORDS
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 }
 
@@ -272,16 +421,78 @@ mod tests {
         assert!(p.is_empty());
     }
 
+    /// Field finding 3 (issue 19): only the last 64 resolved ids were remembered, so at 1.3 s
+    /// late with a request every 2 ms, late replies were counted as unmatched.
     #[test]
-    fn memory_of_resolved_requests_is_bounded() {
+    fn field_03_every_late_reply_is_late_whatever_the_rate() {
         let t0 = Instant::now();
         let mut p = Pending::default();
-        for seq in 0..1000 {
+        // 10 000 requests, every third one an answer, the rest time out; other sends between.
+        for seq in (0..30_000).step_by(3) {
             p.insert(seq, 0, t0, None, None);
-            p.resolve(seq, t0, |_| Judged::PLAIN);
+            if seq % 9 == 0 {
+                assert!(matches!(
+                    p.resolve(seq, t0, |_| Judged::PLAIN),
+                    Reply::Answered { .. }
+                ));
+            }
         }
-        assert_eq!(p.recent.len(), RECENT);
-        assert_eq!(p.resolve(0, t0, |_| Judged::PLAIN), Reply::Unmatched);
-        assert_eq!(p.resolve(999, t0, |_| Judged::PLAIN), Reply::Duplicate);
+        assert_eq!(p.expire(t0 + T, T), 10_000 - 3_334);
+        for seq in (0..30_000).step_by(3) {
+            let first = p.resolve(seq, t0 + T * 2, |_| Judged::PLAIN);
+            let expected = if seq % 9 == 0 {
+                Reply::Duplicate
+            } else {
+                Reply::Late
+            };
+            assert_eq!(first, expected, "seq {seq}");
+            assert_eq!(
+                p.resolve(seq, t0, |_| Judged::PLAIN),
+                Reply::Duplicate,
+                "seq {seq}"
+            );
+        }
+        // Ids that were never requests of this connection.
+        for seq in [1, 2, 29_999, 30_001, 10_000_000] {
+            assert_eq!(
+                p.resolve(seq, t0, |_| Judged::PLAIN),
+                Reply::Unmatched,
+                "seq {seq}"
+            );
+        }
+        // Two bits a number at most, whatever the pattern (this one does not repeat in a word).
+        assert!(
+            p.ledger.bytes() <= (30_000 / 2048 + 1) * (16 + 512),
+            "{} bytes",
+            p.ledger.bytes()
+        );
+    }
+
+    /// A server that answers nothing for a long time, or everything in order: a few runs.
+    #[test]
+    fn the_ledger_stays_small_in_the_common_cases() {
+        let t0 = Instant::now();
+        let mut silent = Pending::default();
+        let mut healthy = Pending::default();
+        for seq in 1_000..300_000 {
+            silent.insert(seq, 0, t0, None, None);
+            silent.expire(t0 + T, T);
+            healthy.insert(seq, 0, t0, None, None);
+            healthy.resolve(seq, t0, |_| Judged::PLAIN);
+        }
+        // A word per 2 048 requests, and the chunk still open.
+        assert!(
+            silent.ledger.bytes() < 16 * 500 + 2 * 512,
+            "{}",
+            silent.ledger.bytes()
+        );
+        assert!(
+            healthy.ledger.bytes() < 16 * 500 + 2 * 512,
+            "{}",
+            healthy.ledger.bytes()
+        );
+        assert_eq!(silent.resolve(1_000, t0, |_| Judged::PLAIN), Reply::Late);
+        assert_eq!(healthy.resolve(1_000, t0, |_| Judged::PLAIN), Reply::Duplicate);
+        assert_eq!(healthy.resolve(999, t0, |_| Judged::PLAIN), Reply::Unmatched);
     }
 }

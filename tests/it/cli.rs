@@ -429,7 +429,7 @@ fn refused_upgrades_are_shown_at_v_as_text_or_json() {
             scenario.to_str().unwrap(),
             "--quiet",
             "--out",
-            out.to_str().unwrap(),
+            tmp.path().join("o2").to_str().unwrap(),
         ],
         tmp.path(),
     );

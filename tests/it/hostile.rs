@@ -62,6 +62,9 @@ enum Hostile {
     CloseWithOneByte,
     /// Autobahn 7.5.1: a close frame whose reason is not UTF-8.
     CloseReasonNotUtf8,
+    /// After the upgrade: the socket closed with a FIN and no close frame, as when the server
+    /// process dies (its kernel closes its sockets).
+    FinWithoutClose,
 }
 
 /// A server on 127.0.0.1:0 that misbehaves as told with every connection.
@@ -212,6 +215,12 @@ async fn serve(mut tcp: TcpStream, how: Hostile) {
             let _ = tcp.set_zero_linger();
             return;
         }
+        Hostile::FinWithoutClose => {
+            let _ = tcp.shutdown().await;
+            let mut sink = [0u8; 4096];
+            while matches!(tcp.read(&mut sink).await, Ok(1..)) {}
+            return;
+        }
         Hostile::PingFlood => {
             let (mut from_client, mut tcp) = tcp.into_split();
             tokio::spawn(async move {
@@ -324,6 +333,8 @@ hostile_tests! {
     a_new_message_inside_a_fragmented_one: NewMessageInsideFragments => drop "protocol_error";
     a_close_frame_with_one_byte: CloseWithOneByte => drop "protocol_error";
     a_close_reason_that_is_not_utf8: CloseReasonNotUtf8 => drop "protocol_error";
+    // Field finding 5 (issue 19): this was protocol_error; a crashed server is no protocol bug.
+    field_05_a_fin_without_a_close_frame_is_close_1006: FinWithoutClose => drop "close_1006";
 }
 
 /// A flood of pings is answered, costs no connection, and requests still go out; the run ends

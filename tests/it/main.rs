@@ -12,6 +12,7 @@ mod durability;
 mod engine;
 mod exec;
 mod feed;
+mod field;
 mod hostile;
 mod inflight;
 mod lifecycle;

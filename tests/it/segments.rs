@@ -205,7 +205,8 @@ async fn four_shard_processes_add_up_to_exactly_the_scenario() {
     let (code, stderr) = code_and_stderr(&three);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no directory for segment 0/4"), "{stderr}");
-    three.push("--allow-partial".into());
+    // The failed merge wrote its files all the same: --force replaces them.
+    three.extend(["--allow-partial".into(), "--force".into()]);
     let (code, stderr) = code_and_stderr(&three);
     assert_eq!(code, Some(3), "3 drops: both thresholds crossed: {stderr}");
     assert!(stderr.contains("warning: a partial merge"), "{stderr}");
@@ -238,7 +239,10 @@ async fn shards_start_together_at_start_at_and_a_late_one_says_so() {
             ..Default::default()
         };
         let plan = scenario::parse(Path::new("s.toml"), toml, &overrides, &|_| None).unwrap();
-        let out = Some(dir.path().join(format!("s{index}")));
+        let out = wsstorm::report::Out::at(
+            dir.path()
+                .join(format!("s{index}-{}", start_at.timestamp_millis())),
+        );
         async move { execute(plan, out, &wsstorm::report::Console::quiet(), Controls::default()).await }
     };
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);

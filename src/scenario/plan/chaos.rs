@@ -186,6 +186,32 @@ impl Chaos {
     }
 }
 
+/// What "recovered" means for rtt after a chaos action: a one-second p99 back at or under
+/// `rtt_factor` × its value before the action, or that value + `rtt_margin`, whichever is
+/// larger. The margin keeps a sub-millisecond baseline (loopback) from turning noise into
+/// "not recovered".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecoveryRule {
+    pub rtt_factor: f64,
+    pub rtt_margin: Duration,
+}
+
+impl Default for RecoveryRule {
+    fn default() -> Self {
+        RecoveryRule {
+            rtt_factor: 2.0,
+            rtt_margin: Duration::from_millis(5),
+        }
+    }
+}
+
+impl RecoveryRule {
+    /// The limit for a p99 of `before_ms` before the action, in ms.
+    pub fn limit_ms(&self, before_ms: f64) -> f64 {
+        (self.rtt_factor * before_ms).max(before_ms + self.rtt_margin.as_secs_f64() * 1000.0)
+    }
+}
+
 /// Which way the bytes go: upstream is client → server, downstream server → client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use chaos::{Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Direction, Exec, Fault, Toxic};
+pub use chaos::{
+    Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Direction, Exec, Fault, RecoveryRule, Toxic,
+};
 pub use connect::{Connect, Correlation, Heartbeat, Pushes, Target, TargetUrl};
 pub use defaults::*;
 pub use embedded::Behaviour;
@@ -53,6 +55,8 @@ pub struct Plan {
     pub reconnect: Reconnect,
     pub pushes: Pushes,
     pub chaos: Vec<Chaos>,
+    /// What "recovered" means after a chaos action.
+    pub recovery: RecoveryRule,
     pub thresholds: Vec<Threshold>,
     /// Which request outcomes go to requests.csv (None: no requests.csv).
     pub requests: Option<RequestFilter>,

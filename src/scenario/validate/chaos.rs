@@ -7,8 +7,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::validator::Validator;
-use crate::scenario::plan::{Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Exec, Fault, Toxic};
-use crate::scenario::raw::{RawAmount, RawChaos, RawCommand, RawHow, RawNetwork, RawNumberOrText};
+use crate::scenario::plan::{
+    Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Exec, Fault, RecoveryRule, Toxic,
+};
+use crate::scenario::raw::{
+    RawAmount, RawChaos, RawCommand, RawHow, RawNetwork, RawNumberOrText, RawRecovery,
+};
 use crate::units::close_code;
 use crate::units::share::share;
 use crate::units::size;
@@ -42,6 +46,30 @@ impl Validator<'_> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// `[recovery]`: what "back" means for rtt after an action.
+    pub(super) fn recovery(&mut self, raw: Option<&RawRecovery>) -> Option<RecoveryRule> {
+        let mut rule = RecoveryRule::default();
+        let Some(raw) = raw else { return Some(rule) };
+        let mut ok = true;
+        if let Some(f) = &raw.rtt_factor {
+            if !(1.0..=100.0).contains(f.get_ref()) {
+                self.error(
+                    f.span(),
+                    "recovery.rtt_factor: expected a number from 1.0 to 100.0",
+                );
+                ok = false;
+            }
+            rule.rtt_factor = *f.get_ref();
+        }
+        if let Some(m) = &raw.rtt_margin {
+            match self.duration(m, "recovery.rtt_margin") {
+                Some(d) => rule.rtt_margin = d,
+                None => ok = false,
+            }
+        }
+        ok.then_some(rule)
     }
 
     fn chaos_when(&mut self, c: &RawChaos, span: &Range<usize>) -> Option<ChaosWhen> {

@@ -39,7 +39,27 @@ impl Validator<'_> {
                 _ => ok = false,
             }
         }
-        ok.then_some(Load { phases })
+        let load = Load { phases };
+        if ok && load.peak() == 0 {
+            // A run of no client measures nothing, and would pass on nothing.
+            self.error(
+                raw.phases[0].span(),
+                "phases: no phase has a client: expected `clients = N` of 1 or more in at least one [[phases]]",
+            );
+            ok = false;
+        }
+        // Checked added up: each phase may be long, the timeline may not overflow.
+        let length = load.phases.iter().try_fold(Duration::ZERO, |sum, p| {
+            sum.checked_add(p.ramp)?.checked_add(p.hold)
+        });
+        if ok && length.is_none_or(|l| l > duration::MAX) {
+            self.error(
+                raw.phases[0].span(),
+                "phases: their ramps and holds add up to more than 10 years: expected at most that",
+            );
+            ok = false;
+        }
+        ok.then_some(load)
     }
 
     /// The run's length: `--duration`, `duration`, or the phases' total.
@@ -49,7 +69,7 @@ impl Validator<'_> {
         overrides: &Overrides,
         load: Option<&Load>,
     ) -> Option<Duration> {
-        match (overrides.duration, &raw.duration) {
+        let duration = match (overrides.duration, &raw.duration) {
             (Some(d), _) => Some(d),
             (None, Some(text)) => self.positive_duration(text, "duration"),
             // Without a valid load there is nothing to measure the length of (already reported).
@@ -64,6 +84,30 @@ impl Validator<'_> {
                 }
                 length
             }
+        }?;
+        self.start_in_time(overrides, duration);
+        Some(duration)
+    }
+
+    /// `--start-at` in the past: a start already more than the run's length ago would skip the
+    /// whole timeline and judge a few stray requests. (A later start keeps the anchor and says
+    /// so when it runs.)
+    fn start_in_time(&mut self, overrides: &Overrides, duration: Duration) {
+        let Some(at) = overrides.start_at else { return };
+        let Ok(ago) = (chrono::Utc::now() - at).to_std() else {
+            return;
+        };
+        if ago > duration {
+            self.flag_error(
+                "--start-at",
+                format!(
+                    "--start-at {} was {} ago, more than the run's {}: nothing of the timeline would be left; expected a time less than that ago, or one to come (+30s)",
+                    at.to_rfc3339(),
+                    duration::show(Duration::from_secs(ago.as_secs())),
+                    duration::show(duration)
+                ),
+                &at.to_rfc3339(),
+            );
         }
     }
 

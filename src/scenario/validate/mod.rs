@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::error::{ScenarioError, ScenarioErrors};
 use super::feed::Feed;
+use super::files::read_bounded;
 use super::overrides::Overrides;
 use super::plan::DEFAULT_WAIT_TIMEOUT;
 use super::plan::{Plan, RequestFilter};
@@ -27,13 +28,17 @@ use super::set;
 use super::template::Names;
 use validator::Validator;
 
+/// The largest scenario file read: far above any real scenario, and a bound for `/dev/zero`.
+pub const MAX_SCENARIO: u64 = 10 << 20;
+
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Plan, ScenarioErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        ScenarioErrors(vec![ScenarioError::whole_file(
-            path,
-            format!("cannot read the scenario file: {e}"),
-        )])
+    let whole = |message: String| ScenarioErrors(vec![ScenarioError::whole_file(path, message)]);
+    let bytes = read_bounded(path, MAX_SCENARIO).map_err(|e| whole(format!("the scenario file: {e}")))?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        whole(format!(
+            "the scenario file is not UTF-8 text ({e}): expected TOML"
+        ))
     })?;
     parse(path, &source, overrides, &|name| std::env::var(name).ok())
 }
@@ -154,6 +159,7 @@ impl Validator<'_> {
         let reconnect = self.reconnect(raw.reconnect.as_ref());
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
+        let recovery = self.recovery(raw.recovery.as_ref());
         let thresholds = self.thresholds(raw);
         let requests = self.requests(raw, overrides);
         if let (Some(feed), Some(connect), Some(load)) = (&feed, &connect, &load) {
@@ -183,6 +189,7 @@ impl Validator<'_> {
             reconnect: reconnect.expect(missing),
             pushes: pushes.expect(missing),
             chaos: chaos.expect(missing),
+            recovery: recovery.expect(missing),
             thresholds,
             requests,
             segment: overrides.segment,

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::validator::Validator;
-use crate::scenario::error::ScenarioError;
 use crate::scenario::overrides::Overrides;
 use crate::scenario::plan::{Behaviour, Target, TargetUrl};
 use crate::scenario::raw::{RawEmbedded, RawScenario, Text};
@@ -70,13 +69,7 @@ impl Validator<'_> {
     fn target_error(&mut self, span: Option<Range<usize>>, message: String, text: &str) {
         match span {
             Some(span) => self.error(span, message),
-            None => self.errors.push(ScenarioError {
-                file: "--target".into(),
-                line: 1,
-                column: 1,
-                message,
-                excerpt: Some(crate::redact::text(text).into_owned()),
-            }),
+            None => self.flag_error("--target", message, text),
         }
     }
 

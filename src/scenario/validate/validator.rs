@@ -59,6 +59,17 @@ impl Validator<'_> {
         Some(d)
     }
 
+    /// An error in a command-line flag (which has no line in the file).
+    pub(super) fn flag_error(&mut self, flag: &str, message: String, text: &str) {
+        self.errors.push(ScenarioError {
+            file: flag.into(),
+            line: 1,
+            column: 1,
+            message,
+            excerpt: Some(crate::redact::text(text).into_owned()),
+        });
+    }
+
     /// An optional duration: `default` when absent, None (reported) when invalid.
     pub(super) fn duration_or(
         &mut self,

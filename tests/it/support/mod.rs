@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use wsstorm::report::Console;
+use wsstorm::report::{Console, Out};
 use wsstorm::run::{Controls, RunResult, execute};
 use wsstorm::scenario::{self, Behaviour, Overrides, Plan};
 use wsstorm::server::{self, Server};
@@ -115,7 +115,7 @@ pub async fn run(plan: Plan) -> (RunResult, tempfile::TempDir) {
 
 pub async fn run_with(plan: Plan, controls: Controls) -> (RunResult, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let result = execute(plan, Some(dir.path().join("out")), &Console::quiet(), controls)
+    let result = execute(plan, Out::at(dir.path().join("out")), &Console::quiet(), controls)
         .await
         .expect("run completes");
     // Every summary a test produces matches the committed schema.
