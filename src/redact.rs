@@ -8,41 +8,61 @@
 //! output without protecting anything).
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::sync::RwLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 
 pub const MIN_LEN: usize = 4;
 const MASK: &str = "[redacted]";
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The values, and one automaton that finds any of them in one pass over a text (a feed's
+/// secret column may give a hundred thousand values: a line is not searched once per value).
+struct Secrets {
+    values: BTreeSet<String>,
+    finder: Option<AhoCorasick>,
+}
+
+static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
+    values: BTreeSet::new(),
+    finder: None,
+});
 
 /// Adds values to redact from now on.
 pub fn register<'a>(values: impl IntoIterator<Item = &'a String>) {
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    let before = secrets.values.len();
     for v in values {
         // Also as JSON writes it (--log-format json escapes quotes, backslashes, controls).
         let escaped = serde_json::to_string(v).unwrap_or_default();
         let escaped = escaped.trim_matches('"').to_string();
         for form in [v.clone(), escaped] {
-            if form.len() >= MIN_LEN && !secrets.contains(&form) {
-                secrets.push(form);
+            if form.len() >= MIN_LEN {
+                secrets.values.insert(form);
             }
         }
     }
-    // Longest first, so that a secret containing another is masked whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if secrets.values.len() != before {
+        // Leftmost-longest, so that a secret containing another is masked whole.
+        secrets.finder = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&secrets.values)
+            .ok();
+    }
 }
 
 /// `text` with every registered secret masked.
 pub fn text(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+    let Some(finder) = secrets.finder.as_ref().filter(|f| f.is_match(text)) else {
         return Cow::Borrowed(text);
-    }
-    let mut out = text.to_string();
-    for s in secrets.iter() {
-        out = out.replace(s.as_str(), MASK);
-    }
+    };
+    let mut out = String::with_capacity(text.len());
+    finder.replace_all_with(text, &mut out, |_, _, out| {
+        out.push_str(MASK);
+        true
+    });
     Cow::Owned(out)
 }
 

@@ -49,7 +49,10 @@ fn show(summary: &Summary, console: &Console) {
             .connect_errors
             .iter()
             .max_by_key(|(_, n)| **n)
-            .map(|(k, _)| format!(" (most common error: {k})"))
+            .map(|(k, _)| match summary.connect_error_reasons.get(k) {
+                Some(why) => format!(" (most common error: {k}: {why})"),
+                None => format!(" (most common error: {k})"),
+            })
             .unwrap_or_default();
         // The summary's target, which is masked: the URL may carry a secret.
         console.say(format_args!(

@@ -5,6 +5,7 @@ pub mod collector;
 pub mod event;
 pub mod histogram;
 pub mod observed;
+pub mod reasons;
 pub mod recovery;
 pub mod requests;
 pub mod totals;
@@ -15,5 +16,6 @@ pub use collector::{
 pub use event::{ConnectError, DropCause, Event, Reply};
 pub use histogram::Latency;
 pub use observed::{ExecReport, ProxyCounts, ServerCounts};
+pub use reasons::Reasons;
 pub use recovery::Recovery;
 pub use totals::{Counts, Totals, Verdict};

@@ -41,7 +41,8 @@ impl ConnectionsWriter {
             client: row.client,
             event: row.event,
             attempt: row.attempt,
-            duration_ms: row.duration.as_secs_f64() * 1000.0,
+            // Whole microseconds (as the summary), without the float noise of seconds × 1000.
+            duration_ms: row.duration.as_micros() as f64 / 1000.0,
             cause: &row.cause,
         })?;
         Ok(())

@@ -183,6 +183,19 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         for (k, v) in &s.drops {
             *merged.drops.entry(k.clone()).or_default() += v;
         }
+        // Why: the first shard's message of each cause, then the others' for causes it had not.
+        for (k, why) in &s.connect_error_reasons {
+            merged
+                .connect_error_reasons
+                .entry(k.clone())
+                .or_insert_with(|| why.clone());
+        }
+        for (k, why) in &s.drop_reasons {
+            merged
+                .drop_reasons
+                .entry(k.clone())
+                .or_insert_with(|| why.clone());
+        }
         for (name, stats) in &s.latency {
             latency
                 .entry(name.clone())
@@ -302,6 +315,10 @@ fn combine(column: &str, so_far: &str, value: &str) -> String {
     if so_far.is_empty() {
         return value.to_string();
     }
+    // An empty cell (no rtt measured in that second) adds nothing.
+    if value.is_empty() {
+        return so_far.to_string();
+    }
     let num = |s: &str| s.parse::<f64>().unwrap_or(0.0);
     match column {
         "chaos" => {
@@ -309,7 +326,7 @@ fn combine(column: &str, so_far: &str, value: &str) -> String {
             names.extend(value.split_whitespace());
             names.into_iter().collect::<Vec<_>>().join(" ")
         }
-        "elapsed_s" => format!("{}", num(so_far).max(num(value))),
+        "elapsed_s" | "window_s" => format!("{}", num(so_far).max(num(value))),
         c if c.starts_with("rtt_") => format!("{}", num(so_far).max(num(value))),
         _ => format!("{}", num(so_far) + num(value)),
     }

@@ -2,6 +2,7 @@
 //! display (`progress`) and the final documents (`summary`). Reports read samples and totals;
 //! they never reach back into the engine.
 
+pub mod charts;
 pub mod compare;
 pub mod connections;
 pub mod console;
@@ -273,25 +274,51 @@ pub fn read_summary(dir: &Path) -> io::Result<Summary> {
     })
 }
 
+/// What `wsstorm report DIR` could render.
+pub enum Rendered {
+    /// Everything, from summary.json and the CSV files.
+    Whole(Box<Summary>),
+    /// summary.json is missing (the run was killed before its end): report.html from the CSV
+    /// files alone, charts without counts or verdicts.
+    ChartsOnly,
+}
+
 /// `wsstorm report DIR`: renders summary.txt, junit.xml and report.html again from a results
-/// directory's summary.json and timeseries.csv (so report changes apply to old runs).
-pub fn rerender(dir: &Path) -> io::Result<Summary> {
-    let summary = read_summary(dir)?;
+/// directory's summary.json and timeseries.csv (so report changes apply to old runs). Without
+/// summary.json but with timeseries.csv, report.html from the CSV files alone.
+pub fn rerender(dir: &Path) -> io::Result<Rendered> {
+    let summary = match read_summary(dir) {
+        Ok(summary) => summary,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && dir.join(TIMESERIES).exists() => {
+            let series =
+                charts::Series::read(&dir.join(TIMESERIES)).map_err(on_file(&dir.join(TIMESERIES)))?;
+            let spans = series.chaos_spans(&dir.join(CONNECTIONS));
+            let page = html::render_charts_only(&dir.display().to_string(), &series, &spans);
+            write_atomically(&dir.join(HTML), page.as_bytes())?;
+            return Ok(Rendered::ChartsOnly);
+        }
+        Err(e) => return Err(e),
+    };
     render_documents(dir, &summary)?;
-    Ok(summary)
+    Ok(Rendered::Whole(Box::new(summary)))
 }
 
 fn render_documents(dir: &Path, summary: &Summary) -> io::Result<()> {
     write_atomically(&dir.join(SUMMARY_TXT), summary.render_text().as_bytes())?;
     write_atomically(&dir.join(JUNIT), junit::render(summary).as_bytes())?;
     // A directory without its time series still gets its tables.
-    let series = html::Series::read(&dir.join(TIMESERIES)).unwrap_or_default();
+    let series = charts::Series::read(&dir.join(TIMESERIES)).unwrap_or_default();
     let spans = series.chaos_spans(&dir.join(CONNECTIONS));
     write_atomically(&dir.join(HTML), html::render(summary, &series, &spans).as_bytes())
 }
 
+/// Writes `path` whole or not at all (through a temporary file beside it, removed when the
+/// write fails); an error names the file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(on_file(path))
 }

@@ -88,6 +88,13 @@ pub struct Summary {
     pub rates: Rates,
     pub connect_errors: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
+    /// The first message of each connect-error kind (why: the TLS verifier's complaint, an
+    /// HTTP status line and the start of its body, …), masked and cut to 300 bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connect_error_reasons: BTreeMap<String, String>,
+    /// The first message of each drop cause (a server's close reason, a read error, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drop_reasons: BTreeMap<String, String>,
     pub latency: BTreeMap<String, LatencyStats>,
     pub reconnect_attempts: CountStats,
     /// The scenario's chaos actions, in order.
@@ -218,6 +225,8 @@ pub struct RunInfo {
     pub proxy: Option<ProxyCounts>,
     pub exec: Vec<ExecReport>,
     pub aborted: Option<Aborted>,
+    /// The first message of each cause: (connect errors, drops).
+    pub reasons: (BTreeMap<String, String>, BTreeMap<String, String>),
 }
 
 impl Summary {
@@ -261,6 +270,8 @@ impl Summary {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            connect_error_reasons: info.reasons.0,
+            drop_reasons: info.reasons.1,
             latency: totals
                 .latencies()
                 .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
@@ -411,10 +422,21 @@ impl Summary {
                 c.pushes, c.push_gaps, c.push_duplicates
             );
         }
-        for (title, map) in [("connect errors", &self.connect_errors), ("drops", &self.drops)] {
+        for (title, map, reasons) in [
+            (
+                "connect errors",
+                &self.connect_errors,
+                &self.connect_error_reasons,
+            ),
+            ("drops", &self.drops, &self.drop_reasons),
+        ] {
             if !map.is_empty() {
                 let list: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 let _ = writeln!(s, "{title:<11} {}", list.join(", "));
+                // Why, the first time each happened.
+                for (cause, why) in reasons {
+                    let _ = writeln!(s, "  {cause:<16} {why}");
+                }
             }
         }
     }

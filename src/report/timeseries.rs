@@ -1,5 +1,7 @@
 //! timeseries.csv: one row per second of the run, flushed as it is written so a crash or
-//! Ctrl-C loses at most the row in progress.
+//! Ctrl-C loses at most the row in progress. `window_s` is the row's real length (the last
+//! row of a run is shorter: its counts are not a whole second's); a second without replies
+//! leaves the rtt cells empty (no latency was measured, which is not 0 ms).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -12,6 +14,7 @@ use crate::metrics::Sample;
 #[derive(Serialize, Default)]
 struct Row<'a> {
     elapsed_s: f64,
+    window_s: f64,
     target_clients: u64,
     connected: u64,
     connecting: u64,
@@ -32,10 +35,10 @@ struct Row<'a> {
     messages_received: u64,
     bytes_sent: u64,
     bytes_received: u64,
-    rtt_p50_ms: f64,
-    rtt_p90_ms: f64,
-    rtt_p99_ms: f64,
-    rtt_max_ms: f64,
+    rtt_p50_ms: Option<f64>,
+    rtt_p90_ms: Option<f64>,
+    rtt_p99_ms: Option<f64>,
+    rtt_max_ms: Option<f64>,
     chaos: &'a str,
 }
 
@@ -59,8 +62,10 @@ impl TimeseriesWriter {
 
     pub fn write(&mut self, sample: &Sample, target_clients: u64) -> io::Result<()> {
         let (t, d) = (&sample.total, &sample.delta);
+        let rtt = |p: f64| (!sample.rtt.is_empty()).then(|| sample.rtt.percentile_ms(p));
         self.0.serialize(Row {
             elapsed_s: (sample.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            window_s: sample.window.as_millis() as f64 / 1000.0,
             target_clients,
             connected: t.connected(),
             connecting: t.connecting(),
@@ -81,10 +86,10 @@ impl TimeseriesWriter {
             messages_received: d.messages_received,
             bytes_sent: d.bytes_sent,
             bytes_received: d.bytes_received,
-            rtt_p50_ms: sample.rtt.percentile_ms(50.0),
-            rtt_p90_ms: sample.rtt.percentile_ms(90.0),
-            rtt_p99_ms: sample.rtt.percentile_ms(99.0),
-            rtt_max_ms: sample.rtt.max_ms(),
+            rtt_p50_ms: rtt(50.0),
+            rtt_p90_ms: rtt(90.0),
+            rtt_p99_ms: rtt(99.0),
+            rtt_max_ms: (!sample.rtt.is_empty()).then(|| sample.rtt.max_ms()),
             chaos: &sample.chaos,
         })?;
         self.0.flush()

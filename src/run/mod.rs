@@ -6,6 +6,7 @@
 pub mod pool;
 pub mod workers;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exit::Exit;
 use crate::limits;
 use crate::metrics::requests::RequestLog;
-use crate::metrics::{self, ProxyCounts, ServerCounts, Totals};
+use crate::metrics::{self, ProxyCounts, Reasons, ServerCounts, Totals};
 use crate::proxy::Proxy;
 use crate::report::requests::RequestsWriter;
 use crate::report::summary::{Outcome, RunInfo};
@@ -344,6 +345,8 @@ struct Measured {
     elapsed: Duration,
     /// Files that could not be written (the first stopped the run).
     write_failures: Vec<WriteFailure>,
+    /// The first message of each connect error and drop cause.
+    reasons: (BTreeMap<String, String>, BTreeMap<String, String>),
 }
 
 /// Runs the timeline: the collector, the report stream and the swarm, until every client has
@@ -393,11 +396,13 @@ async fn measure(
         }
         _ => (None, None),
     };
+    let reasons = Arc::new(Reasons::default());
     let wiring = Wiring {
         events,
         requests,
         stop: controls.stop.clone(),
         halt: controls.halt.clone(),
+        reasons: reasons.clone(),
     };
     let shared = Arc::new(Shared::new(plan, around.endpoint.clone(), wiring));
     let surroundings = Surroundings {
@@ -425,6 +430,7 @@ async fn measure(
         exec,
         elapsed,
         write_failures,
+        reasons: reasons.by_name(),
     }
 }
 
@@ -442,7 +448,7 @@ async fn finish(
         Some((start, measured)) => (Some(start), Some(measured)),
         None => (None, None),
     };
-    let (totals, recovery, aborted, exec, elapsed, write_failures) = match measured {
+    let (totals, recovery, aborted, exec, elapsed, write_failures, reasons) = match measured {
         Some(m) => (
             m.collected.totals,
             m.collected.recovery,
@@ -450,6 +456,7 @@ async fn finish(
             m.exec,
             m.elapsed,
             m.write_failures,
+            m.reasons,
         ),
         None => Default::default(),
     };
@@ -490,6 +497,7 @@ async fn finish(
         proxy,
         exec,
         aborted,
+        reasons,
     };
     let summary = Summary::new(info, &totals, &verdicts, recovery, &plan.chaos);
     // After a write error, the summary is still attempted (it may fit where a CSV did not).

@@ -80,6 +80,10 @@ pub struct RawFeed {
     pub file: Text,
     #[schemars(with = "Option<Mode>")]
     pub mode: Option<Spanned<Mode>>,
+    /// Columns whose values are secrets (tokens, passwords): masked in every output, as
+    /// `${secret:…}` values are. Other columns are shown where they appear (user names).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub secret: Option<Spanned<Vec<String>>>,
 }
 
 /// TLS for wss:// targets: verified against the system's roots unless `ca_file` names the CA

@@ -7,10 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::server::ParsedCertificate;
 use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// What the client's TLS is, resolved.
@@ -53,9 +55,12 @@ pub fn build(options: &TlsOptions, host: &str) -> Result<Tls, (&'static str, Str
         )
     } else {
         let mut store = RootCertStore::empty();
+        // ca_file's certificates, which a server may also present itself (pinning).
+        let mut pinned = Vec::new();
         let roots = match &options.ca_file {
             Some(file) => {
                 let certs = read_certs(file).map_err(|e| ("tls.ca_file", e))?;
+                pinned.clone_from(&certs);
                 let (added, _) = store.add_parsable_certificates(certs);
                 if added == 0 {
                     return Err((
@@ -77,7 +82,18 @@ pub fn build(options: &TlsOptions, host: &str) -> Result<Tls, (&'static str, Str
                 format!("the system's ({added} certificates)")
             }
         };
-        (builder.with_root_certificates(store), roots)
+        if pinned.is_empty() {
+            (builder.with_root_certificates(store), roots)
+        } else {
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+                .build()
+                .map_err(|e| ("tls.ca_file", e.to_string()))?;
+            let verifier = Arc::new(Pinned { webpki, pinned });
+            (
+                builder.dangerous().with_custom_certificate_verifier(verifier),
+                format!("{roots}, or a server certificate that is one of them (pinned)"),
+            )
+        }
     };
     let config = match (&options.client_cert, &options.client_key) {
         (Some(cert), Some(key)) => {
@@ -135,6 +151,62 @@ fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 /// The name the server's certificate must carry: the URL's host.
 fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string()).ok()
+}
+
+/// Full verification against `ca_file`'s roots; and a server certificate that is exactly one of
+/// `ca_file`'s certificates is trusted as itself (pinning), its name still checked. A
+/// self-signed staging certificate made with `openssl req -x509` carries CA:TRUE, which webpki
+/// refuses as an end entity (CaUsedAsEndEntity) while curl `--cacert`, Python, Node and Go
+/// accept it: this is what they do. Its validity period is not checked (it is pinned).
+#[derive(Debug)]
+struct Pinned {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(_) if self.pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                let parsed = ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            verified => verified,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `insecure`: any certificate is accepted (signatures are still checked, so the handshake is

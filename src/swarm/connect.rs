@@ -28,15 +28,24 @@ pub struct Opened {
 
 /// Connects client `state`.
 pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, ConnectError> {
-    let request = request(shared, state)?;
+    let reasons = &shared.reasons;
+    let request = request(shared, state).map_err(|why| {
+        reasons.connect(ConnectError::Handshake, || why.to_string());
+        ConnectError::Handshake
+    })?;
     let connect_timeout = shared.plan.connect.timeout;
+    let connect_to = &shared.endpoint.connect_to;
     let attempt = async {
         let started = Instant::now();
-        let addr = tokio::net::lookup_host(&shared.endpoint.connect_to)
+        let dns = |why: String| {
+            reasons.connect(ConnectError::Dns, || format!("{connect_to}: {why}"));
+            ConnectError::Dns
+        };
+        let addr = tokio::net::lookup_host(connect_to)
             .await
-            .map_err(|_| ConnectError::Dns)?
+            .map_err(|e| dns(e.to_string()))?
             .next()
-            .ok_or(ConnectError::Dns)?;
+            .ok_or_else(|| dns("no address".to_string()))?;
         let tcp = match shared.plan.connect.source_addrs.as_slice() {
             [] => TcpStream::connect(addr).await,
             sources => {
@@ -44,7 +53,11 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
                 connect_from(source, addr).await
             }
         }
-        .map_err(|e| connect_error(&e))?;
+        .map_err(|e| {
+            let kind = connect_error(&e);
+            reasons.connect(kind, || format!("connecting to {addr}: {e}"));
+            kind
+        })?;
         let _ = tcp.set_nodelay(true);
         let connected = Instant::now();
         let transport = match (&shared.tls, &shared.plan.tls) {
@@ -52,6 +65,7 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
                 Ok(tls) => Transport::Tls(Box::new(tls)),
                 Err(e) => {
                     tracing::debug!("TLS handshake with {addr} failed: {e}");
+                    reasons.connect(ConnectError::Tls, || format!("TLS with {addr}: {e}"));
                     return Err(ConnectError::Tls);
                 }
             },
@@ -61,7 +75,8 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
             ClientStream::new(transport, connect_timeout),
             &request,
             shared.ws_config,
-            shared.plan.connect.subprotocol.as_deref(),
+            shared.plan.connect.subprotocol,
+            reasons,
         )
         .await?;
         Ok(Opened {
@@ -70,9 +85,12 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
             upgrade_us: connected.elapsed().as_micros() as u64,
         })
     };
-    timeout(connect_timeout, attempt)
-        .await
-        .map_err(|_| ConnectError::Timeout)?
+    timeout(connect_timeout, attempt).await.map_err(|_| {
+        reasons.connect(ConnectError::Timeout, || {
+            format!("no open connection within connect.timeout ({connect_timeout:?}) to {connect_to}")
+        });
+        ConnectError::Timeout
+    })?
 }
 
 /// A TCP connection from `source` (any free port) to `addr`. The port is chosen at connect time
@@ -94,7 +112,7 @@ async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream>
 
 /// The upgrade request of client `state`: its URL (per client when it takes feed values, and
 /// with the push sequence to resume from) and its headers, rendered.
-fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, ConnectError> {
+fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, &'static str> {
     let plan = &shared.plan;
     let mut ctx = RenderCtx {
         client: state.index,
@@ -119,19 +137,36 @@ fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, ConnectE
                 let _ = write!(url, "{sep}{param}={last}");
             }
             // Validation made sure every feed row gives a valid URL.
-            url.parse::<Uri>().map_err(|_| ConnectError::Handshake)?
+            url.parse::<Uri>().map_err(|_| "the client's URL is not valid")?
         }
     };
-    let mut request = uri.into_client_request().map_err(|_| ConnectError::Handshake)?;
+    let mut request = uri
+        .into_client_request()
+        .map_err(|_| "the URL makes no upgrade request")?;
     let headers = request.headers_mut();
     for (name, template) in &plan.connect.headers {
         let mut value = String::new();
         template.render(&mut ctx, &mut value);
-        let value = HeaderValue::from_str(&value).map_err(|_| ConnectError::Handshake)?;
+        let value = HeaderValue::from_str(&value).map_err(|_| "a header value cannot be sent")?;
         headers.insert(name, value);
     }
-    if let Some(offer) = &plan.connect.offer {
-        headers.insert("sec-websocket-protocol", offer.clone());
+    match &plan.connect.offer {
+        Some(offer) => {
+            headers.insert("sec-websocket-protocol", offer.clone());
+        }
+        // Per client: rendered now (validation checked every feed row gives tokens).
+        None if !plan.connect.subprotocols.is_empty() => {
+            let mut list = String::new();
+            for (i, template) in plan.connect.subprotocols.iter().enumerate() {
+                if i > 0 {
+                    list.push_str(", ");
+                }
+                template.render(&mut ctx, &mut list);
+            }
+            let value = HeaderValue::from_str(&list).map_err(|_| "a subprotocol cannot be sent")?;
+            headers.insert("sec-websocket-protocol", value);
+        }
+        None => {}
     }
     Ok(request)
 }

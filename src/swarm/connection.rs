@@ -403,13 +403,17 @@ impl Conn<'_> {
         if expired > 0 {
             events.send(Event::TimedOut(expired)).await;
             if self.in_setup {
-                return Err(DropCause::SetupFailed.into());
+                return Err(self.dropped(DropCause::SetupFailed, || {
+                    "a reply to a setup step did not come within correlation.timeout".into()
+                }));
             }
         }
         if matches!(self.block, Block::Message(until) if until <= now) {
             events.send(Event::WaitTimedOut).await;
             if self.in_setup {
-                return Err(DropCause::SetupFailed.into());
+                return Err(self.dropped(DropCause::SetupFailed, || {
+                    "a setup step's wait_for saw no matching message in time".into()
+                }));
             }
             self.block = Block::Ready;
         }
@@ -420,7 +424,12 @@ impl Conn<'_> {
         };
         let beat = self.heart.as_mut().map_or(Beat::Nothing, |h| h.beat(now));
         match beat {
-            Beat::Missed => return Err(self.cause(DropCause::PongTimeout).into()),
+            Beat::Missed => {
+                let timeout = self.shared.plan.connect.heartbeat.map(|h| h.timeout);
+                return Err(self.dropped(DropCause::PongTimeout, || {
+                    format!("no pong within connect.heartbeat.timeout ({timeout:?})")
+                }));
+            }
             Beat::Ping(payload) => {
                 self.send(ws, Message::Ping(Bytes::copy_from_slice(&payload)))
                     .await?;
@@ -461,9 +470,17 @@ impl Conn<'_> {
     pub(super) async fn send(&self, ws: &mut Ws, message: Message) -> Result<(), Cut> {
         tokio::select! {
             biased;
-            sent = ws.send(message) => sent.map_err(|e| write_cause(&e).into()),
+            sent = ws.send(message) => sent.map_err(|e| self.dropped(write_cause(&e), || format!("writing: {e}"))),
             _ = self.shared.halt.cancelled() => Err(Cut::Halt),
         }
+    }
+
+    /// The connection drops with `cause` (the chaos' own while `no_pong` is on); the first
+    /// drop of each cause says why.
+    pub(super) fn dropped(&self, cause: DropCause, why: impl FnOnce() -> String) -> Cut {
+        let cause = self.cause(cause);
+        self.shared.reasons.dropped(cause, why);
+        Cut::Drop(cause)
     }
 
     /// A drop while chaos `no_pong` is on is the chaos' doing.

@@ -13,37 +13,42 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::causes::connect_error;
 use super::stream::{ClientStream, Ws};
-use crate::metrics::ConnectError;
+use crate::metrics::{ConnectError, Reasons};
 
 /// Upper bound for the response head; a server sending more is broken or hostile.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 /// Sends the upgrade request on `stream` and checks the response.
-/// `expected`: the subprotocol the server must choose (else any offered one, or none).
+/// `required`: the subprotocol the server must choose, as an index into those the request
+/// offers (else any offered one, or none). Why a response was refused goes to `reasons` (once
+/// per kind).
 pub async fn upgrade(
     mut stream: ClientStream,
     request: &Request,
     config: WebSocketConfig,
-    expected: Option<&str>,
+    required: Option<usize>,
+    reasons: &Reasons,
 ) -> Result<Ws, ConnectError> {
+    let refused = |kind: ConnectError, why: &dyn Fn() -> String| {
+        reasons.connect(kind, why);
+        kind
+    };
+    let io = |e: std::io::Error| {
+        let kind = connect_error(&e);
+        refused(kind, &|| format!("the upgrade: {e}"))
+    };
     let head = request_head(request);
-    stream
-        .inner
-        .write_all(&head)
-        .await
-        .map_err(|e| connect_error(&e))?;
+    stream.inner.write_all(&head).await.map_err(io)?;
 
     let mut buf = Vec::with_capacity(512);
     let (head_len, status, accept, upgrade, connection, protocol) = loop {
         let mut chunk = [0u8; 512];
-        let n = stream
-            .inner
-            .read(&mut chunk)
-            .await
-            .map_err(|e| connect_error(&e))?;
+        let n = stream.inner.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
-            return Err(ConnectError::Reset);
+            return Err(refused(ConnectError::Reset, &|| {
+                "the server closed the connection before answering the upgrade".into()
+            }));
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -67,7 +72,17 @@ pub async fn upgrade(
                 );
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
-            _ => return Err(ConnectError::Handshake),
+            Ok(httparse::Status::Partial) => {
+                return Err(refused(ConnectError::Handshake, &|| {
+                    format!("the response head is over {MAX_RESPONSE_HEAD} bytes")
+                }));
+            }
+            Err(e) => {
+                let start = cut(&String::from_utf8_lossy(&buf), 80).to_string();
+                return Err(refused(ConnectError::Handshake, &|| {
+                    format!("the answer to the upgrade is not HTTP ({e}): {start:?}")
+                }));
+            }
         }
     };
     if status != 101 {
@@ -78,22 +93,68 @@ pub async fn upgrade(
             response = %cut(&crate::redact::text(&String::from_utf8_lossy(&buf)), 2048),
             "upgrade refused"
         );
-        return Err(ConnectError::HttpStatus(status));
+        return Err(refused(ConnectError::HttpStatus(status), &|| {
+            let text = String::from_utf8_lossy(&buf);
+            let first = text.lines().next().unwrap_or_default();
+            let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+            format!("{first}: {}", cut(body, 200))
+        }));
     }
-    let key = request
-        .headers()
-        .get("sec-websocket-key")
-        .ok_or(ConnectError::Handshake)?;
-    let upgraded = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-        && connection.is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
-        && accept.as_deref() == Some(derive_accept_key(key.as_bytes()).as_str());
+    if let Err((kind, why)) = check_upgrade(request, &upgrade, &connection, &accept, &protocol, required) {
+        return Err(refused(kind, &|| why.clone()));
+    }
+    stream.upgraded();
+    let tail = buf[head_len..].to_vec();
+    Ok(if tail.is_empty() {
+        WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await
+    } else {
+        WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await
+    })
+}
+
+/// A 101 is an upgrade only with `Upgrade: websocket`, `Connection: upgrade`, the accept key
+/// for the key sent, and a subprotocol the client offered (the one required, if any).
+fn check_upgrade(
+    request: &Request,
+    upgrade: &Option<String>,
+    connection: &Option<String>,
+    accept: &Option<String>,
+    protocol: &Option<String>,
+    required: Option<usize>,
+) -> Result<(), (ConnectError, String)> {
+    let key = request.headers().get("sec-websocket-key").ok_or((
+        ConnectError::Handshake,
+        "no Sec-WebSocket-Key to send".to_string(),
+    ))?;
+    let expected_accept = derive_accept_key(key.as_bytes());
+    let broken = if !upgrade
+        .as_deref()
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    {
+        Some(format!("101 without `Upgrade: websocket` (Upgrade: {upgrade:?})"))
+    } else if !connection
+        .as_deref()
+        .is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+    {
+        Some(format!(
+            "101 without `Connection: upgrade` (Connection: {connection:?})"
+        ))
+    } else if accept.as_deref() != Some(expected_accept.as_str()) {
+        Some(format!(
+            "101 with the wrong Sec-WebSocket-Accept: {accept:?}, expected {expected_accept:?}"
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = broken {
+        tracing::debug!(why, "upgrade response refused");
+        return Err((ConnectError::Handshake, why));
+    }
     let offered = request
         .headers()
         .get("sec-websocket-protocol")
         .and_then(|v| v.to_str().ok());
-    if !upgraded {
-        return Err(ConnectError::Handshake);
-    }
+    let expected = required.and_then(|i| offered?.split(',').nth(i)).map(str::trim);
     // RFC 6455 §4.1: a subprotocol the client did not offer fails the connection; so does
     // one other than the scenario expects. None at all is the server's right, unless one
     // is expected.
@@ -105,15 +166,14 @@ pub async fn upgrade(
     };
     if !protocol_ok {
         tracing::debug!(chosen = ?protocol, offered, expected, "subprotocol refused");
-        return Err(ConnectError::Subprotocol);
+        return Err((
+            ConnectError::Subprotocol,
+            format!(
+                "the server chose the subprotocol {protocol:?}; offered {offered:?}, required {expected:?}"
+            ),
+        ));
     }
-    stream.upgraded();
-    let tail = buf[head_len..].to_vec();
-    Ok(if tail.is_empty() {
-        WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await
-    } else {
-        WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await
-    })
+    Ok(())
 }
 
 /// `GET /path HTTP/1.1` and the request's headers.

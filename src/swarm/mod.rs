@@ -64,6 +64,7 @@ expect = "response"
             requests: None,
             stop: CancellationToken::new(),
             halt: CancellationToken::new(),
+            reasons: Default::default(),
         };
         let shared = Arc::new(Shared::new(Arc::new(plan), endpoint, wiring));
         let ctl = Arc::new(ClientCtl::new(CancellationToken::new()));

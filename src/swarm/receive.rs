@@ -42,20 +42,39 @@ impl Conn<'_> {
             Some(Ok(Message::Close(frame))) => {
                 // tungstenite hands an invalid close code (999, 1005 on the wire…) on as 1002
                 // "Protocol violation": the server broke the protocol.
-                let cause = match frame {
-                    Some(f) if f.code == CloseCode::Protocol && f.reason == "Protocol violation" => {
-                        DropCause::Protocol
+                let (cause, why) = match frame {
+                    Some(f) if f.code == CloseCode::Protocol && f.reason == "Protocol violation" => (
+                        DropCause::Protocol,
+                        "a close frame with an invalid code".to_string(),
+                    ),
+                    Some(f) if f.reason.is_empty() => {
+                        (DropCause::ServerClose(u16::from(f.code)), String::new())
                     }
-                    Some(f) => DropCause::ServerClose(u16::from(f.code)),
-                    None => DropCause::ServerClose(1005),
+                    Some(f) => (
+                        DropCause::ServerClose(u16::from(f.code)),
+                        format!("the server's close reason: {}", f.reason),
+                    ),
+                    None => (
+                        DropCause::ServerClose(1005),
+                        "a close frame without a code".to_string(),
+                    ),
+                };
+                let cut = if why.is_empty() {
+                    Cut::Drop(self.cause(cause))
+                } else {
+                    self.dropped(cause, || why)
                 };
                 close(ws, CloseCode::Normal).await;
-                return Err(self.cause(cause).into());
+                return Err(cut);
             }
             // Pings: tungstenite answers them itself.
             Some(Ok(_)) => return Ok(()),
-            Some(Err(e)) => return Err(self.cause(read_cause(e)).into()),
-            None => return Err(self.cause(DropCause::Abnormal).into()),
+            Some(Err(e)) => return Err(self.dropped(read_cause(e), || format!("reading: {e}"))),
+            None => {
+                return Err(self.dropped(DropCause::Abnormal, || {
+                    "the stream ended without a close frame".into()
+                }));
+            }
         };
         let reply = self.classify(state, text, now);
         // Only plain values live across the awaits below (the task stays small).

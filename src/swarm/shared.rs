@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::EventTx;
 use crate::metrics::requests::RequestLog;
+use crate::metrics::{EventTx, Reasons};
 use crate::scenario::{Plan, Step};
 
 /// Bytes of the write buffer for control frames beyond the largest message: some hundred pongs.
@@ -35,6 +35,8 @@ pub struct Wiring {
     pub stop: CancellationToken,
     /// Immediate stop: abandon everything (in-flight requests count as unfinished).
     pub halt: CancellationToken,
+    /// Where the first message of each failure's cause goes.
+    pub reasons: Arc<Reasons>,
 }
 
 pub struct Shared {
@@ -49,6 +51,7 @@ pub struct Shared {
     pub requests: Option<RequestLog>,
     pub stop: CancellationToken,
     pub halt: CancellationToken,
+    pub reasons: Arc<Reasons>,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Shared {
             requests: wiring.requests,
             stop: wiring.stop,
             halt: wiring.halt,
+            reasons: wiring.reasons,
             plan,
         }
     }

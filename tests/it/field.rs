@@ -560,3 +560,205 @@ sleep = "50ms"
         "{txt}"
     );
 }
+
+/// 22: `merge` with a shard lacking connections.csv said "No such file or directory (os error
+/// 2)" without the path and left a half-written output; a failing report.html write said
+/// "cannot write the summary" and left report.tmp; `report` on a killed run's directory (no
+/// summary.json) said nothing useful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_22_merge_and_report_errors_name_the_file_and_leave_nothing_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::fs::write(
+        d.join("s.toml"),
+        "name = \"m\"\ntarget = \"embedded\"\nduration = \"1s\"\n[[phases]]\nclients = 2\n[[steps]]\nsleep = \"100ms\"\n",
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        let d = d.clone();
+        async move {
+            tokio::task::spawn_blocking(move || wsstorm_in(&args, &d))
+                .await
+                .unwrap()
+        }
+    };
+    let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    for i in 0..2 {
+        let seg = format!("{i}/2");
+        let out = format!("s{i}");
+        assert!(
+            run(args(&[
+                "run",
+                "s.toml",
+                "--segment",
+                &seg,
+                "--out",
+                &out,
+                "--quiet"
+            ]))
+            .await
+            .status
+            .success()
+        );
+    }
+    std::fs::remove_file(d.join("s1/connections.csv")).unwrap();
+    let o = run(args(&["merge", "s0", "s1", "--out", "merged"])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("s1/connections.csv"),
+        "names the file: {}",
+        text(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(d.join("merged"))
+        .map(|r| r.count())
+        .into_iter()
+        .collect();
+    assert!(left.is_empty() || left == [0], "nothing half-written: {left:?}");
+
+    // A report.html that cannot be written: the error names it, no report.tmp stays.
+    std::fs::remove_file(d.join("s0/report.html")).unwrap();
+    std::fs::create_dir_all(d.join("s0/report.html/taken")).unwrap();
+    let o = run(args(&["report", "s0"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("s0/report.html"), "{}", text(&o));
+    assert!(!d.join("s0/report.tmp").exists());
+
+    // A killed run's directory: what is missing is said, the charts are drawn from the CSVs.
+    std::fs::remove_file(d.join("s1/summary.json")).unwrap();
+    std::fs::remove_file(d.join("s1/report.html")).unwrap();
+    let o = run(args(&["report", "s1"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("no summary.json"), "{}", text(&o));
+    let page = std::fs::read_to_string(d.join("s1/report.html")).unwrap();
+    assert!(
+        page.contains("id=\"partial\"") && page.contains("<svg class=\"chart\""),
+        "{page}"
+    );
+}
+
+/// 21: "connect errors handshake 5" came without a reason, even at -vv (a 101 without
+/// `Upgrade`); "most common error: tls" without saying which check failed. The first reason of
+/// each cause is now in summary.json and under the counts, at the default level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_21_connect_errors_say_why_at_the_default_level() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that answers every upgrade with 101 but no `Upgrade` header and no accept key.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("h.toml"),
+        format!(
+            "name = \"why\"\ntarget = \"ws://{addr}/\"\nduration = \"1s\"\n[reconnect]\nmax_attempts = 2\ninitial = \"50ms\"\n[[phases]]\nclients = 2\n[[steps]]\nsleep = \"100ms\"\n"
+        ),
+    )
+    .unwrap();
+    let path = dir.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || wsstorm_in(&["run", "h.toml", "--out", "out"], &path))
+        .await
+        .unwrap();
+    let shown = text(&o);
+    assert_eq!(o.status.code(), Some(1), "no client could connect: {shown}");
+    let summary = summary_in(&dir.path().join("out"));
+    let why = &summary.connect_error_reasons["handshake"];
+    assert!(why.to_lowercase().contains("upgrade"), "{why}");
+    assert!(
+        shown.contains(&format!("most common error: handshake: {why}")),
+        "{shown}"
+    );
+    let txt = std::fs::read_to_string(dir.path().join("out/summary.txt")).unwrap();
+    assert!(txt.contains(why.as_str()), "{txt}");
+}
+
+/// 23: connections.csv had float noise (`0.9319999999999999`); now whole microseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_23_connection_durations_are_whole_microseconds() {
+    let target = server(Behaviour {
+        close_every: Some(Duration::from_millis(300)),
+        ..Behaviour::default()
+    })
+    .await;
+    let toml = "name = \"us\"\ntarget = \"embedded\"\nduration = \"2s\"\n[reconnect]\ninitial = \"10ms\"\n[[phases]]\nclients = 5\n[[steps]]\nsleep = \"50ms\"\n";
+    let (r, _dir) = run(plan(toml, &target.url())).await;
+    target.shutdown().await;
+    let file = std::fs::read_to_string(r.dir.join("connections.csv")).unwrap();
+    let mut durations = 0;
+    for line in file.lines().skip(1) {
+        let duration = line.split(',').nth(4).unwrap();
+        if let Some((_, decimals)) = duration.split_once('.') {
+            assert!(decimals.len() <= 3, "{duration} ms in {line}");
+        }
+        durations += usize::from(!duration.is_empty());
+    }
+    assert!(durations > 10, "{file}");
+}
+
+/// 23: Ctrl-C with `--workers` printed "warning: worker N exited with exit status: 130" for
+/// every worker, though each did what it was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_23_ctrl_c_with_workers_warns_of_nothing() {
+    use std::os::unix::process::CommandExt;
+    let target = server(Behaviour::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.toml"), scenario(&target.url(), "60s")).unwrap();
+    // Its own process group, as a shell's job: Ctrl-C reaches the parent and its workers.
+    let mut parent = binary()
+        .args(["run", "w.toml", "--workers", "2", "--out", "out", "--quiet"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while target.counts().open < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the workers never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill(Pid::from_raw(-(parent.id() as i32)), Signal::SIGINT).unwrap();
+    let status = wait_within(&mut parent, Duration::from_secs(20), "Ctrl-C with workers");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut parent.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("exited with"), "{stderr}");
+    assert_eq!(summary_in(&dir.path().join("out")).outcome, Outcome::Interrupted);
+}
+
+/// 26: netns.rs and durability.rs passed without testing when a tool was missing. A test that
+/// cannot run prints SKIPPED, and fails instead when `CI` is set. Shown on the browser test,
+/// run by this same test binary with no Chromium on its PATH.
+#[test]
+fn field_26_a_test_that_cannot_run_fails_under_ci() {
+    let empty = tempfile::tempdir().unwrap();
+    let test = "reports::the_html_report_renders_in_a_real_browser_with_charts_and_chaos_markers";
+    let child = |ci: bool| {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.args([test, "--exact", "--nocapture"])
+            .env("PATH", empty.path())
+            .env_remove("CI");
+        if ci {
+            c.env("CI", "true");
+        }
+        c.output().unwrap()
+    };
+    let o = child(false);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("SKIPPED"), "{}", text(&o));
+    let o = child(true);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("under CI every test must run"), "{}", text(&o));
+}

@@ -296,6 +296,11 @@ macro_rules! hostile_tests {
                 let (errors, drops, r) = against(Hostile::$how).await;
                 assert_eq!(errors, [$kind], "{:?}: drops {drops:?}", Hostile::$how);
                 assert!(drops.is_empty(), "{drops:?}");
+                // Field finding 21 (issue 19): the kind comes with its reason.
+                let why = r.summary.connect_error_reasons.get($kind).map(String::as_str).unwrap_or("");
+                assert!(!why.is_empty(), "{:?}: no reason for {}", Hostile::$how, $kind);
+                let txt = r.summary.render_text();
+                assert!(txt.contains(why), "{txt}");
                 // Each client tried once and gave up (max_attempts = 1).
                 assert_eq!(r.totals.counts.gave_up, 2);
             }
@@ -305,6 +310,7 @@ macro_rules! hostile_tests {
             async fn $dname() {
                 let (errors, drops, r) = against(Hostile::$dhow).await;
                 assert_eq!(drops, [$cause], "{:?}: connect errors {errors:?}", Hostile::$dhow);
+                assert!(r.summary.drop_reasons.contains_key($cause), "{:?}: {:?}", Hostile::$dhow, r.summary.drop_reasons);
                 assert!(r.totals.counts.drops >= 2, "{:?}", r.totals.counts);
             }
         )*)?

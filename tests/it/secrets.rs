@@ -206,3 +206,91 @@ sleep = "100ms"
         }
     }
 }
+
+/// A server that answers every upgrade with 401 and a body echoing the request's
+/// Authorization and Sec-WebSocket-Protocol headers (as some do); its address.
+fn echoing_refuser() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 4096];
+            let n = stream.read(&mut head).unwrap_or(0);
+            let head = String::from_utf8_lossy(&head[..n]).to_string();
+            let echoed: Vec<&str> = head
+                .lines()
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.starts_with("authorization:") || l.starts_with("sec-websocket-protocol:")
+                })
+                .collect();
+            let body = format!("refused: {}", echoed.join("; "));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// Field findings 15 and 16 (issue 19): `subprotocols = ["proto.${secret:api}"]` validated and
+/// the server received the text `${secret:api}`; and feed values used in headers were printed
+/// at -v when a 401 body echoed them. Now subprotocols are templates (the secret is sent, and
+/// masked like every secret), and `[feed] secret = ["token"]` makes a column's values secrets.
+#[test]
+fn field_15_16_subprotocol_templates_and_secret_feed_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        "user,token\nann,feed-t0k3n-aaaa\nbob,feed-t0k3n-bbbb\n",
+    )
+    .unwrap();
+    let scenario = format!(
+        r#"name = "feed-secrets"
+target = "{}"
+duration = "1s"
+[feed]
+file = "users.csv"
+secret = ["token"]
+[connect]
+headers = {{ Authorization = "Bearer {{{{feed.token}}}}", "X-User" = "{{{{feed.user}}}}" }}
+subprotocols = ["proto.${{secret:api}}", "chat.v1"]
+[secrets]
+api = "{FROM_TABLE}"
+[reconnect]
+max_attempts = 1
+[[phases]]
+clients = 2
+[[steps]]
+sleep = "100ms"
+"#,
+        echoing_refuser()
+    );
+    std::fs::write(dir.path().join("f.toml"), scenario).unwrap();
+    let (code, out) = with_token(dir.path(), &["-v", "run", "f.toml", "--out", "res"]);
+    assert_eq!(code, Some(1), "no client could connect: {out}");
+    // Both the template and the feed column went out (the server echoed them, masked here).
+    assert!(
+        out.contains("Bearer [redacted]"),
+        "the feed token was sent: {out}"
+    );
+    assert!(
+        out.contains("proto.[redacted], chat.v1"),
+        "the subprotocol took the secret: {out}"
+    );
+    for secret in ["feed-t0k3n-aaaa", "feed-t0k3n-bbbb", FROM_TABLE, "${secret:api}"] {
+        assert!(!out.contains(secret), "{secret} shown: {out}");
+        for file in files(&dir.path().join("res")) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            assert!(!text.contains(secret), "{secret} in {}", file.display());
+        }
+    }
+    // A column not marked secret is shown where it appears (a user name in a log).
+    let (code, out) = with_token(dir.path(), &["-vv", "validate", "f.toml"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("subprotocols proto.${secret:api}, chat.v1"), "{out}");
+}

@@ -144,6 +144,9 @@ async fn certificates_are_verified_unless_insecure_is_chosen() {
         r.summary.connect_errors
     );
     assert!(r.summary.warnings.is_empty());
+    // Field finding 21 (issue 19): and why, at the default level.
+    let why = &r.summary.connect_error_reasons["tls"];
+    assert!(why.contains("UnknownIssuer"), "{why}");
 
     // With the private CA: verified, and answered.
     let text = scenario(dir.path(), "[tls]\nca_file = \"ca.pem\"\n");
@@ -172,6 +175,8 @@ async fn certificates_are_verified_unless_insecure_is_chosen() {
     let text = scenario(dir.path(), "[tls]\nca_file = \"ca.pem\"\n");
     let (r, _d) = run_in(dir.path(), &text, &format!("wss://127.0.0.1:{port}/"), false).await;
     assert_eq!(r.summary.connect_errors.get("tls"), Some(&3));
+    let why = &r.summary.connect_error_reasons["tls"];
+    assert!(why.contains("not valid for name"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,5 +257,70 @@ fn tls_mistakes_name_the_key_and_the_file() {
             .unwrap_err()
             .to_string();
         assert!(e.contains(why) && e.contains("tls.toml:"), "{why}: {e}");
+    }
+}
+
+/// Field finding 20 (issue 19): a self-signed certificate made as `openssl req -x509 …` makes
+/// it (CA:TRUE, the name in subjectAltName) given as `ca_file` failed every connect as `tls`
+/// (webpki: CaUsedAsEndEntity), while curl `--cacert`, Python, Node and Go accept it. Against
+/// the Python `websockets` server over wss: such a certificate is accepted (pinned); a proper
+/// CA chain too; a pinned certificate for another name is still refused. The server's own
+/// counts are the tool's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_20_a_self_signed_staging_certificate_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // As openssl req -x509 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1.
+    let self_signed = |names: Vec<String>, file: &str| {
+        let mut params = CertificateParams::new(names).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(d.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(d.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    self_signed(vec!["localhost".into(), "127.0.0.1".into()], "staging");
+    self_signed(vec!["elsewhere.example".into()], "other");
+    let pki = pki(d);
+    std::fs::write(d.join("leaf.pem"), pki.server.0.pem()).unwrap();
+    std::fs::write(d.join("leaf.key"), pki.server.1.serialize_pem()).unwrap();
+
+    let path = |f: &str| d.join(f).display().to_string();
+    for (cert, ca, host, connects) in [
+        ("staging", "staging.pem", "localhost", 3),
+        ("staging", "staging.pem", "127.0.0.1", 3),
+        ("leaf", "ca.pem", "localhost", 3),
+        ("other", "other.pem", "localhost", 0),
+    ] {
+        let Some(server) = crate::support::ThirdParty::start(
+            "field_20_a_self_signed_staging_certificate_is_pinned",
+            "websockets",
+            "websockets_echo.py",
+            &[
+                "--cert",
+                &path(&format!("{cert}.pem")),
+                "--key",
+                &path(&format!("{cert}.key")),
+            ],
+        ) else {
+            return;
+        };
+        let url = format!("wss://{host}:{}/", server.port);
+        let text = scenario(d, &format!("[tls]\nca_file = \"{ca}\"\n"));
+        let (r, _dir) = run_in(d, &text, &url, false).await;
+        let seen = server.finish();
+        let c = &r.totals.counts;
+        assert_eq!(
+            c.connects, connects,
+            "{cert} via {ca} at {host}: {:?}",
+            r.summary.connect_errors
+        );
+        assert_eq!(seen["connections"], c.connects, "{cert}: the server's count");
+        assert_eq!(seen["messages"], c.requests, "{cert}: every request reached it");
+        if connects == 0 {
+            assert_eq!(r.summary.connect_errors.get("tls"), Some(&3));
+        } else {
+            assert_eq!(c.answered, c.requests, "{c:?}");
+        }
     }
 }

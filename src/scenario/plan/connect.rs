@@ -66,12 +66,14 @@ pub struct Connect {
     /// authority is the same for all.
     pub url: Option<Template>,
     pub headers: Vec<(HeaderName, Template)>,
-    /// The subprotocols offered, in order.
-    pub subprotocols: Vec<String>,
-    /// The same, as the `Sec-WebSocket-Protocol` header value (None: none offered).
+    /// The subprotocols offered, in order: templates (a token from the environment, a secret,
+    /// a feed column, as browsers pass tokens in `Sec-WebSocket-Protocol`).
+    pub subprotocols: Vec<Template>,
+    /// The `Sec-WebSocket-Protocol` header value when every subprotocol is the same for every
+    /// client (rendered once); None when one takes a per-client value, or none is offered.
     pub offer: Option<HeaderValue>,
-    /// The subprotocol the server must choose.
-    pub subprotocol: Option<String>,
+    /// The subprotocol the server must choose: an index into `subprotocols`.
+    pub subprotocol: Option<usize>,
     pub timeout: Duration,
     pub read_buffer: usize,
     /// The largest message and frame a server may send.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{Plan, Step, Target};
 use crate::scenario::check::Check;
 use crate::scenario::feed::Mode;
+use crate::scenario::template::Template;
 use crate::units::duration::show;
 
 impl fmt::Display for Plan {
@@ -57,10 +58,11 @@ impl Plan {
             c.max_frame
         )?;
         if !c.subprotocols.is_empty() {
-            write!(f, ", subprotocols {}", c.subprotocols.join(", "))?;
+            let offered: Vec<&str> = c.subprotocols.iter().map(Template::source).collect();
+            write!(f, ", subprotocols {}", offered.join(", "))?;
         }
-        if let Some(p) = &c.subprotocol {
-            write!(f, " (the server must choose {p})")?;
+        if let Some(p) = c.subprotocol {
+            write!(f, " (the server must choose {})", c.subprotocols[p].source())?;
         }
         writeln!(f)?;
         if let Some(feed) = &self.feed {

@@ -6,13 +6,15 @@ use toml::Spanned;
 
 use super::validator::Validator;
 use crate::scenario::check::IdFinder;
-use crate::scenario::plan::{Connect, Correlation, Heartbeat, Pushes};
+use crate::scenario::plan::{Connect, Correlation, Heartbeat, Pushes, Target};
 use crate::scenario::plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
     DEFAULT_READ_BUFFER, MAX_IN_FLIGHT,
 };
 use crate::scenario::pointer::JsonPointer;
-use crate::scenario::raw::{RawAddrs, RawConnect, RawCorrelation, RawHeartbeat, RawPushes, Text};
+use crate::scenario::raw::{
+    RawAddrs, RawConnect, RawCorrelation, RawHeartbeat, RawPushes, RawScenario, Text,
+};
 use crate::scenario::sources;
 use crate::scenario::template::Template;
 use crate::units::rate::per_second;
@@ -79,51 +81,74 @@ impl Validator<'_> {
         ok.then_some(headers)
     }
 
-    /// The subprotocols offered, as a list and as the header value, and the one required.
+    /// The subprotocols offered (templates), as the header value when it is the same for every
+    /// client, and the one required. Each must be a token (visible ASCII, no comma); a value
+    /// put in from a secret is checked without being shown.
     #[allow(clippy::type_complexity)]
     fn subprotocols(
         &mut self,
         raw: &RawConnect,
-    ) -> Option<(Vec<String>, Option<HeaderValue>, Option<String>)> {
+    ) -> Option<(Vec<Template>, Option<HeaderValue>, Option<usize>)> {
         let mut ok = true;
-        let mut subprotocols = Vec::new();
+        let mut offered = Vec::new();
         for p in &raw.subprotocols {
-            let text = p.get_ref();
-            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+            let Some(template) = self.template(p, "connect.subprotocols") else {
+                ok = false;
+                continue;
+            };
+            // A fixed one is checked now; a per-client one when the feed is (feed_fits).
+            if template.is_constant() && !is_token(&template.render_detached(0, 0, &[], 0)) {
+                let written = if template.source().contains("${") {
+                    " (as its value is)"
+                } else {
+                    ""
+                };
                 self.error(
                     p.span(),
-                    "connect.subprotocols: expected a token such as \"json.v1\" (no spaces or commas)",
+                    format!("connect.subprotocols: {:?}{written} is not a token: expected such as \"json.v1\" (visible ASCII, no spaces or commas)", template.source()),
                 );
                 ok = false;
             }
-            subprotocols.push(text.clone());
+            offered.push(template);
         }
-        if let Some(p) = &raw.subprotocol
-            && !subprotocols.contains(p.get_ref())
-        {
-            let offered = if subprotocols.is_empty() {
-                "none listed".to_string()
-            } else {
-                subprotocols.join(", ")
-            };
-            self.error(
-                p.span(),
-                format!(
-                    "connect.subprotocol: {:?} is not offered: expected one of connect.subprotocols ({offered})",
-                    p.get_ref()
-                ),
-            );
-            ok = false;
-        }
+        let required = match &raw.subprotocol {
+            None => None,
+            Some(p) => match offered.iter().position(|t| t.source() == p.get_ref()) {
+                Some(i) => Some(i),
+                None => {
+                    let list: Vec<&str> = offered.iter().map(Template::source).collect();
+                    let list = if list.is_empty() {
+                        "none listed".to_string()
+                    } else {
+                        list.join(", ")
+                    };
+                    self.error(
+                        p.span(),
+                        format!(
+                            "connect.subprotocol: {:?} is not offered: expected one of connect.subprotocols ({list})",
+                            p.get_ref()
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
         if !ok {
             return None;
         }
-        // Tokens of visible ASCII without commas: always a valid header value.
-        let offer = (!subprotocols.is_empty())
-            .then(|| HeaderValue::from_str(&subprotocols.join(", ")).ok())
-            .flatten();
-        let required = raw.subprotocol.as_ref().map(|p| p.get_ref().clone());
-        Some((subprotocols, offer, required))
+        let offer = offered
+            .iter()
+            .all(Template::is_constant)
+            .then(|| {
+                offered
+                    .iter()
+                    .map(|t| t.render_detached(0, 0, &[], 0))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|list| !list.is_empty())
+            .and_then(|list| HeaderValue::from_str(&list.join(", ")).ok());
+        Some((offered, offer, required))
     }
 
     /// `max_message` / `max_frame`.
@@ -198,6 +223,35 @@ impl Validator<'_> {
             ok = false;
         }
         ok.then_some(out)
+    }
+
+    /// Source addresses of one IP family cannot reach a target of the other: every connect
+    /// would fail (as `io`). Known for the built-in target (127.0.0.1) and an IP literal.
+    pub(super) fn sources_reach(&mut self, raw: &RawScenario, target: &Target, connect: &Connect) {
+        let ip: std::net::IpAddr = match target {
+            Target::Embedded(_) => [127, 0, 0, 1].into(),
+            Target::Url(url) => match url.host.trim_start_matches('[').trim_end_matches(']').parse() {
+                Ok(ip) => ip,
+                Err(_) => return,
+            },
+        };
+        let Some(other) = connect.source_addrs.iter().find(|s| s.is_ipv4() != ip.is_ipv4()) else {
+            return;
+        };
+        let span = raw
+            .connect
+            .source_addrs
+            .as_ref()
+            .map_or(raw.target.span(), |s| s.span());
+        let family = |a: &std::net::IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+        self.error(
+            span,
+            format!(
+                "connect.source_addrs: {other} is {} and the target {ip} is {}: no connection goes from one to the other; expected source addresses of the target's family",
+                family(other),
+                family(&ip)
+            ),
+        );
     }
 
     pub(super) fn correlation(&mut self, c: &Spanned<RawCorrelation>) -> Option<Correlation> {
@@ -276,4 +330,10 @@ impl Validator<'_> {
             resume_param: raw.resume_param.as_ref().map(|p| p.get_ref().clone()),
         })
     }
+}
+
+/// A subprotocol token: visible ASCII without a comma (what a `Sec-WebSocket-Protocol` list
+/// can carry).
+pub(super) fn is_token(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic() && b != b',')
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use toml::Spanned;
 
+use super::connect::is_token;
 use super::validator::Validator;
 use crate::scenario::error::ScenarioError;
 use crate::scenario::feed::{Feed, Mode};
@@ -21,6 +22,33 @@ pub(super) fn load(path: &Path, source: &str, raw: &Spanned<RawFeed>) -> Result<
 }
 
 impl Validator<'_> {
+    /// The values of the feed's secret columns (`secret = ["token"]`), to mask everywhere.
+    pub(super) fn feed_secrets(&mut self, raw: &RawScenario, feed: &Feed) -> Vec<String> {
+        let Some(columns) = raw.feed.as_ref().and_then(|f| f.get_ref().secret.as_ref()) else {
+            return Vec::new();
+        };
+        let mut values = Vec::new();
+        for name in columns.get_ref() {
+            match feed.column(name) {
+                Some(c) => values.extend(
+                    feed.rows
+                        .iter()
+                        .filter_map(|row| row.get(c))
+                        .map(|v| v.to_string()),
+                ),
+                None => self.error(
+                    columns.span(),
+                    format!(
+                        "feed.secret: {} has no column {name:?}: expected one of {}",
+                        feed.file.display(),
+                        feed.columns.join(", ")
+                    ),
+                ),
+            }
+        }
+        values
+    }
+
     /// Checks the feed against its uses: each unique client has a row, each value a header
     /// takes can be sent in one, each row makes a valid URL.
     pub(super) fn feed_fits(&mut self, raw: &RawScenario, feed: &Feed, connect: &Connect, load: &Load) {
@@ -58,6 +86,24 @@ impl Validator<'_> {
                     );
                     return;
                 }
+            }
+        }
+        // A subprotocol takes feed values: each must stay a token.
+        for p in connect.subprotocols.iter().filter(|t| t.uses_feed()) {
+            if let Some(n) = feed
+                .rows
+                .iter()
+                .position(|row| !is_token(&p.render_detached(0, 0, row, 0)))
+            {
+                self.error(
+                    file_span.clone(),
+                    format!(
+                        "feed.file: {}: this row makes the subprotocol {:?} something other than a token: expected values without spaces or commas",
+                        at(n),
+                        p.source()
+                    ),
+                );
+                return;
             }
         }
         // The URL takes feed values: each client's must be a valid URL.

@@ -165,6 +165,13 @@ impl Validator<'_> {
         if let (Some(feed), Some(connect), Some(load)) = (&feed, &connect, &load) {
             self.feed_fits(raw, feed, connect, load);
         }
+        let mut secrets = names.secrets();
+        if let Some(feed) = &feed {
+            secrets.extend(self.feed_secrets(raw, feed));
+        }
+        if let (Some(target), Some(connect)) = (&target, &connect) {
+            self.sources_reach(raw, target, connect);
+        }
 
         if !self.errors.is_empty() {
             return Err(ScenarioErrors(self.errors));
@@ -184,7 +191,7 @@ impl Validator<'_> {
             steps: steps.expect(missing),
             pacing: pacing.flatten(),
             tls: tls.flatten(),
-            secrets: names.secrets(),
+            secrets,
             feed,
             reconnect: reconnect.expect(missing),
             pushes: pushes.expect(missing),
