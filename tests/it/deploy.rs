@@ -43,11 +43,10 @@ fn manifests_match_the_kubernetes_schemas() {
             "kubernetes-validate".to_string()
         }
         Err(_) => {
-            eprintln!(
-                "skipped: kubernetes-validate is not installed (pip install kubernetes-validate, \
-                 or run .ci/run, which installs it)"
+            return crate::support::skip(
+                "manifests_match_the_kubernetes_schemas",
+                "kubernetes-validate is not installed (pip install kubernetes-validate, or run .ci/run, which installs it)",
             );
-            return;
         }
     };
     let files = manifests();

@@ -237,14 +237,15 @@ fn on_small_disk(tmp: &Path, command: Command, size_kib: u64, fill_kib: u64) -> 
     match probe {
         Ok(p) if p.status.success() => {}
         Ok(p) => {
-            eprintln!(
-                "skipped: cannot mount a tmpfs in a user namespace here: {}",
-                String::from_utf8_lossy(&p.stderr)
+            let why = format!(
+                "cannot mount a tmpfs in a user namespace here: {}",
+                String::from_utf8_lossy(&p.stderr).trim()
             );
+            crate::support::skip("a test on a small disk", &why);
             return None;
         }
         Err(e) => {
-            eprintln!("skipped: cannot run unshare: {e}");
+            crate::support::skip("a test on a small disk", &format!("cannot run unshare: {e}"));
             return None;
         }
     }

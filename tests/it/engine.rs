@@ -75,7 +75,7 @@ async fn exactly_the_withheld_replies_time_out_and_none_is_late() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fixed_server_delay_shows_as_rtt_within_timer_granularity() {
+async fn a_fixed_server_delay_shows_as_rtt_and_never_less() {
     let server = server(Behaviour {
         latency: Duration::from_millis(20),
         ..Behaviour::default()
@@ -85,11 +85,14 @@ async fn a_fixed_server_delay_shows_as_rtt_within_timer_granularity() {
     server.shutdown().await;
     let p50 = r.totals.rtt.percentile_ms(50.0);
     assert!(r.totals.rtt.count() > 50);
+    assert!(r.totals.rtt.min_ms() >= 20.0, "no reply can beat the delay");
+    // On an idle machine p50 is within a millisecond of the delay (bench/ measures the
+    // overhead); a loaded 2-core runner wakes timers late by a few ms, sometimes tens. The
+    // bound still tells the delay applied once from applied twice (40 ms).
     assert!(
-        (20.0..=21.5).contains(&p50),
+        (20.0..35.0).contains(&p50),
         "p50 {p50} ms for a 20 ms server delay"
     );
-    assert!(r.totals.rtt.min_ms() >= 20.0, "no reply can beat the delay");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

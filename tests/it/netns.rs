@@ -150,11 +150,12 @@ fn shards_in_separate_network_namespaces_add_up_to_what_the_target_counted() {
     let (namespaces, target, shards) = match hosts(2) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!(
-                "skipped: cannot make network namespaces here ({e}); this test needs iproute2 and \
-                 root or CAP_NET_ADMIN"
+            return crate::support::skip(
+                "shards_in_separate_network_namespaces_add_up_to_what_the_target_counted",
+                &format!(
+                    "cannot make network namespaces here ({e}); it needs iproute2 and root or CAP_NET_ADMIN"
+                ),
             );
-            return;
         }
     };
     let dir = tempfile::tempdir().unwrap();

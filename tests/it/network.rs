@@ -120,9 +120,6 @@ async fn steady_run(duration: &str, chaos: &str) -> RunResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_downstream_adds_its_delay_to_every_rtt_and_jitter_spreads_it_within_bounds() {
-    let base = steady_run("2s", "").await;
-    let base_p50 = base.totals.rtt.percentile_ms(50.0);
-
     let r = steady_run(
         "3s",
         r#"[[chaos]]
@@ -134,9 +131,12 @@ latency = "50ms"
     .await;
     assert!(r.summary.proxy.is_some(), "the run went through the proxy");
     let p50 = r.totals.rtt.percentile_ms(50.0);
+    // Never below the latency; on an idle machine within a millisecond or two of it (the
+    // proxy's overhead is measured in bench/, WORKLOADS=P). Timers on a loaded runner fire
+    // late, so the upper bound only tells the latency applied once from applied both ways.
     assert!(
-        (p50 - base_p50 - 50.0).abs() <= 2.0,
-        "rtt p50 {p50:.3} ms is 50 ms above the {base_p50:.3} ms without the proxy"
+        (50.0..75.0).contains(&p50),
+        "rtt p50 {p50:.3} ms for 50 ms of downstream latency"
     );
     assert!(
         r.totals.rtt.min_ms() >= 50.0,
@@ -165,8 +165,9 @@ direction = "downstream"
         "never below latency - jitter: min {:.3} ms",
         t.min_ms()
     );
+    // latency + jitter is 70 ms; 25 ms more for timers a loaded runner wakes late.
     assert!(
-        t.percentile_ms(99.0) <= 70.0 + base_p50 + 5.0,
+        t.percentile_ms(99.0) <= 95.0,
         "not above latency + jitter: p99 {:.3} ms",
         t.percentile_ms(99.0)
     );
@@ -507,7 +508,8 @@ async fn slow_close_delays_the_close_and_limit_data_cuts_the_connection_at_its_l
     assert_eq!(n, 5);
     let late = ended - closed;
     assert!(
-        (Duration::from_millis(290)..Duration::from_millis(600)).contains(&late),
+        // Never sooner than the delay; the upper bound leaves a loaded runner its slack.
+        (Duration::from_millis(290)..Duration::from_millis(1300)).contains(&late),
         "the close reached the server {late:?} later"
     );
     proxy.shutdown().await;

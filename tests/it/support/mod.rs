@@ -47,6 +47,17 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// A test that cannot run on this machine (a tool or a permission is missing) says SKIPPED on
+/// stderr. Under CI (the `CI` variable, which CI sets) it fails instead: `.ci/run` installs
+/// what every test needs, and a test that skips there would pass having tested nothing.
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run here ({why}), and under CI every test must run: .ci/run installs what it needs"
+    );
+    eprintln!("SKIPPED: {test}: {why}");
+}
+
 /// The repository's root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -187,4 +198,82 @@ pub fn check_schema(summary: &serde_json::Value) {
 pub fn check_summary_schema(r: &RunResult) {
     let text = std::fs::read_to_string(r.dir.join("summary.json")).unwrap();
     check_schema(&serde_json::from_str(&text).unwrap());
+}
+
+/// The Python the tests run third-party servers with: `WSSTORM_PYTHON`, or the venv `.ci/run`
+/// makes (target/ci-venv, with tests/requirements.txt), or `python3`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("WSSTORM_PYTHON") {
+        return p.into();
+    }
+    let venv = repo().join("target/ci-venv/bin/python3");
+    if venv.exists() { venv } else { "python3".into() }
+}
+
+/// A third-party server run by the tests (tests/servers/): its port, and its own counts when it
+/// is stopped.
+pub struct ThirdParty {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ThirdParty {
+    /// Starts `tests/servers/<script>` with `args`; None (after `skip`) when the Python module
+    /// `module` is not installed here.
+    pub fn start(test: &str, module: &str, script: &str, args: &[&str]) -> Option<ThirdParty> {
+        use std::io::BufRead;
+        let python = python();
+        let has = Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has {
+            skip(
+                test,
+                &format!(
+                    "{} has no `{module}` (.ci/run installs tests/requirements.txt)",
+                    python.display()
+                ),
+            );
+            return None;
+        }
+        let mut child = Command::new(&python)
+            .arg(repo().join("tests/servers").join(script))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let started: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{script} said {line:?}: {e}"));
+        let port = started["port"].as_u64().expect("a port") as u16;
+        Some(ThirdParty { child, port })
+    }
+
+    /// Stops the server; its counts.
+    pub fn finish(mut self) -> serde_json::Value {
+        use std::io::Read;
+        drop(self.child.stdin.take());
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child.wait().unwrap();
+        serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
+    }
+}
+
+impl Drop for ThirdParty {
+    fn drop(&mut self) {
+        // Stopped by its own process id, if a test ended without `finish`.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
