@@ -11,6 +11,9 @@ use std::path::Path;
 
 use super::junit::escape;
 
+/// The shortest row drawn as a rate (seconds).
+const MIN_WINDOW_S: f64 = 0.25;
+
 /// Most points drawn per line; longer runs are bucketed (a 1-hour run has 3 600 rows).
 pub const MAX_POINTS: usize = 900;
 const WIDTH: f64 = 960.0;
@@ -59,15 +62,18 @@ impl Series {
     }
 
     /// A column of counts per row as a rate per second over each row's real length (rows
-    /// without `window_s`, from older runs, are taken as one second).
+    /// without `window_s`, from older runs, are taken as one second). A row shorter than
+    /// `MIN_WINDOW_S` (the few milliseconds of a run's drain after its last full second) is
+    /// too short to be a rate: no value, so not drawn as a fall to zero or a spike.
     fn per_second(&self, name: &str) -> Vec<f64> {
         let window = self.column("window_s");
         self.column(name)
             .iter()
             .enumerate()
             .map(|(i, v)| match window.get(i) {
-                Some(w) if *w > 0.0 => v / w,
-                _ => *v,
+                Some(w) if *w >= MIN_WINDOW_S => v / w,
+                Some(_) => f64::NAN,
+                None => *v,
             })
             .collect()
     }
@@ -436,17 +442,19 @@ mod tests {
         let nan = f64::NAN;
         let series = Series {
             columns: BTreeMap::from([
-                ("elapsed_s".to_string(), vec![1.0, 2.0, 3.0, 4.0, 4.2]),
-                ("window_s".to_string(), vec![1.0, 1.0, 1.0, 1.0, 0.2]),
+                ("elapsed_s".to_string(), vec![1.0, 2.0, 3.0, 4.0, 4.5, 4.503]),
+                ("window_s".to_string(), vec![1.0, 1.0, 1.0, 1.0, 0.5, 0.003]),
                 (
                     "messages_sent".to_string(),
-                    vec![1000.0, 1000.0, 1000.0, 1000.0, 200.0],
+                    vec![1000.0, 1000.0, 1000.0, 1000.0, 500.0, 0.0],
                 ),
-                ("rtt_p50_ms".to_string(), vec![1.0, nan, nan, 2.0, 2.0]),
+                ("rtt_p50_ms".to_string(), vec![1.0, nan, nan, 2.0, 2.0, nan]),
             ]),
-            chaos: vec![String::new(); 5],
+            chaos: vec![String::new(); 6],
         };
-        assert_eq!(series.per_second("messages_sent"), vec![1000.0; 5]);
+        let rates = series.per_second("messages_sent");
+        assert_eq!(rates[..5], [1000.0; 5]);
+        assert!(rates[5].is_nan(), "3 ms of drain is no rate: {rates:?}");
         let mut h = String::new();
         over_time(&mut h, &series, &[]);
         let rtt: Vec<&str> = h
