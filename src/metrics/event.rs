@@ -186,6 +186,8 @@ pub enum Event {
         bytes: u32,
         reply: Reply,
     },
+    /// Another id of the message just `Received` (a batch answers several requests at once).
+    AlsoReplied(Reply),
     /// The client began waiting before its next connection attempt.
     BackoffStarted,
     /// The wait ended (the next attempt begins, or the client stops).
@@ -207,6 +209,10 @@ pub enum Event {
     /// This many requests were still waiting to be resent after a drop (`replay_in_flight`)
     /// when the run ended: unfinished.
     ReplayUnfinished(u32),
+    /// This many captures found no value in the message they read (`capture_failures`).
+    CaptureFailed(u32),
+    /// A send was not sent: a `{{var.…}}` it takes has no value (`capture_missing`).
+    CaptureMissing,
     /// A heartbeat ping went out.
     Ping,
     /// Its pong came back.

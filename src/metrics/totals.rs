@@ -81,6 +81,10 @@ counts! {
     wait_timeouts,
     /// Messages without a correlation id.
     pushes,
+    /// Captures that found no value in the message they read.
+    capture_failures,
+    /// Sends not sent: a `{{var.…}}` they take had no value.
+    capture_missing,
     /// Sequence numbers missing between pushes.
     push_gaps,
     /// Pushes whose sequence number was already seen.
@@ -243,42 +247,9 @@ impl Totals {
             Event::Received { bytes, reply } => {
                 c.messages_received += 1;
                 c.bytes_received += u64::from(bytes);
-                match reply {
-                    Reply::Answered {
-                        rtt_us,
-                        corrected_us,
-                        first_us,
-                        failed,
-                    } => {
-                        c.answered += 1;
-                        c.check_failures += u64::from(failed);
-                        self.rtt.record_us(rtt_us);
-                        if let Some(us) = corrected_us {
-                            self.rtt_corrected.record_us(us.get());
-                        }
-                        if let Some(us) = first_us {
-                            self.rtt_first.record_us(us.get());
-                        }
-                        return Some(rtt_us);
-                    }
-                    Reply::Part => c.stream_parts += 1,
-                    Reply::Late => c.late += 1,
-                    Reply::Duplicate => c.duplicate += 1,
-                    Reply::Unmatched => c.unmatched += 1,
-                    Reply::Push {
-                        gap,
-                        repeated,
-                        latency_us,
-                    } => {
-                        c.pushes += 1;
-                        c.push_gaps += u64::from(gap);
-                        c.push_duplicates += u64::from(repeated);
-                        if let Some(us) = latency_us {
-                            self.push_latency.record_us(us);
-                        }
-                    }
-                }
+                return self.reply(reply);
             }
+            Event::AlsoReplied(reply) => return self.reply(reply),
             Event::BackoffStarted => c.backoffs += 1,
             Event::BackoffEnded => c.backoffs_ended += 1,
             Event::TimedOut(n) => c.timeouts += u64::from(n),
@@ -293,6 +264,8 @@ impl Totals {
                 c.unfinished += u64::from(n);
                 c.unfinished_replay += u64::from(n);
             }
+            Event::CaptureFailed(n) => c.capture_failures += u64::from(n),
+            Event::CaptureMissing => c.capture_missing += 1,
             Event::Ping => c.pings += 1,
             Event::Pong { rtt_us } => {
                 c.pongs += 1;
@@ -300,6 +273,47 @@ impl Totals {
             }
             Event::Chaos { selected, .. } => c.chaos_hits += u64::from(selected),
             Event::ChaosEnded { .. } => {}
+        }
+        None
+    }
+
+    /// Folds in what a message was to its connection. Returns the rtt of an answer.
+    fn reply(&mut self, reply: Reply) -> Option<u64> {
+        let c = &mut self.counts;
+        match reply {
+            Reply::Answered {
+                rtt_us,
+                corrected_us,
+                first_us,
+                failed,
+            } => {
+                c.answered += 1;
+                c.check_failures += u64::from(failed);
+                self.rtt.record_us(rtt_us);
+                if let Some(us) = corrected_us {
+                    self.rtt_corrected.record_us(us.get());
+                }
+                if let Some(us) = first_us {
+                    self.rtt_first.record_us(us.get());
+                }
+                return Some(rtt_us);
+            }
+            Reply::Part => c.stream_parts += 1,
+            Reply::Late => c.late += 1,
+            Reply::Duplicate => c.duplicate += 1,
+            Reply::Unmatched => c.unmatched += 1,
+            Reply::Push {
+                gap,
+                repeated,
+                latency_us,
+            } => {
+                c.pushes += 1;
+                c.push_gaps += u64::from(gap);
+                c.push_duplicates += u64::from(repeated);
+                if let Some(us) = latency_us {
+                    self.push_latency.record_us(us);
+                }
+            }
         }
         None
     }
@@ -364,6 +378,8 @@ impl Totals {
             Metric::Capped => c.capped,
             Metric::CheckFailures => c.check_failures,
             Metric::WaitTimeouts => c.wait_timeouts,
+            Metric::CaptureFailures => c.capture_failures,
+            Metric::CaptureMissing => c.capture_missing,
             Metric::Rtt
             | Metric::RttCorrected
             | Metric::RttFirst

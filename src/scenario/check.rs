@@ -8,7 +8,7 @@ use std::fmt;
 use regex::Regex;
 use serde_json::Value;
 
-use super::pointer::{FoundId, JsonPointer};
+use super::pointer::{Found, FoundId, JsonPointer};
 
 pub const EXPECTED: &str = "expected a table such as { pointer = \"/status\", equals = \"ok\" }, { pointer = \"/data\", exists = true } or { matches = \"^pong\" } (a regular expression on the value at `pointer`, or on the whole message)";
 
@@ -126,12 +126,19 @@ impl IdFinder {
     }
 
     pub fn find<'a>(&self, text: &'a str) -> Option<FoundId<'a>> {
+        self.find_all(text).last()
+    }
+
+    /// Every id the message carries (several in a batch, through a pattern's `*`).
+    pub fn find_all<'a>(&self, text: &'a str) -> Found<'a> {
         match self {
-            IdFinder::Pointer(p) => p.find(text),
-            IdFinder::Regex(re) => {
-                let id = re.captures(text)?.get(1)?.as_str();
-                Some(FoundId::Text(Cow::Borrowed(id)))
-            }
+            IdFinder::Pointer(p) => p.find_all(text),
+            IdFinder::Regex(re) => re
+                .captures(text)
+                .and_then(|c| c.get(1))
+                .map_or(Found::None, |id| {
+                    Found::One(FoundId::Text(Cow::Borrowed(id.as_str())))
+                }),
         }
     }
 }

@@ -396,6 +396,41 @@ pub struct RawStep {
     /// again at once and start over (a connect / request / close cycle).
     #[schemars(with = "Option<u64>")]
     pub close: Option<Spanned<u64>>,
+    /// Values to take from the reply (with `expect`) or the message waited for (with
+    /// `wait_for`), used later as `{{var.NAME}}`: NAME = "/json/pointer", or a table with
+    /// `pointer` or `regex` (its first group) and `scope` ("connection", the default, or
+    /// "client": kept across reconnects).
+    #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
+    pub capture: Option<Captures>,
+}
+
+/// `capture = { NAME = … }`.
+pub type Captures = BTreeMap<String, Spanned<RawCapture>>;
+
+/// A capture: a JSON pointer, or a table.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Capture")]
+pub enum RawCapture {
+    Pointer(String),
+    Table(RawCaptureTable),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "CaptureTable")]
+pub struct RawCaptureTable {
+    pub pointer: Option<String>,
+    /// A regular expression on the whole message; its first group is the value.
+    pub regex: Option<String>,
+    pub scope: Option<RawScope>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawScope {
+    Connection,
+    Client,
 }
 
 /// A test of a message: the value at `pointer` `equals` a value, `exists` (true or false),

@@ -1,8 +1,9 @@
 //! Message templates: compiled once when the scenario is validated into a list of parts, then
 //! rendered per message by appending to a buffer. Nothing is parsed on the hot path.
 //!
-//! Syntax: `{{id}}`, `{{client}}`, `{{seq}}`, `{{timestamp}}` (Unix ms), `{{timestamp_us}}`,
-//! `{{random N}}` (N alphanumeric characters), `{{random_int A B}}` (A..=B), and environment
+//! Syntax: `{{id}}`, `{{client}}`, `{{seq}}` (also `{{id_num}}`), `{{timestamp}}` (Unix ms),
+//! `{{timestamp_us}}`, `{{random N}}` (N alphanumeric characters), `{{random_int A B}}` (A..=B),
+//! `{{feed.COLUMN}}`, `{{var.NAME}}` (a value captured from the server), and environment
 //! variables as `${env:NAME}` or `{{env NAME}}` and `[secrets]` as `${secret:NAME}`, resolved once
 //! at validation (both are secrets: see `crate::redact`).
 
@@ -13,8 +14,12 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 /// The forms a user may write, for error messages.
-pub const EXPECTED: &str = "expected one of {{id}}, {{client}}, {{seq}}, {{timestamp}}, \
-{{timestamp_us}}, {{random N}}, {{random_int A B}}, {{feed.COLUMN}}, {{env NAME}}, ${env:NAME} or ${secret:NAME}";
+pub const EXPECTED: &str = "expected one of {{id}}, {{client}}, {{seq}}, {{id_num}}, {{timestamp}}, \
+{{timestamp_us}}, {{random N}}, {{random_int A B}}, {{feed.COLUMN}}, {{var.NAME}}, {{env NAME}}, ${env:NAME} or ${secret:NAME}";
+
+/// The longest value a capture keeps (a longer one is a capture failure): a token, an id, a
+/// session, not a document.
+pub const MAX_CAPTURE: usize = 64 << 10;
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -30,6 +35,8 @@ enum Part {
     RandomInt(i64, i64),
     /// A column of the client's `[feed]` row.
     Feed(u16),
+    /// A value captured from the server (`{{var.NAME}}`), by its index in the plan's variables.
+    Var(u16),
 }
 
 /// A compiled template. `source` is kept for display (it shows `${env:X}`, never its value).
@@ -53,6 +60,8 @@ pub struct RenderCtx<'a> {
     pub rng: &'a mut SmallRng,
     /// The client's `[feed]` row (empty without a feed).
     pub row: &'a [Box<str>],
+    /// The values captured so far, by variable (None: not captured, or cleared by a drop).
+    pub vars: &'a [Option<Box<str>>],
 }
 
 /// Writes the request id that correlation later parses back (see [`parse_request_id`]).
@@ -69,6 +78,10 @@ pub fn parse_request_id(id: &str) -> Option<(u64, u64)> {
 }
 
 /// A number as `write!` writes a u64: ASCII digits only, no leading zero (but "0" itself).
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    decimal(text)
+}
+
 fn decimal(text: &str) -> Option<u64> {
     let canonical = !text.is_empty()
         && text.bytes().all(|b| b.is_ascii_digit())
@@ -88,6 +101,11 @@ pub trait Names {
 
     /// The index of a `[feed]` column.
     fn column(&self, _name: &str) -> Option<usize> {
+        None
+    }
+
+    /// The index of a captured variable.
+    fn var(&self, _name: &str) -> Option<usize> {
         None
     }
 }
@@ -181,9 +199,18 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Feed(_)))
     }
 
-    /// Whether the template carries the correlated request id.
+    /// Whether the template carries the correlated request id (`{{id}}`, or the request's
+    /// number alone, `{{seq}}`).
     pub fn uses_id(&self) -> bool {
-        self.parts.contains(&Part::Id)
+        self.parts.iter().any(|p| matches!(p, Part::Id | Part::Seq))
+    }
+
+    /// The captured variables it takes, by index.
+    pub fn vars(&self) -> impl Iterator<Item = u16> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(i) => Some(*i),
+            _ => None,
+        })
     }
 
     /// Whether rendering gives the same text every time (no per-message parts).
@@ -201,12 +228,12 @@ impl Template {
             seq,
             rng: &mut rng,
             row,
+            vars: &[],
         };
         self.render(&mut ctx, &mut out);
         out
     }
 
-    /// Appends the rendered text to `out`.
     /// The most bytes a rendering can take, when a feed column is at most `column(i)` bytes.
     pub fn max_len(&self, column: impl Fn(u16) -> usize) -> usize {
         // A u64 or i64 in decimal is at most 20 characters; an id is two of them and a dash.
@@ -221,11 +248,16 @@ impl Template {
                 }
                 Part::Random(len) => usize::from(*len),
                 Part::Feed(i) => column(*i),
+                Part::Var(_) => MAX_CAPTURE,
             })
             .fold(0, usize::saturating_add)
     }
 
-    pub fn render(&self, ctx: &mut RenderCtx<'_>, out: &mut String) {
+    /// Appends the rendered text to `out`. False when a captured variable it takes has no
+    /// value (it is rendered empty): a send is then not sent (`capture_missing`), while a
+    /// connect's URL or header goes without it (a resume token before the first capture).
+    pub fn render(&self, ctx: &mut RenderCtx<'_>, out: &mut String) -> bool {
+        let mut complete = true;
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
@@ -255,8 +287,13 @@ impl Template {
                         out.push_str(value);
                     }
                 }
+                Part::Var(i) => match ctx.vars.get(usize::from(*i)).and_then(Option::as_deref) {
+                    Some(value) => out.push_str(value),
+                    None => complete = false,
+                },
             }
         }
+        complete
     }
 }
 
@@ -299,7 +336,7 @@ fn parse_variable(inner: &str, names: &dyn Names, offset: usize) -> Result<Part,
     Ok(match name {
         "id" => arity(0).map(|_| Part::Id)?,
         "client" => arity(0).map(|_| Part::Client)?,
-        "seq" => arity(0).map(|_| Part::Seq)?,
+        "seq" | "id_num" => arity(0).map(|_| Part::Seq)?,
         "timestamp" => arity(0).map(|_| Part::TimestampMs)?,
         "timestamp_us" => arity(0).map(|_| Part::TimestampUs)?,
         "random" => {
@@ -338,6 +375,19 @@ fn parse_variable(inner: &str, names: &dyn Names, offset: usize) -> Result<Part,
                     ))
                 })?;
             Part::Feed(index)
+        }
+        var if var.starts_with("var.") => {
+            arity(0)?;
+            let var = &var["var.".len()..];
+            let index = names
+                .var(var)
+                .and_then(|i| u16::try_from(i).ok())
+                .ok_or_else(|| {
+                    err(format!(
+                        "`{{{{{inner}}}}}`: no step, setup step or rule captures {var:?}: expected `capture = {{ {var} = \"/json/pointer\" }}` on an earlier step"
+                    ))
+                })?;
+            Part::Var(index)
         }
         _ => {
             return Err(err(format!(

@@ -68,6 +68,8 @@ metrics! {
     WaitTime = "wait_time": Latency,
     WaitTimeouts = "wait_timeouts": Count,
     Capped = "capped": Count,
+    CaptureFailures = "capture_failures": Count,
+    CaptureMissing = "capture_missing": Count,
 }
 
 impl Metric {

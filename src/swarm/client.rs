@@ -48,6 +48,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
         replay: Vec::new(),
         last_push_seq: None,
         pace: None,
+        vars: Default::default(),
     };
     let events = &shared.events;
     let mut retries = Retries::default();
@@ -144,6 +145,7 @@ async fn connected(
     ctl.chaos.store(0, Relaxed);
     ctl.connected.store(true, Relaxed);
     let end = connection::drive(&mut ws, shared, state, ctl).await;
+    state.vars.end_connection(&shared.plan.vars);
     ctl.connected.store(false, Relaxed);
     drop(ws);
     match end {

@@ -119,6 +119,8 @@ fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, &'static
         seq: state.next_seq,
         rng: &mut state.rng,
         row: plan.row(state.index),
+        // A value not captured yet (the first connect) is left out.
+        vars: state.vars.values(),
     };
     let resume = plan.pushes.resume_param.as_ref().zip(state.last_push_seq);
     let uri = match (&plan.connect.url, resume) {

@@ -133,6 +133,7 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
         block: Block::Ready,
         heart: plan.connect.heartbeat.map(|h| Heart::new(h, Instant::now())),
         last_len: 64,
+        capture_failures: 0,
     };
     let r = c.run(ws, state, ctl).await;
     let open_us = c.opened.elapsed().as_micros() as u64;
@@ -181,6 +182,8 @@ pub(super) struct Conn<'a> {
     pub(super) heart: Option<Heart>,
     /// The length of the last message rendered: the next one's buffer starts that large.
     last_len: usize,
+    /// Captures that found no value in the message just handled (reported after it).
+    pub(super) capture_failures: u32,
 }
 
 impl Conn<'_> {
@@ -324,8 +327,18 @@ impl Conn<'_> {
                     seq,
                     rng: &mut state.rng,
                     row: shared.row(state.index),
+                    vars: state.vars.values(),
                 };
-                template.render(&mut ctx, &mut text);
+                if !template.render(&mut ctx, &mut text) {
+                    // A `{{var.…}}` with no value: nothing half-made is sent.
+                    events.send(Event::CaptureMissing).await;
+                    if self.in_setup {
+                        return Err(self.dropped(DropCause::SetupFailed, || {
+                            "a setup step needs a captured value that no reply gave".into()
+                        }));
+                    }
+                    return Ok(());
+                }
                 self.last_len = text.len();
                 let bytes = text.len() as u32;
                 let text = Utf8Bytes::from(text);

@@ -14,11 +14,19 @@ use super::connection::{Block, Conn, Cut, close};
 use super::pending::Judged;
 use super::state::ClientState;
 use super::stream::Ws;
+use serde_json::Value;
+
 use crate::metrics::{DropCause, Event, Reply};
-use crate::scenario::Step;
 use crate::scenario::check;
-use crate::scenario::pointer::FoundId;
-use crate::scenario::template::parse_request_id;
+use crate::scenario::pointer::{Found, FoundId};
+use crate::scenario::template::{parse_decimal, parse_request_id};
+use crate::scenario::{Capture, Step, Var};
+
+/// What a message is to the connection: one reply (or push), or the replies of a batch.
+enum Classified {
+    One(Reply),
+    Batch(Vec<Reply>),
+}
 
 impl Conn<'_> {
     /// Handles what `ws.next()` gave: a message, an error, or the end of the stream.
@@ -76,10 +84,20 @@ impl Conn<'_> {
                 }));
             }
         };
-        let reply = self.classify(state, text, now);
+        let reply = match self.classify(state, text, now) {
+            Classified::One(reply) => reply,
+            // Boxed: rare, and its list would otherwise sit in every task.
+            Classified::Batch(replies) => {
+                return Box::pin(self.batch(state, replies, bytes, text, now)).await;
+            }
+        };
         // Only plain values live across the awaits below (the task stays small).
-        let waited_us = self.settle(reply, text, now);
+        let waited_us = self.settle(state, reply, text, now);
         let events = &self.shared.events;
+        let failed = std::mem::take(&mut self.capture_failures);
+        if failed > 0 {
+            events.send(Event::CaptureFailed(failed)).await;
+        }
         events
             .send(Event::Received {
                 bytes: bytes as u32,
@@ -92,9 +110,51 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// A message that answers several requests at once (a batch): one message received, each
+    /// id its own reply.
+    async fn batch(
+        &mut self,
+        state: &mut ClientState,
+        replies: Vec<Reply>,
+        bytes: usize,
+        text: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Cut> {
+        let mut waited_us = None;
+        for reply in &replies {
+            waited_us = waited_us.or(self.settle(state, *reply, text, now));
+        }
+        let events = &self.shared.events;
+        let failed = std::mem::take(&mut self.capture_failures);
+        if failed > 0 {
+            events.send(Event::CaptureFailed(failed)).await;
+        }
+        let mut replies = replies.into_iter();
+        let first = replies.next().expect("a batch has replies");
+        events
+            .send(Event::Received {
+                bytes: bytes as u32,
+                reply: first,
+            })
+            .await;
+        for reply in replies {
+            events.send(Event::AlsoReplied(reply)).await;
+        }
+        if let Some(us) = waited_us {
+            events.send(Event::WaitedFor { us }).await;
+        }
+        Ok(())
+    }
+
     /// What `reply` settles in the program: the reply it waits for, or the message a
     /// `wait_for` step waits for (how long it waited, in µs).
-    fn settle(&mut self, reply: Reply, text: Option<&str>, now: Instant) -> Option<u64> {
+    fn settle(
+        &mut self,
+        state: &mut ClientState,
+        reply: Reply,
+        text: Option<&str>,
+        now: Instant,
+    ) -> Option<u64> {
         match (reply, self.block) {
             (Reply::Answered { .. }, Block::Reply(seq)) if !self.pending.contains(seq) => {
                 self.block = Block::Ready;
@@ -102,13 +162,22 @@ impl Conn<'_> {
             }
             // A message that settles none of this connection's requests.
             (Reply::Push { .. } | Reply::Unmatched, Block::Message(until)) => {
-                let Step::WaitFor { check, timeout } = self.shared.step(usize::from(self.wait_step)) else {
+                let shared = self.shared;
+                let Step::WaitFor {
+                    check,
+                    timeout,
+                    captures,
+                } = shared.step(usize::from(self.wait_step))
+                else {
                     return None;
                 };
                 let text = text?;
-                if !check::all_hold(std::slice::from_ref(check), text) {
+                let json =
+                    check::json_for(std::iter::once(check), text).or_else(|| captures_json(captures, text));
+                if !check.holds(text, json.as_ref()) {
                     return None;
                 }
+                self.capture_failures += capture(captures, text, json.as_ref(), state, &shared.plan.vars);
                 self.block = Block::Ready;
                 Some(now.saturating_duration_since(until - *timeout).as_micros() as u64)
             }
@@ -117,25 +186,53 @@ impl Conn<'_> {
     }
 
     /// Relates an incoming message to this connection's requests and pushes.
-    fn classify(&mut self, state: &mut ClientState, text: Option<&str>, now: Instant) -> Reply {
+    fn classify(&mut self, state: &mut ClientState, text: Option<&str>, now: Instant) -> Classified {
         let shared = self.shared;
         let plan = &shared.plan;
         if let (Some(correlation), Some(text)) = (&plan.correlation, text) {
-            let ours = match correlation.request_id.find(text) {
-                None => None,
-                Some(FoundId::Text(id)) => Some(parse_request_id(&id)),
-                Some(FoundId::Number(_)) => Some(None),
-            };
-            match ours {
-                Some(Some((client, seq))) if client == state.index => {
-                    return self
-                        .pending
-                        .resolve(seq, now, |step| judge(shared.step(usize::from(step)), text));
+            match correlation.request_id.find_all(text) {
+                Found::None => {}
+                Found::One(id) => return Classified::One(self.reply_to(state, id, text, now)),
+                Found::Many(ids) => {
+                    let replies = ids
+                        .into_iter()
+                        .map(|id| self.reply_to(state, id, text, now))
+                        .collect();
+                    return Classified::Batch(replies);
                 }
-                Some(_) => return Reply::Unmatched,
-                None => {}
             }
         }
+        Classified::One(self.push(state, text))
+    }
+
+    /// What a message carrying `id` is to this connection: `client-seq` as `{{id}}` writes it,
+    /// or the request's number alone (`{{seq}}`, a JSON number or a decimal string) for servers
+    /// that choose numeric ids: a client's numbers are its own, so a connection's are too.
+    fn reply_to(&mut self, state: &mut ClientState, id: FoundId<'_>, text: &str, now: Instant) -> Reply {
+        let seq = match &id {
+            FoundId::Number(n) => Some(*n),
+            FoundId::Text(id) => match parse_request_id(id) {
+                Some((c, seq)) if c == state.index => Some(seq),
+                Some(_) => None,
+                None => parse_decimal(id),
+            },
+        };
+        let Some(seq) = seq else {
+            return Reply::Unmatched;
+        };
+        let shared = self.shared;
+        let failures = &mut self.capture_failures;
+        self.pending.resolve(seq, now, |step| {
+            judge(shared.step(usize::from(step)), text, |captures, json| {
+                *failures += capture(captures, text, json, state, &shared.plan.vars);
+            })
+        })
+    }
+
+    /// A message that is no reply: a push, with its sequence and latency when the scenario
+    /// names them.
+    fn push(&self, state: &mut ClientState, text: Option<&str>) -> Reply {
+        let plan = &self.shared.plan;
         // A push: check its sequence and latency when the scenario names them.
         let (mut gap, mut repeated, mut latency_us) = (0, false, None);
         if let Some(text) = text {
@@ -168,22 +265,55 @@ impl Conn<'_> {
 }
 
 /// What `text` is to the request step `step` sent: a stream's part or the answer, and whether
-/// it passes the step's checks (the reply is parsed as JSON only when a check needs it).
-fn judge(step: &Step, text: &str) -> Judged {
+/// it passes the step's checks (the reply is parsed as JSON once, and only when a check or a
+/// capture needs it). An answer's captures are handed to `take`.
+fn judge(step: &Step, text: &str, take: impl FnOnce(&[Capture], Option<&Value>)) -> Judged {
     let Step::Send {
         expect: Some(expect), ..
     } = step
     else {
         return Judged::PLAIN;
     };
-    let json = check::json_for(expect.checks.iter().chain(&expect.last), text);
+    let json = check::json_for(expect.checks.iter().chain(&expect.last), text)
+        .or_else(|| captures_json(&expect.captures, text));
     if let Some(last) = &expect.last
         && !last.holds(text, json.as_ref())
     {
         return Judged::Part;
     }
+    if !expect.captures.is_empty() {
+        take(&expect.captures, json.as_ref());
+    }
     Judged::Answer {
         stream: expect.last.is_some(),
         failed: !expect.checks.iter().all(|c| c.holds(text, json.as_ref())),
     }
+}
+
+/// The message's JSON, when a capture reads it by pointer.
+fn captures_json(captures: &[Capture], text: &str) -> Option<Value> {
+    captures
+        .iter()
+        .any(|c| c.from.needs_json())
+        .then(|| serde_json::from_str(text).ok())
+        .flatten()
+}
+
+/// Takes the values `captures` name from a message into the client's variables; returns how
+/// many were not there (capture failures). A value not found leaves the variable as it was.
+pub(super) fn capture(
+    captures: &[Capture],
+    text: &str,
+    json: Option<&Value>,
+    state: &mut ClientState,
+    vars: &[Var],
+) -> u32 {
+    let mut failed = 0;
+    for c in captures {
+        match c.from.take(text, json) {
+            Some(value) => state.vars.set(c.var, value, vars.len()),
+            None => failed += 1,
+        }
+    }
+    failed
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pace::Pace;
 use super::pending::Kept;
+use crate::scenario::{Scope, Var};
 
 /// How the swarm reaches one client: its stop button and chaos commands.
 pub struct ClientCtl {
@@ -59,4 +60,36 @@ pub struct ClientState {
     pub last_push_seq: Option<u64>,
     /// The open-rate schedule, kept across connections (boxed: only paced runs have one).
     pub pace: Option<Box<Pace>>,
+    /// The values captured from the server.
+    pub vars: Vars,
+}
+
+/// The values a client captured, by variable: allocated at its first capture (an empty boxed
+/// slice allocates nothing).
+#[derive(Default)]
+pub struct Vars(Box<[Option<Box<str>>]>);
+
+impl Vars {
+    /// Every variable's value (None: not captured, or ended with its connection).
+    pub fn values(&self) -> &[Option<Box<str>>] {
+        &self.0
+    }
+
+    /// Sets variable `var` of `count`.
+    pub fn set(&mut self, var: u16, value: Box<str>, count: usize) {
+        if self.0.is_empty() {
+            self.0 = vec![None; count].into_boxed_slice();
+        }
+        self.0[usize::from(var)] = Some(value);
+    }
+
+    /// A connection ended: its own captures end with it (a new one's setup captures them
+    /// again); a client's stay.
+    pub fn end_connection(&mut self, vars: &[Var]) {
+        for (value, var) in self.0.iter_mut().zip(vars) {
+            if var.scope == Scope::Connection {
+                *value = None;
+            }
+        }
+    }
 }

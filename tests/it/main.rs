@@ -7,6 +7,7 @@ mod support;
 
 mod architecture;
 mod cli;
+mod conversations;
 mod deploy;
 mod durability;
 mod engine;

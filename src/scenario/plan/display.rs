@@ -4,7 +4,7 @@
 use std::fmt::{self, Formatter, Result};
 use std::time::Duration;
 
-use super::{Plan, Step, Target};
+use super::{Capture, Extract, Plan, Scope, Step, Target, Var};
 use crate::scenario::check::Check;
 use crate::scenario::feed::Mode;
 use crate::scenario::template::Template;
@@ -195,7 +195,7 @@ impl Plan {
     fn show_program(&self, f: &mut Formatter<'_>) -> Result {
         if !self.setup.is_empty() {
             writeln!(f, "setup      (once per connection)")?;
-            show_steps(f, &self.setup)?;
+            show_steps(f, &self.setup, &self.vars)?;
         }
         match self.pacing {
             None => writeln!(f, "steps      (each client loops while connected)")?,
@@ -206,11 +206,35 @@ impl Plan {
                 1.0 / every.as_secs_f64()
             )?,
         }
-        show_steps(f, &self.steps)
+        show_steps(f, &self.steps, &self.vars)
     }
 }
 
-fn show_steps(f: &mut Formatter<'_>, steps: &[Step]) -> Result {
+/// "; capture session (from /result/session, for the connection)".
+fn show_captures(captures: &[Capture], vars: &[Var]) -> String {
+    let list: Vec<String> = captures
+        .iter()
+        .map(|c| {
+            let var = &vars[usize::from(c.var)];
+            let from = match &c.from {
+                Extract::Pointer(p) => p.to_string(),
+                Extract::Regex(re) => format!("/{re}/"),
+            };
+            let scope = match var.scope {
+                Scope::Connection => "the connection",
+                Scope::Client => "the client",
+            };
+            format!("{} from {from} (for {scope})", var.name)
+        })
+        .collect();
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!("; capture {}", list.join(", "))
+    }
+}
+
+fn show_steps(f: &mut Formatter<'_>, steps: &[Step], vars: &[Var]) -> Result {
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
         match step {
@@ -232,17 +256,23 @@ fn show_steps(f: &mut Formatter<'_>, steps: &[Step]) -> Result {
                         } else {
                             "correlate, do not wait for"
                         };
-                        format!("  -> {verb} {what}{checks}")
+                        let captures = show_captures(&e.captures, vars);
+                        format!("  -> {verb} {what}{checks}{captures}")
                     }
                     None => String::new(),
                 };
                 writeln!(f, "  {n}. send  {}{e}", template.source())?;
             }
             Step::SendBinary(bytes) => writeln!(f, "  {n}. send  {} bytes (binary)", bytes.len())?,
-            Step::WaitFor { check, timeout } => writeln!(
+            Step::WaitFor {
+                check,
+                timeout,
+                captures,
+            } => writeln!(
                 f,
-                "  {n}. wait  for a message where {check}, up to {}",
-                show(*timeout)
+                "  {n}. wait  for a message where {check}, up to {}{}",
+                show(*timeout),
+                show_captures(captures, vars)
             )?,
             Step::Sleep(d) => writeln!(f, "  {n}. sleep {}", show(*d))?,
             Step::SleepBetween(lo, hi) => {

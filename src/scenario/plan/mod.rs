@@ -23,7 +23,7 @@ pub use defaults::*;
 pub use embedded::Behaviour;
 pub use load::{Jitter, Load, Phase, Reconnect, Strategy};
 pub use report::RequestFilter;
-pub use steps::{Expect, Step};
+pub use steps::{Capture, Expect, Extract, Scope, Step, Var};
 
 use super::feed::Feed;
 use super::segment::Segment;
@@ -43,6 +43,8 @@ pub struct Plan {
     pub load: Load,
     /// Run once per connection before `steps`.
     pub setup: Vec<Step>,
+    /// The values captured from the server that templates use, by index.
+    pub vars: Vec<Var>,
     pub steps: Vec<Step>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,

@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
+use regex::Regex;
+use serde_json::Value;
+
 use crate::scenario::check::Check;
-use crate::scenario::template::Template;
+use crate::scenario::pointer::JsonPointer;
+use crate::scenario::template::{MAX_CAPTURE, Template};
 
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -19,6 +23,8 @@ pub enum Step {
     WaitFor {
         check: Check,
         timeout: Duration,
+        /// Values taken from the message it waited for.
+        captures: Vec<Capture>,
     },
     Sleep(Duration),
     /// A think time drawn uniformly from this range each time.
@@ -35,6 +41,61 @@ pub struct Expect {
     pub checks: Vec<Check>,
     /// A stream of replies: this marks the last one.
     pub last: Option<Check>,
+    /// Values taken from the reply (the last one, for a stream).
+    pub captures: Vec<Capture>,
+}
+
+/// A value the server sends that later templates use as `{{var.NAME}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    pub name: String,
+    pub scope: Scope,
+}
+
+/// How long a captured value lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Until the connection ends: a new connection's setup captures it again.
+    Connection,
+    /// For the client's whole life, across reconnects (a resume token).
+    Client,
+}
+
+/// Where a step or rule takes a variable's value from.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// Index into the plan's variables.
+    pub var: u16,
+    pub from: Extract,
+}
+
+#[derive(Debug, Clone)]
+pub enum Extract {
+    /// The value at a JSON pointer: a string as it is, another value as its JSON text.
+    Pointer(JsonPointer),
+    /// The first group of a regular expression on the whole message.
+    Regex(Regex),
+}
+
+impl Extract {
+    /// Whether it reads the message as JSON (parsed once for all the checks and captures).
+    pub fn needs_json(&self) -> bool {
+        matches!(self, Extract::Pointer(_))
+    }
+
+    /// The value in `text` (`json` is its parse, when JSON was needed): None when it is not
+    /// there, is null, or is longer than `MAX_CAPTURE`.
+    pub fn take(&self, text: &str, json: Option<&Value>) -> Option<Box<str>> {
+        let value: Box<str> = match self {
+            Extract::Pointer(p) => match json?.pointer(p.as_str())? {
+                Value::Null => return None,
+                Value::String(s) => s.as_str().into(),
+                other => other.to_string().into(),
+            },
+            Extract::Regex(re) => re.captures(text)?.get(1)?.as_str().into(),
+        };
+        (value.len() <= MAX_CAPTURE).then_some(value)
+    }
 }
 
 impl Step {

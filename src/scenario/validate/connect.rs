@@ -258,7 +258,10 @@ impl Validator<'_> {
         let span = c.span();
         let c = c.get_ref();
         let request_id = match (&c.request_id, &c.request_id_regex) {
-            (Some(p), None) => self.pointer(p, "correlation.request_id").map(IdFinder::Pointer),
+            // `*` stands for every element of an array: a batch reply answers each id.
+            (Some(p), None) => self
+                .parsed(p, "correlation.request_id", JsonPointer::pattern)
+                .map(IdFinder::Pointer),
             (None, Some(re)) => self.parsed(re, "correlation.request_id_regex", IdFinder::regex),
             _ => {
                 self.error(span, "correlation: expected exactly one of `request_id = \"/json/pointer\"` (JSON replies) or `request_id_regex = \"id=(\\\\S+)\"` (other text)");

@@ -3,6 +3,7 @@
 //! `target` (target, tls, embedded), `connect` (connect, correlation, pushes), `steps`,
 //! `load` (phases, pacing, reconnect), `thresholds`, `chaos` and `feed`.
 
+mod captures;
 mod chaos;
 mod connect;
 mod feed;
@@ -74,6 +75,7 @@ pub fn parse(
         secrets: raw.secrets.clone(),
         feed: feed.as_deref(),
         used: RefCell::new(Vec::new()),
+        vars: RefCell::new(Vec::new()),
     };
     let validator = Validator {
         path,
@@ -82,6 +84,7 @@ pub fn parse(
         errors: Vec::new(),
         url: None,
         wait_timeout: DEFAULT_WAIT_TIMEOUT,
+        vars: Vec::new(),
     };
     validator.validate(&raw, overrides, feed.clone(), &names)
 }
@@ -93,6 +96,8 @@ struct ScenarioNames<'a> {
     secrets: BTreeMap<String, String>,
     feed: Option<&'a Feed>,
     used: RefCell<Vec<String>>,
+    /// The names of the captured variables, by index (declared before any template compiles).
+    vars: RefCell<Vec<String>>,
 }
 
 impl ScenarioNames<'_> {
@@ -124,6 +129,10 @@ impl Names for ScenarioNames<'_> {
     fn column(&self, name: &str) -> Option<usize> {
         self.feed.and_then(|f| f.column(name))
     }
+
+    fn var(&self, name: &str) -> Option<usize> {
+        self.vars.borrow().iter().position(|v| v == name)
+    }
 }
 
 impl Validator<'_> {
@@ -141,6 +150,11 @@ impl Validator<'_> {
                 "name is empty: expected a short name such as \"chat-echo\"",
             );
         }
+        // Captures first: every template may name their variables.
+        self.vars = self.declare_vars(raw);
+        names
+            .vars
+            .replace(self.vars.iter().map(|v| v.name.clone()).collect());
         let target = self.target(raw, overrides);
         let tls = self.tls(raw, target.as_ref(), overrides);
         let connect = self.connect(&raw.connect);
@@ -172,6 +186,11 @@ impl Validator<'_> {
         if let (Some(target), Some(connect)) = (&target, &connect) {
             self.sources_reach(raw, target, connect);
         }
+        if let (Some(setup), Some(steps), Some(connect)) = (&setup, &steps, &connect) {
+            let vars = std::mem::take(&mut self.vars);
+            self.var_order(raw, setup.iter().chain(steps), connect, &vars);
+            self.vars = vars;
+        }
 
         if !self.errors.is_empty() {
             return Err(ScenarioErrors(self.errors));
@@ -188,6 +207,7 @@ impl Validator<'_> {
             correlation,
             load: load.expect(missing),
             setup: setup.expect(missing),
+            vars: self.vars,
             steps: steps.expect(missing),
             pacing: pacing.flatten(),
             tls: tls.flatten(),

@@ -94,6 +94,10 @@ impl Validator<'_> {
             extra("checks", s.checks.is_some() && s.send.is_none()),
             extra("last", s.last.is_some() && s.send.is_none()),
             extra("timeout", s.timeout.is_some() && s.wait_for.is_none()),
+            extra(
+                "capture",
+                s.capture.is_some() && s.expect.is_none() && s.wait_for.is_none(),
+            ),
         ]
         .into_iter()
         .flatten()
@@ -101,7 +105,7 @@ impl Validator<'_> {
         if !stray.is_empty() {
             self.error(
                 span,
-                format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, and `timeout` only beside `wait_for`", stray.join(", ")),
+                format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, `timeout` only beside `wait_for`, and `capture` beside `send` with `expect` or `wait_for` (it takes values from what they receive)", stray.join(", ")),
             );
             return None;
         }
@@ -116,10 +120,12 @@ impl Validator<'_> {
                 None => Some(self.wait_timeout),
             };
             let check = self.check(wanted, &format!("{table}.wait_for"));
+            let captures = self.captures(s.capture.as_ref(), table);
             return Some((
                 Step::WaitFor {
                     check: check?,
                     timeout: timeout?,
+                    captures: captures?,
                 },
                 true,
             ));
@@ -177,7 +183,7 @@ impl Validator<'_> {
             ok = false;
         }
         if template.as_ref().is_some_and(|t| !t.uses_id()) {
-            self.error(send.span(), "this send expects a correlated response but carries no id: expected {{id}} in the message so the reply can be matched");
+            self.error(send.span(), "this send expects a correlated response but carries no id: expected {{id}} (or the number alone, {{seq}}) in the message so the reply can be matched");
             ok = false;
         }
         match (e.get_ref(), &last) {
@@ -195,10 +201,12 @@ impl Validator<'_> {
             _ => {}
         }
         let wait = s.wait.unwrap_or(true);
+        let captures = self.captures(s.capture.as_ref(), table);
         let expect = Expect {
             wait,
             checks,
             last: last.flatten(),
+            captures: captures?,
         };
         let template = template?;
         ok.then_some((

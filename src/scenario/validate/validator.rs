@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::scenario::error::ScenarioError;
+use crate::scenario::plan::Var;
 use crate::scenario::raw::Text;
 use crate::scenario::template::{Names, Template};
 use crate::units::duration;
@@ -19,6 +20,8 @@ pub(super) struct Validator<'a> {
     pub(super) url: Option<Template>,
     /// A `wait_for` step's timeout when it names none: the correlation timeout.
     pub(super) wait_timeout: Duration,
+    /// The variables the scenario's captures declare.
+    pub(super) vars: Vec<Var>,
 }
 
 impl Validator<'_> {

@@ -1,0 +1,202 @@
+//! Captured values: `capture = { NAME = "/pointer" }` on steps (and rules), the variables they
+//! declare, and where `{{var.NAME}}` may be used: after something captures it, and in a
+//! connect's URL or headers only when it lasts across connections (`scope = "client"`).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::validator::Validator;
+use crate::scenario::plan::{Capture, Connect, Extract, Scope, Step, Var};
+use crate::scenario::pointer::JsonPointer;
+use crate::scenario::raw::{Captures, RawCapture, RawCaptureTable, RawScenario, RawScope, RawStep};
+use crate::scenario::template::Template;
+
+const EXPECTED: &str = "expected NAME = \"/json/pointer\", or NAME = { pointer = \"/p\" } or { regex = \"token=(\\\\w+)\" }, with `scope = \"connection\"` (the default) or \"client\"";
+
+/// The most variables a scenario captures (each is a slot in every client).
+const MAX_VARS: usize = 256;
+
+/// Every capture of a scenario, in program order: the setup steps, the loop's, then the rules'.
+pub(super) fn all_captures(raw: &RawScenario) -> impl Iterator<Item = &Captures> {
+    raw.setup
+        .iter()
+        .chain(&raw.steps)
+        .filter_map(|s| s.get_ref().capture.as_ref())
+}
+
+impl Validator<'_> {
+    /// The variables the scenario's captures declare, in order of first capture.
+    pub(super) fn declare_vars(&mut self, raw: &RawScenario) -> Vec<Var> {
+        let mut vars: Vec<Var> = Vec::new();
+        let mut first: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        for captures in all_captures(raw) {
+            for (name, capture) in captures {
+                let scope = match capture.get_ref() {
+                    RawCapture::Table(RawCaptureTable {
+                        scope: Some(RawScope::Client),
+                        ..
+                    }) => Scope::Client,
+                    _ => Scope::Connection,
+                };
+                if !is_name(name) {
+                    self.error(
+                        capture.span(),
+                        format!("capture: {name:?} is not a variable name: expected letters, digits and `_`, not starting with a digit"),
+                    );
+                    continue;
+                }
+                match vars.iter().find(|v| &v.name == name) {
+                    Some(v) if v.scope != scope => {
+                        let at = first[name].clone();
+                        self.error(
+                            capture.span(),
+                            format!(
+                                "capture: {name:?} is captured with another scope on line {}: expected one scope per variable",
+                                self.source[..at.start].lines().count().max(1)
+                            ),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        first.insert(name.clone(), capture.span());
+                        vars.push(Var {
+                            name: name.clone(),
+                            scope,
+                        });
+                    }
+                }
+            }
+        }
+        if vars.len() > MAX_VARS {
+            let span = first.values().next().cloned().unwrap_or(0..0);
+            self.error(
+                span,
+                format!("{} captured variables: expected at most {MAX_VARS}", vars.len()),
+            );
+        }
+        vars
+    }
+
+    /// A step's `capture` table, compiled.
+    pub(super) fn captures(&mut self, raw: Option<&Captures>, what: &str) -> Option<Vec<Capture>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (name, capture) in raw.into_iter().flatten() {
+            let Some(var) = self.vars.iter().position(|v| &v.name == name) else {
+                ok = false; // Reported by declare_vars.
+                continue;
+            };
+            let from =
+                match capture.get_ref() {
+                    RawCapture::Pointer(p)
+                    | RawCapture::Table(RawCaptureTable {
+                        pointer: Some(p),
+                        regex: None,
+                        ..
+                    }) => JsonPointer::parse(p).map(Extract::Pointer),
+                    RawCapture::Table(RawCaptureTable {
+                        pointer: None,
+                        regex: Some(re),
+                        ..
+                    }) => regex::Regex::new(re).map_err(|e| e.to_string()).and_then(|re| {
+                        match re.captures_len() {
+                            2 => Ok(Extract::Regex(re)),
+                            n => Err(format!(
+                                "{} capture groups, where the value is the first and only one",
+                                n - 1
+                            )),
+                        }
+                    }),
+                    RawCapture::Table(_) => Err("expected exactly one of `pointer` or `regex`".to_string()),
+                };
+            match from {
+                Ok(from) => out.push(Capture {
+                    var: var as u16,
+                    from,
+                }),
+                Err(e) => {
+                    self.error(capture.span(), format!("{what}.capture.{name}: {e}; {EXPECTED}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Each `{{var.NAME}}` of a send comes after a capture of NAME: in an earlier setup or loop
+    /// step, or in a rule. A connect's URL and headers come before every step of their
+    /// connection, so they take only variables that last across connections.
+    pub(super) fn var_order<'s>(
+        &mut self,
+        raw: &RawScenario,
+        program: impl Iterator<Item = &'s Step>,
+        connect: &Connect,
+        vars: &[Var],
+    ) {
+        let mut captured = vec![false; vars.len()];
+        let raw_steps: Vec<&Spanned<RawStep>> = raw.setup.iter().chain(&raw.steps).collect();
+        for (step, raw_step) in program.zip(raw_steps) {
+            if let (Step::Send { template, .. }, Some(send)) = (step, &raw_step.get_ref().send) {
+                for v in template.vars() {
+                    if !captured[usize::from(v)] {
+                        let name = &vars[usize::from(v)].name;
+                        self.error(
+                            send.span(),
+                            format!("{{{{var.{name}}}}} is used before any step captures it: expected `capture = {{ {name} = \"/json/pointer\" }}` on an earlier [[setup]] or [[steps]] entry"),
+                        );
+                    }
+                }
+            }
+            for (name, _) in raw_step.get_ref().capture.iter().flatten() {
+                if let Some(i) = vars.iter().position(|v| &v.name == name) {
+                    captured[i] = true;
+                }
+            }
+        }
+        let connection_scoped = |t: &Template| {
+            t.vars()
+                .find(|v| vars[usize::from(*v)].scope == Scope::Connection)
+                .map(|v| vars[usize::from(v)].name.clone())
+        };
+        let mut at_connect: Vec<(Range<usize>, String)> = Vec::new();
+        if let Some(name) = connect.url.as_ref().and_then(connection_scoped) {
+            at_connect.push((raw.target.span(), name));
+        }
+        let raw_connect = &raw.connect;
+        for (header, template) in &connect.headers {
+            if let Some(name) = connection_scoped(template) {
+                let span = raw_connect
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(header.as_str()))
+                    .map_or(raw.target.span(), |(_, v)| v.span());
+                at_connect.push((span, name));
+            }
+        }
+        for (i, template) in connect.subprotocols.iter().enumerate() {
+            if let Some(name) = connection_scoped(template) {
+                let span = raw_connect
+                    .subprotocols
+                    .get(i)
+                    .map_or(raw.target.span(), Spanned::span);
+                at_connect.push((span, name));
+            }
+        }
+        for (span, name) in at_connect {
+            self.error(
+                span,
+                format!("{{{{var.{name}}}}} in a connect: a connection's own captures end with it, before the next connect: expected `scope = \"client\"` on its capture (the first connect goes without the value)"),
+            );
+        }
+    }
+}
+
+/// A variable name: ASCII letters, digits and `_`, not starting with a digit.
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}

@@ -1,0 +1,362 @@
+//! Conversations (issue 17): values captured from the server and sent back, ids the server
+//! chooses the shape of (numbers, batches). Each test runs a small server on 127.0.0.1:0 that
+//! checks what it receives and counts it, and holds the tool's counts against the server's.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+use crate::support::{assert_requests_reconcile, plan, run};
+
+/// What the login service saw.
+#[derive(Debug, Default)]
+struct Seen {
+    connections: u64,
+    logins: u64,
+    /// Subscribes with a token this connection's login gave.
+    subscribed: u64,
+    /// Subscribes with any other token (or none).
+    refused: u64,
+    /// The `resume` query parameter of each connection, in order.
+    resumes: Vec<String>,
+    /// Numeric-id requests answered.
+    answered: u64,
+}
+
+/// A login service: `{"op":"login","id":…}` gets a token new for each login, and a resume
+/// token (the connection's number) to come back with; `{"op":"subscribe","id":…,"token":T}`
+/// is answered `"ok":true` only when T is the token this connection's login gave (a token dies
+/// with its connection). After `drop_after` subscribes, it closes the connection with 1012
+/// (a restart): the client must log in again.
+async fn login_service(drop_after: u64) -> (SocketAddr, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let mut resume = String::new();
+                // The error type is fixed by tungstenite's callback trait.
+                #[allow(clippy::result_large_err)]
+                let callback = |req: &Request, resp: Response| {
+                    let query = req.uri().query().unwrap_or_default();
+                    resume = query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("resume="))
+                        .unwrap_or_default()
+                        .to_string();
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+                    return;
+                };
+                let number = {
+                    let mut s = seen.lock().unwrap();
+                    s.connections += 1;
+                    s.resumes.push(resume);
+                    s.connections
+                };
+                let mut token: Option<String> = None;
+                let mut subscribes = 0;
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    let reply = match v["op"].as_str() {
+                        Some("login") => {
+                            let t = format!("tok-{number}-{}", rand_suffix(&text));
+                            token = Some(t.clone());
+                            seen.lock().unwrap().logins += 1;
+                            json!({"id": v["id"], "result": {"token": t, "resume": format!("r{number}")}})
+                        }
+                        Some("subscribe") => {
+                            let ok = token.is_some() && v["token"].as_str() == token.as_deref();
+                            let mut s = seen.lock().unwrap();
+                            if ok {
+                                s.subscribed += 1;
+                            } else {
+                                s.refused += 1;
+                            }
+                            json!({"id": v["id"], "ok": ok})
+                        }
+                        _ => json!({"id": v["id"], "error": "unknown op"}),
+                    };
+                    if ws.send(Message::text(reply.to_string())).await.is_err() {
+                        return;
+                    }
+                    if v["op"] == "subscribe" {
+                        subscribes += 1;
+                        if subscribes == drop_after {
+                            let _ = ws.close(None).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A few characters that differ from login to login (the request's own id).
+fn rand_suffix(text: &str) -> String {
+    text.bytes()
+        .map(|b| b % 10)
+        .take(8)
+        .map(|d| d.to_string())
+        .collect()
+}
+
+/// Login → token → subscribe with the token. The server closes each connection after 3
+/// subscribes; the next connection's setup logs in again and captures a new token, so the
+/// server never sees a stale one. A client-scoped capture (`resume`) goes into the URL of the
+/// next connect; the first connect goes without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_token_is_captured_and_sent_and_captured_again_after_a_drop() {
+    let (addr, seen) = login_service(3).await;
+    let toml = r#"name = "login"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/id"
+[reconnect]
+strategy = "constant"
+initial = "50ms"
+[[phases]]
+clients = 3
+[[setup]]
+send = '{"op":"login","id":"{{id}}"}'
+expect = "response"
+capture = { token = "/result/token", resume = { pointer = "/result/resume", scope = "client" } }
+[[steps]]
+send = '{"op":"subscribe","id":"{{id}}","token":"{{var.token}}"}'
+expect = "response"
+checks = [{ pointer = "/ok", equals = true }]
+[[steps]]
+sleep = "20ms"
+"#;
+    let url = format!("ws://{addr}/feed?resume={{{{var.resume}}}}");
+    let p = plan(toml, &url);
+    assert!(
+        p.to_string().contains("capture resume from /result/resume (for the client), token from /result/token (for the connection)"),
+        "{p}"
+    );
+    let (r, _dir) = run(p).await;
+    let seen = seen.lock().unwrap();
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert!(
+        seen.connections >= 6,
+        "the server dropped each client at least once: {seen:?}"
+    );
+    assert_eq!(
+        seen.refused, 0,
+        "no stale or missing token reached the server: {seen:?}"
+    );
+    assert_eq!(
+        seen.logins, seen.connections,
+        "one login per connection: {seen:?}"
+    );
+    assert_eq!(c.answered, seen.logins + seen.subscribed, "{c:?} {seen:?}");
+    assert_eq!(c.check_failures, 0);
+    assert_eq!((c.capture_failures, c.capture_missing), (0, 0), "{c:?}");
+    // The first connect of each client goes without a resume token; the others carry the one
+    // their previous connection gave.
+    let empty = seen.resumes.iter().filter(|r| r.is_empty()).count();
+    assert_eq!(empty, 3, "{:?}", seen.resumes);
+    assert!(seen.resumes.iter().all(|r| r.is_empty() || r.starts_with('r')));
+}
+
+/// A reply without the value is a capture failure; a send that needs a value never captured
+/// is not sent (and counted), and in setup it fails the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_value_is_a_capture_failure_and_its_send_is_not_sent() {
+    let server = crate::support::server(wsstorm::scenario::Behaviour::default()).await;
+    // The built-in target echoes: the reply to the login has no /result/token.
+    let toml = r#"name = "missing"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 2
+[[steps]]
+send = '{"op":"login","id":"{{id}}"}'
+expect = "response"
+capture = { token = "/result/token" }
+[[steps]]
+send = '{"op":"subscribe","id":"{{id}}","token":"{{var.token}}"}'
+expect = "response"
+[[steps]]
+sleep = "50ms"
+"#;
+    let (r, _dir) = run(plan(toml, &server.url())).await;
+    let seen = server.shutdown().await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert!(
+        c.capture_failures > 0 && c.capture_failures == c.answered,
+        "{c:?}"
+    );
+    assert_eq!(
+        c.capture_missing, c.capture_failures,
+        "each subscribe skipped: {c:?}"
+    );
+    assert_eq!(seen.received, c.requests, "only the logins were sent: {seen:?}");
+}
+
+/// A JSON-RPC style server that answers with the request's numeric id, and one that answers
+/// several requests in one batch message.
+async fn numeric_and_batch_server(batch: usize) -> (SocketAddr, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let mut held = Vec::new();
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    let reply = if batch <= 1 {
+                        json!({"jsonrpc": "2.0", "id": v["id"], "result": 1})
+                    } else {
+                        held.push(json!({"request_id": v["request_id"]}));
+                        if held.len() < batch {
+                            continue;
+                        }
+                        json!({"type": "batch", "messages": std::mem::take(&mut held)})
+                    };
+                    let n = reply.get("messages").map_or(1, |m| m.as_array().unwrap().len());
+                    seen.lock().unwrap().answered += n as u64;
+                    if ws.send(Message::text(reply.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `"id": {{seq}}` goes out as a JSON number and the reply's number answers it: a JSON-RPC
+/// server's ids were `unmatched` before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_ids_correlate() {
+    let (addr, seen) = numeric_and_batch_server(1).await;
+    let toml = r#"name = "numeric"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 4
+[[steps]]
+send = '{"jsonrpc":"2.0","method":"ping","id":{{seq}}}'
+expect = "response"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert!(c.answered > 100, "{c:?}");
+    assert_eq!(c.answered, seen.lock().unwrap().answered);
+    assert_eq!((c.unmatched, c.timeouts), (0, 0), "{c:?}");
+}
+
+/// A reply that carries several ids answers each of them (`/messages/*/request_id`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reply_answers_every_id_it_carries() {
+    let (addr, seen) = numeric_and_batch_server(3).await;
+    let toml = r#"name = "batch"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/messages/*/request_id"
+timeout = "1s"
+[[phases]]
+clients = 2
+[[steps]]
+send = '{"op":"a","request_id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+send = '{"op":"b","request_id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+send = '{"op":"c","request_id":"{{id}}"}'
+expect = "response"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert!(c.answered > 30, "{c:?}");
+    assert_eq!(c.answered, seen.lock().unwrap().answered, "{c:?}");
+    assert_eq!(
+        c.messages_received * 3,
+        c.answered,
+        "three answers per message: {c:?}"
+    );
+    assert_eq!((c.unmatched, c.timeouts), (0, 0), "{c:?}");
+}
+
+/// Mistakes in captures are found before anything is sent, at their line.
+#[test]
+fn capture_mistakes_are_located() {
+    let base = "name = \"c\"\ntarget = \"ws://127.0.0.1:9/\"\n[correlation]\nrequest_id = \"/id\"\n[[phases]]\nclients = 1\n";
+    for (extra, line, why) in [
+        (
+            "[[steps]]\nsend = '{\"t\":\"{{var.token}}\",\"id\":\"{{id}}\"}'\nexpect = \"response\"\ncapture = { token = \"/t\" }\n",
+            8,
+            "is used before any step captures it",
+        ),
+        (
+            "[[steps]]\nsend = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"\n[[steps]]\nsend = '{\"t\":\"{{var.nothing}}\"}'\n[[steps]]\nsleep = \"1s\"\n",
+            11,
+            "no step, setup step or rule captures \"nothing\"",
+        ),
+        (
+            "[[steps]]\nsend = '{\"id\":\"{{id}}\"}'\ncapture = { t = \"/t\" }\n[[steps]]\nsleep = \"1s\"\n",
+            7,
+            "does not apply to this step",
+        ),
+        (
+            "[[steps]]\nsend = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"\ncapture = { t = \"t\" }\n",
+            10,
+            "does not start with '/'",
+        ),
+        (
+            "[[steps]]\nsend = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"\ncapture = { 9t = \"/t\" }\n",
+            10,
+            "is not a variable name",
+        ),
+        (
+            "[connect]\nheaders = { Authorization = \"Bearer {{var.t}}\" }\n[[steps]]\nsend = '{\"id\":\"{{id}}\"}'\nexpect = \"response\"\ncapture = { t = \"/t\" }\n",
+            8,
+            "expected `scope = \"client\"`",
+        ),
+    ] {
+        let text = format!("{base}{extra}");
+        let e = wsstorm::scenario::parse(
+            std::path::Path::new("c.toml"),
+            &text,
+            &Default::default(),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("c.toml:{line}:")) && e.contains(why),
+            "{why} at line {line}:\n{e}\n{text}"
+        );
+    }
+}
