@@ -107,12 +107,12 @@ impl AbortGate {
         // Crossed on data: while the run goes, a metric without samples yet (no reply in the
         // first seconds) does not stop it; the final verdict fails it if it never gets any.
         let (crossed, value) = self.thresholds.iter().find_map(|t| {
-            let value = totals.measure(t.metric, t.aggregate)?;
+            let value = totals.measure_for(t)?;
             (t.abort_after.is_some_and(|grace| elapsed >= grace) && !t.passes(value)).then_some((t, value))
         })?;
         self.stop.cancel();
         Some(Aborted {
-            metric: crossed.metric.name().to_string(),
+            metric: crossed.key(),
             expression: crossed.source.clone(),
             measured: crossed.show_value(value),
             at_s: elapsed.as_secs_f64(),
@@ -127,9 +127,9 @@ pub async fn collect(
     out: mpsc::UnboundedSender<Output>,
     gate: AbortGate,
     rule: RecoveryRule,
+    mut totals: Totals,
 ) -> Collected {
     let mut aborted = None;
-    let mut totals = Totals::default();
     let mut window_rtt = Latency::new();
     let mut last = (Counts::default(), Duration::ZERO);
     let mut recovery = Tracker::new(rule);

@@ -92,6 +92,53 @@ impl fmt::Display for DropCause {
     }
 }
 
+impl std::str::FromStr for ConnectError {
+    type Err = ();
+
+    /// The kind a summary names (the inverse of `Display`).
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "timeout" => ConnectError::Timeout,
+            "refused" => ConnectError::Refused,
+            "reset" => ConnectError::Reset,
+            "dns" => ConnectError::Dns,
+            "handshake" => ConnectError::Handshake,
+            "tls" => ConnectError::Tls,
+            "subprotocol" => ConnectError::Subprotocol,
+            "io" => ConnectError::Io,
+            other => {
+                ConnectError::HttpStatus(other.strip_prefix("http_").ok_or(())?.parse().map_err(|_| ())?)
+            }
+        })
+    }
+}
+
+impl std::str::FromStr for DropCause {
+    type Err = ();
+
+    /// The cause a summary names (the inverse of `Display`; a chaos close's code is not in
+    /// the name, and reads as 1000).
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "close_1006" => DropCause::Abnormal,
+            "reset" => DropCause::Reset,
+            "read_error" => DropCause::ReadError,
+            "write_error" => DropCause::WriteError,
+            "write_timeout" => DropCause::WriteTimeout,
+            "protocol_error" => DropCause::Protocol,
+            "message_too_big" => DropCause::TooBig,
+            "tls_unclean_close" => DropCause::TlsUnclean,
+            "pong_timeout" => DropCause::PongTimeout,
+            "setup_failed" => DropCause::SetupFailed,
+            "chaos_reset" => DropCause::Chaos(ChaosHow::Reset),
+            "chaos_close" => DropCause::Chaos(ChaosHow::Close(1000)),
+            "chaos_silent" => DropCause::Chaos(ChaosHow::Silent),
+            "chaos_no_pong" => DropCause::Chaos(ChaosHow::NoPong),
+            other => DropCause::ServerClose(other.strip_prefix("close_").ok_or(())?.parse().map_err(|_| ())?),
+        })
+    }
+}
+
 /// Microseconds where a `None` must cost nothing (events stay small); 0 µs reads as 1.
 pub type Micros = std::num::NonZeroU64;
 
@@ -213,6 +260,8 @@ pub enum Event {
     CaptureFailed(u32),
     /// A send was not sent: a `{{var.…}}` it takes has no value (`capture_missing`).
     CaptureMissing,
+    /// A rule added one to counter number `0` (see `Counters`).
+    Counted(u32),
     /// A heartbeat ping went out.
     Ping,
     /// Its pong came back.
@@ -234,4 +283,64 @@ pub enum Event {
         index: u32,
         name: &'static str,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::threshold::{CONNECT_ERRORS, DROP_CAUSES};
+
+    /// Thresholds may select causes by name (`drops{cause=reset}`): the plan lists the names,
+    /// and they must be the ones the summary uses.
+    #[test]
+    fn threshold_selectors_know_every_cause() {
+        let drops = [
+            DropCause::Reset,
+            DropCause::ReadError,
+            DropCause::WriteError,
+            DropCause::WriteTimeout,
+            DropCause::Protocol,
+            DropCause::TooBig,
+            DropCause::TlsUnclean,
+            DropCause::PongTimeout,
+            DropCause::SetupFailed,
+            DropCause::Chaos(ChaosHow::Reset),
+            DropCause::Chaos(ChaosHow::Close(1001)),
+            DropCause::Chaos(ChaosHow::Silent),
+            DropCause::Chaos(ChaosHow::NoPong),
+        ];
+        for d in drops {
+            assert!(DROP_CAUSES.contains(&d.to_string().as_str()), "{d}");
+        }
+        assert_eq!(DropCause::Abnormal.to_string(), "close_1006");
+        let errors = [
+            ConnectError::Timeout,
+            ConnectError::Refused,
+            ConnectError::Reset,
+            ConnectError::Dns,
+            ConnectError::Handshake,
+            ConnectError::Tls,
+            ConnectError::Subprotocol,
+            ConnectError::Io,
+        ];
+        for e in errors {
+            assert!(CONNECT_ERRORS.contains(&e.to_string().as_str()), "{e}");
+            assert_eq!(e.to_string().parse::<ConnectError>(), Ok(e));
+        }
+        for d in drops {
+            assert_eq!(
+                d.to_string().parse::<DropCause>().map(|p| p.to_string()),
+                Ok(d.to_string())
+            );
+        }
+        assert_eq!(
+            "close_1011".parse::<DropCause>(),
+            Ok(DropCause::ServerClose(1011))
+        );
+        assert_eq!(
+            "http_401".parse::<ConnectError>(),
+            Ok(ConnectError::HttpStatus(401))
+        );
+        assert!("nonsense".parse::<DropCause>().is_err());
+    }
 }

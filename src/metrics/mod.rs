@@ -2,6 +2,7 @@
 //! (`collector`), exact totals (`totals`) and mergeable latency histograms (`histogram`).
 
 pub mod collector;
+pub mod counters;
 pub mod event;
 pub mod histogram;
 pub mod observed;
@@ -13,6 +14,7 @@ pub mod totals;
 pub use collector::{
     AbortGate, Aborted, Collected, ConnectionRow, EventTx, Output, Sample, channel, collect,
 };
+pub use counters::Counters;
 pub use event::{ConnectError, DropCause, Event, Reply};
 pub use histogram::Latency;
 pub use observed::{ExecReport, ProxyCounts, ServerCounts};

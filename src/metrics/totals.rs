@@ -6,9 +6,11 @@ use std::ops::{Add, Sub};
 
 use serde::{Deserialize, Serialize};
 
+use super::counters::Counters;
 use super::event::{ConnectError, DropCause, Event, Reply};
 use super::histogram::Latency;
-use crate::scenario::threshold::{Aggregate, Metric, Threshold};
+use crate::scenario::threshold::{Aggregate, Metric, Selector, Threshold};
+use std::sync::Arc;
 
 macro_rules! counts {
     ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
@@ -162,6 +164,11 @@ pub struct Totals {
     pub ping_rtt: Latency,
     /// Push send time (from the message) → receipt.
     pub push_latency: Latency,
+    /// The rules' counters by name (read from summaries; a run counts into `counted`).
+    pub counters: BTreeMap<String, u64>,
+    /// A run's counters, by number in `registry`.
+    pub counted: Vec<u64>,
+    pub registry: Option<Arc<Counters>>,
 }
 
 /// The latency histograms summary.json keeps, each under its field's name: one list for
@@ -266,6 +273,13 @@ impl Totals {
             }
             Event::CaptureFailed(n) => c.capture_failures += u64::from(n),
             Event::CaptureMissing => c.capture_missing += 1,
+            Event::Counted(id) => {
+                let id = id as usize;
+                if self.counted.len() <= id {
+                    self.counted.resize(id + 1, 0);
+                }
+                self.counted[id] += 1;
+            }
             Event::Ping => c.pings += 1,
             Event::Pong { rtt_us } => {
                 c.pongs += 1;
@@ -316,6 +330,55 @@ impl Totals {
             }
         }
         None
+    }
+
+    /// Every rule counter by name: those read from summaries and those this run counted.
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let mut all = self.counters.clone();
+        if let Some(registry) = &self.registry {
+            for (name, n) in registry.names().iter().zip(&self.counted) {
+                *all.entry(name.to_string()).or_default() += n;
+            }
+        }
+        all
+    }
+
+    /// One rule counter (0 when nothing was counted under its name: a count is always known).
+    fn counter(&self, name: &str) -> u64 {
+        let live = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.find(name))
+            .and_then(|id| self.counted.get(id as usize))
+            .copied()
+            .unwrap_or(0);
+        live + self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// What `t` judges: its metric, or the part its selector names.
+    pub fn measure_for(&self, t: &Threshold) -> Option<f64> {
+        match &t.selector {
+            None => self.measure(t.metric, t.aggregate),
+            Some(Selector::Counter(name)) => Some(self.counter(name) as f64),
+            Some(Selector::Cause(cause)) => {
+                let n: u64 = match t.metric {
+                    Metric::Drops => self
+                        .drops
+                        .iter()
+                        .filter(|(k, _)| k.to_string() == *cause)
+                        .map(|(_, n)| n)
+                        .sum(),
+                    _ => self
+                        .connect_errors
+                        .iter()
+                        .filter(|(k, _)| k.to_string() == *cause)
+                        .map(|(_, n)| n)
+                        .sum(),
+                };
+                Some(n as f64)
+            }
+            Some(Selector::Step(_)) => None,
+        }
     }
 
     /// The histogram behind a latency metric.
@@ -380,6 +443,8 @@ impl Totals {
             Metric::WaitTimeouts => c.wait_timeouts,
             Metric::CaptureFailures => c.capture_failures,
             Metric::CaptureMissing => c.capture_missing,
+            // Named by a selector: see `measure_for`.
+            Metric::Counter => return None,
             Metric::Rtt
             | Metric::RttCorrected
             | Metric::RttFirst
@@ -398,7 +463,7 @@ impl Totals {
         thresholds
             .iter()
             .map(|t| {
-                let value = self.measure(t.metric, t.aggregate);
+                let value = self.measure_for(t);
                 Verdict {
                     threshold: t.clone(),
                     value,

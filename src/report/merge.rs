@@ -12,7 +12,7 @@ use super::summary::{CountStats, LatencyStats, Outcome, Summary, ThresholdResult
 use super::{CONNECTIONS, TIMESERIES};
 use crate::metrics::{Latency, Totals};
 use crate::scenario::segment::Segment;
-use crate::scenario::threshold::{Metric, Threshold};
+use crate::scenario::threshold::Threshold;
 
 /// Why shards cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +171,11 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     let bad = |e: String| MergeError::Refused(format!("a shard's summary.json is damaged: {e}"));
     let mut merged = shards[0].clone();
     merged.counts = shards.iter().skip(1).fold(shards[0].counts, |a, s| a + s.counts);
-    for map in [&mut merged.connect_errors, &mut merged.drops] {
+    for map in [
+        &mut merged.connect_errors,
+        &mut merged.drops,
+        &mut merged.counters,
+    ] {
         map.clear();
     }
     let mut latency: BTreeMap<String, Latency> = BTreeMap::new();
@@ -179,6 +183,9 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     for s in shards {
         for (k, v) in &s.connect_errors {
             *merged.connect_errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &s.counters {
+            *merged.counters.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &s.drops {
             *merged.drops.entry(k.clone()).or_default() += v;
@@ -214,6 +221,17 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     let mut totals = Totals {
         counts: merged.counts,
         reconnect_attempts: attempts,
+        connect_errors: merged
+            .connect_errors
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+            .collect(),
+        drops: merged
+            .drops
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+            .collect(),
+        counters: merged.counters.clone(),
         ..Totals::default()
     };
     for (name, slot) in totals.latencies_mut() {
@@ -224,11 +242,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     let thresholds: Vec<Threshold> = shards[0]
         .thresholds
         .iter()
-        .map(|t| {
-            Metric::from_name(&t.metric)
-                .ok_or_else(|| format!("unknown metric {:?}", t.metric))
-                .and_then(|m| Threshold::parse(m, &t.expression))
-        })
+        .map(|t| Threshold::parse_keyed(&t.metric, &t.expression))
         .collect::<Result<_, _>>()
         .map_err(bad)?;
     let verdicts = totals.verdicts(&thresholds);

@@ -96,6 +96,9 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drop_reasons: BTreeMap<String, String>,
     pub latency: BTreeMap<String, LatencyStats>,
+    /// The `[[on_message]]` rules' counters, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
     pub reconnect_attempts: CountStats,
     /// The scenario's chaos actions, in order.
     pub chaos: Vec<String>,
@@ -194,7 +197,7 @@ pub struct ThresholdResult {
 impl ThresholdResult {
     pub fn of(v: &Verdict) -> Self {
         ThresholdResult {
-            metric: v.threshold.metric.name().to_string(),
+            metric: v.threshold.key(),
             expression: v.threshold.source.clone(),
             value: v.value,
             limit: v.threshold.limit,
@@ -276,6 +279,7 @@ impl Summary {
                 .latencies()
                 .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
                 .collect(),
+            counters: totals.counters(),
             reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
             chaos: chaos.iter().map(Chaos::describe).collect(),
             exec: info.exec,
@@ -421,6 +425,17 @@ impl Summary {
                 "pushes      {} received, {} sequence gaps, {} repeated",
                 c.pushes, c.push_gaps, c.push_duplicates
             );
+        }
+        if c.capture_failures + c.capture_missing > 0 {
+            let _ = writeln!(
+                s,
+                "captures    {} found no value, {} sends not sent for want of one",
+                c.capture_failures, c.capture_missing
+            );
+        }
+        if !self.counters.is_empty() {
+            let list: Vec<String> = self.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(s, "counted     {}", list.join(", "));
         }
         for (title, map, reasons) in [
             (

@@ -372,12 +372,18 @@ async fn measure(
             .collect(),
         stop: controls.stop.clone(),
     };
+    let counters = Arc::new(metrics::Counters::new(&plan.counters));
+    let totals = metrics::Totals {
+        registry: Some(counters.clone()),
+        ..Default::default()
+    };
     let collector = tokio::spawn(metrics::collect(
         events_rx,
         start,
         samples_tx,
         gate,
         plan.recovery,
+        totals,
     ));
     let streamer = tokio::spawn(report::stream(
         samples_rx,
@@ -403,6 +409,7 @@ async fn measure(
         stop: controls.stop.clone(),
         halt: controls.halt.clone(),
         reasons: reasons.clone(),
+        counters,
     };
     let shared = Arc::new(Shared::new(plan, around.endpoint.clone(), wiring));
     let surroundings = Surroundings {

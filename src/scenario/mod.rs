@@ -23,8 +23,9 @@ pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Overrides;
 pub use plan::{
     Amount, Behaviour, Capture, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation,
-    Direction, Exec, Expect, Extract, Fault, Heartbeat, Jitter, Load, Phase, Plan, Pushes, Reconnect,
-    RecoveryRule, RequestFilter, Scope, Step, Strategy, Target, TargetUrl, Toxic, Var,
+    CounterName, Direction, Exec, Expect, Extract, Fault, Heartbeat, Jitter, Load, NameTemplate, Phase, Plan,
+    Pushes, Reconnect, RecoveryRule, RequestFilter, Rule, Scope, Step, Strategy, Target, TargetUrl, Toxic,
+    Var,
 };
 pub use plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,

@@ -42,6 +42,11 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<RawStep>")]
     pub setup: Vec<Spanned<RawStep>>,
+    /// Rules for server messages that are not replies: when `match` holds, capture, count,
+    /// answer (`send`) or `close`. Every rule that matches applies, in order.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawRule>")]
+    pub on_message: Vec<Spanned<RawRule>>,
     pub reconnect: Option<RawReconnect>,
     pub pushes: Option<RawPushes>,
     #[serde(default)]
@@ -402,6 +407,34 @@ pub struct RawStep {
     /// "client": kept across reconnects).
     #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
     pub capture: Option<Captures>,
+}
+
+/// An `[[on_message]]` rule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Rule")]
+pub struct RawRule {
+    /// The test a message must pass (as in `checks`).
+    #[serde(rename = "match")]
+    #[schemars(with = "RawCheck")]
+    pub matches: Spanned<RawCheck>,
+    /// Values to take from the message (as a step's `capture`).
+    #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
+    pub capture: Option<Captures>,
+    /// A named counter to add one to (a threshold metric); `{{/pointer}}` in it takes a value
+    /// of the message: "error_{{/error/code}}".
+    #[schemars(with = "Option<String>")]
+    pub count: Option<Text>,
+    /// A message to send back (a template: an application-level pong).
+    #[schemars(with = "Option<String>")]
+    pub send: Option<Text>,
+    /// Close the connection with this code (once the awaited replies are in) and connect again.
+    #[schemars(with = "Option<u64>")]
+    pub close: Option<Spanned<u64>>,
+    /// Also apply to replies to requests (they are still correlated and timed): to count
+    /// error replies by their code.
+    #[serde(default)]
+    pub replies: bool,
 }
 
 /// `capture = { NAME = … }`.

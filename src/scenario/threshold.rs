@@ -70,16 +70,90 @@ metrics! {
     Capped = "capped": Count,
     CaptureFailures = "capture_failures": Count,
     CaptureMissing = "capture_missing": Count,
+    // A rule's named counter (`[[on_message]] count`): the name is the threshold's selector.
+    Counter = "counter": Count,
 }
 
 impl Metric {
+    /// The metric a threshold key names (a counter is named by its own name instead).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|m| m.name() == name)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == name && *m != Metric::Counter)
     }
 
     pub fn names() -> String {
-        Self::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .filter(|m| **m != Metric::Counter)
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
+
+    /// Whether `{cause=…}` selects among its causes.
+    pub fn has_causes(self) -> bool {
+        matches!(self, Metric::Drops | Metric::ConnectErrors)
+    }
+}
+
+/// The drop causes a run counts besides `close_NNNN` (as summaries name them; metrics' tests
+/// check every cause is here).
+pub const DROP_CAUSES: &[&str] = &[
+    "reset",
+    "read_error",
+    "write_error",
+    "write_timeout",
+    "protocol_error",
+    "message_too_big",
+    "tls_unclean_close",
+    "pong_timeout",
+    "setup_failed",
+    "chaos_reset",
+    "chaos_close",
+    "chaos_silent",
+    "chaos_no_pong",
+];
+
+/// The connect errors a run counts besides `http_NNN`.
+pub const CONNECT_ERRORS: &[&str] = &[
+    "timeout",
+    "refused",
+    "reset",
+    "dns",
+    "handshake",
+    "tls",
+    "subprotocol",
+    "io",
+];
+
+/// Which part of a metric a threshold judges: `rtt{step=GetCharacter}`,
+/// `drops{cause=close_1011}`, or a rule's counter by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Step(String),
+    Cause(String),
+    Counter(String),
+}
+
+/// A threshold key split: the metric's name, and its `label=value` selector.
+pub type Key<'a> = (&'a str, Option<(&'a str, &'a str)>);
+
+/// A threshold key: the metric's name and, in braces, one `label=value` selector.
+pub fn split_key(key: &str) -> Result<Key<'_>, String> {
+    let Some((metric, rest)) = key.split_once('{') else {
+        return Ok((key, None));
+    };
+    let inner = rest.strip_suffix('}').ok_or_else(|| {
+        format!("{key:?}: expected a selector such as \"rtt{{step=Login}}\" or \"drops{{cause=close_1011}}\"")
+    })?;
+    let (label, value) = inner
+        .split_once('=')
+        .map(|(l, v)| (l.trim(), v.trim()))
+        .filter(|(l, v)| !l.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{key:?}: expected one `label=value` in the braces"))?;
+    Ok((metric.trim(), Some((label, value))))
 }
 
 /// How a metric is reduced to one number.
@@ -132,6 +206,8 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     pub metric: Metric,
+    /// Part of the metric (one step's, one cause's), or the counter's name.
+    pub selector: Option<Selector>,
     pub aggregate: Aggregate,
     pub op: Op,
     pub limit: f64,
@@ -172,6 +248,7 @@ impl Threshold {
             .ok_or_else(|| format!("bad limit {rhs:?} for {}: {expected}", metric.name()))?;
         Ok(Self {
             metric,
+            selector: None,
             aggregate,
             op,
             limit,
@@ -180,14 +257,41 @@ impl Threshold {
         })
     }
 
+    /// A threshold as a summary records it (its key and expression), for judging merged
+    /// results: the key's selector is taken as written (validate checked it when the run
+    /// began), and a key that is no metric names a rule's counter.
+    pub fn parse_keyed(key: &str, expression: &str) -> Result<Self, String> {
+        let (name, selector) = split_key(key)?;
+        let (metric, selector) = match (Metric::from_name(name), selector) {
+            (Some(m), None) => (m, None),
+            (Some(m), Some(("step", s))) => (m, Some(Selector::Step(s.to_string()))),
+            (Some(m), Some(("cause", c))) => (m, Some(Selector::Cause(c.to_string()))),
+            (None, None) => (Metric::Counter, Some(Selector::Counter(name.to_string()))),
+            _ => return Err(format!("{key:?}: not a threshold key")),
+        };
+        let mut t = Threshold::parse(metric, expression)?;
+        t.selector = selector;
+        Ok(t)
+    }
+
     /// Whether a measured value passes.
     pub fn passes(&self, value: f64) -> bool {
         self.op.holds(value, self.limit)
     }
 
+    /// The metric as the scenario names it: "rtt", "rtt{step=Login}", "error_429".
+    pub fn key(&self) -> String {
+        match &self.selector {
+            None => self.metric.name().to_string(),
+            Some(Selector::Step(s)) => format!("{}{{step={s}}}", self.metric.name()),
+            Some(Selector::Cause(c)) => format!("{}{{cause={c}}}", self.metric.name()),
+            Some(Selector::Counter(name)) => name.clone(),
+        }
+    }
+
     /// "rtt p(99) < 250ms" — the metric and the expression together.
     pub fn label(&self) -> String {
-        format!("{} {}", self.metric.name(), self.source)
+        format!("{} {}", self.key(), self.source)
     }
 
     /// The label, and when the threshold aborts the run.
@@ -215,7 +319,7 @@ impl Threshold {
 
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.metric.name(), self.op.symbol(), self.limit)
+        write!(f, "{} {} {}", self.key(), self.op.symbol(), self.limit)
     }
 }
 

@@ -457,6 +457,14 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// A rule asked to close the connection: once the awaited replies are in, as a close
+    /// step does (nothing when it is already closing or stopping).
+    pub(super) fn close_after(&mut self, code: u16) {
+        if self.mode == Mode::Running {
+            self.mode = Mode::Closing(code);
+        }
+    }
+
     /// How long a request waits for its reply (forever without correlation: none does).
     fn reply_timeout(&self) -> Duration {
         self.shared

@@ -17,6 +17,7 @@ mod heart;
 mod pace;
 pub mod pending;
 mod receive;
+mod rules;
 pub mod schedule;
 mod shared;
 mod state;
@@ -65,6 +66,7 @@ expect = "response"
             stop: CancellationToken::new(),
             halt: CancellationToken::new(),
             reasons: Default::default(),
+            counters: Default::default(),
         };
         let shared = Arc::new(Shared::new(Arc::new(plan), endpoint, wiring));
         let ctl = Arc::new(ClientCtl::new(CancellationToken::new()));

@@ -91,6 +91,15 @@ impl Conn<'_> {
                 return Box::pin(self.batch(state, replies, bytes, text, now)).await;
             }
         };
+        if let Some(text) = text
+            && !self.shared.plan.rules.is_empty()
+        {
+            let is_reply = !matches!(reply, Reply::Push { .. } | Reply::Unmatched);
+            if !is_reply || self.shared.plan.rules.iter().any(|r| r.replies) {
+                // Boxed: only scenarios with rules pay for its state.
+                Box::pin(self.apply_rules(ws, state, text, is_reply)).await?;
+            }
+        }
         // Only plain values live across the awaits below (the task stays small).
         let waited_us = self.settle(state, reply, text, now);
         let events = &self.shared.events;

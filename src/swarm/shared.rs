@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::requests::RequestLog;
-use crate::metrics::{EventTx, Reasons};
+use crate::metrics::{Counters, EventTx, Reasons};
 use crate::scenario::{Plan, Step};
 
 /// Bytes of the write buffer for control frames beyond the largest message: some hundred pongs.
@@ -37,6 +37,8 @@ pub struct Wiring {
     pub halt: CancellationToken,
     /// Where the first message of each failure's cause goes.
     pub reasons: Arc<Reasons>,
+    /// The names of the rules' counters.
+    pub counters: Arc<Counters>,
 }
 
 pub struct Shared {
@@ -52,6 +54,7 @@ pub struct Shared {
     pub stop: CancellationToken,
     pub halt: CancellationToken,
     pub reasons: Arc<Reasons>,
+    pub counters: Arc<Counters>,
 }
 
 impl Shared {
@@ -86,6 +89,7 @@ impl Shared {
             stop: wiring.stop,
             halt: wiring.halt,
             reasons: wiring.reasons,
+            counters: wiring.counters,
             plan,
         }
     }

@@ -344,6 +344,31 @@ fn capture_mistakes_are_located() {
             8,
             "expected `scope = \"client\"`",
         ),
+        (
+            "[[on_message]]\nmatch = { pointer = \"/t\", exists = true }\n",
+            7,
+            "a rule without an action",
+        ),
+        (
+            "[[on_message]]\nmatch = { pointer = \"/t\", exists = true }\ncount = \"bad name\"\n",
+            9,
+            "letters, digits",
+        ),
+        (
+            "[[on_message]]\nmatch = { pointer = \"/t\", exists = true }\ncount = \"error_{{/c}}\"\n[thresholds]\nwarning_1 = [\"count == 0\"]\n",
+            11,
+            "or the name of a rule's `count`",
+        ),
+        (
+            "[thresholds]\n\"drops{cause=close_10111}\" = [\"count == 0\"]\n",
+            8,
+            "no drops cause is called",
+        ),
+        (
+            "[thresholds]\n\"rtt{cause=reset}\" = [\"p(99) < 1s\"]\n",
+            8,
+            "rtt has no `cause` to select",
+        ),
     ] {
         let text = format!("{base}{extra}");
         let e = wsstorm::scenario::parse(
@@ -359,4 +384,225 @@ fn capture_mistakes_are_located() {
             "{why} at line {line}:\n{e}\n{text}"
         );
     }
+}
+
+/// What the pinging server saw.
+#[derive(Debug, Default)]
+struct Pings {
+    sent: u64,
+    /// Pongs that carried the number of a ping this server sent on that connection.
+    pongs: u64,
+    wrong: u64,
+    /// Requests answered with an error (`code` 429) and answered fine.
+    errors: u64,
+    fine: u64,
+    /// Close codes the clients sent.
+    closes: Vec<u16>,
+}
+
+/// A server that pings at the application level (`{"type":"ping","n":N}` every 20 ms) and
+/// checks each `{"type":"pong","n":N}`; it answers every third request with an error
+/// (`{"id":…,"error":{"code":429}}`); after 10 pings it asks the client to go away
+/// (`{"type":"goaway"}`) and records the close code the client sends.
+async fn pinging_server() -> (SocketAddr, Arc<Mutex<Pings>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Pings::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut tx, mut rx) = ws.split();
+                let (out, mut outq) = tokio::sync::mpsc::unbounded_channel::<Message>();
+                let pinger = {
+                    let out = out.clone();
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        for n in 1..=10u64 {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            seen.lock().unwrap().sent += 1;
+                            if out
+                                .send(Message::text(json!({"type":"ping","n":n}).to_string()))
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        let _ = out.send(Message::text(r#"{"type":"goaway"}"#));
+                    })
+                };
+                let writer = tokio::spawn(async move {
+                    while let Some(m) = outq.recv().await {
+                        if tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut requests = 0u64;
+                while let Some(Ok(m)) = rx.next().await {
+                    match m {
+                        Message::Text(text) => {
+                            let v: Value = serde_json::from_str(&text).unwrap();
+                            if v["type"] == "pong" {
+                                let n = v["n"].as_u64().unwrap_or(0);
+                                let mut s = seen.lock().unwrap();
+                                if (1..=10).contains(&n) {
+                                    s.pongs += 1;
+                                } else {
+                                    s.wrong += 1;
+                                }
+                                continue;
+                            }
+                            requests += 1;
+                            let reply = if requests.is_multiple_of(3) {
+                                seen.lock().unwrap().errors += 1;
+                                json!({"id": v["id"], "error": {"code": 429}})
+                            } else {
+                                seen.lock().unwrap().fine += 1;
+                                json!({"id": v["id"], "result": "ok"})
+                            };
+                            let _ = out.send(Message::text(reply.to_string()));
+                        }
+                        Message::Close(frame) => {
+                            let code = frame.map_or(1005, |f| u16::from(f.code));
+                            seen.lock().unwrap().closes.push(code);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                pinger.abort();
+                drop(out);
+                let _ = writer.await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Rules answer the server's application pings (the server counts the pongs it got for its
+/// pings), count error replies by their code, and close on the server's request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_answer_pings_count_errors_by_code_and_close_when_asked() {
+    let (addr, seen) = pinging_server().await;
+    let toml = r#"name = "rules"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[reconnect]
+strategy = "constant"
+initial = "10ms"
+[[phases]]
+clients = 2
+[[steps]]
+send = '{"op":"get","id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "5ms"
+[[on_message]]
+match = { pointer = "/type", equals = "ping" }
+capture = { n = "/n" }
+count = "pings"
+send = '{"type":"pong","n":{{var.n}}}'
+[[on_message]]
+match = { pointer = "/error/code", exists = true }
+replies = true
+count = "error_{{/error/code}}"
+[[on_message]]
+match = { pointer = "/type", equals = "goaway" }
+close = 4000
+[thresholds]
+error_429 = ["count > 0"]
+pings = ["count > 0"]
+"drops{cause=close_1011}" = ["count == 0"]
+"#;
+    let p = plan(toml, &format!("ws://{addr}/"));
+    let shown = p.to_string();
+    assert!(
+        shown.contains("1. when /type == \"ping\": capture n from /n (for the connection); count pings; send {\"type\":\"pong\",\"n\":{{var.n}}}"),
+        "{shown}"
+    );
+    let (r, _dir) = run(p).await;
+    // The server's last pongs may still be in flight when the run ends: wait for its tasks.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let seen = seen.lock().unwrap();
+    let c = &r.totals.counts;
+    let counted = &r.summary.counters;
+    assert_requests_reconcile(&r);
+    assert_eq!(seen.wrong, 0, "{seen:?}");
+    assert_eq!(
+        counted["pings"], seen.pongs,
+        "every ping answered: {counted:?} {seen:?}"
+    );
+    assert!(seen.pongs >= 20, "{seen:?}");
+    assert_eq!(counted["error_429"], seen.errors, "{counted:?} {seen:?}");
+    assert_eq!(
+        c.answered,
+        seen.errors + seen.fine,
+        "error replies are still answers: {c:?}"
+    );
+    // Closed with 4000 when the server asked; with 1000 at the end of the run (one per client).
+    let asked = seen.closes.iter().filter(|code| **code == 4000).count();
+    let at_end = seen.closes.iter().filter(|code| **code == 1000).count();
+    assert!(
+        asked >= 2 && at_end <= 2 && asked + at_end == seen.closes.len(),
+        "{seen:?}"
+    );
+    assert_eq!(
+        c.connects as usize,
+        asked + 2,
+        "each client asked to go connected again: {c:?}"
+    );
+    assert!(
+        r.summary.thresholds.iter().all(|t| t.passed),
+        "{:?}",
+        r.summary.thresholds
+    );
+    let text = std::fs::read_to_string(r.dir.join("summary.txt")).unwrap();
+    assert!(text.contains("counted     error_429"), "{text}");
+}
+
+/// A server that names a new counter with every message is held to a bounded number of names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counter_names_from_a_hostile_server_are_bounded() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        for i in 0..3000 {
+            let m = json!({"code": format!("{i}-{}", "x".repeat(500))}).to_string();
+            if ws.send(Message::text(m)).await.is_err() {
+                return;
+            }
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let toml = r#"name = "flood"
+target = "embedded"
+duration = "1s"
+[[phases]]
+clients = 1
+[[steps]]
+sleep = "100ms"
+[[on_message]]
+match = { pointer = "/code", exists = true }
+count = "code_{{/code}}"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let counted = &r.summary.counters;
+    assert_eq!(
+        counted.len(),
+        wsstorm::metrics::counters::MAX_COUNTERS,
+        "{}",
+        counted.len()
+    );
+    assert_eq!(counted.values().sum::<u64>(), 3000);
+    assert!(counted.keys().all(|k| k.len() <= 100));
+    assert!(counted[wsstorm::metrics::counters::OTHER] > 1000);
 }

@@ -4,7 +4,7 @@
 use std::fmt::{self, Formatter, Result};
 use std::time::Duration;
 
-use super::{Capture, Extract, Plan, Scope, Step, Target, Var};
+use super::{Capture, CounterName, Extract, Plan, Scope, Step, Target, Var};
 use crate::scenario::check::Check;
 use crate::scenario::feed::Mode;
 use crate::scenario::template::Template;
@@ -206,7 +206,42 @@ impl Plan {
                 1.0 / every.as_secs_f64()
             )?,
         }
-        show_steps(f, &self.steps, &self.vars)
+        show_steps(f, &self.steps, &self.vars)?;
+        if !self.rules.is_empty() {
+            writeln!(
+                f,
+                "on_message (messages that are no reply; every rule that matches, in order)"
+            )?;
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut actions = Vec::new();
+            let captures = show_captures(&rule.captures, &self.vars);
+            if let Some(c) = captures.strip_prefix("; ") {
+                actions.push(c.to_string());
+            }
+            match &rule.count {
+                Some(CounterName::Fixed(id)) => {
+                    actions.push(format!("count {}", self.counters[*id as usize]))
+                }
+                Some(CounterName::Template(t)) => actions.push(format!("count {}", t.source())),
+                None => {}
+            }
+            if let Some(t) = &rule.send {
+                actions.push(format!("send {}", t.source()));
+            }
+            if let Some(code) = rule.close {
+                actions.push(format!("close ({code}), then connect again"));
+            }
+            let replies = if rule.replies { " (replies too)" } else { "" };
+            writeln!(
+                f,
+                "  {}. when {}{replies}: {}",
+                i + 1,
+                rule.matches,
+                actions.join("; ")
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ mod display;
 mod embedded;
 mod load;
 mod report;
+mod rules;
 mod steps;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub use defaults::*;
 pub use embedded::Behaviour;
 pub use load::{Jitter, Load, Phase, Reconnect, Strategy};
 pub use report::RequestFilter;
+pub use rules::{CounterName, NameTemplate, Rule};
 pub use steps::{Capture, Expect, Extract, Scope, Step, Var};
 
 use super::feed::Feed;
@@ -45,6 +47,11 @@ pub struct Plan {
     pub setup: Vec<Step>,
     /// The values captured from the server that templates use, by index.
     pub vars: Vec<Var>,
+    /// `[[on_message]]`: what to do with server messages that are not replies.
+    pub rules: Vec<Rule>,
+    /// The names of the rules' counters that take nothing from the message, by index (those
+    /// that do get theirs as they are first counted).
+    pub counters: Vec<String>,
     pub steps: Vec<Step>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,

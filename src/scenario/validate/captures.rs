@@ -24,6 +24,7 @@ pub(super) fn all_captures(raw: &RawScenario) -> impl Iterator<Item = &Captures>
         .iter()
         .chain(&raw.steps)
         .filter_map(|s| s.get_ref().capture.as_ref())
+        .chain(raw.on_message.iter().filter_map(|r| r.get_ref().capture.as_ref()))
 }
 
 impl Validator<'_> {
@@ -126,8 +127,9 @@ impl Validator<'_> {
     }
 
     /// Each `{{var.NAME}}` of a send comes after a capture of NAME: in an earlier setup or loop
-    /// step, or in a rule. A connect's URL and headers come before every step of their
-    /// connection, so they take only variables that last across connections.
+    /// step, or in a rule (rules apply whenever a message comes). A connect's URL and headers
+    /// come before every step of their connection, so they take only variables that last
+    /// across connections.
     pub(super) fn var_order<'s>(
         &mut self,
         raw: &RawScenario,
@@ -136,6 +138,13 @@ impl Validator<'_> {
         vars: &[Var],
     ) {
         let mut captured = vec![false; vars.len()];
+        for rule in &raw.on_message {
+            for (name, _) in rule.get_ref().capture.iter().flatten() {
+                if let Some(i) = vars.iter().position(|v| &v.name == name) {
+                    captured[i] = true;
+                }
+            }
+        }
         let raw_steps: Vec<&Spanned<RawStep>> = raw.setup.iter().chain(&raw.steps).collect();
         for (step, raw_step) in program.zip(raw_steps) {
             if let (Step::Send { template, .. }, Some(send)) = (step, &raw_step.get_ref().send) {

@@ -8,6 +8,7 @@ mod chaos;
 mod connect;
 mod feed;
 mod load;
+mod rules;
 mod steps;
 mod target;
 mod thresholds;
@@ -174,7 +175,11 @@ impl Validator<'_> {
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
         let recovery = self.recovery(raw.recovery.as_ref());
-        let thresholds = self.thresholds(raw);
+        let rules = self.rules(raw);
+        let thresholds = match &rules {
+            Some((rules, counters)) => self.thresholds(raw, &thresholds::Named { rules, counters }),
+            None => Vec::new(),
+        };
         let requests = self.requests(raw, overrides);
         if let (Some(feed), Some(connect), Some(load)) = (&feed, &connect, &load) {
             self.feed_fits(raw, feed, connect, load);
@@ -208,6 +213,8 @@ impl Validator<'_> {
             load: load.expect(missing),
             setup: setup.expect(missing),
             vars: self.vars,
+            rules: rules.as_ref().expect(missing).0.clone(),
+            counters: rules.expect(missing).1,
             steps: steps.expect(missing),
             pacing: pacing.flatten(),
             tls: tls.flatten(),

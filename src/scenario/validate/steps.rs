@@ -305,7 +305,7 @@ impl Validator<'_> {
     }
 
     /// A `checks` entry, `last` or `wait_for`.
-    fn check(&mut self, raw: &Spanned<RawCheck>, what: &str) -> Option<Check> {
+    pub(super) fn check(&mut self, raw: &Spanned<RawCheck>, what: &str) -> Option<Check> {
         let span = raw.span();
         let c = raw.get_ref();
         let test = match (&c.equals, c.exists, &c.matches) {

@@ -4,22 +4,90 @@
 use std::time::Duration;
 
 use super::validator::Validator;
+use crate::scenario::plan::{CounterName, Rule};
 use crate::scenario::raw::{RawScenario, RawThreshold};
-use crate::scenario::threshold::{Metric, Threshold};
+use crate::scenario::threshold::{CONNECT_ERRORS, DROP_CAUSES, Metric, Selector, Threshold, split_key};
 use crate::units::duration;
 
+/// What thresholds may name besides the metrics: the rules' counters.
+pub(super) struct Named<'a> {
+    pub rules: &'a [Rule],
+    pub counters: &'a [String],
+}
+
+impl Named<'_> {
+    /// Whether a rule counts under `name` (a fixed name, or one a template can make).
+    fn counts(&self, name: &str) -> bool {
+        self.counters.iter().any(|c| c == name)
+            || self
+                .rules
+                .iter()
+                .any(|r| matches!(&r.count, Some(CounterName::Template(t)) if t.could_make(name)))
+    }
+}
+
 impl Validator<'_> {
-    pub(super) fn thresholds(&mut self, raw: &RawScenario) -> Vec<Threshold> {
+    /// A threshold key: a metric, a metric with a selector, or a rule's counter.
+    fn threshold_key(
+        &mut self,
+        key: &str,
+        span: std::ops::Range<usize>,
+        named: &Named<'_>,
+    ) -> Option<(Metric, Option<Selector>)> {
+        let (name, selector) = match split_key(key) {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.error(span, format!("thresholds: {e}"));
+                return None;
+            }
+        };
+        let Some(metric) = Metric::from_name(name) else {
+            if selector.is_none() && named.counts(name) {
+                return Some((Metric::Counter, Some(Selector::Counter(name.to_string()))));
+            }
+            self.error(
+                span,
+                format!(
+                    "thresholds: unknown metric {name:?}: expected one of {}, or the name of a rule's `count`",
+                    Metric::names()
+                ),
+            );
+            return None;
+        };
+        match selector {
+            None => Some((metric, None)),
+            Some(("cause", cause)) if metric.has_causes() => {
+                if known_cause(metric, cause) {
+                    Some((metric, Some(Selector::Cause(cause.to_string()))))
+                } else {
+                    self.error(
+                        span,
+                        format!(
+                            "thresholds: {key:?}: no {name} cause is called {cause:?}: expected such as {}",
+                            if metric == Metric::Drops {
+                                "close_1011, close_1006, reset, pong_timeout"
+                            } else {
+                                "http_401, refused, timeout, tls"
+                            }
+                        ),
+                    );
+                    None
+                }
+            }
+            Some((label, _)) => {
+                self.error(
+                    span,
+                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops and connect_errors"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn thresholds(&mut self, raw: &RawScenario, named: &Named<'_>) -> Vec<Threshold> {
         let mut out = Vec::new();
         for (name, exprs) in &raw.thresholds {
-            let Some(metric) = Metric::from_name(name) else {
-                self.error(
-                    exprs.span(),
-                    format!(
-                        "thresholds: unknown metric {name:?}: expected one of {}",
-                        Metric::names()
-                    ),
-                );
+            let Some((metric, selector)) = self.threshold_key(name, exprs.span(), named) else {
                 continue;
             };
             // Measured only under an open rate: without one they would pass on nothing.
@@ -60,6 +128,7 @@ impl Validator<'_> {
                 match Threshold::parse(metric, source) {
                     Ok(mut t) => {
                         t.abort_after = if abort { grace } else { None };
+                        t.selector = selector.clone();
                         out.push(t);
                     }
                     Err(msg) => self.error(e.span(), format!("thresholds.{name}: {msg}")),
@@ -67,5 +136,21 @@ impl Validator<'_> {
             }
         }
         out
+    }
+}
+
+/// Whether `cause` is one a run can count for `metric` (drops or connect errors), as the
+/// summary names them.
+fn known_cause(metric: Metric, cause: &str) -> bool {
+    let numbered = |prefix: &str| {
+        cause
+            .strip_prefix(prefix)
+            .is_some_and(|n| n.len() == 3 || n.len() == 4)
+            && cause[prefix.len()..].bytes().all(|b| b.is_ascii_digit())
+    };
+    match metric {
+        Metric::Drops => numbered("close_") || DROP_CAUSES.contains(&cause),
+        Metric::ConnectErrors => numbered("http_") || CONNECT_ERRORS.contains(&cause),
+        _ => false,
     }
 }

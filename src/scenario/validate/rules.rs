@@ -1,0 +1,110 @@
+//! `[[on_message]]`: each rule's `match` and its actions (capture, count, send, close).
+
+use super::captures::all_captures;
+use super::validator::Validator;
+use crate::scenario::plan::{CounterName, NameTemplate, Rule};
+use crate::scenario::raw::RawScenario;
+use crate::units::close_code;
+
+/// The most rules a scenario has (each message is tested against every one).
+const MAX_RULES: usize = 64;
+
+impl Validator<'_> {
+    /// The rules, and the counters they name that take nothing from the message.
+    pub(super) fn rules(&mut self, raw: &RawScenario) -> Option<(Vec<Rule>, Vec<String>)> {
+        if raw.on_message.len() > MAX_RULES {
+            self.error(
+                raw.on_message[MAX_RULES].span(),
+                format!(
+                    "{} [[on_message]] rules: expected at most {MAX_RULES}",
+                    raw.on_message.len()
+                ),
+            );
+            return None;
+        }
+        // Anything captured anywhere may be sent by a rule: rules apply whenever a message
+        // comes, after the steps that capture have run or not (a value missing then is not
+        // sent, and counted in capture_missing).
+        let captured: Vec<&String> = all_captures(raw).flat_map(|c| c.keys()).collect();
+        let mut rules = Vec::new();
+        let mut counters: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, spanned) in raw.on_message.iter().enumerate() {
+            let r = spanned.get_ref();
+            let what = format!("on_message[{i}]");
+            if r.send.is_none() && r.capture.is_none() && r.count.is_none() && r.close.is_none() {
+                self.error(
+                    spanned.span(),
+                    format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count` or `close`"),
+                );
+                ok = false;
+                continue;
+            }
+            let matches = self.check(&r.matches, &format!("{what}.match"));
+            let captures = self.captures(r.capture.as_ref(), &what);
+            let send = r.send.as_ref().and_then(|t| {
+                let template = self.template(t, &format!("{what}.send"))?;
+                let missing = template
+                    .vars()
+                    .map(|v| &self.vars[usize::from(v)].name)
+                    .find(|name| !captured.contains(name))
+                    .cloned();
+                match missing {
+                    Some(name) => {
+                        self.error(
+                            t.span(),
+                            format!("{what}.send: {{{{var.{name}}}}} is captured by no step or rule"),
+                        );
+                        None
+                    }
+                    None => Some(template),
+                }
+            });
+            let count = match &r.count {
+                None => Some(None),
+                Some(text) => match NameTemplate::parse(text.get_ref()) {
+                    Ok(name) => match name.fixed() {
+                        Some(fixed) => {
+                            let id = counters.iter().position(|c| c == fixed).unwrap_or_else(|| {
+                                counters.push(fixed.to_string());
+                                counters.len() - 1
+                            });
+                            Some(Some(CounterName::Fixed(id as u32)))
+                        }
+                        None => Some(Some(CounterName::Template(name))),
+                    },
+                    Err(e) => {
+                        self.error(text.span(), format!("{what}.count: {e}"));
+                        None
+                    }
+                },
+            };
+            let close = match &r.close {
+                None => Some(None),
+                Some(code) => match u16::try_from(*code.get_ref()) {
+                    Ok(c) if close_code::sendable(u64::from(c)) => Some(Some(c)),
+                    _ => {
+                        self.error(code.span(), format!("{what}.close: {}", close_code::EXPECTED));
+                        None
+                    }
+                },
+            };
+            match (matches, captures, count, close) {
+                (Some(matches), Some(captures), Some(count), Some(close))
+                    if r.send.is_none() || send.is_some() =>
+                {
+                    rules.push(Rule {
+                        matches,
+                        replies: r.replies,
+                        captures,
+                        count,
+                        send,
+                        close,
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some((rules, counters))
+    }
+}

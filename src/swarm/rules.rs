@@ -1,0 +1,77 @@
+//! `[[on_message]]`: a server message that is no reply to one of this connection's requests
+//! (a push, an application ping, an error with no id) goes through the rules, in order; every
+//! rule whose `match` holds applies its actions: capture, count, send, close.
+
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::connection::{Conn, Cut};
+use super::receive::capture;
+use super::state::ClientState;
+use super::stream::Ws;
+use crate::metrics::Event;
+use crate::scenario::template::RenderCtx;
+use crate::scenario::{CounterName, Rule};
+
+impl Conn<'_> {
+    /// Applies the rules to `text` (a reply to a request: only the rules for replies). The
+    /// message's JSON is parsed once, when a rule reads it.
+    pub(super) async fn apply_rules(
+        &mut self,
+        ws: &mut Ws,
+        state: &mut ClientState,
+        text: &str,
+        reply: bool,
+    ) -> Result<(), Cut> {
+        let shared = self.shared;
+        let plan = &shared.plan;
+        let json: Option<Value> = plan
+            .rules
+            .iter()
+            .filter(|r| r.replies || !reply)
+            .any(Rule::needs_json)
+            .then(|| serde_json::from_str(text).ok())
+            .flatten();
+        for rule in &plan.rules {
+            if (reply && !rule.replies) || !rule.matches.holds(text, json.as_ref()) {
+                continue;
+            }
+            self.capture_failures += capture(&rule.captures, text, json.as_ref(), state, &plan.vars);
+            if let Some(count) = &rule.count {
+                let id = match count {
+                    CounterName::Fixed(id) => *id,
+                    CounterName::Template(name) => shared.counters.id(&name.render(json.as_ref())),
+                };
+                shared.events.send(Event::Counted(id)).await;
+            }
+            if let Some(template) = &rule.send {
+                state.next_seq += 1;
+                let mut out = String::new();
+                let mut ctx = RenderCtx {
+                    client: state.index,
+                    seq: state.next_seq,
+                    rng: &mut state.rng,
+                    row: shared.row(state.index),
+                    vars: state.vars.values(),
+                };
+                if template.render(&mut ctx, &mut out) {
+                    shared
+                        .events
+                        .send(Event::Sent {
+                            bytes: out.len() as u32,
+                            request: false,
+                            replay: false,
+                        })
+                        .await;
+                    self.send(ws, Message::Text(Utf8Bytes::from(out))).await?;
+                } else {
+                    shared.events.send(Event::CaptureMissing).await;
+                }
+            }
+            if let Some(code) = rule.close {
+                self.close_after(code);
+            }
+        }
+        Ok(())
+    }
+}
