@@ -139,6 +139,9 @@ impl std::str::FromStr for DropCause {
     }
 }
 
+/// A step's name, by number: 1 + its index in the plan's `step_names`; 0 for an unnamed step.
+pub type Name = u16;
+
 /// Microseconds where a `None` must cost nothing (events stay small); 0 µs reads as 1.
 pub type Micros = std::num::NonZeroU64;
 
@@ -160,11 +163,13 @@ pub enum Reply {
         corrected_us: Option<Micros>,
         first_us: Option<Micros>,
         failed: bool,
+        /// The request step's name (see `Name`).
+        name: Name,
     },
     /// A reply of a stream that is not its last.
     Part,
     /// A reply to a request that had already timed out (that request counts as a timeout).
-    Late,
+    Late { name: Name },
     /// A second reply to an already answered request.
     Duplicate,
     /// A message carrying an id that matches no request of this connection.
@@ -228,6 +233,8 @@ pub enum Event {
         bytes: u32,
         request: bool,
         replay: bool,
+        /// A request's step name.
+        name: Name,
     },
     Received {
         bytes: u32,
@@ -239,8 +246,19 @@ pub enum Event {
     BackoffStarted,
     /// The wait ended (the next attempt begins, or the client stops).
     BackoffEnded,
-    /// This many requests passed their deadline without a reply.
-    TimedOut(u32),
+    /// `n` requests of step name `name` passed their deadline without a reply.
+    TimedOut {
+        n: u32,
+        name: Name,
+    },
+    /// `n` requests of named step `name` ended without a reply: lost (in flight at a drop, or
+    /// kept for replay by a client that gave up) or unfinished (at the end of the run). The
+    /// totals count them with the drop, the close or the end; this is their names' share.
+    NamedEnded {
+        name: Name,
+        n: u32,
+        lost: bool,
+    },
     /// Under an open rate, this many passes of the step loop could not begin on time: the
     /// one before was still waiting for its reply (its requests' corrected rtt counts the
     /// wait), or there was no connection when they fell due (they are skipped).

@@ -9,6 +9,7 @@ pub mod observed;
 pub mod reasons;
 pub mod recovery;
 pub mod requests;
+pub mod steps;
 pub mod totals;
 
 pub use collector::{

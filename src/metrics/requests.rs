@@ -5,6 +5,7 @@
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::event::Name;
 use crate::scenario::RequestFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct RequestRow {
     pub at: Instant,
     pub client: u32,
     pub seq: u64,
+    /// Its step's name (0: none; see `event::Name`).
+    pub name: Name,
     pub outcome: RequestOutcome,
     pub rtt_us: Option<u64>,
     /// From when the request was due, under an open rate (else the rtt).
@@ -65,7 +68,7 @@ impl RequestLog {
     pub async fn record(
         &self,
         client: u32,
-        seq: u64,
+        (seq, name): (u64, Name),
         outcome: RequestOutcome,
         rtt: Option<(u64, Option<u64>)>,
     ) {
@@ -77,6 +80,7 @@ impl RequestLog {
                 at: Instant::now(),
                 client,
                 seq,
+                name,
                 outcome,
                 rtt_us: rtt.map(|(us, _)| us),
                 corrected_us: rtt.map(|(us, corrected)| corrected.unwrap_or(us)),

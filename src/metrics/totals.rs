@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::counters::Counters;
 use super::event::{ConnectError, DropCause, Event, Reply};
 use super::histogram::Latency;
+use super::steps::Steps;
 use crate::scenario::threshold::{Aggregate, Metric, Selector, Threshold};
 use std::sync::Arc;
 
@@ -169,6 +170,8 @@ pub struct Totals {
     /// A run's counters, by number in `registry`.
     pub counted: Vec<u64>,
     pub registry: Option<Arc<Counters>>,
+    /// Named steps' requests.
+    pub steps: Steps,
 }
 
 /// The latency histograms summary.json keeps, each under its field's name: one list for
@@ -245,11 +248,15 @@ impl Totals {
                 bytes,
                 request,
                 replay,
+                name,
             } => {
                 c.messages_sent += 1;
                 c.bytes_sent += u64::from(bytes);
                 c.requests += u64::from(request && !replay);
                 c.replayed += u64::from(replay);
+                if let Some(s) = self.steps.at(name).filter(|_| request && !replay) {
+                    s.counts.requests += 1;
+                }
             }
             Event::Received { bytes, reply } => {
                 c.messages_received += 1;
@@ -259,7 +266,21 @@ impl Totals {
             Event::AlsoReplied(reply) => return self.reply(reply),
             Event::BackoffStarted => c.backoffs += 1,
             Event::BackoffEnded => c.backoffs_ended += 1,
-            Event::TimedOut(n) => c.timeouts += u64::from(n),
+            Event::TimedOut { n, name } => {
+                c.timeouts += u64::from(n);
+                if let Some(s) = self.steps.at(name) {
+                    s.counts.timeouts += u64::from(n);
+                }
+            }
+            Event::NamedEnded { name, n, lost } => {
+                if let Some(s) = self.steps.at(name) {
+                    if lost {
+                        s.counts.lost += u64::from(n);
+                    } else {
+                        s.counts.unfinished += u64::from(n);
+                    }
+                }
+            }
             Event::LateSends(n) => c.late_sends += u64::from(n),
             Event::Capped => c.capped += 1,
             Event::WaitedFor { us } => {
@@ -300,9 +321,15 @@ impl Totals {
                 corrected_us,
                 first_us,
                 failed,
+                name,
             } => {
                 c.answered += 1;
                 c.check_failures += u64::from(failed);
+                if let Some(s) = self.steps.at(name) {
+                    s.counts.answered += 1;
+                    s.counts.check_failures += u64::from(failed);
+                    s.rtt.record_us(rtt_us);
+                }
                 self.rtt.record_us(rtt_us);
                 if let Some(us) = corrected_us {
                     self.rtt_corrected.record_us(us.get());
@@ -313,7 +340,12 @@ impl Totals {
                 return Some(rtt_us);
             }
             Reply::Part => c.stream_parts += 1,
-            Reply::Late => c.late += 1,
+            Reply::Late { name } => {
+                c.late += 1;
+                if let Some(s) = self.steps.at(name) {
+                    s.counts.late += 1;
+                }
+            }
             Reply::Duplicate => c.duplicate += 1,
             Reply::Unmatched => c.unmatched += 1,
             Reply::Push {
@@ -377,7 +409,7 @@ impl Totals {
                 };
                 Some(n as f64)
             }
-            Some(Selector::Step(_)) => None,
+            Some(Selector::Step(name)) => self.steps.get(name)?.measure(t.metric, t.aggregate),
         }
     }
 

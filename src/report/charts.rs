@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::junit::escape;
+use super::markup::escape;
 
 /// The shortest row drawn as a rate (seconds).
 const MIN_WINDOW_S: f64 = 0.25;

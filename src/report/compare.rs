@@ -70,7 +70,18 @@ impl Comparison {
     pub fn render(&self, base: &Path, new: &Path, max_regression: f64) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "base {}\nnew  {}\n", base.display(), new.display());
-        let _ = writeln!(s, "{:<22}{:>14}{:>14}{:>11}", "metric", "base", "new", "change");
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.metric.len() + 2)
+            .max()
+            .unwrap_or(0)
+            .max(22);
+        let _ = writeln!(
+            s,
+            "{:<width$}{:>14}{:>14}{:>11}",
+            "metric", "base", "new", "change"
+        );
         for r in &self.rows {
             let change = match (r.change, r.old, r.new) {
                 (Some(c), ..) => format!("{:+.1}%", c * 100.0),
@@ -86,7 +97,7 @@ impl Comparison {
             };
             let _ = writeln!(
                 s,
-                "{:<22}{:>14}{:>14}{:>11}{mark}",
+                "{:<width$}{:>14}{:>14}{:>11}{mark}",
                 r.metric,
                 show(&r.metric, r.old),
                 show(&r.metric, r.new),
@@ -97,10 +108,20 @@ impl Comparison {
     }
 }
 
+/// The metric without its `{step=…}` (whose name may have dots).
+fn plain(metric: &str) -> String {
+    match (metric.find('{'), metric.find('}')) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &metric[..a], &metric[b + 1..]),
+        _ => metric.to_string(),
+    }
+}
+
 fn show(metric: &str, v: Option<f64>) -> String {
     let Some(v) = v else {
         return "no data".to_string();
     };
+    let metric = plain(metric);
+    let metric = metric.as_str();
     if metric.contains('.') {
         format!("{v:.3} ms")
     } else if metric.ends_with("_rate") {
@@ -114,13 +135,16 @@ fn show(metric: &str, v: Option<f64>) -> String {
 
 /// Whether a larger value is better (throughput); for everything else smaller is.
 fn higher_is_better(metric: &str) -> bool {
-    matches!(metric, "requests_per_s" | "answered" | "requests")
+    matches!(plain(metric).as_str(), "requests_per_s" | "answered" | "requests")
 }
 
 /// The value of `metric` in `s`: `<latency>.p<N>` / `.max` / `.mean` from the histogram, a
 /// rate, `requests_per_s`, or a count. None: no data (a latency with no samples, a rate of no
 /// requests).
 pub fn value(s: &Summary, metric: &str) -> Result<Option<f64>, String> {
+    if let Some((base, rest)) = metric.split_once("{step=") {
+        return step_value(s, metric, base, rest);
+    }
     if let Some((name, stat)) = metric.split_once('.') {
         let stats = s
             .latency
@@ -155,6 +179,44 @@ pub fn value(s: &Summary, metric: &str) -> Result<Option<f64>, String> {
     }
 }
 
+/// A named step's figure: `rtt{step=Login}.p99`, `error_rate{step=Login}`, a count such as
+/// `timeouts{step=Login}`. A step one run does not have has no data there.
+fn step_value(s: &Summary, metric: &str, base: &str, rest: &str) -> Result<Option<f64>, String> {
+    let (step, stat) = rest
+        .split_once('}')
+        .ok_or_else(|| format!("{metric:?}: expected such as rtt{{step=Login}}.p99"))?;
+    let Some(step) = s.by_step.get(step) else {
+        return Ok(None);
+    };
+    let c = &step.counts;
+    let ratio = |part: u64| (c.requests > 0).then(|| part as f64 / c.requests as f64);
+    Ok(match (base, stat.strip_prefix('.')) {
+        ("rtt", Some(stat)) => {
+            let h = Latency::decode(&step.rtt.histogram).map_err(|e| {
+                format!(
+                    "the rtt histogram of step {step:?} cannot be read: {e}",
+                    step = rest
+                )
+            })?;
+            let v = value_of(&h, metric, stat)?;
+            (!h.is_empty()).then_some(v)
+        }
+        ("timeout_rate", None) => ratio(c.timeouts),
+        ("error_rate", None) => ratio(c.timeouts + c.lost),
+        ("requests", None) => Some(c.requests as f64),
+        ("answered", None) => Some(c.answered as f64),
+        ("timeouts", None) => Some(c.timeouts as f64),
+        ("late", None) => Some(c.late as f64),
+        ("lost", None) => Some(c.lost as f64),
+        ("check_failures", None) => Some(c.check_failures as f64),
+        _ => {
+            return Err(format!(
+                "{metric:?}: a step has rtt{{step=…}}.pN, timeout_rate, error_rate, requests, answered, timeouts, late, lost and check_failures"
+            ));
+        }
+    })
+}
+
 /// A statistic of a latency histogram: `pN`, `max`, `mean` (`avg`) or `min`, in ms.
 fn value_of(h: &Latency, metric: &str, stat: &str) -> Result<f64, String> {
     match stat {
@@ -182,14 +244,20 @@ pub fn compare(
     gates: &[String],
     max_regression: f64,
 ) -> Result<Comparison, String> {
-    let mut metrics: Vec<&str> = SHOWN.to_vec();
+    let mut metrics: Vec<String> = SHOWN.iter().map(|m| m.to_string()).collect();
+    // Each named step both runs have: its p99 and error rate.
+    for step in base.by_step.keys().filter(|k| new.by_step.contains_key(*k)) {
+        metrics.push(format!("rtt{{step={step}}}.p99"));
+        metrics.push(format!("error_rate{{step={step}}}"));
+    }
     for g in gates {
-        if !metrics.contains(&g.as_str()) {
-            metrics.push(g);
+        if !metrics.contains(g) {
+            metrics.push(g.clone());
         }
     }
     let mut rows = Vec::new();
-    for metric in metrics {
+    for metric in &metrics {
+        let metric = metric.as_str();
         let (old, new_value) = (value(base, metric)?, value(new, metric)?);
         let change = match (old, new_value) {
             (Some(0.0), Some(new)) => (new == 0.0).then_some(0.0),

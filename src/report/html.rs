@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{MAX_POINTS, Series, over_time};
-use super::junit::escape;
+use super::markup::escape;
 use super::summary::{Outcome, Summary};
 
 /// The page's CSS (inline: the page fetches nothing).
@@ -119,6 +119,7 @@ fn thresholds(h: &mut String, summary: &Summary) {
 fn tables(h: &mut String, s: &Summary) {
     counts_table(h, s);
     latency_table(h, s);
+    super::by_step::html(h, &s.by_step);
     causes_tables(h, s);
     recovery_table(h, s);
     exec_table(h, s);

@@ -9,7 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::summary::{CountStats, LatencyStats, Outcome, Summary, ThresholdResult};
-use super::{CONNECTIONS, TIMESERIES};
+use super::{CONNECTIONS, TIMESERIES, by_step};
+use crate::metrics::steps::Steps;
 use crate::metrics::{Latency, Totals};
 use crate::scenario::segment::Segment;
 use crate::scenario::threshold::Threshold;
@@ -180,6 +181,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     }
     let mut latency: BTreeMap<String, Latency> = BTreeMap::new();
     let mut attempts = Latency::new();
+    let mut steps = Steps::default();
     for s in shards {
         for (k, v) in &s.connect_errors {
             *merged.connect_errors.entry(k.clone()).or_default() += v;
@@ -210,12 +212,14 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
                 .merge(&Latency::decode(&stats.histogram).map_err(bad)?);
         }
         attempts.merge(&Latency::decode(&s.reconnect_attempts.histogram).map_err(bad)?);
+        by_step::merge_into(&mut steps, &s.by_step).map_err(bad)?;
     }
     merged.latency = latency
         .iter()
         .map(|(k, h)| (k.clone(), LatencyStats::of(h)))
         .collect();
     merged.reconnect_attempts = CountStats::of(&attempts);
+    merged.by_step = by_step::of(&steps);
 
     // The thresholds, judged again on the merged totals.
     let mut totals = Totals {
@@ -232,6 +236,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
             .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
             .collect(),
         counters: merged.counters.clone(),
+        steps,
         ..Totals::default()
     };
     for (name, slot) in totals.latencies_mut() {

@@ -2,15 +2,18 @@
 //! display (`progress`) and the final documents (`summary`). Reports read samples and totals;
 //! they never reach back into the engine.
 
+pub mod by_step;
 pub mod charts;
 pub mod compare;
 pub mod connections;
 pub mod console;
 pub mod html;
 pub mod junit;
+pub mod markup;
 pub mod merge;
 pub mod progress;
 pub mod requests;
+pub mod stats;
 pub mod summary;
 pub mod timeseries;
 

@@ -19,21 +19,35 @@ pub const REQUESTS: &str = "requests.csv";
 pub struct RequestsWriter {
     path: PathBuf,
     csv: csv::Writer<File>,
+    /// The plan's step names (a row's name number k is `names[k - 1]`).
+    names: Vec<String>,
 }
 
 impl RequestsWriter {
-    pub fn create(dir: &Path) -> io::Result<Self> {
+    pub fn create(dir: &Path, names: &[String]) -> io::Result<Self> {
         let path = dir.join(REQUESTS);
         let create = || {
             let mut csv = csv::WriterBuilder::new()
                 .buffer_capacity(64 << 10)
                 .from_writer(File::create(&path)?);
-            csv.write_record(["time_s", "client", "id", "outcome", "rtt_ms", "corrected_rtt_ms"])?;
+            csv.write_record([
+                "time_s",
+                "client",
+                "id",
+                "outcome",
+                "rtt_ms",
+                "corrected_rtt_ms",
+                "step",
+            ])?;
             csv.flush()?;
             Ok(csv)
         };
         let csv = create().map_err(on_file(&path))?;
-        Ok(Self { path, csv })
+        Ok(Self {
+            path,
+            csv,
+            names: names.to_vec(),
+        })
     }
 
     /// Writes rows until every sender is gone; returns how many were written. A write error
@@ -56,6 +70,7 @@ impl RequestsWriter {
 
     async fn rows(&mut self, mut rows: RequestRx, start: Instant) -> io::Result<u64> {
         let w = &mut self.csv;
+        let names = &self.names;
         let mut written = 0u64;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut batch = Vec::with_capacity(1024);
@@ -77,6 +92,11 @@ impl RequestsWriter {
                             // From when the request was due under an open rate; in a closed loop
                             // each request goes out when it is meant to, and this is the rtt.
                             ms(row.corrected_us),
+                            row.name
+                                .checked_sub(1)
+                                .and_then(|i| names.get(usize::from(i)))
+                                .cloned()
+                                .unwrap_or_default(),
                         ])?;
                         written += 1;
                     }

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{
-    Aborted, Counts, ExecReport, Latency, ProxyCounts, Recovery, ServerCounts, Totals, Verdict,
-};
+use super::by_step;
+pub use super::stats::{CountStats, LatencyStats};
+use crate::metrics::{Aborted, Counts, ExecReport, ProxyCounts, Recovery, ServerCounts, Totals, Verdict};
 use crate::scenario::Chaos;
 use crate::scenario::segment::Segment;
 
@@ -99,6 +99,9 @@ pub struct Summary {
     /// The `[[on_message]]` rules' counters, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
+    /// Each named step's requests (`name = "…"` on a request step).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_step: BTreeMap<String, by_step::StepSummary>,
     pub reconnect_attempts: CountStats,
     /// The scenario's chaos actions, in order.
     pub chaos: Vec<String>,
@@ -120,65 +123,6 @@ pub struct Rates {
     pub timeout_rate: f64,
     pub error_rate: f64,
     pub requests_per_s: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatencyStats {
-    pub count: u64,
-    pub min_ms: f64,
-    pub mean_ms: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub p99_9_ms: f64,
-    pub max_ms: f64,
-    /// HdrHistogram V2 compressed, base64, values in microseconds.
-    pub histogram: String,
-}
-
-impl LatencyStats {
-    pub fn of(h: &Latency) -> Self {
-        Self {
-            count: h.count(),
-            min_ms: h.min_ms(),
-            mean_ms: h.mean_ms(),
-            p50_ms: h.percentile_ms(50.0),
-            p90_ms: h.percentile_ms(90.0),
-            p95_ms: h.percentile_ms(95.0),
-            p99_ms: h.percentile_ms(99.0),
-            p99_9_ms: h.percentile_ms(99.9),
-            max_ms: h.max_ms(),
-            histogram: h.encode(),
-        }
-    }
-}
-
-/// Distribution of a small count (attempts per reconnect).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CountStats {
-    pub count: u64,
-    pub mean: f64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub max: u64,
-    /// HdrHistogram V2 compressed, base64, raw values.
-    pub histogram: String,
-}
-
-impl CountStats {
-    pub fn of(h: &Latency) -> Self {
-        Self {
-            count: h.count(),
-            mean: h.mean(),
-            p50: h.percentile(50.0),
-            p90: h.percentile(90.0),
-            p99: h.percentile(99.0),
-            max: h.max(),
-            histogram: h.encode(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +224,7 @@ impl Summary {
                 .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
                 .collect(),
             counters: totals.counters(),
+            by_step: by_step::of(&totals.steps),
             reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
             chaos: chaos.iter().map(Chaos::describe).collect(),
             exec: info.exec,
@@ -298,6 +243,7 @@ impl Summary {
         self.text_connections(&mut s);
         self.text_sides(&mut s);
         self.text_latency(&mut s);
+        by_step::text(&mut s, &self.by_step);
         self.text_recovery(&mut s);
         self.text_verdict(&mut s);
         s

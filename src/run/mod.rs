@@ -140,7 +140,7 @@ impl Results {
         let streams = report::open_stream(&dir).map_err(RunError::io(cannot_write()))?;
         let requests = plan
             .requests
-            .map(|_| RequestsWriter::create(&dir))
+            .map(|_| RequestsWriter::create(&dir, &plan.step_names))
             .transpose()
             .map_err(RunError::io(cannot_write()))?;
         Ok((Results { dir, started_at }, Files { streams, requests }))
@@ -375,6 +375,7 @@ async fn measure(
     let counters = Arc::new(metrics::Counters::new(&plan.counters));
     let totals = metrics::Totals {
         registry: Some(counters.clone()),
+        steps: metrics::steps::Steps::named(&plan.step_names),
         ..Default::default()
     };
     let collector = tokio::spawn(metrics::collect(

@@ -372,6 +372,10 @@ pub struct RawPhase {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
 pub struct RawStep {
+    /// A name for this request step: its requests get their own counts and rtt histogram
+    /// (summary `by_step`, requests.csv's `step`, thresholds such as "rtt{step=NAME}").
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub send: Option<Text>,
     /// A binary frame: "hex:0a0b…", "base64:…" or "file:PATH" (relative to the scenario).

@@ -92,6 +92,22 @@ impl Metric {
             .join(", ")
     }
 
+    /// Whether `{step=…}` selects a named step's part (its requests' counts and rtt).
+    pub fn has_steps(self) -> bool {
+        matches!(
+            self,
+            Metric::Rtt
+                | Metric::Requests
+                | Metric::Answered
+                | Metric::Timeouts
+                | Metric::Late
+                | Metric::Lost
+                | Metric::CheckFailures
+                | Metric::TimeoutRate
+                | Metric::ErrorRate
+        )
+    }
+
     /// Whether `{cause=…}` selects among its causes.
     pub fn has_causes(self) -> bool {
         matches!(self, Metric::Drops | Metric::ConnectErrors)

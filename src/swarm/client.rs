@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::backoff::Retries;
 use super::connect::{self, Opened};
 use super::connection::{self, End};
+use super::named;
 use super::shared::Shared;
 use super::state::{ClientCtl, ClientState};
 use super::stream::Ws;
@@ -203,10 +204,13 @@ async fn give_up(shared: &Shared, state: &mut ClientState, attempts: u32) {
     let kept = std::mem::take(&mut state.replay);
     if let Some(log) = &shared.requests {
         for k in &kept {
-            log.record(client, k.seq, RequestOutcome::Lost, None).await;
+            let name = shared.step(usize::from(k.step)).name();
+            log.record(client, (k.seq, name), RequestOutcome::Lost, None)
+                .await;
         }
     }
     let lost = kept.len() as u32;
+    named::named_ended(shared, named::tally_kept(shared, &kept), true).await;
     shared
         .events
         .send(Event::GaveUp {
@@ -223,11 +227,18 @@ async fn abandon_replay(shared: &Shared, state: &mut ClientState) {
     let kept = std::mem::take(&mut state.replay);
     if let Some(log) = &shared.requests {
         for k in &kept {
-            log.record(state.index as u32, k.seq, RequestOutcome::Unfinished, None)
-                .await;
+            let name = shared.step(usize::from(k.step)).name();
+            log.record(
+                state.index as u32,
+                (k.seq, name),
+                RequestOutcome::Unfinished,
+                None,
+            )
+            .await;
         }
     }
     if !kept.is_empty() {
+        named::named_ended(shared, named::tally_kept(shared, &kept), false).await;
         shared
             .events
             .send(Event::ReplayUnfinished(kept.len() as u32))

@@ -10,7 +10,6 @@ use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,6 +17,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes
 
 use super::causes::write_cause;
 use super::heart::{Beat, Heart};
+use super::named::{named_ended, tally_kept};
 use super::pace::Pace;
 use super::pending::{Kept, Pending};
 use super::shared::Shared;
@@ -124,7 +124,7 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
     let mut c = Conn {
         shared,
         opened: Instant::now(),
-        pending: Pending::logging(shared.requests.is_some()),
+        pending: Pending::new(shared.requests.is_some(), plan.step_names.len()),
         in_setup: !plan.setup.is_empty(),
         no_pong_until: None,
         wait_step: 0,
@@ -144,15 +144,23 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
         },
         Ok(Finish::Cycled) => End::Cycled { open_us },
         Err(Cut::Halt) => {
+            let mut named = c.pending.named();
             let (replay, rest) = c.pending.take_for_replay(RequestOutcome::Unfinished);
-            c.pending
-                .note_all(replay.iter().map(|k| k.seq), RequestOutcome::Unfinished);
+            named.extend(tally_kept(shared, &replay));
+            named_ended(shared, named, false).await;
+            c.pending.note_all(
+                replay
+                    .iter()
+                    .map(|k| (k.seq, shared.step(usize::from(k.step)).name())),
+                RequestOutcome::Unfinished,
+            );
             End::Closed {
                 unfinished: rest + replay.len() as u32,
                 open_us,
             }
         }
         Err(Cut::Drop(cause)) => {
+            named_ended(shared, c.pending.named(), true).await;
             let (replay, lost) = c.pending.take_for_replay(RequestOutcome::Lost);
             state.replay.extend(replay);
             // Requests a failed replay left behind are newer than those it had resent: the
@@ -172,7 +180,7 @@ pub(super) struct Conn<'a> {
     /// Still running the setup steps; a setup reply that times out fails the connection.
     pub(super) in_setup: bool,
     /// Chaos `no_pong` is on (until this time, or for good when `Some(None)`).
-    no_pong_until: Option<Option<Instant>>,
+    pub(super) no_pong_until: Option<Option<Instant>>,
     /// The `wait_for` step under way, in the program.
     pub(super) wait_step: u16,
     mode: Mode,
@@ -344,18 +352,21 @@ impl Conn<'_> {
                 let text = Utf8Bytes::from(text);
                 // Counted before the write: a request whose write fails is in the pending
                 // table, so the drop counts it lost (or replays it).
+                let name = expect.as_ref().map_or(0, |e| e.name);
                 events
                     .send(Event::Sent {
                         bytes,
                         request: expect.is_some(),
                         replay: false,
+                        name,
                     })
                     .await;
                 if let Some(expect) = expect {
                     let kept = shared.plan.reconnect.replay_in_flight.then(|| text.clone());
                     let sent = Instant::now();
                     let due = state.pace.as_ref().and_then(|p| p.due(sent));
-                    self.pending.insert(seq, self.step as u16, sent, due, kept);
+                    self.pending
+                        .insert(seq, (self.step as u16, name), sent, due, kept);
                     if expect.wait || self.in_setup {
                         self.block = Block::Reply(seq);
                     }
@@ -368,6 +379,7 @@ impl Conn<'_> {
                         bytes: data.len() as u32,
                         request: false,
                         replay: false,
+                        name: 0,
                     })
                     .await;
                 self.send(ws, Message::Binary(data.clone())).await?;
@@ -412,14 +424,19 @@ impl Conn<'_> {
 
     async fn on_timer(&mut self, ws: &mut Ws, now: Instant) -> Result<(), Cut> {
         let events = &self.shared.events;
-        let expired = self.pending.expire(now, self.reply_timeout());
-        if expired > 0 {
-            events.send(Event::TimedOut(expired)).await;
-            if self.in_setup {
-                return Err(self.dropped(DropCause::SetupFailed, || {
-                    "a reply to a setup step did not come within correlation.timeout".into()
-                }));
+        let mut expired = 0;
+        loop {
+            let (n, name) = self.pending.expire(now, self.reply_timeout());
+            if n == 0 {
+                break;
             }
+            expired += n;
+            events.send(Event::TimedOut { n, name }).await;
+        }
+        if expired > 0 && self.in_setup {
+            return Err(self.dropped(DropCause::SetupFailed, || {
+                "a reply to a setup step did not come within correlation.timeout".into()
+            }));
         }
         if matches!(self.block, Block::Message(until) if until <= now) {
             events.send(Event::WaitTimedOut).await;
@@ -520,16 +537,18 @@ impl Conn<'_> {
         while !state.replay.is_empty() {
             let Kept { seq, step, text } = state.replay.remove(0);
             let bytes = text.len() as u32;
+            let name = self.shared.step(usize::from(step)).name();
             self.shared
                 .events
                 .send(Event::Sent {
                     bytes,
                     request: true,
                     replay: true,
+                    name,
                 })
                 .await;
             self.pending
-                .insert(seq, step, Instant::now(), None, Some(text.clone()));
+                .insert(seq, (step, name), Instant::now(), None, Some(text.clone()));
             self.send(ws, Message::Text(text)).await?;
         }
         Ok(())
@@ -538,58 +557,11 @@ impl Conn<'_> {
     /// Hands the outcomes the pending table noted to requests.csv.
     async fn flush_log(&mut self, client: u32) {
         if let Some(log) = &self.shared.requests {
-            for (seq, outcome, rtt) in self.pending.take_log() {
-                log.record(client, seq, outcome, rtt).await;
+            for (seq, name, outcome, rtt) in self.pending.take_log() {
+                log.record(client, (seq, name), outcome, rtt).await;
             }
         }
     }
-
-    /// Applies a chaos action to this connection: the drop it causes, if any.
-    async fn chaos(
-        &mut self,
-        ws: &mut Ws,
-        how: ChaosHow,
-        lasts: Option<Duration>,
-        ctl: &ClientCtl,
-    ) -> Result<(), DropCause> {
-        let cause = Err(DropCause::Chaos(how));
-        match how {
-            ChaosHow::Reset => {
-                // Zero linger: dropping the socket sends a TCP reset, not a FIN.
-                let _ = ws.get_ref().inner.tcp().set_zero_linger();
-                cause
-            }
-            ChaosHow::Close(code) => {
-                close(ws, CloseCode::from(code)).await;
-                cause
-            }
-            ChaosHow::NoPong => {
-                ws.get_mut().drop_pongs = true;
-                self.no_pong_until = Some(lasts.map(|d| Instant::now() + d));
-                Ok(())
-            }
-            ChaosHow::Silent => {
-                // Half-open: read and discard raw bytes (so pings go unanswered and nothing is
-                // processed), send nothing, until the server gives up on us or `lasts` ends.
-                let until = lasts.map(|d| Instant::now() + d);
-                let mut scratch = [0u8; 512];
-                let socket = &mut ws.get_mut().inner;
-                loop {
-                    tokio::select! {
-                        _ = self.shared.halt.cancelled() => break,
-                        _ = ctl.stop.cancelled() => break,
-                        _ = sleep_until(until.unwrap_or_else(far_future)), if until.is_some() => break,
-                        n = socket.read(&mut scratch) => if !matches!(n, Ok(1..)) { break },
-                    }
-                }
-                cause
-            }
-        }
-    }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Sends a close frame and waits briefly for the server's answer.

@@ -4,7 +4,9 @@
 //! one way to the collector. The swarm never formats output and never reads the metrics.
 //!
 //! Inside, dependencies point one way: `shared` and `state` at the bottom, then `stream`,
-//! `causes`, `handshake`, `connect`, `connection` and `receive`, `client`, and `timeline` on top.
+//! `causes`, `handshake`, `connect`, the request `ledger` and `pending` table, `connection` (with
+//! `receive` for what comes in, `rules` for `[[on_message]]`, `hit` for client-side chaos,
+//! `named` for named steps' ends), `client`, and `timeline` on top.
 
 pub mod backoff;
 mod causes;
@@ -14,6 +16,9 @@ mod connection;
 pub mod exec;
 mod handshake;
 mod heart;
+mod hit;
+mod ledger;
+mod named;
 mod pace;
 pub mod pending;
 mod receive;

@@ -11,18 +11,22 @@ use tokio::time::{Duration, Instant};
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::ledger::{Ledger, Mark};
 use crate::metrics::Reply;
+use crate::metrics::event::Name;
 use crate::metrics::event::micros;
 use crate::metrics::requests::RequestOutcome;
 
-/// An outcome noted for requests.csv: the request, how it ended, and for an answer its rtt and
-/// corrected rtt in µs.
-pub type Noted = (u64, RequestOutcome, Option<(u64, Option<u64>)>);
+/// An outcome noted for requests.csv: the request, its step's name, how it ended, and for an
+/// answer its rtt and corrected rtt in µs.
+pub type Noted = (u64, Name, RequestOutcome, Option<(u64, Option<u64>)>);
 
 /// A request waiting for its reply.
 #[derive(Debug)]
 struct Waiting {
     seq: u64,
+    /// Its step's name (0: none).
+    name: Name,
     sent: Instant,
     /// When it was due, under an open rate (for the corrected rtt).
     due: Option<Instant>,
@@ -71,17 +75,24 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// A table that also notes each request's outcome, for requests.csv.
-    pub fn logging(on: bool) -> Self {
+    /// A table that also notes each request's outcome when `logging` (for requests.csv), and
+    /// remembers each request's step name when the plan has `names` of them (for the late
+    /// replies' names).
+    pub fn new(logging: bool, names: usize) -> Self {
         Self {
-            log: on.then(Vec::new),
+            log: logging.then(Vec::new),
+            ledger: if names > 0 {
+                Ledger::with_names(names)
+            } else {
+                Ledger::default()
+            },
             ..Self::default()
         }
     }
 
-    fn note(&mut self, seq: u64, outcome: RequestOutcome, rtt: Option<(u64, Option<u64>)>) {
+    fn note(&mut self, (seq, name): (u64, Name), outcome: RequestOutcome, rtt: Option<(u64, Option<u64>)>) {
         if let Some(log) = &mut self.log {
-            log.push((seq, outcome, rtt));
+            log.push((seq, name, outcome, rtt));
         }
     }
 
@@ -91,19 +102,19 @@ impl Pending {
     }
 
     /// Notes requests that leave without an outcome of their own (unfinished at a stop).
-    pub fn note_all(&mut self, seqs: impl Iterator<Item = u64>, outcome: RequestOutcome) {
+    pub fn note_all(&mut self, seqs: impl Iterator<Item = (u64, Name)>, outcome: RequestOutcome) {
         if self.log.is_some() {
             for seq in seqs {
                 self.note(seq, outcome, None);
             }
         }
     }
-    /// A request sent at `sent` by step `step`; `due` is when it was meant to go, under an
-    /// open rate.
+    /// A request sent at `sent` by step `step` (named `name`); `due` is when it was meant to
+    /// go, under an open rate.
     pub fn insert(
         &mut self,
         seq: u64,
-        step: u16,
+        (step, name): (u16, Name),
         sent: Instant,
         due: Option<Instant>,
         text: Option<Utf8Bytes>,
@@ -112,10 +123,11 @@ impl Pending {
             self.waiting.back().is_none_or(|w| w.seq < seq),
             "requests wait in the order of their numbers"
         );
-        self.ledger.set(seq, Mark::Waiting);
+        self.ledger.set_named(seq, Mark::Waiting, name);
         self.next = self.next.max(seq + 1);
         self.waiting.push_back(Waiting {
             seq,
+            name,
             sent,
             due,
             text,
@@ -164,22 +176,24 @@ impl Pending {
             } else {
                 RequestOutcome::Answered
             };
-            self.note(seq, outcome, Some((rtt_us, corrected_us)));
+            self.note((seq, w.name), outcome, Some((rtt_us, corrected_us)));
             return Reply::Answered {
                 rtt_us,
                 corrected_us: corrected_us.map(micros),
                 // A stream whose first reply is its last: both times are the same.
                 first_us: stream.then(|| micros(w.first.map_or(rtt_us, |f| since(w.sent) - since(f)))),
                 failed,
+                name: w.name,
             };
         }
         match self.ledger.get(seq) {
             Mark::TimedOut => {
                 // Counted once: the request stays a timeout, this reply is late; a further
                 // reply to it is a duplicate.
+                let name = self.ledger.name(seq);
                 self.ledger.set(seq, Mark::Settled);
-                self.note(seq, RequestOutcome::Late, None);
-                Reply::Late
+                self.note((seq, name), RequestOutcome::Late, None);
+                Reply::Late { name }
             }
             Mark::Settled => Reply::Duplicate,
             // Never one of this connection's requests (another send's id, or a request of an
@@ -188,22 +202,43 @@ impl Pending {
         }
     }
 
-    /// Removes requests whose deadline has passed at `now`; returns how many.
-    pub fn expire(&mut self, now: Instant, timeout: Duration) -> u32 {
+    /// Times out the requests whose deadline has passed, the oldest first, as long as they
+    /// have the same step name: how many, and that name. Called until it finds none.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> (u32, Name) {
         let mut n = 0;
-        while let Some(&Waiting { seq, sent, .. }) = self.waiting.front() {
-            if sent + timeout > now {
+        let name = self.waiting.front().map_or(0, |w| w.name);
+        while let Some(&Waiting {
+            seq,
+            sent,
+            name: this,
+            ..
+        }) = self.waiting.front()
+        {
+            if sent + timeout > now || this != name {
                 break;
             }
             self.waiting.pop_front();
             self.ledger.set(seq, Mark::TimedOut);
-            self.note(seq, RequestOutcome::Timeout, None);
+            self.note((seq, this), RequestOutcome::Timeout, None);
             n += 1;
         }
         if n > 0 {
             self.seal();
         }
-        n
+        (n, name)
+    }
+
+    /// The requests waiting that will not be replayed, by step name (named steps only): their
+    /// names' share of what a drop loses or a stop leaves unfinished.
+    pub fn named(&self) -> Vec<(Name, u32)> {
+        let mut tally: Vec<(Name, u32)> = Vec::new();
+        for w in self.waiting.iter().filter(|w| w.name != 0 && w.text.is_none()) {
+            match tally.iter_mut().find(|(name, _)| *name == w.name) {
+                Some((_, n)) => *n += 1,
+                None => tally.push((w.name, 1)),
+            }
+        }
+        tally
     }
 
     /// Whether `seq` is still waiting.
@@ -225,13 +260,20 @@ impl Pending {
         // Their seqs are kept only for requests.csv.
         let mut others = Vec::new();
         let logging = self.log.is_some();
-        for Waiting { seq, text, step, .. } in self.waiting.drain(..) {
+        for Waiting {
+            seq,
+            text,
+            step,
+            name,
+            ..
+        } in self.waiting.drain(..)
+        {
             match text {
                 Some(text) => replay.push(Kept { seq, step, text }),
                 None => {
                     count += 1;
                     if logging {
-                        others.push(seq);
+                        others.push((seq, name));
                     }
                 }
             }
@@ -247,137 +289,6 @@ impl Pending {
     }
 }
 
-/// What became of a sequence number of this connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Mark {
-    /// Not a request of this connection (another send, or nothing sent).
-    Other = 0,
-    /// In the waiting table.
-    Waiting = 1,
-    /// Answered, or answered late already: a further reply is a duplicate.
-    Settled = 2,
-    /// Timed out with no reply yet: a reply is late.
-    TimedOut = 3,
-}
-
-impl Mark {
-    fn of(bits: u64) -> Mark {
-        match bits & 3 {
-            0 => Mark::Other,
-            1 => Mark::Waiting,
-            2 => Mark::Settled,
-            _ => Mark::TimedOut,
-        }
-    }
-}
-
-/// Two bits per sequence number, 32 to a word, 64 words (2 048 numbers) to a chunk. A chunk
-/// whose words are all the same once its numbers are settled (requests answered in order, a
-/// server that answered none of them, a program that alternates requests and other sends) is
-/// kept as that one word: a long connection costs a word per 2 048 numbers, and at worst two
-/// bits per number. Lookups and changes are O(1).
-#[derive(Debug, Default)]
-struct Ledger {
-    /// Index (number / 2 048) of `chunks[0]`.
-    first: u64,
-    chunks: VecDeque<Chunk>,
-    /// Chunks before this one (counted from `first`) were looked at once to be made `Same`.
-    sealed: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Chunk {
-    /// Every word is this one.
-    Same(u64),
-    Words(Box<[u64; WORDS]>),
-}
-
-const PER_WORD: u64 = 32;
-const WORDS: usize = 64;
-const PER_CHUNK: u64 = PER_WORD * WORDS as u64;
-
-impl Ledger {
-    fn get(&self, seq: u64) -> Mark {
-        let Some(chunk) = (seq / PER_CHUNK)
-            .checked_sub(self.first)
-            .and_then(|i| self.chunks.get(i as usize))
-        else {
-            return Mark::Other;
-        };
-        let word = match chunk {
-            Chunk::Same(word) => *word,
-            Chunk::Words(words) => words[((seq % PER_CHUNK) / PER_WORD) as usize],
-        };
-        Mark::of(word >> (2 * (seq % PER_WORD)))
-    }
-
-    fn set(&mut self, seq: u64, mark: Mark) {
-        let i = self.cover(seq / PER_CHUNK);
-        let (w, shift) = (((seq % PER_CHUNK) / PER_WORD) as usize, 2 * (seq % PER_WORD));
-        let change = |word: u64| (word & !(3 << shift)) | ((mark as u64) << shift);
-        let chunk = &mut self.chunks[i];
-        match chunk {
-            Chunk::Same(word) if change(*word) == *word => {}
-            Chunk::Same(word) => {
-                let mut words = Box::new([*word; WORDS]);
-                words[w] = change(words[w]);
-                *chunk = Chunk::Words(words);
-            }
-            Chunk::Words(words) => words[w] = change(words[w]),
-        }
-    }
-
-    /// Makes sure chunk `c` exists (new ones are all `Other`); gives its place in `chunks`.
-    fn cover(&mut self, c: u64) -> usize {
-        if self.chunks.is_empty() {
-            self.first = c;
-        }
-        while c < self.first {
-            self.chunks.push_front(Chunk::Same(0));
-            self.first -= 1;
-            self.sealed += 1;
-        }
-        let i = (c - self.first) as usize;
-        while self.chunks.len() <= i {
-            self.chunks.push_back(Chunk::Same(0));
-        }
-        i
-    }
-
-    /// Every number below `seq` is settled or timed out: their chunks take one word when all of
-    /// theirs are the same (each chunk is looked at once; a late reply may unpack one again).
-    fn seal_below(&mut self, seq: u64) {
-        let end = (seq / PER_CHUNK)
-            .saturating_sub(self.first)
-            .min(self.chunks.len() as u64) as usize;
-        while self.sealed < end {
-            let chunk = &mut self.chunks[self.sealed];
-            if let Chunk::Words(words) = chunk
-                && words.iter().all(|w| *w == words[0])
-            {
-                *chunk = Chunk::Same(words[0]);
-            }
-            self.sealed += 1;
-        }
-    }
-
-    /// Bytes held, for tests.
-    #[cfg(test)]
-    fn bytes(&self) -> usize {
-        self.chunks
-            .iter()
-            .map(|c| {
-                16 + if matches!(c, Chunk::Words(_)) {
-                    8 * WORDS
-                } else {
-                    0
-                }
-            })
-            .sum()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,9 +299,9 @@ mod tests {
     fn out_of_order_late_duplicate_unmatched() {
         let t0 = Instant::now();
         let mut p = Pending::default();
-        p.insert(1, 0, t0, None, None);
-        p.insert(2, 0, t0, None, None);
-        p.insert(3, 0, t0, None, Some("three".into()));
+        p.insert(1, (0, 0), t0, None, None);
+        p.insert(2, (0, 0), t0, None, None);
+        p.insert(3, (0, 0), t0, None, Some("three".into()));
         assert!(matches!(
             p.resolve(3, t0 + Duration::from_millis(5), |_| Judged::PLAIN),
             Reply::Answered {
@@ -410,9 +321,12 @@ mod tests {
         assert_eq!(p.resolve(1, t0, |_| Judged::PLAIN), Reply::Duplicate);
         assert_eq!(p.resolve(99, t0, |_| Judged::PLAIN), Reply::Unmatched);
         assert_eq!(p.next_deadline(T), Some(t0 + T));
-        assert_eq!(p.expire(t0 + T - Duration::from_millis(1), T), 0);
-        assert_eq!(p.expire(t0 + T, T), 1);
-        assert_eq!(p.resolve(2, t0 + T * 2, |_| Judged::PLAIN), Reply::Late);
+        assert_eq!(p.expire(t0 + T - Duration::from_millis(1), T).0, 0);
+        assert_eq!(p.expire(t0 + T, T).0, 1);
+        assert_eq!(
+            p.resolve(2, t0 + T * 2, |_| Judged::PLAIN),
+            Reply::Late { name: 0 }
+        );
         assert_eq!(
             p.resolve(2, t0 + T * 2, |_| Judged::PLAIN),
             Reply::Duplicate,
@@ -429,7 +343,7 @@ mod tests {
         let mut p = Pending::default();
         // 10 000 requests, every third one an answer, the rest time out; other sends between.
         for seq in (0..30_000).step_by(3) {
-            p.insert(seq, 0, t0, None, None);
+            p.insert(seq, (0, 0), t0, None, None);
             if seq % 9 == 0 {
                 assert!(matches!(
                     p.resolve(seq, t0, |_| Judged::PLAIN),
@@ -437,13 +351,13 @@ mod tests {
                 ));
             }
         }
-        assert_eq!(p.expire(t0 + T, T), 10_000 - 3_334);
+        assert_eq!(p.expire(t0 + T, T).0, 10_000 - 3_334);
         for seq in (0..30_000).step_by(3) {
             let first = p.resolve(seq, t0 + T * 2, |_| Judged::PLAIN);
             let expected = if seq % 9 == 0 {
                 Reply::Duplicate
             } else {
-                Reply::Late
+                Reply::Late { name: 0 }
             };
             assert_eq!(first, expected, "seq {seq}");
             assert_eq!(
@@ -475,9 +389,9 @@ mod tests {
         let mut silent = Pending::default();
         let mut healthy = Pending::default();
         for seq in 1_000..300_000 {
-            silent.insert(seq, 0, t0, None, None);
+            silent.insert(seq, (0, 0), t0, None, None);
             silent.expire(t0 + T, T);
-            healthy.insert(seq, 0, t0, None, None);
+            healthy.insert(seq, (0, 0), t0, None, None);
             healthy.resolve(seq, t0, |_| Judged::PLAIN);
         }
         // A word per 2 048 requests, and the chunk still open.
@@ -491,7 +405,10 @@ mod tests {
             "{}",
             healthy.ledger.bytes()
         );
-        assert_eq!(silent.resolve(1_000, t0, |_| Judged::PLAIN), Reply::Late);
+        assert_eq!(
+            silent.resolve(1_000, t0, |_| Judged::PLAIN),
+            Reply::Late { name: 0 }
+        );
         assert_eq!(healthy.resolve(1_000, t0, |_| Judged::PLAIN), Reply::Duplicate);
         assert_eq!(healthy.resolve(999, t0, |_| Judged::PLAIN), Reply::Unmatched);
     }

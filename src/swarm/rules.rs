@@ -61,6 +61,7 @@ impl Conn<'_> {
                             bytes: out.len() as u32,
                             request: false,
                             replay: false,
+                            name: 0,
                         })
                         .await;
                     self.send(ws, Message::Text(Utf8Bytes::from(out))).await?;

@@ -606,3 +606,203 @@ count = "code_{{/code}}"
     assert!(counted.keys().all(|k| k.len() <= 100));
     assert!(counted[wsstorm::metrics::counters::OTHER] > 1000);
 }
+
+/// What the two-speed server answered, per operation.
+#[derive(Debug, Default)]
+struct Ops {
+    fast: u64,
+    slow: u64,
+    /// Slow requests it never answered.
+    withheld: u64,
+}
+
+/// A server with a fast operation (answered at once) and a slow one (answered after 30 ms,
+/// and every fifth one never).
+async fn two_speed_server() -> (SocketAddr, Arc<Mutex<Ops>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Ops::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut tx, mut rx) = ws.split();
+                let (out, mut outq) = tokio::sync::mpsc::unbounded_channel::<Message>();
+                let writer = tokio::spawn(async move {
+                    while let Some(m) = outq.recv().await {
+                        if tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut slow = 0u64;
+                while let Some(Ok(Message::Text(text))) = rx.next().await {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    let reply = Message::text(json!({"id": v["id"]}).to_string());
+                    if v["op"] == "fast" {
+                        seen.lock().unwrap().fast += 1;
+                        let _ = out.send(reply);
+                        continue;
+                    }
+                    slow += 1;
+                    if slow.is_multiple_of(5) {
+                        seen.lock().unwrap().withheld += 1;
+                        continue;
+                    }
+                    seen.lock().unwrap().slow += 1;
+                    let out = out.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                        let _ = out.send(reply);
+                    });
+                }
+                drop(out);
+                let _ = writer.await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+const NAMED: &str = r#"name = "named"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/id"
+timeout = "300ms"
+[report]
+requests = "all"
+[[phases]]
+clients = 4
+[[steps]]
+name = "Fast"
+send = '{"op":"fast","id":"{{id}}"}'
+expect = "response"
+[[steps]]
+name = "Slow"
+send = '{"op":"slow","id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "10ms"
+[thresholds]
+"rtt{step=Fast}" = ["p(50) < 25ms"]
+"rtt{step=Slow}" = ["p(50) < 25ms"]
+"timeouts{step=Slow}" = ["count > 0"]
+"timeouts{step=Fast}" = ["count == 0"]
+"#;
+
+/// Each named step has its own counts and rtt, thresholds select them, the names' counts add
+/// up to the totals, requests.csv names each request's step, and merge adds them exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_steps_have_their_own_counts_rtt_and_thresholds() {
+    let (addr, seen) = two_speed_server().await;
+    let url = format!("ws://{addr}/");
+    let p = plan(NAMED, &url);
+    assert!(p.to_string().contains("send  [Slow] {\"op\":\"slow\""), "{p}");
+    let (r, _dir) = run(p).await;
+    let by = &r.summary.by_step;
+    let (fast, slow) = (&by["Fast"].counts, &by["Slow"].counts);
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(fast.requests, seen.fast, "{seen:?}");
+        assert_eq!(fast.answered, seen.fast);
+        assert_eq!(slow.requests, seen.slow + seen.withheld, "{seen:?}");
+        assert_eq!(slow.timeouts, seen.withheld, "{seen:?}");
+    }
+    assert_eq!(fast.requests + slow.requests, c.requests);
+    assert_eq!(fast.answered + slow.answered, c.answered);
+    assert_eq!(fast.timeouts + slow.timeouts, c.timeouts);
+    assert_eq!(fast.late + slow.late, c.late);
+    assert_eq!(
+        fast.lost + slow.lost + fast.unfinished + slow.unfinished,
+        c.lost + c.unfinished
+    );
+    assert!(
+        by["Slow"].rtt.p50_ms >= 30.0 && by["Fast"].rtt.p50_ms < 25.0,
+        "{by:?}"
+    );
+    let verdicts: Vec<(String, bool)> = r
+        .summary
+        .thresholds
+        .iter()
+        .map(|t| (t.metric.clone(), t.passed))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("rtt{step=Fast}".to_string(), true),
+            ("rtt{step=Slow}".to_string(), false),
+            ("timeouts{step=Fast}".to_string(), true),
+            ("timeouts{step=Slow}".to_string(), true),
+        ]
+    );
+    // requests.csv: every row names its step, and they add up per name.
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        csv::Reader::from_path(r.dir.join("requests.csv"))
+            .unwrap()
+            .deserialize()
+            .map(|row| row.unwrap())
+            .collect();
+    let count = |step: &str, outcome: &str| {
+        rows.iter()
+            .filter(|row| row["step"] == step && row["outcome"] == outcome)
+            .count() as u64
+    };
+    assert_eq!(count("Slow", "timeout"), slow.timeouts);
+    assert_eq!(count("Fast", "answered"), fast.answered);
+    assert_eq!(count("Slow", "late"), slow.late);
+    let text = std::fs::read_to_string(r.dir.join("summary.txt")).unwrap();
+    assert!(text.contains("by step") && text.contains("Slow"), "{text}");
+    let html = std::fs::read_to_string(r.dir.join("report.html")).unwrap();
+    assert!(html.contains("<table id=\"by-step\">"));
+}
+
+/// Two segments of a scenario with named steps merge into exactly their sums, and the
+/// thresholds on steps are judged again on the whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_steps_merge_exactly() {
+    let (addr, _seen) = two_speed_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let overrides = wsstorm::scenario::Overrides {
+            target: Some(format!("ws://{addr}/")),
+            segment: Some(wsstorm::scenario::segment::Segment::parse(&format!("{i}/2")).unwrap()),
+            ..Default::default()
+        };
+        let p = wsstorm::scenario::parse(std::path::Path::new("named.toml"), NAMED, &overrides, &|_| None)
+            .unwrap();
+        let out = dir.path().join(format!("s{i}"));
+        let r = wsstorm::run::execute(
+            p,
+            wsstorm::report::Out::at(&out),
+            &wsstorm::report::console::Console::quiet(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        parts.push((out, r.summary));
+    }
+    let merged_dir = dir.path().join("merged");
+    let dirs: Vec<_> = parts.iter().map(|(d, _)| d.clone()).collect();
+    wsstorm::report::merge::merge(&dirs, &merged_dir, wsstorm::report::merge::OutDir::Empty).unwrap();
+    let merged = wsstorm::report::read_summary(&merged_dir).unwrap();
+    for step in ["Fast", "Slow"] {
+        let sum = parts[0].1.by_step[step].counts + parts[1].1.by_step[step].counts;
+        assert_eq!(merged.by_step[step].counts, sum, "{step}");
+        let count = parts[0].1.by_step[step].rtt.count + parts[1].1.by_step[step].rtt.count;
+        assert_eq!(merged.by_step[step].rtt.count, count);
+    }
+    let slow = merged
+        .thresholds
+        .iter()
+        .find(|t| t.metric == "rtt{step=Slow}")
+        .unwrap();
+    assert!(!slow.passed && slow.value.unwrap() >= 30.0, "{slow:?}");
+}

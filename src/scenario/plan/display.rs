@@ -195,7 +195,7 @@ impl Plan {
     fn show_program(&self, f: &mut Formatter<'_>) -> Result {
         if !self.setup.is_empty() {
             writeln!(f, "setup      (once per connection)")?;
-            show_steps(f, &self.setup, &self.vars)?;
+            show_steps(f, &self.setup, self)?;
         }
         match self.pacing {
             None => writeln!(f, "steps      (each client loops while connected)")?,
@@ -206,7 +206,7 @@ impl Plan {
                 1.0 / every.as_secs_f64()
             )?,
         }
-        show_steps(f, &self.steps, &self.vars)?;
+        show_steps(f, &self.steps, self)?;
         if !self.rules.is_empty() {
             writeln!(
                 f,
@@ -269,7 +269,8 @@ fn show_captures(captures: &[Capture], vars: &[Var]) -> String {
     }
 }
 
-fn show_steps(f: &mut Formatter<'_>, steps: &[Step], vars: &[Var]) -> Result {
+fn show_steps(f: &mut Formatter<'_>, steps: &[Step], plan: &Plan) -> Result {
+    let vars = &plan.vars;
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
         match step {
@@ -296,7 +297,11 @@ fn show_steps(f: &mut Formatter<'_>, steps: &[Step], vars: &[Var]) -> Result {
                     }
                     None => String::new(),
                 };
-                writeln!(f, "  {n}. send  {}{e}", template.source())?;
+                let named = match expect.as_ref().map_or(0, |e| e.name) {
+                    0 => String::new(),
+                    k => format!("[{}] ", plan.step_names[usize::from(k) - 1]),
+                };
+                writeln!(f, "  {n}. send  {named}{}{e}", template.source())?;
             }
             Step::SendBinary(bytes) => writeln!(f, "  {n}. send  {} bytes (binary)", bytes.len())?,
             Step::WaitFor {

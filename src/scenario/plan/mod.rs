@@ -47,6 +47,8 @@ pub struct Plan {
     pub setup: Vec<Step>,
     /// The values captured from the server that templates use, by index.
     pub vars: Vec<Var>,
+    /// The names of named request steps (`name = "Login"`): name number k is `step_names[k - 1]`.
+    pub step_names: Vec<String>,
     /// `[[on_message]]`: what to do with server messages that are not replies.
     pub rules: Vec<Rule>,
     /// The names of the rules' counters that take nothing from the message, by index (those

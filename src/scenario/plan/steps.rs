@@ -43,6 +43,8 @@ pub struct Expect {
     pub last: Option<Check>,
     /// Values taken from the reply (the last one, for a stream).
     pub captures: Vec<Capture>,
+    /// The step's name, by number: 1 + its index in the plan's `step_names`; 0 for none.
+    pub name: u16,
 }
 
 /// A value the server sends that later templates use as `{{var.NAME}}`.
@@ -99,6 +101,14 @@ impl Extract {
 }
 
 impl Step {
+    /// The number of the step's name (0: none).
+    pub fn name(&self) -> u16 {
+        match self {
+            Step::Send { expect: Some(e), .. } => e.name,
+            _ => 0,
+        }
+    }
+
     /// Whether the step sends a message.
     pub fn sends(&self) -> bool {
         matches!(self, Step::Send { .. } | Step::SendBinary(_))

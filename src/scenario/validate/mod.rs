@@ -86,6 +86,7 @@ pub fn parse(
         url: None,
         wait_timeout: DEFAULT_WAIT_TIMEOUT,
         vars: Vec::new(),
+        step_names: Vec::new(),
     };
     validator.validate(&raw, overrides, feed.clone(), &names)
 }
@@ -177,7 +178,17 @@ impl Validator<'_> {
         let recovery = self.recovery(raw.recovery.as_ref());
         let rules = self.rules(raw);
         let thresholds = match &rules {
-            Some((rules, counters)) => self.thresholds(raw, &thresholds::Named { rules, counters }),
+            Some((rules, counters)) => {
+                let steps = std::mem::take(&mut self.step_names);
+                let named = thresholds::Named {
+                    rules,
+                    counters,
+                    steps: &steps,
+                };
+                let t = self.thresholds(raw, &named);
+                self.step_names = steps;
+                t
+            }
             None => Vec::new(),
         };
         let requests = self.requests(raw, overrides);
@@ -213,6 +224,7 @@ impl Validator<'_> {
             load: load.expect(missing),
             setup: setup.expect(missing),
             vars: self.vars,
+            step_names: self.step_names,
             rules: rules.as_ref().expect(missing).0.clone(),
             counters: rules.expect(missing).1,
             steps: steps.expect(missing),

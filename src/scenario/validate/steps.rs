@@ -15,6 +15,9 @@ use crate::scenario::plan::{Expect, Step};
 use crate::scenario::raw::{RawCheck, RawExpect, RawScenario, RawStep, Text};
 use crate::units::close_code;
 
+/// The most step names (each is a table row and a histogram in every report).
+const MAX_STEP_NAMES: usize = 255;
+
 const KINDS: &str = "expected exactly one of `send = \"...\"`, `send_binary = \"hex:...\"`, `sleep = \"100ms\"`, `wait_for = { ... }` or `close = 1000`";
 const BINARY_FORMS: &str =
     "expected \"hex:00ff…\", \"base64:AAE=…\" or \"file:frame.bin\" (relative to the scenario)";
@@ -98,6 +101,7 @@ impl Validator<'_> {
                 "capture",
                 s.capture.is_some() && s.expect.is_none() && s.wait_for.is_none(),
             ),
+            extra("name", s.name.is_some() && s.expect.is_none()),
         ]
         .into_iter()
         .flatten()
@@ -105,7 +109,7 @@ impl Validator<'_> {
         if !stray.is_empty() {
             self.error(
                 span,
-                format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, `timeout` only beside `wait_for`, and `capture` beside `send` with `expect` or `wait_for` (it takes values from what they receive)", stray.join(", ")),
+                format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, `timeout` only beside `wait_for`, and `capture` beside `send` with `expect` or `wait_for` (it takes values from what they receive), and `name` beside `send` with `expect` (it names requests)", stray.join(", ")),
             );
             return None;
         }
@@ -202,11 +206,16 @@ impl Validator<'_> {
         }
         let wait = s.wait.unwrap_or(true);
         let captures = self.captures(s.capture.as_ref(), table);
+        let name = match &s.name {
+            None => Some(0),
+            Some(text) => self.step_name(text, table),
+        };
         let expect = Expect {
             wait,
             checks,
             last: last.flatten(),
             captures: captures?,
+            name: name?,
         };
         let template = template?;
         ok.then_some((
@@ -216,6 +225,36 @@ impl Validator<'_> {
             },
             wait,
         ))
+    }
+
+    /// A step's name: its number (1 + its place among the names; a name given again is the
+    /// same name, its requests counted together).
+    pub(super) fn step_name(&mut self, text: &Text, table: &str) -> Option<u16> {
+        let name = text.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            self.error(
+                text.span(),
+                format!("{table}.name: {name:?}: expected 1 to 64 letters, digits, `_`, `-` or `.` (it is a label in reports and thresholds)"),
+            );
+            return None;
+        }
+        if let Some(i) = self.step_names.iter().position(|n| n == name) {
+            return Some(i as u16 + 1);
+        }
+        if self.step_names.len() >= MAX_STEP_NAMES {
+            self.error(
+                text.span(),
+                format!("{table}.name: expected at most {MAX_STEP_NAMES} step names"),
+            );
+            return None;
+        }
+        self.step_names.push(name.clone());
+        Some(self.step_names.len() as u16)
     }
 
     /// "100ms", or "100ms..300ms": a think time drawn at random from that range each time.

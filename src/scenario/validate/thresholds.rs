@@ -9,10 +9,11 @@ use crate::scenario::raw::{RawScenario, RawThreshold};
 use crate::scenario::threshold::{CONNECT_ERRORS, DROP_CAUSES, Metric, Selector, Threshold, split_key};
 use crate::units::duration;
 
-/// What thresholds may name besides the metrics: the rules' counters.
+/// What thresholds may name besides the metrics: the rules' counters, the named steps.
 pub(super) struct Named<'a> {
     pub rules: &'a [Rule],
     pub counters: &'a [String],
+    pub steps: &'a [String],
 }
 
 impl Named<'_> {
@@ -74,10 +75,26 @@ impl Validator<'_> {
                     None
                 }
             }
+            Some(("step", step)) if metric.has_steps() => {
+                if named.steps.iter().any(|s| s == step) {
+                    Some((metric, Some(Selector::Step(step.to_string()))))
+                } else {
+                    let known = if named.steps.is_empty() {
+                        "none is named".to_string()
+                    } else {
+                        named.steps.join(", ")
+                    };
+                    self.error(
+                        span,
+                        format!("thresholds: {key:?}: no step is named {step:?}: expected `name = {step:?}` on a [[steps]] or [[setup]] send with expect (named: {known})"),
+                    );
+                    None
+                }
+            }
             Some((label, _)) => {
                 self.error(
                     span,
-                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops and connect_errors"),
+                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops and connect_errors, {{step=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
                 );
                 None
             }

@@ -22,6 +22,8 @@ pub(super) struct Validator<'a> {
     pub(super) wait_timeout: Duration,
     /// The variables the scenario's captures declare.
     pub(super) vars: Vec<Var>,
+    /// The names of named steps, in order of first use.
+    pub(super) step_names: Vec<String>,
 }
 
 impl Validator<'_> {
