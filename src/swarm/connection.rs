@@ -13,10 +13,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use super::causes::write_cause;
-use super::heart::{Beat, Heart};
+use super::heart::{Beat, Heart, Timers};
 use super::named::{named_ended, tally_kept};
 use super::pace::Pace;
 use super::pending::{Kept, Pending};
@@ -25,7 +25,6 @@ use super::state::{ClientCtl, ClientState};
 use super::stream::Ws;
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event};
-use crate::scenario::template::RenderCtx;
 use crate::scenario::{ChaosAction, ChaosHow, Step};
 
 /// How long a closing client waits for the server's close frame.
@@ -134,6 +133,7 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
         heart: plan.connect.heartbeat.map(|h| Heart::new(h, Instant::now())),
         last_len: 64,
         capture_failures: 0,
+        timers: (!plan.timers.is_empty()).then(|| Box::new(Timers::new(&plan.timers, Instant::now()))),
     };
     let r = c.run(ws, state, ctl).await;
     let open_us = c.opened.elapsed().as_micros() as u64;
@@ -189,9 +189,11 @@ pub(super) struct Conn<'a> {
     pub(super) block: Block,
     pub(super) heart: Option<Heart>,
     /// The length of the last message rendered: the next one's buffer starts that large.
-    last_len: usize,
+    pub(super) last_len: u32,
     /// Captures that found no value in the message just handled (reported after it).
     pub(super) capture_failures: u32,
+    /// `[[every]]`: when each timer fires next (boxed: only scenarios with timers have one).
+    pub(super) timers: Option<Box<Timers>>,
 }
 
 impl Conn<'_> {
@@ -251,7 +253,7 @@ impl Conn<'_> {
                 }
                 Wake::Timer => {
                     alarm.armed = None;
-                    self.on_timer(ws, Instant::now()).await?;
+                    self.on_timer(ws, state, Instant::now()).await?;
                 }
                 Wake::Message(message) => self.on_message(ws, state, message).await?,
             }
@@ -317,61 +319,9 @@ impl Conn<'_> {
         let shared = self.shared;
         let events = &shared.events;
         match shared.step(self.step) {
-            Step::Send {
-                expect: Some(expect), ..
-            } if self.pending_full() => {
-                // Not sent: the table is full of requests the server has not answered.
-                events.send(Event::Capped).await;
-                if expect.wait || self.in_setup {
-                    self.block = Block::Room;
-                }
-            }
-            Step::Send { template, expect } => {
-                state.next_seq += 1;
-                let seq = state.next_seq;
-                let mut text = String::with_capacity(self.last_len);
-                let mut ctx = RenderCtx {
-                    client: state.index,
-                    seq,
-                    rng: &mut state.rng,
-                    row: shared.row(state.index),
-                    vars: state.vars.values(),
-                };
-                if !template.render(&mut ctx, &mut text) {
-                    // A `{{var.…}}` with no value: nothing half-made is sent.
-                    events.send(Event::CaptureMissing).await;
-                    if self.in_setup {
-                        return Err(self.dropped(DropCause::SetupFailed, || {
-                            "a setup step needs a captured value that no reply gave".into()
-                        }));
-                    }
-                    return Ok(());
-                }
-                self.last_len = text.len();
-                let bytes = text.len() as u32;
-                let text = Utf8Bytes::from(text);
-                // Counted before the write: a request whose write fails is in the pending
-                // table, so the drop counts it lost (or replays it).
-                let name = expect.as_ref().map_or(0, |e| e.name);
-                events
-                    .send(Event::Sent {
-                        bytes,
-                        request: expect.is_some(),
-                        replay: false,
-                        name,
-                    })
-                    .await;
-                if let Some(expect) = expect {
-                    let kept = shared.plan.reconnect.replay_in_flight.then(|| text.clone());
-                    let sent = Instant::now();
-                    let due = state.pace.as_ref().and_then(|p| p.due(sent));
-                    self.pending
-                        .insert(seq, (self.step as u16, name), sent, due, kept);
-                    if expect.wait || self.in_setup {
-                        self.block = Block::Reply(seq);
-                    }
-                }
-                self.send(ws, Message::Text(text)).await?;
+            Step::Send { .. } => {
+                let prepared = self.prepare(state, self.step, true);
+                self.deliver(ws, prepared).await?;
             }
             Step::SendBinary(data) => {
                 events
@@ -411,18 +361,24 @@ impl Conn<'_> {
             Block::Sleep(until) | Block::Message(until) if self.mode != Mode::Stopping => Some(until),
             _ => None,
         };
+        let timers = self
+            .timers
+            .as_ref()
+            .filter(|_| !self.in_setup && self.mode == Mode::Running)
+            .and_then(|t| t.next());
         [
             self.pending.next_deadline(self.reply_timeout()),
             step,
             self.heart.as_ref().map(Heart::due),
             self.no_pong_until.flatten(),
+            timers,
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    async fn on_timer(&mut self, ws: &mut Ws, now: Instant) -> Result<(), Cut> {
+    async fn on_timer(&mut self, ws: &mut Ws, state: &mut ClientState, now: Instant) -> Result<(), Cut> {
         let events = &self.shared.events;
         let mut expired = 0;
         loop {
@@ -467,6 +423,17 @@ impl Conn<'_> {
             }
             Beat::Nothing => {}
         }
+        if !self.in_setup
+            && self.mode == Mode::Running
+            && self
+                .timers
+                .as_ref()
+                .and_then(|t| t.next())
+                .is_some_and(|due| due <= now)
+        {
+            // Boxed: only scenarios with timers pay for its state.
+            Box::pin(self.fire_timers(ws, state, now)).await?;
+        }
         if self.no_pong_until.flatten().is_some_and(|until| until <= now) {
             self.no_pong_until = None;
             ws.get_mut().drop_pongs = false;
@@ -493,7 +460,7 @@ impl Conn<'_> {
 
     /// Whether `correlation.max_in_flight` requests are waiting (read where needed, so the
     /// task does not carry it across its awaits).
-    fn pending_full(&self) -> bool {
+    pub(super) fn pending_full(&self) -> bool {
         self.shared
             .plan
             .correlation

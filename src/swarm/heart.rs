@@ -1,11 +1,12 @@
 //! The client's heartbeat: a WebSocket ping every so often, on a shared time grid, and the
-//! pong it waits for; a pong that does not come in time is a drop.
+//! pong it waits for; a pong that does not come in time is a drop. `[[every]]` timers keep
+//! their times on the same grid.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::scenario::Heartbeat;
+use crate::scenario::{Heartbeat, Timer};
 
 /// Heartbeat pings are sent on a grid of this step (or a twentieth of the interval, when that
 /// is shorter), so that one wake-up of the runtime sends the pings of many connections (each
@@ -73,12 +74,27 @@ impl Heart {
     }
 }
 
-/// The ping due `every` after `now`, rounded up to the ping grid (counted from the first call
-/// in this process).
-fn ping_time(now: Instant, every: Duration) -> Instant {
+/// The ping (or `[[every]]` timer) due `every` after `now`, rounded up to the ping grid
+/// (counted from the first call in this process), so that many connections' timers fire in
+/// one wake-up of the runtime.
+pub(super) fn ping_time(now: Instant, every: Duration) -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
     let since = (now + every).saturating_duration_since(epoch).as_nanos();
     let grid = PING_GRID.min(every / 20).as_nanos().max(1);
     epoch + Duration::from_nanos((since.div_ceil(grid) * grid) as u64)
+}
+
+/// When each timer of a connection next fires.
+pub(super) struct Timers(pub(super) Vec<Instant>);
+
+impl Timers {
+    pub(super) fn new(timers: &[Timer], now: Instant) -> Self {
+        Timers(timers.iter().map(|t| ping_time(now, t.every)).collect())
+    }
+
+    /// The earliest time a timer fires.
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.0.iter().min().copied()
+    }
 }

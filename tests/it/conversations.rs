@@ -806,3 +806,103 @@ async fn named_steps_merge_exactly() {
         .unwrap();
     assert!(!slow.passed && slow.value.unwrap() >= 30.0, "{slow:?}");
 }
+
+/// What the heartbeat server saw.
+#[derive(Debug, Default)]
+struct Beats {
+    logins: u64,
+    /// Application heartbeats answered, and those that came before the connection's login.
+    beats: u64,
+    early: u64,
+    /// Other requests.
+    work: u64,
+}
+
+/// A server that answers a login after 100 ms, application heartbeats (`"op":"hb"`) and work
+/// requests at once, and notes a heartbeat that comes before its connection's login.
+async fn heartbeat_server() -> (SocketAddr, Arc<Mutex<Beats>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Beats::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let mut logged_in = false;
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    match v["op"].as_str() {
+                        Some("login") => {
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            logged_in = true;
+                            seen.lock().unwrap().logins += 1;
+                        }
+                        Some("hb") if !logged_in => seen.lock().unwrap().early += 1,
+                        Some("hb") => seen.lock().unwrap().beats += 1,
+                        _ => seen.lock().unwrap().work += 1,
+                    }
+                    if ws
+                        .send(Message::text(json!({"id": v["id"]}).to_string()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `[[every]]` sends beside the loop (which sleeps long), only once the setup is done, and its
+/// requests are named, timed and correlated like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_send_beside_the_loop_once_the_setup_is_done() {
+    let (addr, seen) = heartbeat_server().await;
+    let toml = r#"name = "timers"
+target = "embedded"
+duration = "2s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 3
+[[setup]]
+send = '{"op":"login","id":"{{id}}"}'
+expect = "response"
+[[steps]]
+send = '{"op":"work","id":"{{id}}"}'
+expect = "response"
+[[steps]]
+sleep = "500ms"
+[[every]]
+every = "50ms"
+name = "Heartbeat"
+send = '{"op":"hb","id":"{{id}}"}'
+expect = "response"
+[thresholds]
+"answered{step=Heartbeat}" = ["count > 30"]
+"#;
+    let p = plan(toml, &format!("ws://{addr}/"));
+    assert!(
+        p.to_string()
+            .contains("every 50ms:\n  1. send  [Heartbeat] {\"op\":\"hb\""),
+        "{p}"
+    );
+    let (r, _dir) = run(p).await;
+    let seen = seen.lock().unwrap();
+    let c = &r.totals.counts;
+    let beats = &r.summary.by_step["Heartbeat"].counts;
+    assert_requests_reconcile(&r);
+    assert_eq!(seen.early, 0, "no heartbeat before the login: {seen:?}");
+    assert_eq!(beats.answered, seen.beats, "{seen:?}");
+    assert_eq!(c.answered, seen.logins + seen.beats + seen.work, "{seen:?}");
+    // 3 clients, ~1.9 s after their login, a beat every 50 ms: far more beats than the
+    // loop's own requests (one per 500 ms).
+    assert!(seen.beats > 60 && seen.beats > 5 * seen.work, "{seen:?}");
+    assert!(r.summary.thresholds.iter().all(|t| t.passed));
+}

@@ -207,6 +207,16 @@ impl Plan {
             )?,
         }
         show_steps(f, &self.steps, self)?;
+        if !self.timers.is_empty() {
+            writeln!(
+                f,
+                "every      (timers beside the loop, once the setup is done; they never hold it up)"
+            )?;
+        }
+        for timer in &self.timers {
+            writeln!(f, "  every {}:", show(timer.every))?;
+            show_steps(f, std::slice::from_ref(&timer.step), self)?;
+        }
         if !self.rules.is_empty() {
             writeln!(
                 f,

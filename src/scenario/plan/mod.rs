@@ -25,7 +25,7 @@ pub use embedded::Behaviour;
 pub use load::{Jitter, Load, Phase, Reconnect, Strategy};
 pub use report::RequestFilter;
 pub use rules::{CounterName, NameTemplate, Rule};
-pub use steps::{Capture, Expect, Extract, Scope, Step, Var};
+pub use steps::{Capture, Expect, Extract, Scope, Step, Timer, Var};
 
 use super::feed::Feed;
 use super::segment::Segment;
@@ -55,6 +55,8 @@ pub struct Plan {
     /// that do get theirs as they are first counted).
     pub counters: Vec<String>,
     pub steps: Vec<Step>,
+    /// `[[every]]`: sends on timers beside the loop, once the setup is done.
+    pub timers: Vec<Timer>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,
     /// The client's TLS, for a wss:// target.
@@ -93,11 +95,19 @@ impl Plan {
         self.share(self.load.peak())
     }
 
-    /// Step `index` of the program: the setup steps, then the loop's.
+    /// Step `index` of the program: the setup steps, then the loop's, then the timers'.
     pub fn step(&self, index: usize) -> &Step {
-        self.setup
-            .get(index)
-            .unwrap_or_else(|| &self.steps[index - self.setup.len()])
+        let (setup, steps) = (self.setup.len(), self.steps.len());
+        match index {
+            i if i < setup => &self.setup[i],
+            i if i < setup + steps => &self.steps[i - setup],
+            i => &self.timers[i - setup - steps].step,
+        }
+    }
+
+    /// The step index of timer `i`.
+    pub fn timer_step(&self, i: usize) -> usize {
+        self.setup.len() + self.steps.len() + i
     }
 
     /// Client `index`'s `[feed]` row (empty without a feed).
@@ -111,6 +121,7 @@ impl Plan {
         self.setup
             .iter()
             .chain(&self.steps)
+            .chain(self.timers.iter().map(|t| &t.step))
             .map(|step| match step {
                 Step::Send { template, .. } => template.max_len(column),
                 Step::SendBinary(bytes) => bytes.len(),

@@ -47,6 +47,14 @@ pub struct Expect {
     pub name: u16,
 }
 
+/// `[[every]]`: a send on a timer beside the step loop.
+#[derive(Debug, Clone)]
+pub struct Timer {
+    pub every: Duration,
+    /// A `Step::Send`.
+    pub step: Step,
+}
+
 /// A value the server sends that later templates use as `{{var.NAME}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Var {

@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::validator::Validator;
-use crate::scenario::plan::{Capture, Connect, Extract, Scope, Step, Var};
+use crate::scenario::plan::{Capture, Connect, Extract, Scope, Step, Timer, Var};
 use crate::scenario::pointer::JsonPointer;
 use crate::scenario::raw::{Captures, RawCapture, RawCaptureTable, RawScenario, RawScope, RawStep};
 use crate::scenario::template::Template;
@@ -18,11 +18,13 @@ const EXPECTED: &str = "expected NAME = \"/json/pointer\", or NAME = { pointer =
 /// The most variables a scenario captures (each is a slot in every client).
 const MAX_VARS: usize = 256;
 
-/// Every capture of a scenario, in program order: the setup steps, the loop's, then the rules'.
+/// Every capture of a scenario, in program order: the setup steps, the loop's, the timers',
+/// then the rules'.
 pub(super) fn all_captures(raw: &RawScenario) -> impl Iterator<Item = &Captures> {
     raw.setup
         .iter()
         .chain(&raw.steps)
+        .chain(&raw.every)
         .filter_map(|s| s.get_ref().capture.as_ref())
         .chain(raw.on_message.iter().filter_map(|r| r.get_ref().capture.as_ref()))
 }
@@ -134,7 +136,7 @@ impl Validator<'_> {
         &mut self,
         raw: &RawScenario,
         program: impl Iterator<Item = &'s Step>,
-        connect: &Connect,
+        (timers, connect): (&[Timer], &Connect),
         vars: &[Var],
     ) {
         let mut captured = vec![false; vars.len()];
@@ -161,6 +163,22 @@ impl Validator<'_> {
             for (name, _) in raw_step.get_ref().capture.iter().flatten() {
                 if let Some(i) = vars.iter().position(|v| &v.name == name) {
                     captured[i] = true;
+                }
+            }
+        }
+        // A timer fires whenever its time comes: anything captured anywhere may be in it (a
+        // value not captured yet then keeps it from being sent, counted in capture_missing).
+        let anywhere: Vec<&String> = all_captures(raw).flat_map(|c| c.keys()).collect();
+        for (timer, raw_timer) in timers.iter().zip(&raw.every) {
+            if let (Step::Send { template, .. }, Some(send)) = (&timer.step, &raw_timer.get_ref().send) {
+                for v in template.vars() {
+                    let name = &vars[usize::from(v)].name;
+                    if !anywhere.contains(&name) {
+                        self.error(
+                            send.span(),
+                            format!("every.send: {{{{var.{name}}}}} is captured by no step or rule"),
+                        );
+                    }
                 }
             }
         }

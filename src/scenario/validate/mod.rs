@@ -172,6 +172,7 @@ impl Validator<'_> {
         let setup = self
             .step_list(&raw.setup, raw.correlation.is_some(), "setup")
             .map(|(s, _)| s);
+        let timers = self.timers(raw, raw.correlation.is_some());
         let reconnect = self.reconnect(raw.reconnect.as_ref());
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
@@ -202,9 +203,9 @@ impl Validator<'_> {
         if let (Some(target), Some(connect)) = (&target, &connect) {
             self.sources_reach(raw, target, connect);
         }
-        if let (Some(setup), Some(steps), Some(connect)) = (&setup, &steps, &connect) {
+        if let (Some(setup), Some(steps), Some(timers), Some(connect)) = (&setup, &steps, &timers, &connect) {
             let vars = std::mem::take(&mut self.vars);
-            self.var_order(raw, setup.iter().chain(steps), connect, &vars);
+            self.var_order(raw, setup.iter().chain(steps), (timers, connect), &vars);
             self.vars = vars;
         }
 
@@ -228,6 +229,7 @@ impl Validator<'_> {
             rules: rules.as_ref().expect(missing).0.clone(),
             counters: rules.expect(missing).1,
             steps: steps.expect(missing),
+            timers: timers.expect(missing),
             pacing: pacing.flatten(),
             tls: tls.flatten(),
             secrets,

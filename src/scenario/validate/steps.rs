@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -11,12 +12,15 @@ use super::validator::Validator;
 use crate::scenario::check::{self, Check, Test};
 use crate::scenario::files::read_bounded;
 use crate::scenario::plan::MAX_BINARY;
-use crate::scenario::plan::{Expect, Step};
+use crate::scenario::plan::{Expect, Step, Timer};
 use crate::scenario::raw::{RawCheck, RawExpect, RawScenario, RawStep, Text};
 use crate::units::close_code;
 
 /// The most step names (each is a table row and a histogram in every report).
 const MAX_STEP_NAMES: usize = 255;
+
+/// The most `[[every]]` timers (each connection keeps the due time of each).
+const MAX_TIMERS: usize = 16;
 
 const KINDS: &str = "expected exactly one of `send = \"...\"`, `send_binary = \"hex:...\"`, `sleep = \"100ms\"`, `wait_for = { ... }` or `close = 1000`";
 const BINARY_FORMS: &str =
@@ -33,13 +37,13 @@ impl Validator<'_> {
         paced: bool,
     ) -> Option<Vec<Step>> {
         // A step is numbered in 16 bits on each request in flight.
-        if raw.setup.len() + raw.steps.len() > usize::from(u16::MAX) {
+        if raw.setup.len() + raw.steps.len() + raw.every.len() > usize::from(u16::MAX) {
             let span = raw.steps.first().map_or(raw.name.span(), |s| s.span());
             self.error(
                 span,
                 format!(
-                    "{} steps: expected at most {} in [[setup]] and [[steps]] together",
-                    raw.setup.len() + raw.steps.len(),
+                    "{} steps: expected at most {} in [[setup]], [[steps]] and [[every]] together",
+                    raw.setup.len() + raw.steps.len() + raw.every.len(),
                     u16::MAX
                 ),
             );
@@ -102,6 +106,8 @@ impl Validator<'_> {
                 s.capture.is_some() && s.expect.is_none() && s.wait_for.is_none(),
             ),
             extra("name", s.name.is_some() && s.expect.is_none()),
+            extra("every", s.every.is_some() && table != "every"),
+            extra("wait", s.wait.is_some() && table == "every"),
         ]
         .into_iter()
         .flatten()
@@ -110,6 +116,13 @@ impl Validator<'_> {
             self.error(
                 span,
                 format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, `timeout` only beside `wait_for`, and `capture` beside `send` with `expect` or `wait_for` (it takes values from what they receive), and `name` beside `send` with `expect` (it names requests)", stray.join(", ")),
+            );
+            return None;
+        }
+        if table == "every" && (s.send.is_none() || s.every.is_none()) {
+            self.error(
+                span,
+                "an [[every]] entry: expected `every = \"30s\"` and `send = \"...\"` (with `expect`, `checks`, `capture` or `name` as a step's)",
             );
             return None;
         }
@@ -225,6 +238,39 @@ impl Validator<'_> {
             },
             wait,
         ))
+    }
+
+    /// `[[every]]`: a send on a timer, every 10 ms to a day.
+    pub(super) fn timers(&mut self, raw: &RawScenario, has_correlation: bool) -> Option<Vec<Timer>> {
+        if raw.every.len() > MAX_TIMERS {
+            self.error(
+                raw.every[MAX_TIMERS].span(),
+                format!(
+                    "{} [[every]] timers: expected at most {MAX_TIMERS}",
+                    raw.every.len()
+                ),
+            );
+            return None;
+        }
+        let mut timers = Vec::new();
+        let mut ok = true;
+        for e in &raw.every {
+            let step = self.step(e.get_ref(), e.span(), has_correlation, "every");
+            let every = e.get_ref().every.as_ref().and_then(|t| {
+                let d = self.duration(t, "every.every")?;
+                if (Duration::from_millis(10)..=Duration::from_secs(86_400)).contains(&d) {
+                    Some(d)
+                } else {
+                    self.error(t.span(), "every.every: expected 10ms to 24h");
+                    None
+                }
+            });
+            match (step, every) {
+                (Some((step, _)), Some(every)) => timers.push(Timer { every, step }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(timers)
     }
 
     /// A step's name: its number (1 + its place among the names; a name given again is the

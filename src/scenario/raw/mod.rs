@@ -11,7 +11,11 @@ use super::feed::Mode;
 use super::plan::{Direction, Strategy};
 use crate::units::duration;
 
-pub type Text = Spanned<String>;
+mod steps;
+mod text;
+
+pub use steps::*;
+pub use text::Text;
 
 /// A wsstorm scenario file (TOML): what the swarm of clients does, against which target, for
 /// how long, with which chaos and thresholds. `wsstorm validate FILE` checks one and prints the
@@ -47,6 +51,12 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<RawRule>")]
     pub on_message: Vec<Spanned<RawRule>>,
+    /// Messages sent on a timer beside the step loop, once the setup is done (an application
+    /// heartbeat): `every = "30s"` and a `send` (with `expect`, `checks`, `capture`, `name` as
+    /// a step). They never hold up the loop.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
+    pub every: Vec<Spanned<RawStep>>,
     pub reconnect: Option<RawReconnect>,
     pub pushes: Option<RawPushes>,
     #[serde(default)]
@@ -368,123 +378,6 @@ pub struct RawPhase {
     pub hold: Option<Text>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Step")]
-pub struct RawStep {
-    /// A name for this request step: its requests get their own counts and rtt histogram
-    /// (summary `by_step`, requests.csv's `step`, thresholds such as "rtt{step=NAME}").
-    #[schemars(with = "Option<String>")]
-    pub name: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub send: Option<Text>,
-    /// A binary frame: "hex:0a0b…", "base64:…" or "file:PATH" (relative to the scenario).
-    #[schemars(with = "Option<String>")]
-    pub send_binary: Option<Text>,
-    /// "response": one correlated reply; "stream": replies with the request's id until the
-    /// one that `last` matches (timed to the first and to the last).
-    #[schemars(with = "Option<RawExpect>")]
-    pub expect: Option<Spanned<RawExpect>>,
-    pub wait: Option<bool>,
-    /// Tests of the reply (of the last one, for a stream); a reply that fails one counts as a
-    /// check failure, apart from timeouts.
-    #[schemars(with = "Option<Vec<RawCheck>>")]
-    pub checks: Option<Vec<Spanned<RawCheck>>>,
-    /// With expect = "stream": what marks the last reply.
-    #[schemars(with = "Option<RawCheck>")]
-    pub last: Option<Spanned<RawCheck>>,
-    /// Wait for a message from the server (not a correlated reply) that passes this test.
-    #[schemars(with = "Option<RawCheck>")]
-    pub wait_for: Option<Spanned<RawCheck>>,
-    /// How long `wait_for` waits (default: the correlation timeout, else 10s).
-    #[schemars(with = "Option<String>")]
-    pub timeout: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub sleep: Option<Text>,
-    /// Close the connection with this code once the replies awaited are in, then connect
-    /// again at once and start over (a connect / request / close cycle).
-    #[schemars(with = "Option<u64>")]
-    pub close: Option<Spanned<u64>>,
-    /// Values to take from the reply (with `expect`) or the message waited for (with
-    /// `wait_for`), used later as `{{var.NAME}}`: NAME = "/json/pointer", or a table with
-    /// `pointer` or `regex` (its first group) and `scope` ("connection", the default, or
-    /// "client": kept across reconnects).
-    #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
-    pub capture: Option<Captures>,
-}
-
-/// An `[[on_message]]` rule.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Rule")]
-pub struct RawRule {
-    /// The test a message must pass (as in `checks`).
-    #[serde(rename = "match")]
-    #[schemars(with = "RawCheck")]
-    pub matches: Spanned<RawCheck>,
-    /// Values to take from the message (as a step's `capture`).
-    #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
-    pub capture: Option<Captures>,
-    /// A named counter to add one to (a threshold metric); `{{/pointer}}` in it takes a value
-    /// of the message: "error_{{/error/code}}".
-    #[schemars(with = "Option<String>")]
-    pub count: Option<Text>,
-    /// A message to send back (a template: an application-level pong).
-    #[schemars(with = "Option<String>")]
-    pub send: Option<Text>,
-    /// Close the connection with this code (once the awaited replies are in) and connect again.
-    #[schemars(with = "Option<u64>")]
-    pub close: Option<Spanned<u64>>,
-    /// Also apply to replies to requests (they are still correlated and timed): to count
-    /// error replies by their code.
-    #[serde(default)]
-    pub replies: bool,
-}
-
-/// `capture = { NAME = … }`.
-pub type Captures = BTreeMap<String, Spanned<RawCapture>>;
-
-/// A capture: a JSON pointer, or a table.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-#[schemars(rename = "Capture")]
-pub enum RawCapture {
-    Pointer(String),
-    Table(RawCaptureTable),
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "CaptureTable")]
-pub struct RawCaptureTable {
-    pub pointer: Option<String>,
-    /// A regular expression on the whole message; its first group is the value.
-    pub regex: Option<String>,
-    pub scope: Option<RawScope>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RawScope {
-    Connection,
-    Client,
-}
-
-/// A test of a message: the value at `pointer` `equals` a value, `exists` (true or false),
-/// or `matches` a regular expression; without `pointer`, `matches` tests the whole message.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Check")]
-pub struct RawCheck {
-    #[schemars(with = "Option<String>")]
-    pub pointer: Option<Text>,
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub equals: Option<Spanned<toml::Value>>,
-    pub exists: Option<bool>,
-    #[schemars(with = "Option<String>")]
-    pub matches: Option<Text>,
-}
-
 /// Behaviour of the built-in target when `target = "embedded"`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -556,18 +449,6 @@ impl<'de> Deserialize<'de> for RawJitter {
             },
         })
     }
-}
-
-/// What a `send` step waits for: one correlated reply, or a stream of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(rename = "Expect")]
-pub enum RawExpect {
-    /// One correlated reply.
-    Response,
-    /// Replies with the request's id until the one `last` matches (timed to the first and to
-    /// the last).
-    Stream,
 }
 
 /// How chaos drops a client's connection.
