@@ -284,9 +284,13 @@ fn connection_row(event: &Event, elapsed: Duration) -> Option<ConnectionRow> {
             ..
         } => row(client, "drop", 0, us(open_us), cause.to_string()),
         Event::Closed { client, open_us, .. } => row(client, "close", 0, us(open_us), String::new()),
-        Event::GaveUp { client, attempts, .. } => {
-            row(client, "gave_up", attempts, Duration::ZERO, String::new())
-        }
+        Event::GaveUp {
+            client,
+            attempts,
+            cause,
+            ..
+        } => row(client, "gave_up", attempts, Duration::ZERO, cause.to_string()),
+        Event::Stopped { client, cause, .. } => row(client, "stopped", 0, Duration::ZERO, cause.to_string()),
         Event::Chaos { name, index, .. } => ConnectionRow {
             client: None,
             ..row(0, "chaos", 0, Duration::ZERO, format!("{name}#{index}"))

@@ -139,6 +139,22 @@ impl std::str::FromStr for DropCause {
     }
 }
 
+/// Why a connection ended or an attempt failed: what `[[reconnect.on]]` rules name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cause {
+    Drop(DropCause),
+    Connect(ConnectError),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Drop(d) => d.fmt(f),
+            Cause::Connect(c) => c.fmt(f),
+        }
+    }
+}
+
 /// A step's name, by number: 1 + its index in the plan's `step_names`; 0 for an unnamed step.
 pub type Name = u16;
 
@@ -211,6 +227,15 @@ pub enum Event {
     GaveUp {
         client: u32,
         attempts: u32,
+        lost: u32,
+        /// Why its last attempt failed.
+        cause: ConnectError,
+    },
+    /// A `[[reconnect.on]]` rule stopped the client after `cause` (a drop or a failed attempt);
+    /// `lost` requests it kept for replay are lost.
+    Stopped {
+        client: u32,
+        cause: Cause,
         lost: u32,
     },
     /// The connection ended without the client asking; `lost` requests were in flight.

@@ -50,6 +50,8 @@ counts! {
     connect_abandoned,
     /// Clients that stopped after `max_attempts` failed attempts.
     gave_up,
+    /// Clients a `[[reconnect.on]]` rule stopped.
+    stopped,
     /// Waits begun before a reconnect attempt, and waits ended.
     backoffs,
     backoffs_ended,
@@ -147,6 +149,10 @@ pub struct Totals {
     pub counts: Counts,
     pub connect_errors: BTreeMap<ConnectError, u64>,
     pub drops: BTreeMap<DropCause, u64>,
+    /// Clients that gave up, by the cause of their last failed attempt; clients a
+    /// `[[reconnect.on]]` rule stopped, by cause (named as in the summary).
+    pub gave_up_causes: BTreeMap<String, u64>,
+    pub stopped_causes: BTreeMap<String, u64>,
     pub rtt: Latency,
     /// Under an open rate: from when each request was due to its reply (coordinated omission
     /// corrected, as wrk2 does).
@@ -231,9 +237,15 @@ impl Totals {
                 *self.connect_errors.entry(kind).or_default() += 1;
             }
             Event::ConnectAbandoned => c.connect_abandoned += 1,
-            Event::GaveUp { lost, .. } => {
+            Event::GaveUp { lost, cause, .. } => {
                 c.gave_up += 1;
                 c.lost += u64::from(lost);
+                *self.gave_up_causes.entry(cause.to_string()).or_default() += 1;
+            }
+            Event::Stopped { cause, lost, .. } => {
+                c.stopped += 1;
+                c.lost += u64::from(lost);
+                *self.stopped_causes.entry(cause.to_string()).or_default() += 1;
             }
             Event::Dropped { cause, lost, .. } => {
                 c.drops += 1;
@@ -394,6 +406,8 @@ impl Totals {
             Some(Selector::Counter(name)) => Some(self.counter(name) as f64),
             Some(Selector::Cause(cause)) => {
                 let n: u64 = match t.metric {
+                    Metric::GaveUp => self.gave_up_causes.get(cause).copied().unwrap_or(0),
+                    Metric::Stopped => self.stopped_causes.get(cause).copied().unwrap_or(0),
                     Metric::Drops => self
                         .drops
                         .iter()
@@ -466,6 +480,7 @@ impl Totals {
             Metric::ConnectErrors => c.connect_errors,
             Metric::Drops => c.drops,
             Metric::GaveUp => c.gave_up,
+            Metric::Stopped => c.stopped,
             Metric::Reconnects => c.reconnects,
             Metric::PushGaps => c.push_gaps,
             Metric::PushDuplicates => c.push_duplicates,

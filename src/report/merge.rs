@@ -176,6 +176,8 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         &mut merged.connect_errors,
         &mut merged.drops,
         &mut merged.counters,
+        &mut merged.gave_up_causes,
+        &mut merged.stopped_causes,
     ] {
         map.clear();
     }
@@ -183,28 +185,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     let mut attempts = Latency::new();
     let mut steps = Steps::default();
     for s in shards {
-        for (k, v) in &s.connect_errors {
-            *merged.connect_errors.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &s.counters {
-            *merged.counters.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &s.drops {
-            *merged.drops.entry(k.clone()).or_default() += v;
-        }
-        // Why: the first shard's message of each cause, then the others' for causes it had not.
-        for (k, why) in &s.connect_error_reasons {
-            merged
-                .connect_error_reasons
-                .entry(k.clone())
-                .or_insert_with(|| why.clone());
-        }
-        for (k, why) in &s.drop_reasons {
-            merged
-                .drop_reasons
-                .entry(k.clone())
-                .or_insert_with(|| why.clone());
-        }
+        add_by_name(&mut merged, s);
         for (name, stats) in &s.latency {
             latency
                 .entry(name.clone())
@@ -236,6 +217,8 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
             .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
             .collect(),
         counters: merged.counters.clone(),
+        gave_up_causes: merged.gave_up_causes.clone(),
+        stopped_causes: merged.stopped_causes.clone(),
         steps,
         ..Totals::default()
     };
@@ -286,6 +269,30 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     merged.embedded_server = None;
     merged.proxy = None;
     Ok(merged)
+}
+
+/// Adds a shard's counts by name (causes, counters) into `merged`, and its reasons for causes
+/// `merged` has none for yet (the first shard's message of each cause, then the others').
+fn add_by_name(merged: &mut Summary, s: &Summary) {
+    for (into, from) in [
+        (&mut merged.connect_errors, &s.connect_errors),
+        (&mut merged.drops, &s.drops),
+        (&mut merged.counters, &s.counters),
+        (&mut merged.gave_up_causes, &s.gave_up_causes),
+        (&mut merged.stopped_causes, &s.stopped_causes),
+    ] {
+        for (k, v) in from {
+            *into.entry(k.clone()).or_default() += v;
+        }
+    }
+    for (into, from) in [
+        (&mut merged.connect_error_reasons, &s.connect_error_reasons),
+        (&mut merged.drop_reasons, &s.drop_reasons),
+    ] {
+        for (k, why) in from {
+            into.entry(k.clone()).or_insert_with(|| why.clone());
+        }
+    }
 }
 
 /// Adds the shards' time series row by row (second by second on the shared timeline).

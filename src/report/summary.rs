@@ -88,6 +88,12 @@ pub struct Summary {
     pub rates: Rates,
     pub connect_errors: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
+    /// Clients that gave up, by the cause of their last failed attempt.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gave_up_causes: BTreeMap<String, u64>,
+    /// Clients a `[[reconnect.on]]` rule stopped, by cause.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stopped_causes: BTreeMap<String, u64>,
     /// The first message of each connect-error kind (why: the TLS verifier's complaint, an
     /// HTTP status line and the start of its body, …), masked and cut to 300 bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -217,6 +223,8 @@ impl Summary {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            gave_up_causes: totals.gave_up_causes.clone(),
+            stopped_causes: totals.stopped_causes.clone(),
             connect_error_reasons: info.reasons.0,
             drop_reasons: info.reasons.1,
             latency: totals
@@ -383,6 +391,7 @@ impl Summary {
             let list: Vec<String> = self.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "counted     {}", list.join(", "));
         }
+        let none = BTreeMap::new();
         for (title, map, reasons) in [
             (
                 "connect errors",
@@ -390,6 +399,8 @@ impl Summary {
                 &self.connect_error_reasons,
             ),
             ("drops", &self.drops, &self.drop_reasons),
+            ("gave up", &self.gave_up_causes, &none),
+            ("stopped", &self.stopped_causes, &none),
         ] {
             if !map.is_empty() {
                 let list: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -59,6 +59,7 @@ metrics! {
     PingRtt = "ping_rtt": Latency,
     PushLatency = "push_latency": Latency,
     GaveUp = "gave_up": Count,
+    Stopped = "stopped": Count,
     Reconnects = "reconnects": Count,
     PushGaps = "push_gaps": Count,
     PushDuplicates = "push_duplicates": Count,
@@ -110,7 +111,10 @@ impl Metric {
 
     /// Whether `{cause=…}` selects among its causes.
     pub fn has_causes(self) -> bool {
-        matches!(self, Metric::Drops | Metric::ConnectErrors)
+        matches!(
+            self,
+            Metric::Drops | Metric::ConnectErrors | Metric::GaveUp | Metric::Stopped
+        )
     }
 }
 

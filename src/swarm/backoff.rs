@@ -97,6 +97,7 @@ mod tests {
             jitter,
             max_attempts: None,
             replay_in_flight: false,
+            rules: Vec::new(),
         }
     }
 

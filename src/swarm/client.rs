@@ -17,8 +17,9 @@ use super::named;
 use super::shared::Shared;
 use super::state::{ClientCtl, ClientState};
 use super::stream::Ws;
-use crate::metrics::Event;
 use crate::metrics::requests::RequestOutcome;
+use crate::metrics::{Cause, ConnectError, DropCause, Event};
+use crate::scenario::{Reconnect, ReconnectAction};
 
 /// What comes after a connection or an attempt.
 enum Next {
@@ -28,6 +29,18 @@ enum Next {
     Again,
     /// The client is done.
     Done,
+    /// It gives up after `max_attempts` failed attempts, the last for this reason.
+    GiveUp(ConnectError),
+    /// A `[[reconnect.on]]` rule stops it after this cause.
+    Stop(Cause),
+}
+
+/// The `[[reconnect.on]]` rule for `cause` (names are formatted only when there are rules).
+fn rule_for(policy: &Reconnect, cause: Cause) -> Option<ReconnectAction> {
+    if policy.rules.is_empty() {
+        return None;
+    }
+    policy.rule_for(&cause.to_string())
 }
 
 /// How a connection the client had ended, for what comes next.
@@ -36,8 +49,8 @@ enum Ended {
     Stopped,
     /// A close step: connect again at once.
     Cycled,
-    /// It dropped: wait, then connect again.
-    Dropped,
+    /// It dropped: wait, then connect again (or what a `[[reconnect.on]]` rule says).
+    Dropped(DropCause),
 }
 
 /// Runs client `index` until it is stopped or gives up.
@@ -97,31 +110,49 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                 match connected(&shared, &mut state, &ctl, ws, opened).await {
                     Ended::Stopped => Next::Done,
                     Ended::Cycled => Next::Again,
-                    Ended::Dropped => {
+                    Ended::Dropped(cause) => {
                         dropped_at = Some(Instant::now());
-                        Next::Wait(retries.dropped(&shared.plan.reconnect, &mut state.rng))
+                        let policy = &shared.plan.reconnect;
+                        match rule_for(policy, Cause::Drop(cause)) {
+                            Some(ReconnectAction::Stop) => Next::Stop(Cause::Drop(cause)),
+                            Some(ReconnectAction::Delay(d)) => Next::Wait(d),
+                            // A drop has no Retry-After: the strategy.
+                            _ => Next::Wait(retries.dropped(policy, &mut state.rng)),
+                        }
                     }
                 }
             }
-            Err(kind) => {
+            Err(connect::Refused { kind, retry_after }) => {
                 let took_us = started.elapsed().as_micros() as u64;
-                let client = index as u32;
+                // Decided before the event's await: only the wait lives across it.
+                let policy = &shared.plan.reconnect;
+                let next = match (
+                    rule_for(policy, Cause::Connect(kind)),
+                    retries.failed(policy, &mut state.rng),
+                ) {
+                    (Some(ReconnectAction::Stop), _) => Next::Stop(Cause::Connect(kind)),
+                    (_, None) => Next::GiveUp(kind),
+                    (Some(ReconnectAction::Delay(d)), Some(_)) => Next::Wait(d),
+                    (Some(ReconnectAction::RetryAfter), Some(wait)) => {
+                        Next::Wait(retry_after.map_or(wait, |s: u32| Duration::from_secs(u64::from(s))))
+                    }
+                    (_, Some(wait)) => Next::Wait(wait),
+                };
                 events
                     .send(Event::ConnectFailed {
-                        client,
+                        client: index as u32,
                         attempt,
                         kind,
                         took_us,
                     })
                     .await;
-                match retries.failed(&shared.plan.reconnect, &mut state.rng) {
-                    Some(wait) => Next::Wait(wait),
-                    None => return give_up(&shared, &mut state, attempt).await,
-                }
+                next
             }
         };
         let wait = match next {
             Next::Done => return,
+            Next::GiveUp(kind) => return give_up(&shared, &mut state, attempt, kind).await,
+            Next::Stop(cause) => return stop(&shared, &mut state, cause).await,
             Next::Again if ctl.stop.is_cancelled() => return,
             Next::Again => continue,
             Next::Wait(wait) => wait,
@@ -181,7 +212,7 @@ async fn connected(
                     open_us,
                 })
                 .await;
-            Ended::Dropped
+            Ended::Dropped(cause)
         }
     }
 }
@@ -197,9 +228,33 @@ async fn backoff(shared: &Shared, ctl: &ClientCtl, wait: Duration) -> bool {
     stopped
 }
 
-/// The client stops trying after `attempts` failed attempts: requests it kept for replay are
+/// The client stops trying after `attempts` failed attempts, the last for `cause`: requests
+/// it kept for replay are lost.
+async fn give_up(shared: &Shared, state: &mut ClientState, attempts: u32, cause: ConnectError) {
+    let lost = lose_kept(shared, state).await;
+    let client = state.index as u32;
+    shared
+        .events
+        .send(Event::GaveUp {
+            client,
+            attempts,
+            lost,
+            cause,
+        })
+        .await;
+}
+
+/// A `[[reconnect.on]]` rule stops the client after `cause`: requests it kept for replay are
 /// lost.
-async fn give_up(shared: &Shared, state: &mut ClientState, attempts: u32) {
+async fn stop(shared: &Shared, state: &mut ClientState, cause: Cause) {
+    let lost = lose_kept(shared, state).await;
+    let client = state.index as u32;
+    shared.events.send(Event::Stopped { client, cause, lost }).await;
+}
+
+/// The requests kept for replay are lost (the client will not connect again): noted for
+/// requests.csv and their step names; how many.
+async fn lose_kept(shared: &Shared, state: &mut ClientState) -> u32 {
     let client = state.index as u32;
     let kept = std::mem::take(&mut state.replay);
     if let Some(log) = &shared.requests {
@@ -209,16 +264,8 @@ async fn give_up(shared: &Shared, state: &mut ClientState, attempts: u32) {
                 .await;
         }
     }
-    let lost = kept.len() as u32;
     named::named_ended(shared, named::tally_kept(shared, &kept), true).await;
-    shared
-        .events
-        .send(Event::GaveUp {
-            client,
-            attempts,
-            lost,
-        })
-        .await;
+    kept.len() as u32
 }
 
 /// The run ended before the requests kept for replay could be resent: they are unfinished

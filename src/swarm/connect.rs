@@ -26,8 +26,26 @@ pub struct Opened {
     pub upgrade_us: u64,
 }
 
+/// Why an attempt failed, and the refusal's `Retry-After` (HTTP 503 or 429) in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Refused {
+    pub kind: ConnectError,
+    pub retry_after: Option<u32>,
+}
+
 /// Connects client `state`.
-pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, ConnectError> {
+pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Refused> {
+    let mut retry_after = None;
+    open_with(shared, state, &mut retry_after)
+        .await
+        .map_err(|kind| Refused { kind, retry_after })
+}
+
+async fn open_with(
+    shared: &Shared,
+    state: &mut ClientState,
+    retry_after: &mut Option<u32>,
+) -> Result<Opened, ConnectError> {
     let reasons = &shared.reasons;
     let request = request(shared, state).map_err(|why| {
         reasons.connect(ConnectError::Handshake, || why.to_string());
@@ -77,6 +95,7 @@ pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Co
             shared.ws_config,
             shared.plan.connect.subprotocol,
             reasons,
+            retry_after,
         )
         .await?;
         Ok(Opened {

@@ -29,6 +29,7 @@ pub async fn upgrade(
     config: WebSocketConfig,
     required: Option<usize>,
     reasons: &Reasons,
+    retry_after: &mut Option<u32>,
 ) -> Result<Ws, ConnectError> {
     let refused = |kind: ConnectError, why: &dyn Fn() -> String| {
         reasons.connect(kind, why);
@@ -42,7 +43,7 @@ pub async fn upgrade(
     stream.inner.write_all(&head).await.map_err(io)?;
 
     let mut buf = Vec::with_capacity(512);
-    let (head_len, status, accept, upgrade, connection, protocol) = loop {
+    let (head_len, status, accept, upgrade, connection, protocol, after) = loop {
         let mut chunk = [0u8; 512];
         let n = stream.inner.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
@@ -69,6 +70,7 @@ pub async fn upgrade(
                     get("upgrade"),
                     get("connection"),
                     get("sec-websocket-protocol"),
+                    get("retry-after"),
                 );
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
@@ -86,6 +88,9 @@ pub async fn upgrade(
         }
     };
     if status != 101 {
+        if matches!(status, 429 | 503) {
+            *retry_after = after.as_deref().and_then(retry_after_secs);
+        }
         // -v shows what the server said (users debug 401/403/429 on upgrade with this).
         tracing::debug!(
             status,
@@ -200,4 +205,41 @@ fn cut(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// The longest `Retry-After` honoured (a server may ask for days).
+const MAX_RETRY_AFTER: u32 = 3600;
+
+/// A `Retry-After` value in seconds: a number of seconds, or an HTTP date (RFC 9110: IMF-fixdate,
+/// which RFC 2822 parsing takes); a date in the past is 0. At most an hour.
+fn retry_after_secs(value: &str) -> Option<u32> {
+    let secs = match value.trim().parse::<u64>() {
+        Ok(secs) => secs,
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+            (at.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64
+        }
+    };
+    Some(secs.min(u64::from(MAX_RETRY_AFTER)) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(retry_after_secs("5"), Some(5));
+        assert_eq!(retry_after_secs(" 120 "), Some(120));
+        assert_eq!(retry_after_secs("999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after_secs("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(0),
+            "in the past"
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        assert!(retry_after_secs(&soon).is_some_and(|s| (28..=30).contains(&s)));
+        assert_eq!(retry_after_secs("soon"), None);
+        assert_eq!(retry_after_secs("-1"), None);
+    }
 }

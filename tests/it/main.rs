@@ -20,6 +20,7 @@ mod lifecycle;
 mod netns;
 mod network;
 mod open;
+mod policy;
 mod reports;
 mod scenarios;
 mod secrets;

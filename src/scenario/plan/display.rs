@@ -4,7 +4,7 @@
 use std::fmt::{self, Formatter, Result};
 use std::time::Duration;
 
-use super::{Capture, CounterName, Extract, Plan, Scope, Step, Target, Var};
+use super::{Capture, CounterName, Extract, Plan, ReconnectAction, Scope, Step, Target, Var};
 use crate::scenario::check::Check;
 use crate::scenario::feed::Mode;
 use crate::scenario::template::Template;
@@ -183,6 +183,18 @@ impl Plan {
             r.multiplier,
             r.jitter,
         )?;
+        for rule in &r.rules {
+            let causes: Vec<&str> = rule.causes.iter().map(|c| c.0.as_str()).collect();
+            let action = match rule.action {
+                ReconnectAction::Stop => "stop (no reconnect)".to_string(),
+                ReconnectAction::Delay(d) => format!("wait {} exactly", show(d)),
+                ReconnectAction::RetryAfter => {
+                    "wait the refusal's Retry-After (at most 1h), else the strategy".to_string()
+                }
+                ReconnectAction::Backoff => "the strategy".to_string(),
+            };
+            writeln!(f, "  after {}: {action}", causes.join(", "))?;
+        }
         if let Some(seq) = &self.pushes.sequence {
             writeln!(f, "pushes     sequence at {seq}")?;
         }

@@ -63,6 +63,57 @@ pub struct Reconnect {
     pub max_attempts: Option<u32>,
     /// Resend requests in flight at a drop after reconnecting (else they are `lost`).
     pub replay_in_flight: bool,
+    /// `[[reconnect.on]]`: what to do after a given cause (the first rule that names it);
+    /// without one, the strategy above.
+    pub rules: Vec<ReconnectRule>,
+}
+
+/// After a drop or a failed attempt with one of `causes`: `action`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconnectRule {
+    pub causes: Vec<CausePattern>,
+    pub action: ReconnectAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReconnectAction {
+    /// The client stops (counted in `stopped`, by cause).
+    Stop,
+    /// Wait exactly this long.
+    Delay(Duration),
+    /// Wait what the refusal's `Retry-After` says (an HTTP 503 or 429; seconds or a date),
+    /// else the strategy.
+    RetryAfter,
+    /// The strategy, as without a rule.
+    Backoff,
+}
+
+/// A drop or connect-error cause as the summary names it (`close_1011`, `http_401`,
+/// `pong_timeout`), where an `x` after the prefix stands for any digit (`http_5xx`,
+/// `close_4xxx`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CausePattern(pub String);
+
+impl CausePattern {
+    pub fn matches(&self, cause: &str) -> bool {
+        let pattern = self.0.as_bytes();
+        let cause = cause.as_bytes();
+        pattern.len() == cause.len()
+            && pattern
+                .iter()
+                .zip(cause)
+                .all(|(p, c)| p == c || (*p == b'x' && c.is_ascii_digit()))
+    }
+}
+
+impl Reconnect {
+    /// The rule for `cause`, if one names it.
+    pub fn rule_for(&self, cause: &str) -> Option<ReconnectAction> {
+        self.rules
+            .iter()
+            .find(|r| r.causes.iter().any(|c| c.matches(cause)))
+            .map(|r| r.action)
+    }
 }
 
 /// How the wait grows from one attempt to the next.
@@ -97,6 +148,7 @@ impl Default for Reconnect {
             jitter: Jitter::Full,
             max_attempts: None,
             replay_in_flight: false,
+            rules: Vec::new(),
         }
     }
 }

@@ -22,7 +22,7 @@ pub use chaos::{
 pub use connect::{Connect, Correlation, Heartbeat, Pushes, Target, TargetUrl};
 pub use defaults::*;
 pub use embedded::Behaviour;
-pub use load::{Jitter, Load, Phase, Reconnect, Strategy};
+pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
 pub use report::RequestFilter;
 pub use rules::{CounterName, NameTemplate, Rule};
 pub use steps::{Capture, Expect, Extract, Scope, Step, Timer, Var};

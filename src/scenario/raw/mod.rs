@@ -229,6 +229,34 @@ pub struct RawReconnect {
     #[schemars(with = "Option<u64>")]
     pub max_attempts: Option<Spanned<u64>>,
     pub replay_in_flight: Option<bool>,
+    /// Rules by cause, `[[reconnect.on]]`: the first that names a cause applies to it.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawReconnectOn>")]
+    pub on: Vec<Spanned<RawReconnectOn>>,
+}
+
+/// `[[reconnect.on]]`: after a drop or a failed attempt with one of `causes` (as the summary
+/// names them, such as "close_1000", "http_401", "http_5xx"), exactly one of: `action =
+/// "stop"` (the client stops), `action = "backoff"` (the strategy), `delay = "5s"`, or
+/// `retry_after = true` (the refusal's Retry-After, else the strategy).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ReconnectOn")]
+pub struct RawReconnectOn {
+    #[schemars(with = "Vec<String>")]
+    pub causes: Vec<Text>,
+    pub action: Option<RawReconnectAction>,
+    #[schemars(with = "Option<String>")]
+    pub delay: Option<Text>,
+    pub retry_after: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "ReconnectAction")]
+pub enum RawReconnectAction {
+    Stop,
+    Backoff,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -212,6 +212,10 @@ impl Validator<'_> {
             }
             r.max_attempts = Some(*n.get_ref() as u32);
         }
+        match self.reconnect_rules(&raw.on) {
+            Some(rules) => r.rules = rules,
+            None => ok = false,
+        }
         r.replay_in_flight = raw.replay_in_flight.unwrap_or(false);
         ok.then_some(r)
     }

@@ -8,6 +8,7 @@ mod chaos;
 mod connect;
 mod feed;
 mod load;
+mod reconnect;
 mod rules;
 mod steps;
 mod target;

@@ -94,7 +94,7 @@ impl Validator<'_> {
             Some((label, _)) => {
                 self.error(
                     span,
-                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops and connect_errors, {{step=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
+                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops, connect_errors, gave_up and stopped, {{step=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
                 );
                 None
             }
@@ -167,7 +167,8 @@ fn known_cause(metric: Metric, cause: &str) -> bool {
     };
     match metric {
         Metric::Drops => numbered("close_") || DROP_CAUSES.contains(&cause),
-        Metric::ConnectErrors => numbered("http_") || CONNECT_ERRORS.contains(&cause),
+        Metric::ConnectErrors | Metric::GaveUp => numbered("http_") || CONNECT_ERRORS.contains(&cause),
+        Metric::Stopped => known_cause(Metric::Drops, cause) || known_cause(Metric::ConnectErrors, cause),
         _ => false,
     }
 }
