@@ -86,6 +86,29 @@ impl Steps {
         t.rtt.merge(rtt);
     }
 
+    /// The totals of every name `pick` takes, merged (None when it takes none).
+    fn merged(&self, pick: impl Fn(&str) -> bool) -> Option<StepTotals> {
+        let mut out: Option<StepTotals> = None;
+        for (name, t) in self.iter().filter(|(name, _)| pick(name)) {
+            let _ = name;
+            let o = out.get_or_insert_with(StepTotals::default);
+            o.counts = o.counts + t.counts;
+            o.rtt.merge(&t.rtt);
+        }
+        out
+    }
+
+    /// A step name's totals: the name itself, and in flows every `flow/name` (one name used
+    /// in several flows counts in all of them).
+    pub fn step(&self, name: &str) -> Option<StepTotals> {
+        self.merged(|n| n == name || n.rsplit_once('/').is_some_and(|(_, step)| step == name))
+    }
+
+    /// A flow's totals: its requests, named after it (`flow`, `flow/step`).
+    pub fn flow(&self, flow: &str) -> Option<StepTotals> {
+        self.merged(|n| n == flow || n.split_once('/').is_some_and(|(f, _)| f == flow))
+    }
+
     /// Each name with its totals.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &StepTotals)> {
         self.names.iter().map(String::as_str).zip(&self.totals)

@@ -423,7 +423,8 @@ impl Totals {
                 };
                 Some(n as f64)
             }
-            Some(Selector::Step(name)) => self.steps.get(name)?.measure(t.metric, t.aggregate),
+            Some(Selector::Step(name)) => self.steps.step(name)?.measure(t.metric, t.aggregate),
+            Some(Selector::Flow(name)) => self.steps.flow(name)?.measure(t.metric, t.aggregate),
         }
     }
 

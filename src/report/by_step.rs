@@ -1,6 +1,6 @@
-//! The named steps' part of the reports: summary.json's `by_step` (counts and the rtt
-//! histogram of each name, so that merge adds them exactly), its table in summary.txt and
-//! report.html.
+//! The named steps' and the flows' part of the reports: summary.json's `by_step` (counts and
+//! the rtt histogram of each name, so that merge adds them exactly) and `by_flow`, and their
+//! tables in summary.txt and report.html.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +15,16 @@ use crate::metrics::steps::{StepCounts, Steps};
 /// One named step's requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepSummary {
+    #[serde(flatten)]
+    pub counts: StepCounts,
+    pub rtt: LatencyStats,
+}
+
+/// One flow's clients and requests (all its steps' together).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowSummary {
+    /// Clients that took this flow.
+    pub clients: u64,
     #[serde(flatten)]
     pub counts: StepCounts,
     pub rtt: LatencyStats,
@@ -36,6 +46,25 @@ pub fn of(steps: &Steps) -> BTreeMap<String, StepSummary> {
         .collect()
 }
 
+/// `by_flow`: each flow's clients (`clients`, from the plan) and its requests (from the steps
+/// named after it).
+pub fn flows(steps: &Steps, clients: &BTreeMap<String, u64>) -> BTreeMap<String, FlowSummary> {
+    clients
+        .iter()
+        .map(|(flow, n)| {
+            let t = steps.flow(flow).unwrap_or_default();
+            (
+                flow.clone(),
+                FlowSummary {
+                    clients: *n,
+                    counts: t.counts,
+                    rtt: LatencyStats::of(&t.rtt),
+                },
+            )
+        })
+        .collect()
+}
+
 /// Adds shards' `by_step` into `steps` (counts add, histograms merge losslessly).
 pub fn merge_into(steps: &mut Steps, by_step: &BTreeMap<String, StepSummary>) -> Result<(), String> {
     for (name, s) in by_step {
@@ -45,16 +74,37 @@ pub fn merge_into(steps: &mut Steps, by_step: &BTreeMap<String, StepSummary>) ->
     Ok(())
 }
 
-/// The table in summary.txt.
-pub fn text(s: &mut String, by_step: &BTreeMap<String, StepSummary>) {
-    if by_step.is_empty() {
+/// A row of a table: a name, its clients (flows), its counts and rtt.
+type Row<'a> = (&'a String, Option<u64>, &'a StepCounts, &'a LatencyStats);
+
+/// The tables in summary.txt: by step, and by flow (with each flow's clients).
+pub fn text(
+    s: &mut String,
+    by_step: &BTreeMap<String, StepSummary>,
+    by_flow: &BTreeMap<String, FlowSummary>,
+) {
+    let steps: Vec<Row> = by_step
+        .iter()
+        .map(|(n, st)| (n, None, &st.counts, &st.rtt))
+        .collect();
+    text_table(s, "by step", &steps);
+    let flows: Vec<Row> = by_flow
+        .iter()
+        .map(|(n, f)| (n, Some(f.clients), &f.counts, &f.rtt))
+        .collect();
+    text_table(s, "by flow", &flows);
+}
+
+fn text_table(s: &mut String, title: &str, rows: &[Row]) {
+    if rows.is_empty() {
         return;
     }
+    let width = rows.iter().map(|r| r.0.len() + 2).max().unwrap_or(0).max(20);
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<20}{:>10}{:>10}{:>10}{:>8}{:>8}{:>11}{:>8}{:>10}{:>10}",
-        "by step",
+        "{title:<width$}{:>9}{:>10}{:>10}{:>10}{:>8}{:>8}{:>11}{:>8}{:>10}{:>10}",
+        "clients",
         "requests",
         "answered",
         "timeouts",
@@ -65,10 +115,9 @@ pub fn text(s: &mut String, by_step: &BTreeMap<String, StepSummary>) {
         "p50 ms",
         "p99 ms"
     );
-    for (name, step) in by_step {
-        let c = &step.counts;
+    for (name, clients, c, rtt) in rows {
         let ms = |v: f64| {
-            if step.rtt.count == 0 {
+            if rtt.count == 0 {
                 "-".to_string()
             } else {
                 format!("{v:.3}")
@@ -76,8 +125,8 @@ pub fn text(s: &mut String, by_step: &BTreeMap<String, StepSummary>) {
         };
         let _ = writeln!(
             s,
-            "{:<20}{:>10}{:>10}{:>10}{:>8}{:>8}{:>11}{:>8}{:>10}{:>10}",
-            name,
+            "{name:<width$}{:>9}{:>10}{:>10}{:>10}{:>8}{:>8}{:>11}{:>8}{:>10}{:>10}",
+            clients.map_or("-".to_string(), |n| n.to_string()),
             c.requests,
             c.answered,
             c.timeouts,
@@ -85,23 +134,39 @@ pub fn text(s: &mut String, by_step: &BTreeMap<String, StepSummary>) {
             c.lost,
             c.unfinished,
             c.check_failures,
-            ms(step.rtt.p50_ms),
-            ms(step.rtt.p99_ms)
+            ms(rtt.p50_ms),
+            ms(rtt.p99_ms)
         );
     }
 }
 
-/// The table in report.html.
-pub fn html(h: &mut String, by_step: &BTreeMap<String, StepSummary>) {
-    if by_step.is_empty() {
+/// The tables in report.html.
+pub fn html(
+    h: &mut String,
+    by_step: &BTreeMap<String, StepSummary>,
+    by_flow: &BTreeMap<String, FlowSummary>,
+) {
+    let steps: Vec<Row> = by_step
+        .iter()
+        .map(|(n, st)| (n, None, &st.counts, &st.rtt))
+        .collect();
+    html_table(h, ("By step", "by-step", "step"), &steps);
+    let flows: Vec<Row> = by_flow
+        .iter()
+        .map(|(n, f)| (n, Some(f.clients), &f.counts, &f.rtt))
+        .collect();
+    html_table(h, ("By flow", "by-flow", "flow"), &flows);
+}
+
+fn html_table(h: &mut String, (title, id, what): (&str, &str, &str), rows: &[Row]) {
+    if rows.is_empty() {
         return;
     }
     let _ = writeln!(
         h,
-        "<h2>By step</h2><table id=\"by-step\"><tr><th>step</th><th>requests</th><th>answered</th><th>timeouts</th><th>late</th><th>lost</th><th>unfinished</th><th>check failures</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>"
+        "<h2>{title}</h2><table id=\"{id}\"><tr><th>{what}</th><th>clients</th><th>requests</th><th>answered</th><th>timeouts</th><th>late</th><th>lost</th><th>unfinished</th><th>check failures</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>"
     );
-    for (name, step) in by_step {
-        let (c, r) = (&step.counts, &step.rtt);
+    for (name, clients, c, r) in rows {
         let ms = |v: f64| {
             if r.count == 0 {
                 "–".to_string()
@@ -111,8 +176,9 @@ pub fn html(h: &mut String, by_step: &BTreeMap<String, StepSummary>) {
         };
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(name),
+            clients.map_or("–".to_string(), |n| n.to_string()),
             c.requests,
             c.answered,
             c.timeouts,

@@ -201,6 +201,13 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         .collect();
     merged.reconnect_attempts = CountStats::of(&attempts);
     merged.by_step = by_step::of(&steps);
+    let mut clients: BTreeMap<String, u64> = BTreeMap::new();
+    for s in shards {
+        for (flow, f) in &s.by_flow {
+            *clients.entry(flow.clone()).or_default() += f.clients;
+        }
+    }
+    merged.by_flow = by_step::flows(&steps, &clients);
 
     // The thresholds, judged again on the merged totals.
     let mut totals = Totals {

@@ -108,6 +108,9 @@ pub struct Summary {
     /// Each named step's requests (`name = "…"` on a request step).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_step: BTreeMap<String, by_step::StepSummary>,
+    /// Each `[[flows]]` flow's clients and requests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_flow: BTreeMap<String, by_step::FlowSummary>,
     pub reconnect_attempts: CountStats,
     /// The scenario's chaos actions, in order.
     pub chaos: Vec<String>,
@@ -180,6 +183,8 @@ pub struct RunInfo {
     pub aborted: Option<Aborted>,
     /// The first message of each cause: (connect errors, drops).
     pub reasons: (BTreeMap<String, String>, BTreeMap<String, String>),
+    /// How many of this run's clients take each flow.
+    pub flow_clients: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -233,6 +238,7 @@ impl Summary {
                 .collect(),
             counters: totals.counters(),
             by_step: by_step::of(&totals.steps),
+            by_flow: by_step::flows(&totals.steps, &info.flow_clients),
             reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
             chaos: chaos.iter().map(Chaos::describe).collect(),
             exec: info.exec,
@@ -251,7 +257,7 @@ impl Summary {
         self.text_connections(&mut s);
         self.text_sides(&mut s);
         self.text_latency(&mut s);
-        by_step::text(&mut s, &self.by_step);
+        by_step::text(&mut s, &self.by_step, &self.by_flow);
         self.text_recovery(&mut s);
         self.text_verdict(&mut s);
         s

@@ -442,6 +442,17 @@ async fn measure(
     }
 }
 
+/// How many of this run's clients (of the peak, this segment's) take each flow.
+fn flow_clients(plan: &Plan) -> BTreeMap<String, u64> {
+    let mut clients: BTreeMap<String, u64> = plan.flows.iter().map(|f| (f.name.clone(), 0)).collect();
+    for client in (0..plan.load.peak()).filter(|c| plan.owns(*c)) {
+        if let Some(flow) = plan.flow_of(client) {
+            *clients.entry(plan.flows[flow].name.clone()).or_default() += 1;
+        }
+    }
+    clients
+}
+
 /// Judges the run, writes its summary and reports, and hands back its result.
 async fn finish(
     plan: &Plan,
@@ -506,6 +517,7 @@ async fn finish(
         exec,
         aborted,
         reasons,
+        flow_clients: flow_clients(plan),
     };
     let summary = Summary::new(info, &totals, &verdicts, recovery, &plan.chaos);
     // After a write error, the summary is still attempted (it may fit where a CSV did not).

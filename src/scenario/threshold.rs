@@ -153,6 +153,7 @@ pub const CONNECT_ERRORS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
     Step(String),
+    Flow(String),
     Cause(String),
     Counter(String),
 }
@@ -285,6 +286,7 @@ impl Threshold {
         let (metric, selector) = match (Metric::from_name(name), selector) {
             (Some(m), None) => (m, None),
             (Some(m), Some(("step", s))) => (m, Some(Selector::Step(s.to_string()))),
+            (Some(m), Some(("flow", f))) => (m, Some(Selector::Flow(f.to_string()))),
             (Some(m), Some(("cause", c))) => (m, Some(Selector::Cause(c.to_string()))),
             (None, None) => (Metric::Counter, Some(Selector::Counter(name.to_string()))),
             _ => return Err(format!("{key:?}: not a threshold key")),
@@ -304,6 +306,7 @@ impl Threshold {
         match &self.selector {
             None => self.metric.name().to_string(),
             Some(Selector::Step(s)) => format!("{}{{step={s}}}", self.metric.name()),
+            Some(Selector::Flow(s)) => format!("{}{{flow={s}}}", self.metric.name()),
             Some(Selector::Cause(c)) => format!("{}{{cause={c}}}", self.metric.name()),
             Some(Selector::Counter(name)) => name.clone(),
         }

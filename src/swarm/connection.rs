@@ -25,7 +25,7 @@ use super::state::{ClientCtl, ClientState};
 use super::stream::Ws;
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event};
-use crate::scenario::{ChaosAction, ChaosHow, Step};
+use crate::scenario::{ChaosAction, ChaosHow, Program, Step};
 
 /// How long a closing client waits for the server's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -120,15 +120,16 @@ impl Alarm<'_> {
 
 pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &ClientCtl) -> End {
     let plan = &shared.plan;
+    let program = plan.program(state.index);
     let mut c = Conn {
         shared,
         opened: Instant::now(),
         pending: Pending::new(shared.requests.is_some(), plan.step_names.len()),
-        in_setup: !plan.setup.is_empty(),
+        in_setup: program.loop_start > program.start,
         no_pong_until: None,
         wait_step: 0,
         mode: Mode::Running,
-        step: 0,
+        step: program.start,
         block: Block::Ready,
         heart: plan.connect.heartbeat.map(|h| Heart::new(h, Instant::now())),
         last_len: 64,
@@ -263,8 +264,11 @@ impl Conn<'_> {
     /// Runs the program's steps until one blocks, the loop's end under an open rate, a close
     /// step, or a stop.
     async fn advance(&mut self, ws: &mut Ws, state: &mut ClientState) -> Result<(), Cut> {
-        let plan = &self.shared.plan;
-        let (program_len, loop_start) = (plan.setup.len() + plan.steps.len(), plan.setup.len());
+        let Program {
+            loop_start,
+            end: program_len,
+            ..
+        } = self.shared.plan.program(state.index);
         if self.block == Block::Room && !self.pending_full() {
             self.block = Block::Ready;
         }
@@ -287,7 +291,8 @@ impl Conn<'_> {
                 }
             }
         }
-        if plan.steps.is_empty() && self.step >= loop_start && self.in_setup && self.block == Block::Ready {
+        if program_len == loop_start && self.step >= loop_start && self.in_setup && self.block == Block::Ready
+        {
             // Setup done and no loop: only replay remains.
             self.in_setup = false;
             self.replay(ws, state).await?;

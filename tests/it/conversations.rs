@@ -906,3 +906,158 @@ expect = "response"
     assert!(seen.beats > 60 && seen.beats > 5 * seen.work, "{seen:?}");
     assert!(r.summary.thresholds.iter().all(|t| t.passed));
 }
+
+/// What the flow server saw: each client's first message names its flow (`"flow":…`).
+#[derive(Debug, Default)]
+struct FlowSeen {
+    /// Clients (by the `client` they send) that said each flow.
+    clients: std::collections::BTreeMap<String, std::collections::BTreeSet<u64>>,
+    /// Requests answered per flow.
+    answered: std::collections::BTreeMap<String, u64>,
+}
+
+async fn flow_server() -> (SocketAddr, Arc<Mutex<FlowSeen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(FlowSeen::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    let flow = v["flow"].as_str().unwrap().to_string();
+                    {
+                        let mut s = seen.lock().unwrap();
+                        s.clients
+                            .entry(flow.clone())
+                            .or_default()
+                            .insert(v["client"].as_u64().unwrap());
+                        *s.answered.entry(flow).or_default() += 1;
+                    }
+                    if ws
+                        .send(Message::text(json!({"id": v["id"]}).to_string()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+const FLOWS: &str = r#"name = "flows"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 40
+[[flows]]
+name = "buyer"
+weight = 3
+[[flows.steps]]
+name = "Checkout"
+send = '{"flow":"buyer","client":{{client}},"id":"{{id}}"}'
+expect = "response"
+[[flows.steps]]
+sleep = "20ms"
+[[flows]]
+name = "browser"
+[[flows.setup]]
+send = '{"flow":"browser","client":{{client}},"id":"{{id}}"}'
+expect = "response"
+[[flows.steps]]
+send = '{"flow":"browser","client":{{client}},"id":"{{id}}"}'
+expect = "response"
+[[flows.steps]]
+sleep = "20ms"
+[thresholds]
+"answered{flow=buyer}" = ["count > 0"]
+"rtt{step=Checkout}" = ["p(99) < 1s"]
+"#;
+
+/// Each client takes one flow, in exact shares (3 to 1 over 40 clients: 30 and 10), and each
+/// flow's requests are counted on their own and add up to the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_take_exact_shares_and_are_counted_apart() {
+    let (addr, seen) = flow_server().await;
+    let p = plan(FLOWS, &format!("ws://{addr}/"));
+    assert!(
+        p.to_string().contains("flow       buyer (3 of every 4 clients)"),
+        "{p}"
+    );
+    let (r, _dir) = run(p).await;
+    let seen = seen.lock().unwrap();
+    let flows = &r.summary.by_flow;
+    assert_eq!(seen.clients["buyer"].len(), 30, "{:?}", seen.clients);
+    assert_eq!(seen.clients["browser"].len(), 10);
+    assert!(seen.clients["buyer"].is_disjoint(&seen.clients["browser"]));
+    assert_eq!((flows["buyer"].clients, flows["browser"].clients), (30, 10));
+    assert_eq!(flows["buyer"].counts.answered, seen.answered["buyer"]);
+    assert_eq!(flows["browser"].counts.answered, seen.answered["browser"]);
+    assert_eq!(
+        flows["buyer"].counts.requests + flows["browser"].counts.requests,
+        r.totals.counts.requests
+    );
+    // By step: "buyer/Checkout" for the named step, "browser" for the flow's unnamed ones.
+    assert_eq!(
+        r.summary.by_step["buyer/Checkout"].counts.answered,
+        seen.answered["buyer"]
+    );
+    assert_eq!(
+        r.summary.by_step["browser"].counts.answered,
+        seen.answered["browser"]
+    );
+    assert!(
+        r.summary.thresholds.iter().all(|t| t.passed),
+        "{:?}",
+        r.summary.thresholds
+    );
+    let text = std::fs::read_to_string(r.dir.join("summary.txt")).unwrap();
+    assert!(text.contains("by flow"), "{text}");
+}
+
+/// Flow mistakes are found before anything is sent.
+#[test]
+fn flow_mistakes_are_located() {
+    let base = "name = \"f\"\ntarget = \"ws://127.0.0.1:9/\"\n[[phases]]\nclients = 1\n";
+    for (extra, why) in [
+        (
+            "[[steps]]\nsleep = \"1s\"\n[[flows]]\nname = \"a\"\n[[flows.steps]]\nsleep = \"1s\"\n",
+            "expected no top-level",
+        ),
+        ("[[flows]]\nname = \"a b\"\n", "flows.name"),
+        (
+            "[[flows]]\nname = \"a\"\n[[flows]]\nname = \"a\"\n",
+            "is taken by another flow",
+        ),
+        ("[[flows]]\nname = \"a\"\nweight = 0\n", "flows.weight"),
+        (
+            "[[flows]]\nname = \"a\"\n[[flows.steps]]\nsend = \"x\"\n",
+            "never waits",
+        ),
+        (
+            "[[flows]]\nname = \"a\"\n[thresholds]\n\"requests{flow=b}\" = [\"count > 0\"]\n",
+            "no flow is named \"b\"",
+        ),
+    ] {
+        let text = format!("{base}{extra}");
+        let e = wsstorm::scenario::parse(
+            std::path::Path::new("f.toml"),
+            &text,
+            &Default::default(),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("f.toml:") && e.contains(why), "{why}: {e}");
+    }
+}

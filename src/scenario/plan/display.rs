@@ -219,6 +219,20 @@ impl Plan {
             )?,
         }
         show_steps(f, &self.steps, self)?;
+        let total: u32 = self.flows.iter().map(|f| f.weight).sum();
+        for flow in &self.flows {
+            writeln!(
+                f,
+                "flow       {} ({} of every {total} clients)",
+                flow.name, flow.weight
+            )?;
+            if !flow.setup.is_empty() {
+                writeln!(f, "  setup")?;
+                show_steps(f, &flow.setup, self)?;
+            }
+            writeln!(f, "  steps")?;
+            show_steps(f, &flow.steps, self)?;
+        }
         if !self.timers.is_empty() {
             writeln!(
                 f,

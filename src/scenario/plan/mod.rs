@@ -25,7 +25,7 @@ pub use embedded::Behaviour;
 pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
 pub use report::RequestFilter;
 pub use rules::{CounterName, NameTemplate, Rule};
-pub use steps::{Capture, Expect, Extract, Scope, Step, Timer, Var};
+pub use steps::{Capture, Expect, Extract, Flow, Program, Scope, Step, Timer, Var};
 
 use super::feed::Feed;
 use super::segment::Segment;
@@ -57,6 +57,12 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// `[[every]]`: sends on timers beside the loop, once the setup is done.
     pub timers: Vec<Timer>,
+    /// `[[flows]]`: kinds of client, each with its program (then `setup` and `steps` are
+    /// empty).
+    pub flows: Vec<Flow>,
+    /// Which flow each of `flow_slots.len()` consecutive clients takes (a seeded shuffle of
+    /// each flow's weight in slots): exact shares. Empty without flows.
+    pub flow_slots: Vec<u16>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,
     /// The client's TLS, for a wss:// target.
@@ -95,14 +101,65 @@ impl Plan {
         self.share(self.load.peak())
     }
 
-    /// Step `index` of the program: the setup steps, then the loop's, then the timers'.
+    /// Step `index`: the setup steps, then the loop's, then the timers', then each flow's
+    /// setup and loop.
     pub fn step(&self, index: usize) -> &Step {
-        let (setup, steps) = (self.setup.len(), self.steps.len());
+        let (setup, steps, timers) = (self.setup.len(), self.steps.len(), self.timers.len());
         match index {
             i if i < setup => &self.setup[i],
             i if i < setup + steps => &self.steps[i - setup],
-            i => &self.timers[i - setup - steps].step,
+            i if i < setup + steps + timers => &self.timers[i - setup - steps].step,
+            mut i => {
+                i -= setup + steps + timers;
+                for flow in &self.flows {
+                    if i < flow.setup.len() {
+                        return &flow.setup[i];
+                    }
+                    i -= flow.setup.len();
+                    if i < flow.steps.len() {
+                        return &flow.steps[i];
+                    }
+                    i -= flow.steps.len();
+                }
+                panic!("step {index} is not in the plan")
+            }
         }
+    }
+
+    /// The flow client `client` takes (None: the scenario has no flows).
+    pub fn flow_of(&self, client: u64) -> Option<usize> {
+        let slots = self.flow_slots.len() as u64;
+        (slots > 0).then(|| usize::from(self.flow_slots[(client % slots) as usize]))
+    }
+
+    /// Client `client`'s program: the top-level setup and steps, or its flow's.
+    pub fn program(&self, client: u64) -> Program {
+        let Some(flow) = self.flow_of(client) else {
+            return Program {
+                start: 0,
+                loop_start: self.setup.len(),
+                end: self.setup.len() + self.steps.len(),
+            };
+        };
+        let mut start = self.setup.len() + self.steps.len() + self.timers.len();
+        for f in &self.flows[..flow] {
+            start += f.setup.len() + f.steps.len();
+        }
+        let f = &self.flows[flow];
+        Program {
+            start,
+            loop_start: start + f.setup.len(),
+            end: start + f.setup.len() + f.steps.len(),
+        }
+    }
+
+    /// Every step of the plan, in index order.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.setup
+            .iter()
+            .chain(&self.steps)
+            .chain(self.timers.iter().map(|t| &t.step))
+            .chain(self.flows.iter().flat_map(|f| f.setup.iter().chain(&f.steps)))
     }
 
     /// The step index of timer `i`.
@@ -118,10 +175,7 @@ impl Plan {
     /// The most bytes one message of a step (setup or loop) can carry.
     pub fn largest_send(&self) -> usize {
         let column = |i: u16| self.feed.as_ref().map_or(0, |f| f.widest(i));
-        self.setup
-            .iter()
-            .chain(&self.steps)
-            .chain(self.timers.iter().map(|t| &t.step))
+        self.all_steps()
             .map(|step| match step {
                 Step::Send { template, .. } => template.max_len(column),
                 Step::SendBinary(bytes) => bytes.len(),

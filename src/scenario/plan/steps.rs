@@ -47,6 +47,24 @@ pub struct Expect {
     pub name: u16,
 }
 
+/// `[[flows]]`: a kind of client, with its own program.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub name: String,
+    pub weight: u32,
+    pub setup: Vec<Step>,
+    pub steps: Vec<Step>,
+}
+
+/// A client's program, as indices into the plan's steps (see `Plan::step`): its setup is
+/// `start..loop_start`, its loop `loop_start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Program {
+    pub start: usize,
+    pub loop_start: usize,
+    pub end: usize,
+}
+
 /// `[[every]]`: a send on a timer beside the step loop.
 #[derive(Debug, Clone)]
 pub struct Timer {

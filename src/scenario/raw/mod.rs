@@ -57,6 +57,11 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<RawStep>")]
     pub every: Vec<Spanned<RawStep>>,
+    /// Kinds of client, each with its own setup and steps: every client takes one flow, by
+    /// weight, with exact shares (instead of the top-level setup and steps).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawFlow>")]
+    pub flows: Vec<Spanned<RawFlow>>,
     pub reconnect: Option<RawReconnect>,
     pub pushes: Option<RawPushes>,
     #[serde(default)]
@@ -233,6 +238,24 @@ pub struct RawReconnect {
     #[serde(default)]
     #[schemars(with = "Vec<RawReconnectOn>")]
     pub on: Vec<Spanned<RawReconnectOn>>,
+}
+
+/// `[[flows]]`: a kind of client.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Flow")]
+pub struct RawFlow {
+    #[schemars(with = "String")]
+    pub name: Text,
+    /// Its share of the clients (default 1): weights 3 and 1 give 3 clients in 4 and 1 in 4.
+    #[schemars(with = "Option<u64>")]
+    pub weight: Option<Spanned<u64>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
+    pub setup: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
+    pub steps: Vec<Spanned<RawStep>>,
 }
 
 /// `[[reconnect.on]]`: after a drop or a failed attempt with one of `causes` (as the summary

@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::validator::Validator;
-use crate::scenario::plan::{Capture, Connect, Extract, Scope, Step, Timer, Var};
+use crate::scenario::plan::{Capture, Connect, Extract, Flow, Scope, Step, Timer, Var};
 use crate::scenario::pointer::JsonPointer;
 use crate::scenario::raw::{Captures, RawCapture, RawCaptureTable, RawScenario, RawScope, RawStep};
 use crate::scenario::template::Template;
@@ -25,6 +25,11 @@ pub(super) fn all_captures(raw: &RawScenario) -> impl Iterator<Item = &Captures>
         .iter()
         .chain(&raw.steps)
         .chain(&raw.every)
+        .chain(
+            raw.flows
+                .iter()
+                .flat_map(|f| f.get_ref().setup.iter().chain(&f.get_ref().steps)),
+        )
         .filter_map(|s| s.get_ref().capture.as_ref())
         .chain(raw.on_message.iter().filter_map(|r| r.get_ref().capture.as_ref()))
 }
@@ -129,14 +134,50 @@ impl Validator<'_> {
     }
 
     /// Each `{{var.NAME}}` of a send comes after a capture of NAME: in an earlier setup or loop
-    /// step, or in a rule (rules apply whenever a message comes). A connect's URL and headers
-    /// come before every step of their connection, so they take only variables that last
-    /// across connections.
-    pub(super) fn var_order<'s>(
+    /// step of its program (the top-level one or its flow's), or in a rule (rules apply whenever
+    /// a message comes). A timer may take anything captured anywhere. A connect's URL and
+    /// headers come before every step of their connection, so they take only variables that
+    /// last across connections.
+    pub(super) fn var_order(
+        &mut self,
+        raw: &RawScenario,
+        plan: (&[Step], &[Step], &[Flow]),
+        (timers, connect): (&[Timer], &Connect),
+        vars: &[Var],
+    ) {
+        let (setup, steps, flows) = plan;
+        let top: Vec<&Spanned<RawStep>> = raw.setup.iter().chain(&raw.steps).collect();
+        self.program_order(raw, setup.iter().chain(steps), &top, vars);
+        for (flow, raw_flow) in flows.iter().zip(&raw.flows) {
+            let raw_flow = raw_flow.get_ref();
+            let listed: Vec<&Spanned<RawStep>> = raw_flow.setup.iter().chain(&raw_flow.steps).collect();
+            self.program_order(raw, flow.setup.iter().chain(&flow.steps), &listed, vars);
+        }
+        // A timer fires whenever its time comes: anything captured anywhere may be in it (a
+        // value not captured yet then keeps it from being sent, counted in capture_missing).
+        let anywhere: Vec<&String> = all_captures(raw).flat_map(|c| c.keys()).collect();
+        for (timer, raw_timer) in timers.iter().zip(&raw.every) {
+            if let (Step::Send { template, .. }, Some(send)) = (&timer.step, &raw_timer.get_ref().send) {
+                for v in template.vars() {
+                    let name = &vars[usize::from(v)].name;
+                    if !anywhere.contains(&name) {
+                        self.error(
+                            send.span(),
+                            format!("every.send: {{{{var.{name}}}}} is captured by no step or rule"),
+                        );
+                    }
+                }
+            }
+        }
+        self.connect_vars(raw, connect, vars);
+    }
+
+    /// One program's sends: each variable captured before it (or by a rule).
+    fn program_order<'s>(
         &mut self,
         raw: &RawScenario,
         program: impl Iterator<Item = &'s Step>,
-        (timers, connect): (&[Timer], &Connect),
+        raw_steps: &[&Spanned<RawStep>],
         vars: &[Var],
     ) {
         let mut captured = vec![false; vars.len()];
@@ -147,7 +188,6 @@ impl Validator<'_> {
                 }
             }
         }
-        let raw_steps: Vec<&Spanned<RawStep>> = raw.setup.iter().chain(&raw.steps).collect();
         for (step, raw_step) in program.zip(raw_steps) {
             if let (Step::Send { template, .. }, Some(send)) = (step, &raw_step.get_ref().send) {
                 for v in template.vars() {
@@ -166,22 +206,10 @@ impl Validator<'_> {
                 }
             }
         }
-        // A timer fires whenever its time comes: anything captured anywhere may be in it (a
-        // value not captured yet then keeps it from being sent, counted in capture_missing).
-        let anywhere: Vec<&String> = all_captures(raw).flat_map(|c| c.keys()).collect();
-        for (timer, raw_timer) in timers.iter().zip(&raw.every) {
-            if let (Step::Send { template, .. }, Some(send)) = (&timer.step, &raw_timer.get_ref().send) {
-                for v in template.vars() {
-                    let name = &vars[usize::from(v)].name;
-                    if !anywhere.contains(&name) {
-                        self.error(
-                            send.span(),
-                            format!("every.send: {{{{var.{name}}}}} is captured by no step or rule"),
-                        );
-                    }
-                }
-            }
-        }
+    }
+
+    /// The connect's templates take only variables that last across connections.
+    fn connect_vars(&mut self, raw: &RawScenario, connect: &Connect, vars: &[Var]) {
         let connection_scoped = |t: &Template| {
             t.vars()
                 .find(|v| vars[usize::from(*v)].scope == Scope::Connection)

@@ -7,6 +7,7 @@ mod captures;
 mod chaos;
 mod connect;
 mod feed;
+mod flows;
 mod load;
 mod reconnect;
 mod rules;
@@ -88,6 +89,7 @@ pub fn parse(
         wait_timeout: DEFAULT_WAIT_TIMEOUT,
         vars: Vec::new(),
         step_names: Vec::new(),
+        flow: None,
     };
     validator.validate(&raw, overrides, feed.clone(), &names)
 }
@@ -174,6 +176,7 @@ impl Validator<'_> {
             .step_list(&raw.setup, raw.correlation.is_some(), "setup")
             .map(|(s, _)| s);
         let timers = self.timers(raw, raw.correlation.is_some());
+        let flows = self.flows(raw, raw.correlation.is_some(), pacing.is_some());
         let reconnect = self.reconnect(raw.reconnect.as_ref());
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
@@ -182,10 +185,16 @@ impl Validator<'_> {
         let thresholds = match &rules {
             Some((rules, counters)) => {
                 let steps = std::mem::take(&mut self.step_names);
+                let flow_names: Vec<String> = raw
+                    .flows
+                    .iter()
+                    .map(|f| f.get_ref().name.get_ref().clone())
+                    .collect();
                 let named = thresholds::Named {
                     rules,
                     counters,
                     steps: &steps,
+                    flows: &flow_names,
                 };
                 let t = self.thresholds(raw, &named);
                 self.step_names = steps;
@@ -204,9 +213,11 @@ impl Validator<'_> {
         if let (Some(target), Some(connect)) = (&target, &connect) {
             self.sources_reach(raw, target, connect);
         }
-        if let (Some(setup), Some(steps), Some(timers), Some(connect)) = (&setup, &steps, &timers, &connect) {
+        if let (Some(setup), Some(steps), Some(timers), Some((flows, _)), Some(connect)) =
+            (&setup, &steps, &timers, &flows, &connect)
+        {
             let vars = std::mem::take(&mut self.vars);
-            self.var_order(raw, setup.iter().chain(steps), (timers, connect), &vars);
+            self.var_order(raw, (setup, steps, flows), (timers, connect), &vars);
             self.vars = vars;
         }
 
@@ -231,6 +242,8 @@ impl Validator<'_> {
             counters: rules.expect(missing).1,
             steps: steps.expect(missing),
             timers: timers.expect(missing),
+            flows: flows.as_ref().expect(missing).0.clone(),
+            flow_slots: flows.expect(missing).1,
             pacing: pacing.flatten(),
             tls: tls.flatten(),
             secrets,

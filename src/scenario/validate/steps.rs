@@ -37,23 +37,45 @@ impl Validator<'_> {
         paced: bool,
     ) -> Option<Vec<Step>> {
         // A step is numbered in 16 bits on each request in flight.
-        if raw.setup.len() + raw.steps.len() + raw.every.len() > usize::from(u16::MAX) {
+        let count = raw.setup.len()
+            + raw.steps.len()
+            + raw.every.len()
+            + raw
+                .flows
+                .iter()
+                .map(|f| f.get_ref().setup.len() + f.get_ref().steps.len())
+                .sum::<usize>();
+        if count > usize::from(u16::MAX) {
             let span = raw.steps.first().map_or(raw.name.span(), |s| s.span());
             self.error(
                 span,
                 format!(
-                    "{} steps: expected at most {} in [[setup]], [[steps]] and [[every]] together",
-                    raw.setup.len() + raw.steps.len() + raw.every.len(),
+                    "{count} steps: expected at most {} in [[setup]], [[steps]], [[every]] and [[flows]] together",
                     u16::MAX
                 ),
             );
             return None;
         }
-        let (steps, waits) = self.step_list(&raw.steps, has_correlation, "steps")?;
+        self.loop_steps(&raw.steps, has_correlation, paced, "steps", raw.name.span())
+    }
+
+    /// A step loop (top-level or a flow's), which must wait somewhere unless paced.
+    pub(super) fn loop_steps(
+        &mut self,
+        list: &[Spanned<RawStep>],
+        has_correlation: bool,
+        paced: bool,
+        table: &str,
+        span: Range<usize>,
+    ) -> Option<Vec<Step>> {
+        let (steps, waits) = self.step_list(list, has_correlation, table)?;
         if steps.iter().any(Step::sends) && !waits && !paced {
             self.error(
-                raw.steps[0].span(),
-                "the step loop never waits and would flood the target: expected a `sleep` step or an `expect = \"response\"` that waits",
+                list.first().map_or(span, |s| s.span()),
+                format!(
+                    "the {} loop never waits and would flood the target: expected a `sleep` step or an `expect = \"response\"` that waits",
+                    if table == "steps" { "step" } else { "flow's step" }
+                ),
             );
             return None;
         }
@@ -219,9 +241,16 @@ impl Validator<'_> {
         }
         let wait = s.wait.unwrap_or(true);
         let captures = self.captures(s.capture.as_ref(), table);
-        let name = match &s.name {
-            None => Some(0),
-            Some(text) => self.step_name(text, table),
+        // In a flow, every request step counts for it: "flow" (unnamed) or "flow/name".
+        let name = match (&s.name, self.flow.clone()) {
+            (None, None) => Some(0),
+            (Some(text), None) => self
+                .step_name(text, table)
+                .and_then(|n| self.name_id(n, text.span(), table)),
+            (None, Some(flow)) => self.name_id(flow, span.clone(), table),
+            (Some(text), Some(flow)) => self
+                .step_name(text, table)
+                .and_then(|n| self.name_id(format!("{flow}/{n}"), text.span(), table)),
         };
         let expect = Expect {
             wait,
@@ -275,31 +304,31 @@ impl Validator<'_> {
 
     /// A step's name: its number (1 + its place among the names; a name given again is the
     /// same name, its requests counted together).
-    pub(super) fn step_name(&mut self, text: &Text, table: &str) -> Option<u16> {
+    pub(super) fn step_name(&mut self, text: &Text, table: &str) -> Option<String> {
         let name = text.get_ref();
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !valid {
+        if !is_label(name) {
             self.error(
                 text.span(),
                 format!("{table}.name: {name:?}: expected 1 to 64 letters, digits, `_`, `-` or `.` (it is a label in reports and thresholds)"),
             );
             return None;
         }
-        if let Some(i) = self.step_names.iter().position(|n| n == name) {
+        Some(name.clone())
+    }
+
+    /// The number of step name `name` (a new one is added).
+    pub(super) fn name_id(&mut self, name: String, span: Range<usize>, table: &str) -> Option<u16> {
+        if let Some(i) = self.step_names.iter().position(|n| *n == name) {
             return Some(i as u16 + 1);
         }
         if self.step_names.len() >= MAX_STEP_NAMES {
             self.error(
-                text.span(),
+                span,
                 format!("{table}.name: expected at most {MAX_STEP_NAMES} step names"),
             );
             return None;
         }
-        self.step_names.push(name.clone());
+        self.step_names.push(name);
         Some(self.step_names.len() as u16)
     }
 
@@ -425,4 +454,13 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A name for reports and thresholds: 1 to 64 letters, digits, `_`, `-` or `.`.
+pub(super) fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }

@@ -14,6 +14,7 @@ pub(super) struct Named<'a> {
     pub rules: &'a [Rule],
     pub counters: &'a [String],
     pub steps: &'a [String],
+    pub flows: &'a [String],
 }
 
 impl Named<'_> {
@@ -75,8 +76,20 @@ impl Validator<'_> {
                     None
                 }
             }
+            Some(("flow", flow)) if metric.has_steps() => {
+                if named.flows.iter().any(|f| f == flow) {
+                    Some((metric, Some(Selector::Flow(flow.to_string()))))
+                } else {
+                    self.error(
+                        span,
+                        format!("thresholds: {key:?}: no flow is named {flow:?}: expected one of the [[flows]] names ({})", named.flows.join(", ")),
+                    );
+                    None
+                }
+            }
             Some(("step", step)) if metric.has_steps() => {
-                if named.steps.iter().any(|s| s == step) {
+                let in_flow = |s: &String| s.rsplit_once('/').is_some_and(|(_, n)| n == step);
+                if named.steps.iter().any(|s| s == step || in_flow(s)) {
                     Some((metric, Some(Selector::Step(step.to_string()))))
                 } else {
                     let known = if named.steps.is_empty() {
@@ -94,7 +107,7 @@ impl Validator<'_> {
             Some((label, _)) => {
                 self.error(
                     span,
-                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops, connect_errors, gave_up and stopped, {{step=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
+                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops, connect_errors, gave_up and stopped, {{step=…}} and {{flow=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
                 );
                 None
             }

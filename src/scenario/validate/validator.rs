@@ -24,6 +24,8 @@ pub(super) struct Validator<'a> {
     pub(super) vars: Vec<Var>,
     /// The names of named steps, in order of first use.
     pub(super) step_names: Vec<String>,
+    /// The flow whose steps are being checked (their requests are named after it).
+    pub(super) flow: Option<String>,
 }
 
 impl Validator<'_> {
