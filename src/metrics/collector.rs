@@ -264,6 +264,7 @@ fn connection_row(event: &Event, elapsed: Duration) -> Option<ConnectionRow> {
             tcp_us,
             upgrade_us,
             reconnect_us: None,
+            ..
         } => row(client, "open", attempt, us(tcp_us + upgrade_us), String::new()),
         Event::Connected {
             client,

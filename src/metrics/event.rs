@@ -209,6 +209,8 @@ pub enum Event {
     /// connection dropped, when this one replaces it.
     Connected {
         client: u32,
+        /// Which of the client's `[[sockets]]` (0 without).
+        socket: u16,
         attempt: u32,
         tcp_us: u64,
         upgrade_us: u64,
@@ -241,6 +243,7 @@ pub enum Event {
     /// The connection ended without the client asking; `lost` requests were in flight.
     Dropped {
         client: u32,
+        socket: u16,
         cause: DropCause,
         lost: u32,
         open_us: u64,

@@ -178,6 +178,15 @@ pub struct Totals {
     pub registry: Option<Arc<Counters>>,
     /// Named steps' requests.
     pub steps: Steps,
+    /// Each `[[sockets]]` socket's connections, by number (empty without sockets).
+    pub sockets: Vec<SocketCounts>,
+}
+
+/// One socket's connections over all clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketCounts {
+    pub connects: u64,
+    pub drops: u64,
 }
 
 /// The latency histograms summary.json keeps, each under its field's name: one list for
@@ -220,18 +229,14 @@ impl Totals {
                 upgrade_us,
                 reconnect_us,
                 attempt,
+                socket,
                 ..
-            } => {
-                c.connects += 1;
-                self.connect_time.record_us(tcp_us + upgrade_us);
-                self.connect_tcp.record_us(tcp_us);
-                self.connect_upgrade.record_us(upgrade_us);
-                if let Some(us) = reconnect_us {
-                    c.reconnects += 1;
-                    self.reconnect_time.record_us(us);
-                    self.reconnect_attempts.record_us(u64::from(attempt));
-                }
-            }
+            } => self.connected(
+                tcp_us + upgrade_us,
+                (tcp_us, upgrade_us),
+                reconnect_us.map(|us| (us, attempt)),
+                socket,
+            ),
             Event::ConnectFailed { kind, .. } => {
                 c.connect_errors += 1;
                 *self.connect_errors.entry(kind).or_default() += 1;
@@ -247,7 +252,12 @@ impl Totals {
                 c.lost += u64::from(lost);
                 *self.stopped_causes.entry(cause.to_string()).or_default() += 1;
             }
-            Event::Dropped { cause, lost, .. } => {
+            Event::Dropped {
+                cause, lost, socket, ..
+            } => {
+                if let Some(s) = self.sockets.get_mut(usize::from(socket)) {
+                    s.drops += 1;
+                }
                 c.drops += 1;
                 c.lost += u64::from(lost);
                 *self.drops.entry(cause).or_default() += 1;
@@ -322,6 +332,29 @@ impl Totals {
             Event::ChaosEnded { .. } => {}
         }
         None
+    }
+
+    /// A connection opened after `total_us` (TCP, upgrade), replacing one that dropped
+    /// `reconnect` (µs since, attempts) ago, on socket `socket`.
+    fn connected(
+        &mut self,
+        total_us: u64,
+        (tcp_us, upgrade_us): (u64, u64),
+        reconnect: Option<(u64, u32)>,
+        socket: u16,
+    ) {
+        self.counts.connects += 1;
+        if let Some(s) = self.sockets.get_mut(usize::from(socket)) {
+            s.connects += 1;
+        }
+        self.connect_time.record_us(total_us);
+        self.connect_tcp.record_us(tcp_us);
+        self.connect_upgrade.record_us(upgrade_us);
+        if let Some((us, attempt)) = reconnect {
+            self.counts.reconnects += 1;
+            self.reconnect_time.record_us(us);
+            self.reconnect_attempts.record_us(u64::from(attempt));
+        }
     }
 
     /// Folds in what a message was to its connection. Returns the rtt of an answer.
@@ -424,7 +457,10 @@ impl Totals {
                 Some(n as f64)
             }
             Some(Selector::Step(name)) => self.steps.step(name)?.measure(t.metric, t.aggregate),
-            Some(Selector::Flow(name)) => self.steps.flow(name)?.measure(t.metric, t.aggregate),
+            // A flow's or a socket's requests are named after it.
+            Some(Selector::Flow(name) | Selector::Socket(name)) => {
+                self.steps.flow(name)?.measure(t.metric, t.aggregate)
+            }
         }
     }
 

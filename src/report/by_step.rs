@@ -11,6 +11,7 @@ use super::markup::escape;
 use super::stats::LatencyStats;
 use crate::metrics::Latency;
 use crate::metrics::steps::{StepCounts, Steps};
+use crate::metrics::totals::SocketCounts;
 
 /// One named step's requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +29,49 @@ pub struct FlowSummary {
     #[serde(flatten)]
     pub counts: StepCounts,
     pub rtt: LatencyStats,
+}
+
+/// One socket's connections (over all clients) and requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SocketSummary {
+    /// Clients that held it (every client holds every socket).
+    pub clients: u64,
+    pub connects: u64,
+    pub drops: u64,
+    #[serde(flatten)]
+    pub counts: StepCounts,
+    pub rtt: LatencyStats,
+}
+
+/// `by_socket`: each socket (with its clients, in plan order) and its connections (`counts`,
+/// by socket number) and requests (from the steps named after it).
+pub fn sockets(
+    steps: &Steps,
+    names: &[(String, u64)],
+    counts: &[SocketCounts],
+) -> BTreeMap<String, SocketSummary> {
+    names
+        .iter()
+        .zip(
+            counts
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(SocketCounts::default())),
+        )
+        .map(|((name, clients), c)| {
+            let t = steps.flow(name).unwrap_or_default();
+            (
+                name.clone(),
+                SocketSummary {
+                    clients: *clients,
+                    connects: c.connects,
+                    drops: c.drops,
+                    counts: t.counts,
+                    rtt: LatencyStats::of(&t.rtt),
+                },
+            )
+        })
+        .collect()
 }
 
 /// `by_step` of a run's totals.
@@ -74,25 +118,56 @@ pub fn merge_into(steps: &mut Steps, by_step: &BTreeMap<String, StepSummary>) ->
     Ok(())
 }
 
-/// A row of a table: a name, its clients (flows), its counts and rtt.
+/// The parts of a summary these tables show.
+pub struct Tables<'a> {
+    pub by_step: &'a BTreeMap<String, StepSummary>,
+    pub by_flow: &'a BTreeMap<String, FlowSummary>,
+    pub by_socket: &'a BTreeMap<String, SocketSummary>,
+}
+
+/// A row of a table: a name, its clients (flows, sockets), its counts and rtt.
 type Row<'a> = (&'a String, Option<u64>, &'a StepCounts, &'a LatencyStats);
 
-/// The tables in summary.txt: by step, and by flow (with each flow's clients).
-pub fn text(
-    s: &mut String,
-    by_step: &BTreeMap<String, StepSummary>,
-    by_flow: &BTreeMap<String, FlowSummary>,
-) {
-    let steps: Vec<Row> = by_step
-        .iter()
-        .map(|(n, st)| (n, None, &st.counts, &st.rtt))
-        .collect();
-    text_table(s, "by step", &steps);
-    let flows: Vec<Row> = by_flow
-        .iter()
-        .map(|(n, f)| (n, Some(f.clients), &f.counts, &f.rtt))
-        .collect();
-    text_table(s, "by flow", &flows);
+impl Tables<'_> {
+    /// Step rows, flow rows, socket rows.
+    fn rows(&self) -> [Vec<Row<'_>>; 3] {
+        [
+            self.by_step
+                .iter()
+                .map(|(n, st)| (n, None, &st.counts, &st.rtt))
+                .collect(),
+            self.by_flow
+                .iter()
+                .map(|(n, f)| (n, Some(f.clients), &f.counts, &f.rtt))
+                .collect(),
+            self.by_socket
+                .iter()
+                .map(|(n, k)| (n, Some(k.clients), &k.counts, &k.rtt))
+                .collect(),
+        ]
+    }
+
+    /// The tables in summary.txt: by step, by flow and by socket (with their clients).
+    pub fn text(&self, s: &mut String) {
+        for (title, rows) in ["by step", "by flow", "by socket"].into_iter().zip(self.rows()) {
+            text_table(s, title, &rows);
+        }
+        for (name, k) in self.by_socket {
+            let _ = writeln!(s, "  {name}: {} connects, {} drops", k.connects, k.drops);
+        }
+    }
+
+    /// The tables in report.html.
+    pub fn html(&self, h: &mut String) {
+        let titles = [
+            ("By step", "by-step", "step"),
+            ("By flow", "by-flow", "flow"),
+            ("By socket", "by-socket", "socket"),
+        ];
+        for (title, rows) in titles.into_iter().zip(self.rows()) {
+            html_table(h, title, &rows);
+        }
+    }
 }
 
 fn text_table(s: &mut String, title: &str, rows: &[Row]) {
@@ -138,24 +213,6 @@ fn text_table(s: &mut String, title: &str, rows: &[Row]) {
             ms(rtt.p99_ms)
         );
     }
-}
-
-/// The tables in report.html.
-pub fn html(
-    h: &mut String,
-    by_step: &BTreeMap<String, StepSummary>,
-    by_flow: &BTreeMap<String, FlowSummary>,
-) {
-    let steps: Vec<Row> = by_step
-        .iter()
-        .map(|(n, st)| (n, None, &st.counts, &st.rtt))
-        .collect();
-    html_table(h, ("By step", "by-step", "step"), &steps);
-    let flows: Vec<Row> = by_flow
-        .iter()
-        .map(|(n, f)| (n, Some(f.clients), &f.counts, &f.rtt))
-        .collect();
-    html_table(h, ("By flow", "by-flow", "flow"), &flows);
 }
 
 fn html_table(h: &mut String, (title, id, what): (&str, &str, &str), rows: &[Row]) {

@@ -119,7 +119,7 @@ fn thresholds(h: &mut String, summary: &Summary) {
 fn tables(h: &mut String, s: &Summary) {
     counts_table(h, s);
     latency_table(h, s);
-    super::by_step::html(h, &s.by_step, &s.by_flow);
+    s.tables().html(h);
     causes_tables(h, s);
     recovery_table(h, s);
     exec_table(h, s);

@@ -201,13 +201,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         .collect();
     merged.reconnect_attempts = CountStats::of(&attempts);
     merged.by_step = by_step::of(&steps);
-    let mut clients: BTreeMap<String, u64> = BTreeMap::new();
-    for s in shards {
-        for (flow, f) in &s.by_flow {
-            *clients.entry(flow.clone()).or_default() += f.clients;
-        }
-    }
-    merged.by_flow = by_step::flows(&steps, &clients);
+    merge_groups(&mut merged, shards, &steps);
 
     // The thresholds, judged again on the merged totals.
     let mut totals = Totals {
@@ -276,6 +270,33 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     merged.embedded_server = None;
     merged.proxy = None;
     Ok(merged)
+}
+
+/// The flows' and sockets' tables of the merged summary: their clients and connections add,
+/// their requests are the merged steps named after them.
+fn merge_groups(merged: &mut Summary, shards: &[Summary], steps: &Steps) {
+    let mut clients: BTreeMap<String, u64> = BTreeMap::new();
+    for s in shards {
+        for (flow, f) in &s.by_flow {
+            *clients.entry(flow.clone()).or_default() += f.clients;
+        }
+    }
+    merged.by_flow = by_step::flows(steps, &clients);
+    for (name, socket) in merged.by_socket.iter_mut() {
+        let others = shards.iter().skip(1).filter_map(|s| s.by_socket.get(name));
+        let (clients, connects, drops) = others
+            .fold((socket.clients, socket.connects, socket.drops), |(a, b, c), o| {
+                (a + o.clients, b + o.connects, c + o.drops)
+            });
+        let t = steps.flow(name).unwrap_or_default();
+        *socket = by_step::SocketSummary {
+            clients,
+            connects,
+            drops,
+            counts: t.counts,
+            rtt: LatencyStats::of(&t.rtt),
+        };
+    }
 }
 
 /// Adds a shard's counts by name (causes, counters) into `merged`, and its reasons for causes

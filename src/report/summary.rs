@@ -111,6 +111,9 @@ pub struct Summary {
     /// Each `[[flows]]` flow's clients and requests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_flow: BTreeMap<String, by_step::FlowSummary>,
+    /// Each `[[sockets]]` socket's connections and requests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_socket: BTreeMap<String, by_step::SocketSummary>,
     pub reconnect_attempts: CountStats,
     /// The scenario's chaos actions, in order.
     pub chaos: Vec<String>,
@@ -185,6 +188,8 @@ pub struct RunInfo {
     pub reasons: (BTreeMap<String, String>, BTreeMap<String, String>),
     /// How many of this run's clients take each flow.
     pub flow_clients: BTreeMap<String, u64>,
+    /// Each socket, in plan order, and the clients that hold it.
+    pub socket_clients: Vec<(String, u64)>,
 }
 
 impl Summary {
@@ -239,6 +244,7 @@ impl Summary {
             counters: totals.counters(),
             by_step: by_step::of(&totals.steps),
             by_flow: by_step::flows(&totals.steps, &info.flow_clients),
+            by_socket: by_step::sockets(&totals.steps, &info.socket_clients, &totals.sockets),
             reconnect_attempts: CountStats::of(&totals.reconnect_attempts),
             chaos: chaos.iter().map(Chaos::describe).collect(),
             exec: info.exec,
@@ -246,6 +252,15 @@ impl Summary {
             thresholds: verdicts.iter().map(ThresholdResult::of).collect(),
             embedded_server: info.embedded_server,
             proxy: info.proxy,
+        }
+    }
+
+    /// The by-step, by-flow and by-socket tables.
+    pub fn tables(&self) -> by_step::Tables<'_> {
+        by_step::Tables {
+            by_step: &self.by_step,
+            by_flow: &self.by_flow,
+            by_socket: &self.by_socket,
         }
     }
 
@@ -257,7 +272,7 @@ impl Summary {
         self.text_connections(&mut s);
         self.text_sides(&mut s);
         self.text_latency(&mut s);
-        by_step::text(&mut s, &self.by_step, &self.by_flow);
+        self.tables().text(&mut s);
         self.text_recovery(&mut s);
         self.text_verdict(&mut s);
         s

@@ -376,6 +376,7 @@ async fn measure(
     let totals = metrics::Totals {
         registry: Some(counters.clone()),
         steps: metrics::steps::Steps::named(&plan.step_names),
+        sockets: vec![Default::default(); plan.sockets.len()],
         ..Default::default()
     };
     let collector = tokio::spawn(metrics::collect(
@@ -518,6 +519,11 @@ async fn finish(
         aborted,
         reasons,
         flow_clients: flow_clients(plan),
+        socket_clients: plan
+            .sockets
+            .iter()
+            .map(|s| (s.name.clone(), plan.peak_clients()))
+            .collect(),
     };
     let summary = Summary::new(info, &totals, &verdicts, recovery, &plan.chaos);
     // After a write error, the summary is still attempted (it may fit where a CSV did not).

@@ -154,6 +154,7 @@ pub const CONNECT_ERRORS: &[&str] = &[
 pub enum Selector {
     Step(String),
     Flow(String),
+    Socket(String),
     Cause(String),
     Counter(String),
 }
@@ -287,6 +288,7 @@ impl Threshold {
             (Some(m), None) => (m, None),
             (Some(m), Some(("step", s))) => (m, Some(Selector::Step(s.to_string()))),
             (Some(m), Some(("flow", f))) => (m, Some(Selector::Flow(f.to_string()))),
+            (Some(m), Some(("socket", f))) => (m, Some(Selector::Socket(f.to_string()))),
             (Some(m), Some(("cause", c))) => (m, Some(Selector::Cause(c.to_string()))),
             (None, None) => (Metric::Counter, Some(Selector::Counter(name.to_string()))),
             _ => return Err(format!("{key:?}: not a threshold key")),
@@ -307,6 +309,7 @@ impl Threshold {
             None => self.metric.name().to_string(),
             Some(Selector::Step(s)) => format!("{}{{step={s}}}", self.metric.name()),
             Some(Selector::Flow(s)) => format!("{}{{flow={s}}}", self.metric.name()),
+            Some(Selector::Socket(s)) => format!("{}{{socket={s}}}", self.metric.name()),
             Some(Selector::Cause(c)) => format!("{}{{cause={c}}}", self.metric.name()),
             Some(Selector::Counter(name)) => name.clone(),
         }

@@ -15,7 +15,7 @@ use super::connect::{self, Opened};
 use super::connection::{self, End};
 use super::named;
 use super::shared::Shared;
-use super::state::{ClientCtl, ClientState};
+use super::state::{ClientCtl, ClientState, SOCKET_SHIFT};
 use super::stream::Ws;
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{Cause, ConnectError, DropCause, Event};
@@ -53,12 +53,15 @@ enum Ended {
     Dropped(DropCause),
 }
 
-/// Runs client `index` until it is stopped or gives up.
-pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<ClientCtl>) {
+/// Runs client `index`'s socket `socket` (0 without `[[sockets]]`) until it is stopped or
+/// gives up.
+pub async fn run(shared: Arc<Shared>, (index, socket): (u64, u16), seq_base: u64, ctl: Arc<ClientCtl>) {
     let mut state = ClientState {
         index,
-        next_seq: seq_base,
-        rng: SmallRng::seed_from_u64(shared.plan.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        next_seq: seq_base | (u64::from(socket) << SOCKET_SHIFT),
+        rng: SmallRng::seed_from_u64(
+            shared.plan.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(socket) << 56),
+        ),
         replay: Vec::new(),
         last_push_seq: None,
         pace: None,
@@ -102,6 +105,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                 retries.connected();
                 let opened = Event::Connected {
                     client: index as u32,
+                    socket: state.socket(),
                     attempt,
                     tcp_us,
                     upgrade_us,
@@ -112,7 +116,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
                     Ended::Cycled => Next::Again,
                     Ended::Dropped(cause) => {
                         dropped_at = Some(Instant::now());
-                        let policy = &shared.plan.reconnect;
+                        let policy = shared.plan.reconnect_of(state.socket());
                         match rule_for(policy, Cause::Drop(cause)) {
                             Some(ReconnectAction::Stop) => Next::Stop(Cause::Drop(cause)),
                             Some(ReconnectAction::Delay(d)) => Next::Wait(d),
@@ -125,7 +129,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, seq_base: u64, ctl: Arc<Client
             Err(connect::Refused { kind, retry_after }) => {
                 let took_us = started.elapsed().as_micros() as u64;
                 // Decided before the event's await: only the wait lives across it.
-                let policy = &shared.plan.reconnect;
+                let policy = shared.plan.reconnect_of(state.socket());
                 let next = match (
                     rule_for(policy, Cause::Connect(kind)),
                     retries.failed(policy, &mut state.rng),
@@ -207,6 +211,7 @@ async fn connected(
             events
                 .send(Event::Dropped {
                     client,
+                    socket: state.socket(),
                     cause,
                     lost,
                     open_us,

@@ -133,6 +133,7 @@ async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream>
 /// with the push sequence to resume from) and its headers, rendered.
 fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, &'static str> {
     let plan = &shared.plan;
+    let socket = plan.sockets.get(usize::from(state.socket()));
     let mut ctx = RenderCtx {
         client: state.index,
         seq: state.next_seq,
@@ -143,6 +144,19 @@ fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, &'static
     };
     let resume = plan.pushes.resume_param.as_ref().zip(state.last_push_seq);
     let uri = match (&plan.connect.url, resume) {
+        // A socket's own path on the target.
+        _ if socket.is_some() => {
+            let mut url = shared.endpoint.uri.to_string();
+            let path_start = url.find("://").map_or(0, |i| i + 3);
+            let path_at = url[path_start..].find('/').map_or(url.len(), |i| path_start + i);
+            url.truncate(path_at);
+            url.push_str(&socket.expect("checked").path);
+            if let Some((param, last)) = resume {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let _ = write!(url, "{sep}{param}={last}");
+            }
+            url.parse::<Uri>().map_err(|_| "the socket's URL is not valid")?
+        }
         (None, None) => shared.endpoint.uri.clone(),
         (template, resume) => {
             let mut url = match template {

@@ -120,7 +120,7 @@ impl Alarm<'_> {
 
 pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &ClientCtl) -> End {
     let plan = &shared.plan;
-    let program = plan.program(state.index);
+    let program = plan.program(state.index, state.socket());
     let mut c = Conn {
         shared,
         opened: Instant::now(),
@@ -268,7 +268,7 @@ impl Conn<'_> {
             loop_start,
             end: program_len,
             ..
-        } = self.shared.plan.program(state.index);
+        } = self.shared.plan.program(state.index, state.socket());
         if self.block == Block::Room && !self.pending_full() {
             self.block = Block::Ready;
         }

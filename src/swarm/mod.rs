@@ -77,7 +77,7 @@ expect = "response"
         };
         let shared = Arc::new(Shared::new(Arc::new(plan), endpoint, wiring));
         let ctl = Arc::new(ClientCtl::new(CancellationToken::new()));
-        let task = client::run(shared, 0, 0, ctl);
+        let task = client::run(shared, (0, 0), 0, ctl);
         let size = std::mem::size_of_val(&task);
         eprintln!("client task future: {size} bytes");
         // 4.7 KiB before the handshake and chaos futures were boxed; 3064 before the steps

@@ -65,7 +65,11 @@ impl Conn<'_> {
         let text = Utf8Bytes::from(text);
         let name = expect.as_ref().map_or(0, |e| e.name);
         if expect.is_some() {
-            let kept = shared.plan.reconnect.replay_in_flight.then(|| text.clone());
+            let kept = shared
+                .plan
+                .reconnect_of(state.socket())
+                .replay_in_flight
+                .then(|| text.clone());
             let sent = Instant::now();
             // A timer's request is not a pass of the paced loop.
             let due = blocking

@@ -51,7 +51,8 @@ impl ClientCtl {
 /// What a client keeps across its connections.
 pub struct ClientState {
     pub index: u64,
-    /// Sequence number of the last message sent; ids are `index-seq`, unique per run.
+    /// Sequence number of the last message sent; ids are `index-seq`, unique per run. Its high
+    /// bits (see `SOCKET_SHIFT`) are which of the client's `[[sockets]]` this is.
     pub next_seq: u64,
     pub rng: SmallRng,
     /// Requests in flight at the last drop, to resend after reconnecting.
@@ -62,6 +63,17 @@ pub struct ClientState {
     pub pace: Option<Box<Pace>>,
     /// The values captured from the server.
     pub vars: Vars,
+}
+
+/// Where a socket's number sits in its client's sequence numbers: each socket's ids are its
+/// own, and the state needs no field for it (the task stays small). Below it, 2^36 sends.
+pub const SOCKET_SHIFT: u32 = 36;
+
+impl ClientState {
+    /// Which of the client's `[[sockets]]` this is (0 without sockets).
+    pub fn socket(&self) -> u16 {
+        ((self.next_seq >> SOCKET_SHIFT) & 0xF) as u16
+    }
 }
 
 /// The values a client captured, by variable: allocated at its first capture (an empty boxed

@@ -162,8 +162,19 @@ impl Swarm<'_> {
                 // A client number started again after a ramp-down keeps ids unique.
                 let seq_base = u64::from(self.generation[i]) << 40;
                 self.generation[i] += 1;
+                // Each of its `[[sockets]]` is a connection of its own, stopped with the client
+                // (client-side chaos acts on its first); their ids differ in their high bits.
+                for socket in 1..self.shared.plan.sockets_per_client() {
+                    let other = Arc::new(ClientCtl::new(ctl.stop.clone()));
+                    self.tracker.spawn(client::run(
+                        self.shared.clone(),
+                        (change.index, socket),
+                        seq_base,
+                        other,
+                    ));
+                }
                 self.tracker
-                    .spawn(client::run(self.shared.clone(), change.index, seq_base, ctl));
+                    .spawn(client::run(self.shared.clone(), (change.index, 0), seq_base, ctl));
             }
             Action::Stop => {
                 if let Some(ctl) = self.clients[i].take() {

@@ -1061,3 +1061,117 @@ fn flow_mistakes_are_located() {
         assert!(e.contains("f.toml:") && e.contains(why), "{why}: {e}");
     }
 }
+
+/// What the three-socket server saw, by path.
+#[derive(Debug, Default)]
+struct Paths {
+    connections: std::collections::BTreeMap<String, u64>,
+    answered: std::collections::BTreeMap<String, u64>,
+}
+
+async fn paths_server() -> (SocketAddr, Arc<Mutex<Paths>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Paths::default()));
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = shared.clone();
+            tokio::spawn(async move {
+                let mut path = String::new();
+                // The error type is fixed by tungstenite's callback trait.
+                #[allow(clippy::result_large_err)]
+                let callback = |req: &Request, resp: Response| {
+                    path = req.uri().path().to_string();
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+                    return;
+                };
+                *seen.lock().unwrap().connections.entry(path.clone()).or_default() += 1;
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    *seen.lock().unwrap().answered.entry(path.clone()).or_default() += 1;
+                    if ws
+                        .send(Message::text(json!({"id": v["id"]}).to_string()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Seed 002's main, chat and terminal sockets: every client holds all three, each with its own
+/// steps; the server counts each socket's connections and requests as the tool does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_holds_its_three_sockets() {
+    let (addr, seen) = paths_server().await;
+    let toml = r#"name = "sockets"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 4
+[[sockets]]
+name = "main"
+path = "/ws/main"
+[[sockets.steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[sockets.steps]]
+sleep = "20ms"
+[[sockets]]
+name = "chat"
+path = "/ws/chat?room=1"
+[[sockets.steps]]
+name = "Say"
+send = '{"id":"{{id}}"}'
+expect = "response"
+[[sockets.steps]]
+sleep = "50ms"
+[[sockets]]
+name = "terminal"
+path = "/ws/terminal"
+[[sockets.steps]]
+sleep = "100ms"
+[thresholds]
+"answered{socket=chat}" = ["count > 0"]
+"#;
+    let p = plan(toml, &format!("ws://{addr}/"));
+    assert!(
+        p.to_string().contains("socket     chat at /ws/chat?room=1"),
+        "{p}"
+    );
+    let (r, _dir) = run(p).await;
+    let seen = seen.lock().unwrap();
+    let by = &r.summary.by_socket;
+    for (name, path) in [
+        ("main", "/ws/main"),
+        ("chat", "/ws/chat"),
+        ("terminal", "/ws/terminal"),
+    ] {
+        assert_eq!(
+            seen.connections[path], 4,
+            "4 clients, one {name} socket each: {seen:?}"
+        );
+        assert_eq!(by[name].connects, 4, "{name}");
+        assert_eq!(by[name].clients, 4);
+        assert_eq!(
+            by[name].counts.answered,
+            seen.answered.get(path).copied().unwrap_or(0),
+            "{name}"
+        );
+    }
+    assert_eq!(r.totals.counts.connects, 12, "connections are counted per socket");
+    assert_eq!(
+        r.summary.by_step["chat/Say"].counts.answered,
+        seen.answered["/ws/chat"]
+    );
+    assert!(r.summary.thresholds.iter().all(|t| t.passed));
+}

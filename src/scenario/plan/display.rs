@@ -233,6 +233,19 @@ impl Plan {
             writeln!(f, "  steps")?;
             show_steps(f, &flow.steps, self)?;
         }
+        for socket in &self.sockets {
+            writeln!(
+                f,
+                "socket     {} at {} (every client holds one)",
+                socket.name, socket.path
+            )?;
+            if !socket.setup.is_empty() {
+                writeln!(f, "  setup")?;
+                show_steps(f, &socket.setup, self)?;
+            }
+            writeln!(f, "  steps")?;
+            show_steps(f, &socket.steps, self)?;
+        }
         if !self.timers.is_empty() {
             writeln!(
                 f,

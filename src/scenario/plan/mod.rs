@@ -25,7 +25,7 @@ pub use embedded::Behaviour;
 pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
 pub use report::RequestFilter;
 pub use rules::{CounterName, NameTemplate, Rule};
-pub use steps::{Capture, Expect, Extract, Flow, Program, Scope, Step, Timer, Var};
+pub use steps::{Capture, Expect, Extract, Flow, Program, Scope, Socket, Step, Timer, Var};
 
 use super::feed::Feed;
 use super::segment::Segment;
@@ -63,6 +63,9 @@ pub struct Plan {
     /// Which flow each of `flow_slots.len()` consecutive clients takes (a seeded shuffle of
     /// each flow's weight in slots): exact shares. Empty without flows.
     pub flow_slots: Vec<u16>,
+    /// `[[sockets]]`: the connections every client holds (then `setup`, `steps` and `flows`
+    /// are empty).
+    pub sockets: Vec<Socket>,
     /// Under an open rate, how often each client starts its step loop.
     pub pacing: Option<Duration>,
     /// The client's TLS, for a wss:// target.
@@ -111,19 +114,37 @@ impl Plan {
             i if i < setup + steps + timers => &self.timers[i - setup - steps].step,
             mut i => {
                 i -= setup + steps + timers;
-                for flow in &self.flows {
-                    if i < flow.setup.len() {
-                        return &flow.setup[i];
+                let programs = self
+                    .flows
+                    .iter()
+                    .map(|f| (&f.setup, &f.steps))
+                    .chain(self.sockets.iter().map(|s| (&s.setup, &s.steps)));
+                for (setup, steps) in programs {
+                    if i < setup.len() {
+                        return &setup[i];
                     }
-                    i -= flow.setup.len();
-                    if i < flow.steps.len() {
-                        return &flow.steps[i];
+                    i -= setup.len();
+                    if i < steps.len() {
+                        return &steps[i];
                     }
-                    i -= flow.steps.len();
+                    i -= steps.len();
                 }
                 panic!("step {index} is not in the plan")
             }
         }
+    }
+
+    /// The reconnect policy of socket `socket` (the scenario's, unless the socket has its own).
+    pub fn reconnect_of(&self, socket: u16) -> &Reconnect {
+        self.sockets
+            .get(usize::from(socket))
+            .and_then(|s| s.reconnect.as_ref())
+            .unwrap_or(&self.reconnect)
+    }
+
+    /// How many connections each client holds.
+    pub fn sockets_per_client(&self) -> u16 {
+        self.sockets.len().max(1) as u16
     }
 
     /// The flow client `client` takes (None: the scenario has no flows).
@@ -132,8 +153,26 @@ impl Plan {
         (slots > 0).then(|| usize::from(self.flow_slots[(client % slots) as usize]))
     }
 
-    /// Client `client`'s program: the top-level setup and steps, or its flow's.
-    pub fn program(&self, client: u64) -> Program {
+    /// The program of client `client`'s socket `socket`: the top-level setup and steps, its
+    /// flow's, or its socket's.
+    pub fn program(&self, client: u64, socket: u16) -> Program {
+        if !self.sockets.is_empty() {
+            let mut start = self.setup.len() + self.steps.len() + self.timers.len();
+            start += self
+                .flows
+                .iter()
+                .map(|f| f.setup.len() + f.steps.len())
+                .sum::<usize>();
+            for s in &self.sockets[..usize::from(socket)] {
+                start += s.setup.len() + s.steps.len();
+            }
+            let s = &self.sockets[usize::from(socket)];
+            return Program {
+                start,
+                loop_start: start + s.setup.len(),
+                end: start + s.setup.len() + s.steps.len(),
+            };
+        }
         let Some(flow) = self.flow_of(client) else {
             return Program {
                 start: 0,
@@ -160,6 +199,7 @@ impl Plan {
             .chain(&self.steps)
             .chain(self.timers.iter().map(|t| &t.step))
             .chain(self.flows.iter().flat_map(|f| f.setup.iter().chain(&f.steps)))
+            .chain(self.sockets.iter().flat_map(|s| s.setup.iter().chain(&s.steps)))
     }
 
     /// The step index of timer `i`.

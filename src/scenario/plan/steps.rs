@@ -56,6 +56,18 @@ pub struct Flow {
     pub steps: Vec<Step>,
 }
 
+/// `[[sockets]]`: one of the connections every client holds.
+#[derive(Debug, Clone)]
+pub struct Socket {
+    pub name: String,
+    /// Its path and query on the target ("/chat?room=1").
+    pub path: String,
+    pub setup: Vec<Step>,
+    pub steps: Vec<Step>,
+    /// Its own reconnect policy (None: the scenario's).
+    pub reconnect: Option<super::Reconnect>,
+}
+
 /// A client's program, as indices into the plan's steps (see `Plan::step`): its setup is
 /// `start..loop_start`, its loop `loop_start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

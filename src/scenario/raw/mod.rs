@@ -62,6 +62,12 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<RawFlow>")]
     pub flows: Vec<Spanned<RawFlow>>,
+    /// Several connections per client, each with its path (or URL on the target's host), its
+    /// own setup, steps and reconnect policy: a client holds them all (instead of the top-level
+    /// setup and steps).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawSocket>")]
+    pub sockets: Vec<Spanned<RawSocket>>,
     pub reconnect: Option<RawReconnect>,
     pub pushes: Option<RawPushes>,
     #[serde(default)]
@@ -256,6 +262,29 @@ pub struct RawFlow {
     #[serde(default)]
     #[schemars(with = "Vec<RawStep>")]
     pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// `[[sockets]]`: one of a client's connections.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Socket")]
+pub struct RawSocket {
+    #[schemars(with = "String")]
+    pub name: Text,
+    /// The path (and query) on the target: "/chat".
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Text>,
+    /// Or a whole URL, on the target's host and port.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Text>,
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
+    pub setup: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStep>")]
+    pub steps: Vec<Spanned<RawStep>>,
+    /// Its own reconnect policy (default: the scenario's [reconnect]).
+    pub reconnect: Option<RawReconnect>,
 }
 
 /// `[[reconnect.on]]`: after a drop or a failed attempt with one of `causes` (as the summary

@@ -11,6 +11,7 @@ mod flows;
 mod load;
 mod reconnect;
 mod rules;
+mod sockets;
 mod steps;
 mod target;
 mod thresholds;
@@ -177,6 +178,7 @@ impl Validator<'_> {
             .map(|(s, _)| s);
         let timers = self.timers(raw, raw.correlation.is_some());
         let flows = self.flows(raw, raw.correlation.is_some(), pacing.is_some());
+        let sockets = self.sockets(raw, raw.correlation.is_some(), pacing.is_some());
         let reconnect = self.reconnect(raw.reconnect.as_ref());
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
@@ -190,11 +192,17 @@ impl Validator<'_> {
                     .iter()
                     .map(|f| f.get_ref().name.get_ref().clone())
                     .collect();
+                let socket_names: Vec<String> = raw
+                    .sockets
+                    .iter()
+                    .map(|s| s.get_ref().name.get_ref().clone())
+                    .collect();
                 let named = thresholds::Named {
                     rules,
                     counters,
                     steps: &steps,
                     flows: &flow_names,
+                    sockets: &socket_names,
                 };
                 let t = self.thresholds(raw, &named);
                 self.step_names = steps;
@@ -244,6 +252,7 @@ impl Validator<'_> {
             timers: timers.expect(missing),
             flows: flows.as_ref().expect(missing).0.clone(),
             flow_slots: flows.expect(missing).1,
+            sockets: sockets.expect(missing),
             pacing: pacing.flatten(),
             tls: tls.flatten(),
             secrets,

@@ -15,6 +15,7 @@ pub(super) struct Named<'a> {
     pub counters: &'a [String],
     pub steps: &'a [String],
     pub flows: &'a [String],
+    pub sockets: &'a [String],
 }
 
 impl Named<'_> {
@@ -87,6 +88,17 @@ impl Validator<'_> {
                     None
                 }
             }
+            Some(("socket", socket)) if metric.has_steps() => {
+                if named.sockets.iter().any(|s| s == socket) {
+                    Some((metric, Some(Selector::Socket(socket.to_string()))))
+                } else {
+                    self.error(
+                        span,
+                        format!("thresholds: {key:?}: no socket is named {socket:?}: expected one of the [[sockets]] names ({})", named.sockets.join(", ")),
+                    );
+                    None
+                }
+            }
             Some(("step", step)) if metric.has_steps() => {
                 let in_flow = |s: &String| s.rsplit_once('/').is_some_and(|(_, n)| n == step);
                 if named.steps.iter().any(|s| s == step || in_flow(s)) {
@@ -107,7 +119,7 @@ impl Validator<'_> {
             Some((label, _)) => {
                 self.error(
                     span,
-                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops, connect_errors, gave_up and stopped, {{step=…}} and {{flow=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
+                    format!("thresholds: {key:?}: {name} has no `{label}` to select: expected {{cause=…}} on drops, connect_errors, gave_up and stopped, {{step=…}}, {{flow=…}} and {{socket=…}} on rtt, requests, answered, timeouts, late, lost, check_failures, timeout_rate and error_rate"),
                 );
                 None
             }
