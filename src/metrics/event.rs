@@ -26,6 +26,8 @@ pub enum ConnectError {
     Subprotocol,
     /// Another I/O error.
     Io,
+    /// An HTTP step of the setup, before the connect, did not succeed.
+    HttpSetup,
 }
 
 /// Why an open connection ended without the client asking for it.
@@ -69,6 +71,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Tls => f.write_str("tls"),
             ConnectError::Subprotocol => f.write_str("subprotocol"),
             ConnectError::Io => f.write_str("io"),
+            ConnectError::HttpSetup => f.write_str("http_setup"),
         }
     }
 }
@@ -106,6 +109,7 @@ impl std::str::FromStr for ConnectError {
             "tls" => ConnectError::Tls,
             "subprotocol" => ConnectError::Subprotocol,
             "io" => ConnectError::Io,
+            "http_setup" => ConnectError::HttpSetup,
             other => {
                 ConnectError::HttpStatus(other.strip_prefix("http_").ok_or(())?.parse().map_err(|_| ())?)
             }
@@ -151,6 +155,31 @@ impl fmt::Display for Cause {
         match self {
             Cause::Drop(d) => d.fmt(f),
             Cause::Connect(c) => c.fmt(f),
+        }
+    }
+}
+
+/// How an HTTP step's request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpEnd {
+    /// A response with an expected status.
+    Ok(u16),
+    /// A response with another status.
+    Status(u16),
+    /// No response: connect, TLS or protocol failure.
+    Failed,
+    /// No response within its timeout.
+    TimedOut,
+}
+
+impl HttpEnd {
+    /// The name errors are counted under (None: not an error).
+    pub fn error(self) -> Option<String> {
+        match self {
+            HttpEnd::Ok(_) => None,
+            HttpEnd::Status(s) => Some(format!("http_{s}")),
+            HttpEnd::Failed => Some("failed".to_string()),
+            HttpEnd::TimedOut => Some("timeout".to_string()),
         }
     }
 }
@@ -308,6 +337,17 @@ pub enum Event {
     CaptureMissing,
     /// A rule added one to counter number `0` (see `Counters`).
     Counted(u32),
+    /// An HTTP step's request ended (`rtt_us` to its response, or to its failure).
+    Http {
+        name: Name,
+        rtt_us: u64,
+        end: HttpEnd,
+    },
+    /// A rule matched a message `us` after the last request of HTTP step `name` (`since`).
+    Since {
+        name: Name,
+        us: u64,
+    },
     /// A heartbeat ping went out.
     Ping,
     /// Its pong came back.
@@ -368,6 +408,7 @@ mod tests {
             ConnectError::Tls,
             ConnectError::Subprotocol,
             ConnectError::Io,
+            ConnectError::HttpSetup,
         ];
         for e in errors {
             assert!(CONNECT_ERRORS.contains(&e.to_string().as_str()), "{e}");

@@ -16,7 +16,7 @@ pub use collector::{
     AbortGate, Aborted, Collected, ConnectionRow, EventTx, Output, Sample, channel, collect,
 };
 pub use counters::Counters;
-pub use event::{Cause, ConnectError, DropCause, Event, Reply};
+pub use event::{Cause, ConnectError, DropCause, Event, HttpEnd, Reply};
 pub use histogram::Latency;
 pub use observed::{ExecReport, ProxyCounts, ServerCounts};
 pub use reasons::Reasons;

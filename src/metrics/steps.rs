@@ -43,6 +43,8 @@ impl std::ops::Add for StepCounts {
 pub struct StepTotals {
     pub counts: StepCounts,
     pub rtt: Latency,
+    /// For an HTTP step: its request → the message a rule with `since` matched.
+    pub after: Latency,
 }
 
 /// Every name's totals, by name number (1 + index).
@@ -72,7 +74,7 @@ impl Steps {
     }
 
     /// Adds `name`'s totals (for merge), making the name when it is new.
-    pub fn add(&mut self, name: &str, counts: StepCounts, rtt: &Latency) {
+    pub fn add(&mut self, name: &str, counts: StepCounts, (rtt, after): (&Latency, &Latency)) {
         let i = match self.names.iter().position(|n| n == name) {
             Some(i) => i,
             None => {
@@ -84,6 +86,7 @@ impl Steps {
         let t = &mut self.totals[i];
         t.counts = t.counts + counts;
         t.rtt.merge(rtt);
+        t.after.merge(after);
     }
 
     /// The totals of every name `pick` takes, merged (None when it takes none).
@@ -94,6 +97,7 @@ impl Steps {
             let o = out.get_or_insert_with(StepTotals::default);
             o.counts = o.counts + t.counts;
             o.rtt.merge(&t.rtt);
+            o.after.merge(&t.after);
         }
         out
     }
@@ -122,14 +126,10 @@ impl StepTotals {
         let c = &self.counts;
         let ratio = |part: u64| (c.requests > 0).then(|| part as f64 / c.requests as f64);
         Some(match metric {
+            Metric::PushLatency if self.after.is_empty() => return None,
+            Metric::PushLatency => latency(&self.after, aggregate),
             Metric::Rtt if self.rtt.is_empty() => return None,
-            Metric::Rtt => match aggregate {
-                Aggregate::Percentile(p) => self.rtt.percentile_ms(p),
-                Aggregate::Avg => self.rtt.mean_ms(),
-                Aggregate::Min => self.rtt.min_ms(),
-                Aggregate::Max => self.rtt.max_ms(),
-                Aggregate::Rate | Aggregate::Count => self.rtt.count() as f64,
-            },
+            Metric::Rtt => latency(&self.rtt, aggregate),
             Metric::Requests => c.requests as f64,
             Metric::Answered => c.answered as f64,
             Metric::Timeouts => c.timeouts as f64,
@@ -140,5 +140,16 @@ impl StepTotals {
             Metric::ErrorRate => return ratio(c.timeouts + c.lost),
             _ => return None,
         })
+    }
+}
+
+/// A latency histogram's figure, in ms.
+fn latency(h: &Latency, aggregate: Aggregate) -> f64 {
+    match aggregate {
+        Aggregate::Percentile(p) => h.percentile_ms(p),
+        Aggregate::Avg => h.mean_ms(),
+        Aggregate::Min => h.min_ms(),
+        Aggregate::Max => h.max_ms(),
+        Aggregate::Rate | Aggregate::Count => h.count() as f64,
     }
 }

@@ -7,7 +7,7 @@ use std::ops::{Add, Sub};
 use serde::{Deserialize, Serialize};
 
 use super::counters::Counters;
-use super::event::{ConnectError, DropCause, Event, Reply};
+use super::event::{ConnectError, DropCause, Event, HttpEnd, Reply};
 use super::histogram::Latency;
 use super::steps::Steps;
 use crate::scenario::threshold::{Aggregate, Metric, Selector, Threshold};
@@ -86,6 +86,9 @@ counts! {
     wait_timeouts,
     /// Messages without a correlation id.
     pushes,
+    /// HTTP steps' requests, and those that did not end with an expected status.
+    http_requests,
+    http_errors,
     /// Captures that found no value in the message they read.
     capture_failures,
     /// Sends not sent: a `{{var.…}}` they take had no value.
@@ -153,6 +156,8 @@ pub struct Totals {
     /// `[[reconnect.on]]` rule stopped, by cause (named as in the summary).
     pub gave_up_causes: BTreeMap<String, u64>,
     pub stopped_causes: BTreeMap<String, u64>,
+    /// HTTP steps' errors: `http_<status>`, `failed`, `timeout`.
+    pub http_errors: BTreeMap<String, u64>,
     pub rtt: Latency,
     /// Under an open rate: from when each request was due to its reply (coordinated omission
     /// corrected, as wrk2 does).
@@ -171,6 +176,8 @@ pub struct Totals {
     pub ping_rtt: Latency,
     /// Push send time (from the message) → receipt.
     pub push_latency: Latency,
+    /// HTTP steps: request → response.
+    pub http_rtt: Latency,
     /// The rules' counters by name (read from summaries; a run counts into `counted`).
     pub counters: BTreeMap<String, u64>,
     /// A run's counters, by number in `registry`.
@@ -216,6 +223,7 @@ named_latencies!(
     reconnect_time,
     ping_rtt,
     push_latency,
+    http_rtt,
 );
 
 impl Totals {
@@ -316,6 +324,12 @@ impl Totals {
             }
             Event::CaptureFailed(n) => c.capture_failures += u64::from(n),
             Event::CaptureMissing => c.capture_missing += 1,
+            Event::Http { name, rtt_us, end } => self.http(name, rtt_us, end),
+            Event::Since { name, us } => {
+                if let Some(s) = self.steps.at(name) {
+                    s.after.record_us(us);
+                }
+            }
             Event::Counted(id) => {
                 let id = id as usize;
                 if self.counted.len() <= id {
@@ -354,6 +368,31 @@ impl Totals {
             self.counts.reconnects += 1;
             self.reconnect_time.record_us(us);
             self.reconnect_attempts.record_us(u64::from(attempt));
+        }
+    }
+
+    /// An HTTP step's request ended: counted, timed, and for a named step in its name.
+    fn http(&mut self, name: u16, rtt_us: u64, end: HttpEnd) {
+        self.counts.http_requests += 1;
+        if let Some(error) = end.error() {
+            self.counts.http_errors += 1;
+            *self.http_errors.entry(error).or_default() += 1;
+        }
+        if matches!(end, HttpEnd::Ok(_) | HttpEnd::Status(_)) {
+            self.http_rtt.record_us(rtt_us);
+        }
+        if let Some(s) = self.steps.at(name) {
+            let c = &mut s.counts;
+            c.requests += 1;
+            match end {
+                HttpEnd::Ok(_) | HttpEnd::Status(_) => {
+                    c.answered += 1;
+                    c.check_failures += u64::from(matches!(end, HttpEnd::Status(_)));
+                    s.rtt.record_us(rtt_us);
+                }
+                HttpEnd::Failed => c.lost += 1,
+                HttpEnd::TimedOut => c.timeouts += 1,
+            }
         }
     }
 
@@ -439,6 +478,7 @@ impl Totals {
             Some(Selector::Counter(name)) => Some(self.counter(name) as f64),
             Some(Selector::Cause(cause)) => {
                 let n: u64 = match t.metric {
+                    Metric::HttpErrors => self.http_errors.get(cause).copied().unwrap_or(0),
                     Metric::GaveUp => self.gave_up_causes.get(cause).copied().unwrap_or(0),
                     Metric::Stopped => self.stopped_causes.get(cause).copied().unwrap_or(0),
                     Metric::Drops => self
@@ -475,6 +515,7 @@ impl Totals {
             Metric::ReconnectTime => &self.reconnect_time,
             Metric::PingRtt => &self.ping_rtt,
             Metric::PushLatency => &self.push_latency,
+            Metric::HttpRtt => &self.http_rtt,
             Metric::ReconnectAttempts => &self.reconnect_attempts,
             _ => return None,
         })
@@ -527,6 +568,8 @@ impl Totals {
             Metric::WaitTimeouts => c.wait_timeouts,
             Metric::CaptureFailures => c.capture_failures,
             Metric::CaptureMissing => c.capture_missing,
+            Metric::HttpRequests => c.http_requests,
+            Metric::HttpErrors => c.http_errors,
             // Named by a selector: see `measure_for`.
             Metric::Counter => return None,
             Metric::Rtt
@@ -537,6 +580,7 @@ impl Totals {
             | Metric::ReconnectTime
             | Metric::PingRtt
             | Metric::PushLatency
+            | Metric::HttpRtt
             | Metric::ReconnectAttempts => unreachable!("histograms handled above"),
         } as f64)
     }

@@ -19,6 +19,9 @@ pub struct StepSummary {
     #[serde(flatten)]
     pub counts: StepCounts,
     pub rtt: LatencyStats,
+    /// An HTTP step's request → the message a rule with `since` matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<LatencyStats>,
 }
 
 /// One flow's clients and requests (all its steps' together).
@@ -84,6 +87,7 @@ pub fn of(steps: &Steps) -> BTreeMap<String, StepSummary> {
                 StepSummary {
                     counts: t.counts,
                     rtt: LatencyStats::of(&t.rtt),
+                    after: (!t.after.is_empty()).then(|| LatencyStats::of(&t.after)),
                 },
             )
         })
@@ -113,7 +117,11 @@ pub fn flows(steps: &Steps, clients: &BTreeMap<String, u64>) -> BTreeMap<String,
 pub fn merge_into(steps: &mut Steps, by_step: &BTreeMap<String, StepSummary>) -> Result<(), String> {
     for (name, s) in by_step {
         let rtt = Latency::decode(&s.rtt.histogram)?;
-        steps.add(name, s.counts, &rtt);
+        let after = match &s.after {
+            Some(a) => Latency::decode(&a.histogram)?,
+            None => Latency::new(),
+        };
+        steps.add(name, s.counts, (&rtt, &after));
     }
     Ok(())
 }

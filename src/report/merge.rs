@@ -178,6 +178,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         &mut merged.counters,
         &mut merged.gave_up_causes,
         &mut merged.stopped_causes,
+        &mut merged.http_errors,
     ] {
         map.clear();
     }
@@ -220,6 +221,7 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
         counters: merged.counters.clone(),
         gave_up_causes: merged.gave_up_causes.clone(),
         stopped_causes: merged.stopped_causes.clone(),
+        http_errors: merged.http_errors.clone(),
         steps,
         ..Totals::default()
     };
@@ -308,6 +310,7 @@ fn add_by_name(merged: &mut Summary, s: &Summary) {
         (&mut merged.counters, &s.counters),
         (&mut merged.gave_up_causes, &s.gave_up_causes),
         (&mut merged.stopped_causes, &s.stopped_causes),
+        (&mut merged.http_errors, &s.http_errors),
     ] {
         for (k, v) in from {
             *into.entry(k.clone()).or_default() += v;

@@ -94,6 +94,9 @@ pub struct Summary {
     /// Clients a `[[reconnect.on]]` rule stopped, by cause.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stopped_causes: BTreeMap<String, u64>,
+    /// HTTP steps' errors: `http_<status>` (not an expected status), `failed`, `timeout`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_errors: BTreeMap<String, u64>,
     /// The first message of each connect-error kind (why: the TLS verifier's complaint, an
     /// HTTP status line and the start of its body, …), masked and cut to 300 bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -235,6 +238,7 @@ impl Summary {
             drops: totals.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             gave_up_causes: totals.gave_up_causes.clone(),
             stopped_causes: totals.stopped_causes.clone(),
+            http_errors: totals.http_errors.clone(),
             connect_error_reasons: info.reasons.0,
             drop_reasons: info.reasons.1,
             latency: totals
@@ -406,6 +410,19 @@ impl Summary {
                 s,
                 "captures    {} found no value, {} sends not sent for want of one",
                 c.capture_failures, c.capture_missing
+            );
+        }
+        if c.http_requests > 0 {
+            let errors: Vec<String> = self.http_errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let errors = if errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", errors.join(", "))
+            };
+            let _ = writeln!(
+                s,
+                "http        {} requests, {} errors{errors}",
+                c.http_requests, c.http_errors
             );
         }
         if !self.counters.is_empty() {

@@ -23,9 +23,9 @@ pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Overrides;
 pub use plan::{
     Amount, Behaviour, Capture, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation,
-    CounterName, Direction, Exec, Expect, Extract, Fault, Flow, Heartbeat, Jitter, Load, NameTemplate, Phase,
-    Plan, Program, Pushes, Reconnect, ReconnectAction, RecoveryRule, RequestFilter, Rule, Scope, Socket,
-    Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
+    CounterName, Direction, Exec, Expect, Extract, Fault, Flow, Heartbeat, HttpStep, Jitter, Load,
+    NameTemplate, Phase, Plan, Program, Pushes, Reconnect, ReconnectAction, RecoveryRule, RequestFilter,
+    Rule, Scope, Socket, Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
 };
 pub use plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,

@@ -71,6 +71,9 @@ metrics! {
     Capped = "capped": Count,
     CaptureFailures = "capture_failures": Count,
     CaptureMissing = "capture_missing": Count,
+    HttpRtt = "http_rtt": Latency,
+    HttpRequests = "http_requests": Count,
+    HttpErrors = "http_errors": Count,
     // A rule's named counter (`[[on_message]] count`): the name is the threshold's selector.
     Counter = "counter": Count,
 }
@@ -106,6 +109,7 @@ impl Metric {
                 | Metric::CheckFailures
                 | Metric::TimeoutRate
                 | Metric::ErrorRate
+                | Metric::PushLatency
         )
     }
 
@@ -113,7 +117,7 @@ impl Metric {
     pub fn has_causes(self) -> bool {
         matches!(
             self,
-            Metric::Drops | Metric::ConnectErrors | Metric::GaveUp | Metric::Stopped
+            Metric::Drops | Metric::ConnectErrors | Metric::GaveUp | Metric::Stopped | Metric::HttpErrors
         )
     }
 }
@@ -146,6 +150,7 @@ pub const CONNECT_ERRORS: &[&str] = &[
     "tls",
     "subprotocol",
     "io",
+    "http_setup",
 ];
 
 /// Which part of a metric a threshold judges: `rtt{step=GetCharacter}`,

@@ -120,6 +120,7 @@ pub async fn run(shared: Arc<Shared>, (index, socket): (u64, u16), seq_base: u64
                         match rule_for(policy, Cause::Drop(cause)) {
                             Some(ReconnectAction::Stop) => Next::Stop(Cause::Drop(cause)),
                             Some(ReconnectAction::Delay(d)) => Next::Wait(d),
+                            Some(ReconnectAction::Setup) => Next::Wait(Duration::ZERO),
                             // A drop has no Retry-After: the strategy.
                             _ => Next::Wait(retries.dropped(policy, &mut state.rng)),
                         }
@@ -137,6 +138,7 @@ pub async fn run(shared: Arc<Shared>, (index, socket): (u64, u16), seq_base: u64
                     (Some(ReconnectAction::Stop), _) => Next::Stop(Cause::Connect(kind)),
                     (_, None) => Next::GiveUp(kind),
                     (Some(ReconnectAction::Delay(d)), Some(_)) => Next::Wait(d),
+                    (Some(ReconnectAction::Setup), Some(_)) => Next::Wait(Duration::ZERO),
                     (Some(ReconnectAction::RetryAfter), Some(wait)) => {
                         Next::Wait(retry_after.map_or(wait, |s: u32| Duration::from_secs(u64::from(s))))
                     }

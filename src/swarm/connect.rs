@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 
 use super::causes::connect_error;
 use super::handshake;
+use super::http_step;
 use super::shared::Shared;
 use super::state::ClientState;
 use super::stream::{ClientStream, Transport, Ws};
@@ -33,8 +34,15 @@ pub struct Refused {
     pub retry_after: Option<u32>,
 }
 
-/// Connects client `state`.
+/// Connects client `state`, after the HTTP steps of its setup (a login whose token the
+/// upgrade sends): one that does not succeed fails the attempt as `http_setup`.
 pub async fn open(shared: &Shared, state: &mut ClientState) -> Result<Opened, Refused> {
+    if shared.plan.http_setup && !http_step::before_connect(shared, state).await {
+        return Err(Refused {
+            kind: ConnectError::HttpSetup,
+            retry_after: None,
+        });
+    }
     let mut retry_after = None;
     open_with(shared, state, &mut retry_after)
         .await

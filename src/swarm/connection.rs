@@ -16,7 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use super::causes::write_cause;
-use super::heart::{Beat, Heart, Timers};
+use super::extra::Extra;
+use super::heart::{Beat, Heart};
+use super::http::Done;
 use super::named::{named_ended, tally_kept};
 use super::pace::Pace;
 use super::pending::{Kept, Pending};
@@ -90,6 +92,8 @@ pub(super) enum Block {
     /// A request that would have waited for its reply was capped: until the pending table
     /// has room again (a reply or a timeout), so a full table is not a busy loop.
     Room,
+    /// An HTTP step's response (`Extra::http`).
+    Http,
 }
 
 /// What woke the connection.
@@ -99,6 +103,8 @@ enum Wake {
     Chaos,
     Timer,
     Message(Option<Result<Message, WsError>>),
+    /// An HTTP step's response (or failure), and the step's index.
+    Http(Box<Done>, usize),
 }
 
 /// The connection's one timer, armed for the earliest thing due.
@@ -134,7 +140,7 @@ pub async fn drive(ws: &mut Ws, shared: &Shared, state: &mut ClientState, ctl: &
         heart: plan.connect.heartbeat.map(|h| Heart::new(h, Instant::now())),
         last_len: 64,
         capture_failures: 0,
-        timers: (!plan.timers.is_empty()).then(|| Box::new(Timers::new(&plan.timers, Instant::now()))),
+        extra: Extra::of(plan, Instant::now()),
     };
     let r = c.run(ws, state, ctl).await;
     let open_us = c.opened.elapsed().as_micros() as u64;
@@ -193,8 +199,8 @@ pub(super) struct Conn<'a> {
     pub(super) last_len: u32,
     /// Captures that found no value in the message just handled (reported after it).
     pub(super) capture_failures: u32,
-    /// `[[every]]`: when each timer fires next (boxed: only scenarios with timers have one).
-    pub(super) timers: Option<Box<Timers>>,
+    /// Timers and HTTP steps' state (boxed: only scenarios with them have one).
+    pub(super) extra: Option<Box<Extra>>,
 }
 
 impl Conn<'_> {
@@ -239,6 +245,7 @@ impl Conn<'_> {
                 _ = ctl.stop.cancelled(), if self.mode != Mode::Stopping => Wake::Stop,
                 _ = ctl.notify.notified() => Wake::Chaos,
                 _ = alarm.timer.as_mut(), if armed => Wake::Timer,
+                (done, index) = wait_http(&mut self.extra) => Wake::Http(Box::new(done), index),
                 message = ws.next() => Wake::Message(message),
             };
             match woke {
@@ -257,6 +264,7 @@ impl Conn<'_> {
                     self.on_timer(ws, state, Instant::now()).await?;
                 }
                 Wake::Message(message) => self.on_message(ws, state, message).await?,
+                Wake::Http(done, index) => Box::pin(self.http_done(state, *done, index)).await?,
             }
         }
     }
@@ -344,6 +352,8 @@ impl Conn<'_> {
                 self.block = Block::Message(Instant::now() + *timeout);
             }
             Step::Close(code) => self.mode = Mode::Closing(*code),
+            // Boxed: only scenarios with HTTP steps pay for its state.
+            Step::Http(_) => Box::pin(self.start_http(state, self.step)).await,
             Step::Sleep(d) => {
                 if !d.is_zero() {
                     self.block = Block::Sleep(Instant::now() + *d);
@@ -367,8 +377,9 @@ impl Conn<'_> {
             _ => None,
         };
         let timers = self
-            .timers
+            .extra
             .as_ref()
+            .and_then(|e| e.timers.as_ref())
             .filter(|_| !self.in_setup && self.mode == Mode::Running)
             .and_then(|t| t.next());
         [
@@ -431,8 +442,9 @@ impl Conn<'_> {
         if !self.in_setup
             && self.mode == Mode::Running
             && self
-                .timers
+                .extra
                 .as_ref()
+                .and_then(|e| e.timers.as_ref())
                 .and_then(|t| t.next())
                 .is_some_and(|due| due <= now)
         {
@@ -534,6 +546,20 @@ impl Conn<'_> {
             }
         }
     }
+}
+
+/// The response of the HTTP step under way (its task is then done with); pending forever when
+/// none is.
+async fn wait_http(extra: &mut Option<Box<Extra>>) -> (Done, usize) {
+    let Some((task, index)) = extra.as_mut().and_then(|e| e.http.as_mut()) else {
+        return std::future::pending().await;
+    };
+    let index = *index;
+    let done = task.await.unwrap_or_else(|e| Done::failed(e.to_string()));
+    if let Some(e) = extra.as_mut() {
+        e.http = None;
+    }
+    (done, index)
 }
 
 /// Sends a close frame and waits briefly for the server's answer.

@@ -69,6 +69,15 @@ impl Conn<'_> {
                     shared.events.send(Event::CaptureMissing).await;
                 }
             }
+            if let Some(name) = rule.since
+                && let Some(sent) = self.extra.as_mut().and_then(|e| {
+                    let at = e.since.iter().position(|(n, _)| *n == name)?;
+                    Some(e.since.swap_remove(at).1)
+                })
+            {
+                let us = sent.elapsed().as_micros() as u64;
+                shared.events.send(Event::Since { name, us }).await;
+            }
             if let Some(code) = rule.close {
                 self.close_after(code);
             }

@@ -19,7 +19,12 @@ impl Conn<'_> {
     ) -> Result<(), Cut> {
         let plan = &self.shared.plan;
         for (i, timer) in plan.timers.iter().enumerate() {
-            let Some(due) = self.timers.as_mut().map(|t| &mut t.0[i]) else {
+            let Some(due) = self
+                .extra
+                .as_mut()
+                .and_then(|e| e.timers.as_mut())
+                .map(|t| &mut t.0[i])
+            else {
                 return Ok(());
             };
             if *due > now {

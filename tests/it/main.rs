@@ -15,6 +15,7 @@ mod exec;
 mod feed;
 mod field;
 mod hostile;
+mod http_steps;
 mod inflight;
 mod lifecycle;
 mod netns;

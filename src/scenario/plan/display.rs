@@ -192,6 +192,7 @@ impl Plan {
                     "wait the refusal's Retry-After (at most 1h), else the strategy".to_string()
                 }
                 ReconnectAction::Backoff => "the strategy".to_string(),
+                ReconnectAction::Setup => "connect again at once (after the setup's HTTP steps)".to_string(),
             };
             writeln!(f, "  after {}: {action}", causes.join(", "))?;
         }
@@ -368,6 +369,26 @@ fn show_steps(f: &mut Formatter<'_>, steps: &[Step], plan: &Plan) -> Result {
                 writeln!(f, "  {n}. sleep {} to {} (at random)", show(*lo), show(*hi))?
             }
             Step::Close(code) => writeln!(f, "  {n}. close ({code}), then connect again")?,
+            Step::Http(h) => {
+                let named = match h.name {
+                    0 => String::new(),
+                    k => format!("[{}] ", plan.step_names[usize::from(k) - 1]),
+                };
+                let status = if h.expect_status.is_empty() {
+                    "2xx".to_string()
+                } else {
+                    let list: Vec<String> = h.expect_status.iter().map(u16::to_string).collect();
+                    list.join(" or ")
+                };
+                writeln!(
+                    f,
+                    "  {n}. http  {named}{} {} -> expect {status} within {}{}",
+                    h.method,
+                    h.url.source(),
+                    show(h.timeout),
+                    show_captures(&h.captures, vars)
+                )?
+            }
         }
     }
     Ok(())

@@ -86,6 +86,9 @@ pub enum ReconnectAction {
     RetryAfter,
     /// The strategy, as without a rule.
     Backoff,
+    /// Connect again at once; the setup's HTTP steps run before it, as before every attempt
+    /// (a fresh token after a 401).
+    Setup,
 }
 
 /// A drop or connect-error cause as the summary names it (`close_1011`, `http_401`,

@@ -25,7 +25,7 @@ pub use embedded::Behaviour;
 pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
 pub use report::RequestFilter;
 pub use rules::{CounterName, NameTemplate, Rule};
-pub use steps::{Capture, Expect, Extract, Flow, Program, Scope, Socket, Step, Timer, Var};
+pub use steps::{Capture, Expect, Extract, Flow, HttpStep, Program, Scope, Socket, Step, Timer, Var};
 
 use super::feed::Feed;
 use super::segment::Segment;
@@ -63,6 +63,10 @@ pub struct Plan {
     /// Which flow each of `flow_slots.len()` consecutive clients takes (a seeded shuffle of
     /// each flow's weight in slots): exact shares. Empty without flows.
     pub flow_slots: Vec<u16>,
+    /// Whether a setup has HTTP steps (run before every connect attempt).
+    pub http_setup: bool,
+    /// The TLS of https:// HTTP steps (the wss:// target's, or the system's roots).
+    pub http_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// `[[sockets]]`: the connections every client holds (then `setup`, `steps` and `flows`
     /// are empty).
     pub sockets: Vec<Socket>,

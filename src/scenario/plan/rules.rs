@@ -19,6 +19,8 @@ pub struct Rule {
     pub count: Option<CounterName>,
     pub send: Option<Template>,
     pub close: Option<u16>,
+    /// The name number of an HTTP step: the time since its last request is recorded.
+    pub since: Option<u16>,
 }
 
 impl Rule {

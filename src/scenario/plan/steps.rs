@@ -31,6 +31,36 @@ pub enum Step {
     SleepBetween(Duration, Duration),
     /// Close the connection with this code once the awaited replies are in, and connect again.
     Close(u16),
+    /// An HTTP request (boxed: rare, and large).
+    Http(Box<HttpStep>),
+}
+
+/// An HTTP request, made from templates.
+#[derive(Debug, Clone)]
+pub struct HttpStep {
+    pub method: http::Method,
+    /// An http:// or https:// URL.
+    pub url: Template,
+    pub headers: Vec<(http::HeaderName, Template)>,
+    pub body: Option<Template>,
+    /// The statuses that mean success (empty: any 2xx).
+    pub expect_status: Vec<u16>,
+    pub timeout: Duration,
+    /// Values taken from the response body.
+    pub captures: Vec<Capture>,
+    /// The step's name number (0: none).
+    pub name: u16,
+}
+
+impl HttpStep {
+    /// Whether `status` means success.
+    pub fn succeeded(&self, status: u16) -> bool {
+        if self.expect_status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.expect_status.contains(&status)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +173,7 @@ impl Step {
     pub fn name(&self) -> u16 {
         match self {
             Step::Send { expect: Some(e), .. } => e.name,
+            Step::Http(h) => h.name,
             _ => 0,
         }
     }

@@ -309,6 +309,8 @@ pub struct RawReconnectOn {
 pub enum RawReconnectAction {
     Stop,
     Backoff,
+    /// Connect again at once: the setup's HTTP steps run first (a fresh token after a 401).
+    Setup,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -13,6 +13,11 @@ use super::text::Text;
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
 pub struct RawStep {
+    /// An HTTP request: in `[[setup]]`, before every connect attempt (a login whose token
+    /// the upgrade sends); in `[[steps]]`, as a step of the loop (publish over REST, receive
+    /// over the socket).
+    #[schemars(with = "Option<RawHttp>")]
+    pub http: Option<Spanned<RawHttp>>,
     /// In `[[every]]`: how often (on the heartbeat's time grid).
     #[schemars(with = "Option<String>")]
     pub every: Option<Text>,
@@ -79,6 +84,10 @@ pub struct RawRule {
     /// Close the connection with this code (once the awaited replies are in) and connect again.
     #[schemars(with = "Option<u64>")]
     pub close: Option<Spanned<u64>>,
+    /// The name of an HTTP step: the time from its last request to this message is recorded
+    /// (push_latency{step=NAME}), once per request (publish over REST, receive over the socket).
+    #[schemars(with = "Option<String>")]
+    pub since: Option<Text>,
     /// Also apply to replies to requests (they are still correlated and timed): to count
     /// error replies by their code.
     #[serde(default)]
@@ -139,4 +148,26 @@ pub enum RawExpect {
     /// Replies with the request's id until the one `last` matches (timed to the first and to
     /// the last).
     Stream,
+}
+
+/// `http = { method, url, headers, body, expect_status, timeout }` (templates like a send).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Http")]
+pub struct RawHttp {
+    /// GET (the default), POST, PUT, PATCH, DELETE…
+    pub method: Option<String>,
+    #[schemars(with = "String")]
+    pub url: Text,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: BTreeMap<String, Text>,
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Text>,
+    /// The statuses that mean success (default: any 2xx).
+    #[schemars(with = "Option<Vec<u16>>")]
+    pub expect_status: Option<Spanned<Vec<u16>>>,
+    /// How long the request may take (default 10s).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Text>,
 }

@@ -189,12 +189,28 @@ impl Validator<'_> {
             }
         }
         for (step, raw_step) in program.zip(raw_steps) {
-            if let (Step::Send { template, .. }, Some(send)) = (step, &raw_step.get_ref().send) {
+            let templates: Vec<(&Template, std::ops::Range<usize>)> = match (step, raw_step.get_ref()) {
+                (Step::Send { template, .. }, RawStep { send: Some(send), .. }) => {
+                    vec![(template, send.span())]
+                }
+                (
+                    Step::Http(h),
+                    RawStep {
+                        http: Some(raw_http), ..
+                    },
+                ) => std::iter::once(&h.url)
+                    .chain(h.headers.iter().map(|(_, t)| t))
+                    .chain(&h.body)
+                    .map(|t| (t, raw_http.span()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (template, span) in templates {
                 for v in template.vars() {
                     if !captured[usize::from(v)] {
                         let name = &vars[usize::from(v)].name;
                         self.error(
-                            send.span(),
+                            span.clone(),
                             format!("{{{{var.{name}}}}} is used before any step captures it: expected `capture = {{ {name} = \"/json/pointer\" }}` on an earlier [[setup]] or [[steps]] entry"),
                         );
                     }
@@ -210,10 +226,21 @@ impl Validator<'_> {
 
     /// The connect's templates take only variables that last across connections.
     fn connect_vars(&mut self, raw: &RawScenario, connect: &Connect, vars: &[Var]) {
+        // The setup's HTTP steps run before every connect: what they capture is there for it.
+        let before: Vec<&String> = raw
+            .setup
+            .iter()
+            .chain(raw.flows.iter().flat_map(|f| &f.get_ref().setup))
+            .chain(raw.sockets.iter().flat_map(|s| &s.get_ref().setup))
+            .filter(|s| s.get_ref().http.is_some())
+            .filter_map(|s| s.get_ref().capture.as_ref())
+            .flat_map(|c| c.keys())
+            .collect();
         let connection_scoped = |t: &Template| {
             t.vars()
-                .find(|v| vars[usize::from(*v)].scope == Scope::Connection)
-                .map(|v| vars[usize::from(v)].name.clone())
+                .map(|v| &vars[usize::from(v)])
+                .find(|v| v.scope == Scope::Connection && !before.contains(&&v.name))
+                .map(|v| v.name.clone())
         };
         let mut at_connect: Vec<(Range<usize>, String)> = Vec::new();
         if let Some(name) = connect.url.as_ref().and_then(connection_scoped) {

@@ -8,7 +8,9 @@ mod chaos;
 mod connect;
 mod feed;
 mod flows;
+mod http;
 mod load;
+mod programs;
 mod reconnect;
 mod rules;
 mod sockets;
@@ -172,42 +174,14 @@ impl Validator<'_> {
         let duration = self.duration_of(raw, overrides, load.as_ref());
         // None: no pacing; Some(None): a mistake, already reported.
         let pacing = raw.pacing.as_ref().map(|p| self.pacing(p, raw, load.as_ref()));
-        let steps = self.steps(raw, raw.correlation.is_some(), pacing.is_some());
-        let setup = self
-            .step_list(&raw.setup, raw.correlation.is_some(), "setup")
-            .map(|(s, _)| s);
-        let timers = self.timers(raw, raw.correlation.is_some());
-        let flows = self.flows(raw, raw.correlation.is_some(), pacing.is_some());
-        let sockets = self.sockets(raw, raw.correlation.is_some(), pacing.is_some());
+        let programs = self.programs(raw, pacing.is_some());
         let reconnect = self.reconnect(raw.reconnect.as_ref());
         let pushes = self.pushes(raw.pushes.as_ref());
         let chaos = self.chaos(&raw.chaos);
         let recovery = self.recovery(raw.recovery.as_ref());
         let rules = self.rules(raw);
         let thresholds = match &rules {
-            Some((rules, counters)) => {
-                let steps = std::mem::take(&mut self.step_names);
-                let flow_names: Vec<String> = raw
-                    .flows
-                    .iter()
-                    .map(|f| f.get_ref().name.get_ref().clone())
-                    .collect();
-                let socket_names: Vec<String> = raw
-                    .sockets
-                    .iter()
-                    .map(|s| s.get_ref().name.get_ref().clone())
-                    .collect();
-                let named = thresholds::Named {
-                    rules,
-                    counters,
-                    steps: &steps,
-                    flows: &flow_names,
-                    sockets: &socket_names,
-                };
-                let t = self.thresholds(raw, &named);
-                self.step_names = steps;
-                t
-            }
+            Some((rules, counters)) => self.judged(raw, rules, counters),
             None => Vec::new(),
         };
         let requests = self.requests(raw, overrides);
@@ -221,19 +195,18 @@ impl Validator<'_> {
         if let (Some(target), Some(connect)) = (&target, &connect) {
             self.sources_reach(raw, target, connect);
         }
-        if let (Some(setup), Some(steps), Some(timers), Some((flows, _)), Some(connect)) =
-            (&setup, &steps, &timers, &flows, &connect)
-        {
-            let vars = std::mem::take(&mut self.vars);
-            self.var_order(raw, (setup, steps, flows), (timers, connect), &vars);
-            self.vars = vars;
-        }
-
+        let http_tls = match (&programs, &connect) {
+            (Some(p), Some(connect)) => {
+                self.check_programs(raw, p, connect, tls.as_ref().and_then(Option::as_ref), overrides)
+            }
+            _ => None,
+        };
         if !self.errors.is_empty() {
             return Err(ScenarioErrors(self.errors));
         }
         // Every piece is Some when no error was recorded.
         let missing = "validated: each part is Some when no error was recorded";
+        let programs = programs.expect(missing);
         Ok(Plan {
             name,
             file: self.path.to_path_buf(),
@@ -243,16 +216,23 @@ impl Validator<'_> {
             connect: connect.expect(missing),
             correlation,
             load: load.expect(missing),
-            setup: setup.expect(missing),
             vars: self.vars,
             step_names: self.step_names,
             rules: rules.as_ref().expect(missing).0.clone(),
             counters: rules.expect(missing).1,
-            steps: steps.expect(missing),
-            timers: timers.expect(missing),
-            flows: flows.as_ref().expect(missing).0.clone(),
-            flow_slots: flows.expect(missing).1,
-            sockets: sockets.expect(missing),
+            http_setup: raw
+                .setup
+                .iter()
+                .chain(raw.flows.iter().flat_map(|f| &f.get_ref().setup))
+                .chain(raw.sockets.iter().flat_map(|s| &s.get_ref().setup))
+                .any(|s| s.get_ref().http.is_some()),
+            http_tls,
+            setup: programs.setup,
+            steps: programs.steps,
+            timers: programs.timers,
+            flows: programs.flows,
+            flow_slots: programs.flow_slots,
+            sockets: programs.sockets,
             pacing: pacing.flatten(),
             tls: tls.flatten(),
             secrets,

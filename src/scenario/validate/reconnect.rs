@@ -6,7 +6,7 @@ use crate::scenario::raw::{RawReconnectAction, RawReconnectOn};
 use crate::scenario::threshold::{CONNECT_ERRORS, DROP_CAUSES};
 use toml::Spanned;
 
-const EXPECTED: &str = "expected exactly one of `action = \"stop\"`, `action = \"backoff\"`, `delay = \"5s\"` or `retry_after = true`";
+const EXPECTED: &str = "expected exactly one of `action = \"stop\"`, `action = \"backoff\"`, `action = \"setup\"`, `delay = \"5s\"` or `retry_after = true`";
 
 impl Validator<'_> {
     pub(super) fn reconnect_rules(&mut self, raw: &[Spanned<RawReconnectOn>]) -> Option<Vec<ReconnectRule>> {
@@ -39,6 +39,7 @@ impl Validator<'_> {
             let action = match (r.action, &r.delay, r.retry_after) {
                 (Some(RawReconnectAction::Stop), None, None) => Some(ReconnectAction::Stop),
                 (Some(RawReconnectAction::Backoff), None, None) => Some(ReconnectAction::Backoff),
+                (Some(RawReconnectAction::Setup), None, None) => Some(ReconnectAction::Setup),
                 (None, Some(d), None) => self
                     .duration(d, &format!("{what}.delay"))
                     .map(ReconnectAction::Delay),

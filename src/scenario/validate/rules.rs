@@ -32,10 +32,15 @@ impl Validator<'_> {
         for (i, spanned) in raw.on_message.iter().enumerate() {
             let r = spanned.get_ref();
             let what = format!("on_message[{i}]");
-            if r.send.is_none() && r.capture.is_none() && r.count.is_none() && r.close.is_none() {
+            if r.send.is_none()
+                && r.capture.is_none()
+                && r.count.is_none()
+                && r.close.is_none()
+                && r.since.is_none()
+            {
                 self.error(
                     spanned.span(),
-                    format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count` or `close`"),
+                    format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count`, `close` or `since`"),
                 );
                 ok = false;
                 continue;
@@ -89,8 +94,18 @@ impl Validator<'_> {
                     }
                 },
             };
-            match (matches, captures, count, close) {
-                (Some(matches), Some(captures), Some(count), Some(close))
+            let since = match &r.since {
+                None => Some(None),
+                Some(name) => match self.step_names.iter().position(|n| n == name.get_ref()) {
+                    Some(i) if http_named(raw, name.get_ref()) => Some(Some(i as u16 + 1)),
+                    _ => {
+                        self.error(name.span(), format!("{what}.since: no HTTP step is named {:?}: expected the `name` of an http step", name.get_ref()));
+                        None
+                    }
+                },
+            };
+            match (matches, captures, count, close, since) {
+                (Some(matches), Some(captures), Some(count), Some(close), Some(since))
                     if r.send.is_none() || send.is_some() =>
                 {
                     rules.push(Rule {
@@ -100,6 +115,7 @@ impl Validator<'_> {
                         count,
                         send,
                         close,
+                        since,
                     });
                 }
                 _ => ok = false,
@@ -107,4 +123,13 @@ impl Validator<'_> {
         }
         ok.then_some((rules, counters))
     }
+}
+
+/// Whether a top-level HTTP step (setup or loop) is named `name`.
+fn http_named(raw: &RawScenario, name: &str) -> bool {
+    raw.setup
+        .iter()
+        .chain(&raw.steps)
+        .map(|s| s.get_ref())
+        .any(|s| s.http.is_some() && s.name.as_ref().is_some_and(|n| n.get_ref() == name))
 }

@@ -22,7 +22,7 @@ const MAX_STEP_NAMES: usize = 255;
 /// The most `[[every]]` timers (each connection keeps the due time of each).
 const MAX_TIMERS: usize = 16;
 
-const KINDS: &str = "expected exactly one of `send = \"...\"`, `send_binary = \"hex:...\"`, `sleep = \"100ms\"`, `wait_for = { ... }` or `close = 1000`";
+const KINDS: &str = "expected exactly one of `send = \"...\"`, `send_binary = \"hex:...\"`, `sleep = \"100ms\"`, `wait_for = { ... }`, `close = 1000` or `http = { url = \"...\" }`";
 const BINARY_FORMS: &str =
     "expected \"hex:00ff…\", \"base64:AAE=…\" or \"file:frame.bin\" (relative to the scenario)";
 
@@ -111,6 +111,7 @@ impl Validator<'_> {
             s.sleep.is_some(),
             s.close.is_some(),
             s.wait_for.is_some(),
+            s.http.is_some(),
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             self.error(span, format!("a [[{table}]] entry: {KINDS}"));
@@ -125,9 +126,10 @@ impl Validator<'_> {
             extra("timeout", s.timeout.is_some() && s.wait_for.is_none()),
             extra(
                 "capture",
-                s.capture.is_some() && s.expect.is_none() && s.wait_for.is_none(),
+                s.capture.is_some() && s.expect.is_none() && s.wait_for.is_none() && s.http.is_none(),
             ),
-            extra("name", s.name.is_some() && s.expect.is_none()),
+            extra("name", s.name.is_some() && s.expect.is_none() && s.http.is_none()),
+            extra("http", s.http.is_some() && table == "every"),
             extra("every", s.every.is_some() && table != "every"),
             extra("wait", s.wait.is_some() && table == "every"),
         ]
@@ -147,6 +149,9 @@ impl Validator<'_> {
                 "an [[every]] entry: expected `every = \"30s\"` and `send = \"...\"` (with `expect`, `checks`, `capture` or `name` as a step's)",
             );
             return None;
+        }
+        if let Some(http) = &s.http {
+            return self.http_step(s, http, span, table);
         }
         if let Some(data) = &s.send_binary {
             return self

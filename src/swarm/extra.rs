@@ -1,0 +1,33 @@
+//! What a connection keeps only when its scenario needs it, boxed, so that a scenario without
+//! timers or HTTP steps pays one word per connection for all of it.
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::heart::Timers;
+use super::http::Done;
+use crate::metrics::event::Name;
+use crate::scenario::{Plan, Step};
+
+pub(super) struct Extra {
+    /// `[[every]]`: when each timer fires next.
+    pub timers: Option<Timers>,
+    /// The HTTP step waiting for its response: its request, and its step's index.
+    pub http: Option<(JoinHandle<Done>, usize)>,
+    /// When each named HTTP step last sent, for rules with `since`, until a rule matched.
+    pub since: Vec<(Name, Instant)>,
+}
+
+impl Extra {
+    /// The connection's extra state, if its plan needs any.
+    pub(super) fn of(plan: &Plan, now: Instant) -> Option<Box<Extra>> {
+        let http = plan.all_steps().any(|s| matches!(s, Step::Http(_)));
+        (http || !plan.timers.is_empty()).then(|| {
+            Box::new(Extra {
+                timers: (!plan.timers.is_empty()).then(|| Timers::new(&plan.timers, now)),
+                http: None,
+                since: Vec::new(),
+            })
+        })
+    }
+}
