@@ -236,6 +236,9 @@ pub struct ServeArgs {
     /// How long a ping may go unanswered (no pong, no other frame).
     #[arg(long, value_parser = positive_duration, default_value = "5s", requires = "ping_every")]
     pub ping_timeout: Duration,
+    /// Answer in batches of this many replies: `{"type":"batch","messages":[...]}`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch: u32,
 }
 
 #[derive(Debug, Args)]

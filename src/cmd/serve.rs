@@ -74,6 +74,7 @@ fn behaviour(args: &ServeArgs) -> Behaviour {
         push_skip: args.push_skip.clone(),
         ping_every: args.ping_every,
         ping_timeout: args.ping_timeout,
+        batch: args.batch,
     }
 }
 
@@ -203,6 +204,7 @@ fn worker_args(args: &ServeArgs, globals: &Globals) -> Vec<OsString> {
         push_skip,
         ping_every,
         ping_timeout,
+        batch,
     } = args;
     let show = |d: &Duration| OsString::from(duration::show(*d));
     let list = |items: Vec<String>| OsString::from(items.join(","));
@@ -232,6 +234,7 @@ fn worker_args(args: &ServeArgs, globals: &Globals) -> Vec<OsString> {
         a.extend(["--close-code".into(), close_code.to_string().into()]);
     }
     a.extend(["--refuse-for".into(), show(refuse_for)]);
+    a.extend(["--batch".into(), batch.to_string().into()]);
     if let Some(t) = require_token {
         a.extend(["--require-token".into(), t.into()]);
     }

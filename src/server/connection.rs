@@ -49,6 +49,8 @@ pub(super) struct Conn {
     pub(super) cancel: CancellationToken,
     /// For the jitter and the withheld fraction.
     pub(super) rng: SmallRng,
+    /// Replies held for the next batch (`Behaviour::batch`).
+    batched: Vec<String>,
 }
 
 impl Conn {
@@ -65,6 +67,7 @@ impl Conn {
             delay,
             cancel,
             rng,
+            batched: Vec::new(),
         }
     }
 
@@ -125,8 +128,12 @@ impl Conn {
                     }
                 }
                 Some(reply) = replies.recv() => {
-                    if ws.send(reply).await.is_err() { return End::Peer; }
                     stats.answered.fetch_add(1, Relaxed);
+                    if let Some(reply) = self.batched(reply)
+                        && ws.send(reply).await.is_err()
+                    {
+                        return End::Peer;
+                    }
                 }
                 message = ws.next() => {
                     let message = match message {
@@ -139,8 +146,12 @@ impl Conn {
                     match message {
                         m @ (Message::Text(_) | Message::Binary(_)) => {
                             if let Some(reply) = self.answer(m, &replies_tx) {
-                                if ws.send(reply).await.is_err() { return End::Peer; }
                                 stats.answered.fetch_add(1, Relaxed);
+                                if let Some(reply) = self.batched(reply)
+                                    && ws.send(reply).await.is_err()
+                                {
+                                    return End::Peer;
+                                }
                             }
                         }
                         Message::Close(_) => return End::ClosedByPeer,
@@ -177,6 +188,29 @@ impl Conn {
         let at = Instant::now() + behaviour.latency + Duration::from_micros(jitter);
         delay.send_at(at.into_std(), message, replies.clone());
         None
+    }
+
+    /// A reply, or the batch it completes (None: held for the batch). A batch's messages are
+    /// the replies' JSON (a reply that is not JSON goes in as a string).
+    fn batched(&mut self, reply: Message) -> Option<Message> {
+        let batch = self.shared.behaviour.batch as usize;
+        if batch <= 1 {
+            return Some(reply);
+        }
+        let text = reply.to_text().unwrap_or_default();
+        let item = if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            text.to_string()
+        } else {
+            serde_json::Value::from(text).to_string()
+        };
+        self.batched.push(item);
+        if self.batched.len() < batch {
+            return None;
+        }
+        let messages = std::mem::take(&mut self.batched).join(",");
+        Some(Message::text(format!(
+            r#"{{"type":"batch","messages":[{messages}]}}"#
+        )))
     }
 
     async fn finish(&self, mut ws: Ws, end: End) {

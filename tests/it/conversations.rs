@@ -1175,3 +1175,100 @@ sleep = "100ms"
     );
     assert!(r.summary.thresholds.iter().all(|t| t.passed));
 }
+
+/// The built-in target's batch = 3 answers three requests in one message; /messages/*/id
+/// answers each, and the server's count is the tool's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_target_answers_in_batches() {
+    let target = crate::support::server(wsstorm::scenario::Behaviour {
+        batch: 3,
+        ..Default::default()
+    })
+    .await;
+    let toml = r#"name = "batched"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/messages/*/id"
+[[phases]]
+clients = 2
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+wait = false
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+"#;
+    let (r, _dir) = run(plan(toml, &target.url())).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert_eq!(c.answered, seen.answered, "{c:?} {seen:?}");
+    assert_eq!(c.messages_received * 3, c.answered, "{c:?}");
+    assert_eq!((c.unmatched, c.timeouts), (0, 0));
+}
+
+/// A capture or a rule that meets a hostile message (deeply nested, huge, not JSON) costs
+/// that message's parse, bounded by max_message and serde_json's depth limit: no panic, a
+/// capture failure counted, the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_and_rules_survive_hostile_messages() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+        let huge = format!(r#"{{"type":"x","pad":"{}"}}"#, "y".repeat(3 << 20));
+        while let Some(Ok(Message::Text(text))) = ws.next().await {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            for m in [deep.clone(), huge.clone(), "not json {".to_string()] {
+                if ws.send(Message::text(m)).await.is_err() {
+                    return;
+                }
+            }
+            // The reply carries no token: a capture failure.
+            if ws
+                .send(Message::text(json!({"id": v["id"]}).to_string()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let toml = r#"name = "hostile-captures"
+target = "embedded"
+duration = "1s"
+[correlation]
+request_id = "/id"
+[[phases]]
+clients = 1
+[[steps]]
+send = '{"id":"{{id}}"}'
+expect = "response"
+capture = { token = "/token" }
+[[steps]]
+sleep = "100ms"
+[[on_message]]
+match = { pointer = "/type", exists = true }
+capture = { kind = "/type" }
+count = "kind_{{/type}}"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    assert!(c.answered >= 3, "{c:?}");
+    assert_eq!(c.capture_failures, c.answered, "{c:?}");
+    assert_eq!(
+        r.summary.counters.get("kind_x").copied(),
+        Some(c.answered),
+        "{:?}",
+        r.summary.counters
+    );
+    assert_eq!(c.drops, 0, "{:?}", r.summary.drops);
+}

@@ -48,6 +48,9 @@ pub struct Behaviour {
     /// `ping_timeout` of a ping (zero `ping_every` is off).
     pub ping_every: Option<Duration>,
     pub ping_timeout: Duration,
+    /// Answer in batches of this many replies, as one `{"type":"batch","messages":[…]}`
+    /// (1: one reply a message).
+    pub batch: u32,
 }
 
 impl Default for Behaviour {
@@ -68,6 +71,7 @@ impl Default for Behaviour {
             push_skip: Vec::new(),
             ping_every: None,
             ping_timeout: Duration::from_secs(5),
+            batch: 1,
         }
     }
 }
@@ -114,6 +118,9 @@ impl Behaviour {
         }
         if self.require_token.is_some() {
             parts.push("require a token (401 without)".to_string());
+        }
+        if self.batch > 1 {
+            parts.push(format!("answer in batches of {}", self.batch));
         }
         if let Some(every) = self.push_every.filter(|d| !d.is_zero()) {
             let mut push = format!("push every {}", show(every));

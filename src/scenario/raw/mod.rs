@@ -487,6 +487,8 @@ pub struct RawEmbedded {
     #[schemars(with = "Option<String>")]
     pub push_every: Option<Text>,
     pub push_skip: Option<Vec<u64>>,
+    /// Answer in batches of this many replies: `{"type":"batch","messages":[…]}`.
+    pub batch: Option<u32>,
     #[schemars(with = "Option<String>")]
     pub ping_every: Option<Text>,
     #[schemars(with = "Option<String>")]
