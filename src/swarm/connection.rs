@@ -79,6 +79,8 @@ enum Mode {
     /// The run (or a ramp-down) stopped this client: nothing more is sent; close once the
     /// replies in flight are in or timed out.
     Stopping,
+    /// The client sent its close frame: what still comes in is counted, nothing is sent.
+    Closed,
 }
 
 /// What the step program waits for.
@@ -227,14 +229,15 @@ impl Conn<'_> {
             if self.pending.is_empty() {
                 match self.mode {
                     Mode::Stopping => {
-                        close(ws, CloseCode::Normal).await;
+                        // Boxed: once per connection, and it holds a message's handling.
+                        Box::pin(self.close_reading(ws, state, CloseCode::Normal)).await;
                         return Ok(Finish::Stopped);
                     }
                     Mode::Closing(code) => {
-                        close(ws, CloseCode::from(code)).await;
+                        Box::pin(self.close_reading(ws, state, CloseCode::from(code))).await;
                         return Ok(Finish::Cycled);
                     }
-                    Mode::Running => {}
+                    Mode::Running | Mode::Closed => {}
                 }
             }
             alarm.set(self.wake());
@@ -456,6 +459,36 @@ impl Conn<'_> {
             ws.get_mut().drop_pongs = false;
         }
         Ok(())
+    }
+
+    /// Sends the client's close frame, then handles what the server sent before its answer:
+    /// a push or a reply that was under way is counted (and goes through the rules, which
+    /// send nothing now) until the server's close frame, the end of the stream, or the grace.
+    async fn close_reading(&mut self, ws: &mut Ws, state: &mut ClientState, code: CloseCode) {
+        self.mode = Mode::Closed;
+        let frame = CloseFrame {
+            code,
+            reason: "".into(),
+        };
+        let _ = timeout(CLOSE_GRACE, async {
+            if ws.close(Some(frame)).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = ws.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+                if self.on_message(ws, state, Some(Ok(message))).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Whether the client has sent its close frame (nothing more is sent).
+    pub(super) fn closed(&self) -> bool {
+        self.mode == Mode::Closed
     }
 
     /// A rule asked to close the connection: once the awaited replies are in, as a close

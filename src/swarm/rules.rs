@@ -44,7 +44,7 @@ impl Conn<'_> {
                 };
                 shared.events.send(Event::Counted(id)).await;
             }
-            if let Some(template) = &rule.send {
+            if let Some(template) = rule.send.as_ref().filter(|_| !self.closed()) {
                 state.next_seq += 1;
                 let mut out = String::new();
                 let mut ctx = RenderCtx {

@@ -28,6 +28,7 @@ struct World {
     upgrades: u64,
     unauthorized: u64,
     publishes: u64,
+    /// Pushes written to a socket.
     pushed: u64,
     /// Each connected client's way to its socket.
     sockets: HashMap<u64, mpsc::UnboundedSender<Message>>,
@@ -74,7 +75,6 @@ async fn http_server(world: Shared) -> SocketAddr {
                                         tx.send(Message::text(json!({"type": "event"}).to_string()))
                                             .is_ok()
                                     });
-                                    w.pushed += u64::from(sent);
                                     (202, json!({"pushed": sent}))
                                 }
                                 _ => (404, json!({})),
@@ -157,8 +157,13 @@ async fn ws_server(world: Shared) -> SocketAddr {
                             }))).await;
                             break;
                         }
+                        // A push counts once it is written (one queued when the connection
+                        // ends never left).
                         m = outq.recv() => match m {
-                            Some(m) => if tx.send(m).await.is_err() { break },
+                            Some(m) => {
+                                if tx.send(m).await.is_err() { break }
+                                world.lock().unwrap().pushed += 1;
+                            }
                             None => break,
                         },
                         m = rx.next() => if !matches!(m, Some(Ok(_))) { break },
