@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::run::workers::Workers;
 use crate::scenario::segment::Segment;
 use crate::scenario::set::Set;
-use crate::scenario::{Direction, RequestFilter};
+use crate::scenario::{Direction, Protocol, RequestFilter};
 use crate::units::{close_code, duration, share, size};
 
 #[derive(Debug, Parser)]
@@ -239,6 +239,17 @@ pub struct ServeArgs {
     /// Answer in batches of this many replies: `{"type":"batch","messages":[...]}`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
+    /// Speak JSON-RPC 2.0 (`jsonrpc`) instead of echoing: methods echo, fail, eth_subscribe
+    /// (a notification to each subscription every --push-every) and eth_unsubscribe.
+    #[arg(long, value_parser = protocol)]
+    pub protocol: Option<Protocol>,
+}
+
+fn protocol(text: &str) -> Result<Protocol, String> {
+    match text {
+        "jsonrpc" => Ok(Protocol::Jsonrpc),
+        other => Err(format!("unknown protocol {other:?}: expected \"jsonrpc\"")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -75,6 +75,7 @@ fn behaviour(args: &ServeArgs) -> Behaviour {
         ping_every: args.ping_every,
         ping_timeout: args.ping_timeout,
         batch: args.batch,
+        protocol: args.protocol,
     }
 }
 
@@ -205,6 +206,7 @@ fn worker_args(args: &ServeArgs, globals: &Globals) -> Vec<OsString> {
         ping_every,
         ping_timeout,
         batch,
+        protocol,
     } = args;
     let show = |d: &Duration| OsString::from(duration::show(*d));
     let list = |items: Vec<String>| OsString::from(items.join(","));
@@ -235,6 +237,9 @@ fn worker_args(args: &ServeArgs, globals: &Globals) -> Vec<OsString> {
     }
     a.extend(["--refuse-for".into(), show(refuse_for)]);
     a.extend(["--batch".into(), batch.to_string().into()]);
+    if let Some(p) = protocol {
+        a.extend(["--protocol".into(), p.name().into()]);
+    }
     if let Some(t) = require_token {
         a.extend(["--require-token".into(), t.into()]);
     }

@@ -28,6 +28,9 @@ pub enum Test {
     Equals(Value),
     /// A string value (or the JSON text of another value, or the whole message) matches.
     Matches(Regex),
+    /// The value equals a value this connection captured (`equals = "{{var.sub}}"`): the
+    /// variable's index and name. Never holds while the variable has no value.
+    EqualsVar(u16, String),
 }
 
 impl Check {
@@ -53,6 +56,11 @@ impl Check {
 
     /// Tests `text`; `json` is its parse, when it is JSON and a check needed it.
     pub fn holds(&self, text: &str, json: Option<&Value>) -> bool {
+        self.holds_in(text, json, &[])
+    }
+
+    /// As `holds`, with the connection's captured values (for `EqualsVar`).
+    pub fn holds_in(&self, text: &str, json: Option<&Value>, vars: &[Option<Box<str>>]) -> bool {
         let Some(pointer) = &self.pointer else {
             return matches!(&self.test, Test::Matches(re) if re.is_match(text));
         };
@@ -63,6 +71,17 @@ impl Check {
             (Test::Equals(want), Some(v)) => same(want, v),
             (Test::Matches(re), Some(Value::String(s))) => re.is_match(s),
             (Test::Matches(re), Some(v)) => re.is_match(&v.to_string()),
+            (Test::EqualsVar(i, _), Some(v)) => match vars.get(usize::from(*i)).and_then(Option::as_deref) {
+                None => false,
+                Some(want) => match v {
+                    Value::String(s) => s == want,
+                    // A number or a boolean compares as its JSON text ("5", "true").
+                    other => {
+                        let text = other.to_string();
+                        text == want
+                    }
+                },
+            },
         }
     }
 }
@@ -83,6 +102,7 @@ impl fmt::Display for Check {
             Test::Exists(false) => write!(f, "{at} is absent"),
             Test::Equals(v) => write!(f, "{at} == {v}"),
             Test::Matches(re) => write!(f, "{at} matches /{re}/"),
+            Test::EqualsVar(_, name) => write!(f, "{at} == {{{{var.{name}}}}}"),
         }
     }
 }

@@ -10,6 +10,7 @@ mod files;
 mod overrides;
 mod plan;
 pub mod pointer;
+mod protocol;
 pub mod raw;
 pub mod segment;
 pub mod set;
@@ -24,8 +25,8 @@ pub use overrides::Overrides;
 pub use plan::{
     Amount, Behaviour, Capture, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation,
     CounterName, Direction, Exec, Expect, Extract, Fault, Flow, Heartbeat, HttpStep, Jitter, Load,
-    NameTemplate, Phase, Plan, Program, Pushes, Reconnect, ReconnectAction, RecoveryRule, RequestFilter,
-    Rule, Scope, Socket, Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
+    NameTemplate, Phase, Plan, Program, Protocol, Pushes, Reconnect, ReconnectAction, RecoveryRule,
+    RequestFilter, Rule, Scope, Socket, Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
 };
 pub use plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,

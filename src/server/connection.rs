@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
+use super::jsonrpc::JsonRpc;
 use super::state::Shared;
 use super::timers::Timers;
 use super::upgrade::{self, Asked};
@@ -51,6 +52,8 @@ pub(super) struct Conn {
     pub(super) rng: SmallRng,
     /// Replies held for the next batch (`Behaviour::batch`).
     batched: Vec<String>,
+    /// With `--protocol jsonrpc`: the connection's subscriptions.
+    jsonrpc: Option<JsonRpc>,
 }
 
 impl Conn {
@@ -62,12 +65,14 @@ impl Conn {
         n: u64,
     ) -> Self {
         let rng = SmallRng::seed_from_u64(shared.behaviour.seed.wrapping_add(n));
+        let jsonrpc = shared.behaviour.protocol.map(|_| JsonRpc::new(n));
         Conn {
             shared,
             delay,
             cancel,
             rng,
             batched: Vec::new(),
+            jsonrpc,
         }
     }
 
@@ -116,8 +121,18 @@ impl Conn {
                         return End::Idle;
                     }
                     if let Some(seq) = due.push {
-                        if ws.send(push(seq)).await.is_err() { return End::Peer; }
-                        stats.pushes.fetch_add(1, Relaxed);
+                        match &self.jsonrpc {
+                            None => {
+                                if ws.send(push(seq)).await.is_err() { return End::Peer; }
+                                stats.pushes.fetch_add(1, Relaxed);
+                            }
+                            Some(rpc) => {
+                                for n in rpc.notifications(seq, unix_us()) {
+                                    if ws.send(Message::text(n)).await.is_err() { return End::Peer; }
+                                    stats.pushes.fetch_add(1, Relaxed);
+                                }
+                            }
+                        }
                     }
                     if due.ping {
                         if ws.send(Message::Ping(Default::default())).await.is_err() { return End::Peer; }
@@ -170,6 +185,11 @@ impl Conn {
     fn answer(&mut self, message: Message, replies: &mpsc::UnboundedSender<Message>) -> Option<Message> {
         let (behaviour, stats) = (&self.shared.behaviour, &self.shared.stats);
         let n = stats.received.fetch_add(1, Relaxed) + 1;
+        // A JSON-RPC notification has no reply (and is not a withheld one).
+        let message = match &mut self.jsonrpc {
+            None => message,
+            Some(rpc) => Message::text(rpc.answer(message.to_text().unwrap_or_default())?),
+        };
         let withhold = behaviour
             .no_reply_every
             .is_some_and(|every| n.is_multiple_of(every))
@@ -245,12 +265,17 @@ impl Conn {
 
 /// `{"type":"push","seq":N,"sent_at_us":T}` with T the Unix time in µs.
 fn push(seq: u64) -> Message {
-    let sent_at_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
+    let sent_at_us = unix_us();
     Message::text(format!(
         r#"{{"type":"push","seq":{seq},"sent_at_us":{sent_at_us}}}"#
     ))
+}
+
+/// The Unix time in µs.
+fn unix_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 fn close_frame(code: CloseCode, reason: &'static str) -> CloseFrame {

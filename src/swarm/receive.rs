@@ -183,7 +183,7 @@ impl Conn<'_> {
                 let text = text?;
                 let json =
                     check::json_for(std::iter::once(check), text).or_else(|| captures_json(captures, text));
-                if !check.holds(text, json.as_ref()) {
+                if !check.holds_in(text, json.as_ref(), state.vars.values()) {
                     return None;
                 }
                 self.capture_failures += capture(captures, text, json.as_ref(), state, &shared.plan.vars);

@@ -33,7 +33,12 @@ impl Conn<'_> {
             .then(|| serde_json::from_str(text).ok())
             .flatten();
         for rule in &plan.rules {
-            if (reply && !rule.replies) || !rule.matches.holds(text, json.as_ref()) {
+            if (reply && !rule.replies)
+                || !rule
+                    .matches
+                    .iter()
+                    .all(|m| m.holds_in(text, json.as_ref(), state.vars.values()))
+            {
                 continue;
             }
             self.capture_failures += capture(&rule.captures, text, json.as_ref(), state, &plan.vars);

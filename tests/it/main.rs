@@ -17,6 +17,7 @@ mod field;
 mod hostile;
 mod http_steps;
 mod inflight;
+mod jsonrpc;
 mod lifecycle;
 mod netns;
 mod network;

@@ -31,13 +31,14 @@ fn every_shipped_scenario_validates() {
         [
             "connection-manager",
             "game-session",
+            "jsonrpc-subscribe",
             "network-chaos",
             "quickstart",
             "roll-results",
             "sre-agent",
             "websocket-first"
         ],
-        "one scenario per seed system, plus the quick start and the network chaos tour"
+        "one scenario per seed system, plus the quick starts and the network chaos tour"
     );
 }
 
@@ -77,6 +78,21 @@ fn run(name: &str, duration: &str) -> serde_json::Value {
     );
     assert!(Path::new(&out.join("connections.csv")).exists());
     summary
+}
+
+#[test]
+fn jsonrpc_subscribe_counts_notifications_and_errors_by_code() {
+    let s = run("jsonrpc-subscribe", "4s");
+    let counters = &s["counters"];
+    assert!(
+        counters["notifications_NewHeads"].as_u64().unwrap() > 100,
+        "{counters}"
+    );
+    assert_eq!(s["embedded_server"]["pushes"], counters["notifications_NewHeads"]);
+    assert_eq!(
+        counters["jsonrpc_error_-32601"], s["by_step"]["ChainId"]["answered"],
+        "{counters}"
+    );
 }
 
 #[test]

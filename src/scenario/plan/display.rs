@@ -17,6 +17,12 @@ impl fmt::Display for Plan {
         writeln!(f, "duration   {}", show(self.duration))?;
         writeln!(f, "seed       {}", self.seed)?;
         self.show_connect(f)?;
+        if let Some(p) = self.protocol {
+            writeln!(
+                f,
+                "protocol   {p}: its preset is expanded below (correlation, steps' sends and checks, rules)"
+            )?;
+        }
         self.show_load(f)?;
         self.show_lifecycle(f)?;
         self.show_program(f)?;
@@ -287,7 +293,11 @@ impl Plan {
                 f,
                 "  {}. when {}{replies}: {}",
                 i + 1,
-                rule.matches,
+                rule.matches
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 actions.join("; ")
             )?;
         }

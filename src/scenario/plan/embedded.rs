@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::Protocol;
 use crate::units::duration::show;
 
 /// Switchable behaviours of the built-in target. The default echoes everything at once.
@@ -51,6 +52,8 @@ pub struct Behaviour {
     /// Answer in batches of this many replies, as one `{"type":"batch","messages":[…]}`
     /// (1: one reply a message).
     pub batch: u32,
+    /// Speak this protocol (JSON-RPC 2.0) instead of echoing.
+    pub protocol: Option<Protocol>,
 }
 
 impl Default for Behaviour {
@@ -72,6 +75,7 @@ impl Default for Behaviour {
             ping_every: None,
             ping_timeout: Duration::from_secs(5),
             batch: 1,
+            protocol: None,
         }
     }
 }
@@ -79,7 +83,12 @@ impl Default for Behaviour {
 impl Behaviour {
     /// One line for plans and logs.
     pub fn describe(&self) -> String {
-        let mut parts = vec!["echo".to_string()];
+        let mut parts = vec![match self.protocol {
+            None => "echo".to_string(),
+            Some(Protocol::Jsonrpc) => {
+                "JSON-RPC 2.0 (echo, fail, eth_subscribe, eth_unsubscribe; others -32601)".to_string()
+            }
+        }];
         if !self.latency.is_zero() || !self.jitter.is_zero() {
             parts.push(format!(
                 "latency {} + jitter 0..{}",

@@ -8,6 +8,7 @@ mod defaults;
 mod display;
 mod embedded;
 mod load;
+mod protocol;
 mod report;
 mod rules;
 mod steps;
@@ -23,6 +24,7 @@ pub use connect::{Connect, Correlation, Heartbeat, Pushes, Target, TargetUrl};
 pub use defaults::*;
 pub use embedded::Behaviour;
 pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
+pub use protocol::Protocol;
 pub use report::RequestFilter;
 pub use rules::{CounterName, NameTemplate, Rule};
 pub use steps::{Capture, Expect, Extract, Flow, HttpStep, Program, Scope, Socket, Step, Timer, Var};
@@ -41,6 +43,9 @@ pub struct Plan {
     pub duration: Duration,
     pub seed: u64,
     pub connect: Connect,
+    /// The application protocol whose preset the scenario takes (already expanded into its
+    /// correlation, steps and rules).
+    pub protocol: Option<Protocol>,
     pub correlation: Option<Correlation>,
     pub load: Load,
     /// Run once per connection before `steps`.

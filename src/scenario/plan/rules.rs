@@ -12,7 +12,8 @@ use crate::scenario::template::Template;
 /// close.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub matches: Check,
+    /// Tests that must all hold.
+    pub matches: Vec<Check>,
     /// It also applies to replies (else only to messages that are not).
     pub replies: bool,
     pub captures: Vec<Capture>,
@@ -26,7 +27,7 @@ pub struct Rule {
 impl Rule {
     /// Whether it reads the message as JSON (parsed once for all the rules).
     pub fn needs_json(&self) -> bool {
-        self.matches.needs_json()
+        self.matches.iter().any(Check::needs_json)
             || self.captures.iter().any(|c| c.from.needs_json())
             || matches!(&self.count, Some(CounterName::Template(t)) if t.needs_json())
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::feed::Mode;
-use super::plan::{Direction, Strategy};
+use super::plan::{Direction, Protocol, Strategy};
 use crate::units::duration;
 
 mod steps;
@@ -179,6 +179,10 @@ pub struct RawConnect {
     /// negotiates another, or none, fails with cause "subprotocol".
     #[schemars(with = "Option<String>")]
     pub subprotocol: Option<Text>,
+    /// An application protocol whose preset the scenario takes: "jsonrpc" (JSON-RPC 2.0).
+    /// `wsstorm validate` prints what it expands to.
+    #[schemars(with = "Option<Protocol>")]
+    pub protocol: Option<Spanned<Protocol>>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
@@ -489,6 +493,10 @@ pub struct RawEmbedded {
     pub push_skip: Option<Vec<u64>>,
     /// Answer in batches of this many replies: `{"type":"batch","messages":[…]}`.
     pub batch: Option<u32>,
+    /// Speak this protocol: "jsonrpc" answers JSON-RPC 2.0 calls (methods `echo`, `fail`,
+    /// `eth_subscribe`, `eth_unsubscribe`; any other is -32601), and sends each subscription
+    /// a notification every `push_every`.
+    pub protocol: Option<Protocol>,
     #[schemars(with = "Option<String>")]
     pub ping_every: Option<Text>,
     #[schemars(with = "Option<String>")]

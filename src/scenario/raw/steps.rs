@@ -60,6 +60,28 @@ pub struct RawStep {
     /// "client": kept across reconnects).
     #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
     pub capture: Option<Captures>,
+    /// With `protocol = "jsonrpc"`: a request, `{ method = "eth_getBalance", params = […] }`,
+    /// sent with a numeric id and awaited (an error reply is a check failure);
+    /// `subscribe = true` (the default for a method ending in `_subscribe`) matches the
+    /// notifications of the subscription its result names.
+    #[schemars(with = "Option<RawCall>")]
+    pub call: Option<Spanned<RawCall>>,
+    /// With `protocol = "jsonrpc"`: a notification, `{ method, params }` (no id, no reply).
+    #[schemars(with = "Option<RawCall>")]
+    pub notify: Option<Spanned<RawCall>>,
+}
+
+/// A JSON-RPC call or notification: the method, and its params (a TOML value written as
+/// JSON, or a string: a JSON template used as it is).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Call")]
+pub struct RawCall {
+    #[schemars(with = "String")]
+    pub method: Text,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub params: Option<Spanned<toml::Value>>,
+    pub subscribe: Option<bool>,
 }
 
 /// An `[[on_message]]` rule.
@@ -67,10 +89,10 @@ pub struct RawStep {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Rule")]
 pub struct RawRule {
-    /// The test a message must pass (as in `checks`).
+    /// The test a message must pass (as in `checks`), or a list of tests that must all pass.
     #[serde(rename = "match")]
-    #[schemars(with = "RawCheck")]
-    pub matches: Spanned<RawCheck>,
+    #[schemars(with = "RawMatch")]
+    pub matches: Spanned<RawMatch>,
     /// Values to take from the message (as a step's `capture`).
     #[schemars(with = "Option<BTreeMap<String, RawCapture>>")]
     pub capture: Option<Captures>,
@@ -92,6 +114,37 @@ pub struct RawRule {
     /// error replies by their code.
     #[serde(default)]
     pub replies: bool,
+}
+
+/// A rule's `match`: one test, or a list of them that must all hold.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Match")]
+pub enum RawMatch {
+    One(RawCheck),
+    All(#[schemars(with = "Vec<RawCheck>")] Vec<Spanned<RawCheck>>),
+}
+
+impl<'de> Deserialize<'de> for RawMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawMatch;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a test such as { pointer = \"/type\", equals = \"ping\" }, or a list of them")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawMatch, A::Error> {
+                RawCheck::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawMatch::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawMatch, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(RawMatch::All)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// `capture = { NAME = … }`.

@@ -30,6 +30,7 @@ use super::files::read_bounded;
 use super::overrides::Overrides;
 use super::plan::DEFAULT_WAIT_TIMEOUT;
 use super::plan::{Plan, RequestFilter};
+use super::protocol;
 use super::raw::RawScenario;
 use super::set;
 use super::template::Names;
@@ -65,10 +66,19 @@ pub fn parse(
             .map_err(|e| ScenarioErrors(vec![ScenarioError::whole_file(path, e)]))?;
         edited.as_str()
     };
-    let raw: RawScenario = toml::from_str(source).map_err(|e| {
+    let mut raw: RawScenario = toml::from_str(source).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim().to_string();
         ScenarioErrors(vec![ScenarioError::at(path, source, span, message)])
+    })?;
+    // A protocol preset becomes the scenario's own steps and rules, validated with the rest.
+    protocol::expand(&mut raw).map_err(|mistakes| {
+        ScenarioErrors(
+            mistakes
+                .into_iter()
+                .map(|m| ScenarioError::at(path, source, m.span, m.message))
+                .collect(),
+        )
     })?;
     // The feed comes first: templates name its columns.
     let feed = match raw.feed.as_ref().map(|f| feed::load(path, source, f)) {
@@ -214,6 +224,7 @@ impl Validator<'_> {
             duration: duration.expect(missing),
             seed: raw.seed.unwrap_or(1),
             connect: connect.expect(missing),
+            protocol: raw.connect.protocol.as_ref().map(|p| *p.get_ref()),
             correlation,
             load: load.expect(missing),
             vars: self.vars,

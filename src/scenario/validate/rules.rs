@@ -3,7 +3,10 @@
 use super::captures::all_captures;
 use super::validator::Validator;
 use crate::scenario::plan::{CounterName, NameTemplate, Rule};
-use crate::scenario::raw::RawScenario;
+use toml::Spanned;
+
+use crate::scenario::check::Check;
+use crate::scenario::raw::{RawMatch, RawScenario};
 use crate::units::close_code;
 
 /// The most rules a scenario has (each message is tested against every one).
@@ -45,7 +48,7 @@ impl Validator<'_> {
                 ok = false;
                 continue;
             }
-            let matches = self.check(&r.matches, &format!("{what}.match"));
+            let matches = self.rule_match(&r.matches, &what);
             let captures = self.captures(r.capture.as_ref(), &what);
             let send = r.send.as_ref().and_then(|t| {
                 let template = self.template(t, &format!("{what}.send"))?;
@@ -122,6 +125,29 @@ impl Validator<'_> {
             }
         }
         ok.then_some((rules, counters))
+    }
+
+    /// A rule's `match`: one test, or a list that must all hold.
+    fn rule_match(&mut self, raw: &Spanned<RawMatch>, what: &str) -> Option<Vec<Check>> {
+        match raw.get_ref() {
+            RawMatch::One(c) => self
+                .check_at(raw.span(), c, &format!("{what}.match"))
+                .map(|c| vec![c]),
+            RawMatch::All(list) if list.is_empty() => {
+                self.error(
+                    raw.span(),
+                    format!("{what}.match: an empty list: expected at least one test"),
+                );
+                None
+            }
+            RawMatch::All(list) => list
+                .iter()
+                .enumerate()
+                .map(|(j, c)| self.check(c, &format!("{what}.match[{j}]")))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect(),
+        }
     }
 }
 

@@ -425,9 +425,33 @@ impl Validator<'_> {
 
     /// A `checks` entry, `last` or `wait_for`.
     pub(super) fn check(&mut self, raw: &Spanned<RawCheck>, what: &str) -> Option<Check> {
-        let span = raw.span();
-        let c = raw.get_ref();
+        self.check_at(raw.span(), raw.get_ref(), what)
+    }
+
+    pub(super) fn check_at(
+        &mut self,
+        span: std::ops::Range<usize>,
+        c: &RawCheck,
+        what: &str,
+    ) -> Option<Check> {
         let test = match (&c.equals, c.exists, &c.matches) {
+            (Some(v), None, None) if captured_name(v.get_ref()).is_some() => {
+                let name = captured_name(v.get_ref()).unwrap_or_default();
+                if !what.contains(".match") && !what.ends_with(".wait_for") {
+                    self.error(v.span(), format!("{what}.equals: a captured value is compared only in a rule's `match` or a `wait_for`: expected a value here"));
+                    return None;
+                }
+                match self.vars.iter().position(|var| var.name == name) {
+                    Some(i) => Test::EqualsVar(i as u16, name.to_string()),
+                    None => {
+                        self.error(
+                            v.span(),
+                            format!("{what}.equals: {{{{var.{name}}}}} is captured by no step or rule"),
+                        );
+                        return None;
+                    }
+                }
+            }
             (Some(v), None, None) => match serde_json::to_value(v.get_ref()) {
                 Ok(v) => Test::Equals(v),
                 Err(e) => {
@@ -459,6 +483,17 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// `NAME` when `value` is the string "{{var.NAME}}".
+fn captured_name(value: &toml::Value) -> Option<&str> {
+    let text = value.as_str()?.trim();
+    let name = text
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?
+        .trim()
+        .strip_prefix("var.")?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(name)
 }
 
 /// A name for reports and thresholds: 1 to 64 letters, digits, `_`, `-` or `.`.

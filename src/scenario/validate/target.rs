@@ -173,6 +173,7 @@ impl Validator<'_> {
         }
         b.push_skip = e.push_skip.clone().unwrap_or_default();
         b.batch = e.batch.unwrap_or(1).clamp(1, 1000);
+        b.protocol = e.protocol;
         ok.then_some(b)
     }
 

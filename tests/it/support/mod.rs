@@ -221,7 +221,6 @@ impl ThirdParty {
     /// Starts `tests/servers/<script>` with `args`; None (after `skip`) when the Python module
     /// `module` is not installed here.
     pub fn start(test: &str, module: &str, script: &str, args: &[&str]) -> Option<ThirdParty> {
-        use std::io::BufRead;
         let python = python();
         let has = Command::new(&python)
             .args(["-c", &format!("import {module}")])
@@ -237,13 +236,34 @@ impl ThirdParty {
             );
             return None;
         }
-        let mut child = Command::new(&python)
-            .arg(repo().join("tests/servers").join(script))
-            .args(args)
+        let mut command = Command::new(&python);
+        command.arg(repo().join("tests/servers").join(script)).args(args);
+        Some(Self::spawn(command, script))
+    }
+
+    /// Starts `tests/servers/<script>` with Node.js; None (after `skip`) when the npm package
+    /// `package` is not in tests/node/node_modules (`.ci/run` runs `npm ci` there).
+    pub fn node(test: &str, package: &str, script: &str, args: &[&str]) -> Option<ThirdParty> {
+        if !repo().join("tests/node/node_modules").join(package).exists() {
+            skip(
+                test,
+                &format!("tests/node/node_modules has no `{package}` (.ci/run runs npm ci in tests/node)"),
+            );
+            return None;
+        }
+        let mut command = Command::new("node");
+        command.arg(repo().join("tests/servers").join(script)).args(args);
+        Some(Self::spawn(command, script))
+    }
+
+    /// Runs the server and reads the port from its first line.
+    fn spawn(mut command: Command, script: &str) -> ThirdParty {
+        use std::io::BufRead;
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("python runs");
+            .unwrap_or_else(|e| panic!("{script} starts: {e}"));
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.as_mut().unwrap())
             .read_line(&mut line)
@@ -251,7 +271,7 @@ impl ThirdParty {
         let started: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{script} said {line:?}: {e}"));
         let port = started["port"].as_u64().expect("a port") as u16;
-        Some(ThirdParty { child, port })
+        ThirdParty { child, port }
     }
 
     /// Stops the server; its counts.

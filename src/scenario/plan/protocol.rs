@@ -1,0 +1,32 @@
+//! The application protocols a scenario may name (`[connect] protocol`): each is a preset
+//! that `validate` expands into the scenario's own primitives (correlation, steps, rules),
+//! so the plan it prints shows everything the preset adds.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "Protocol")]
+pub enum Protocol {
+    /// JSON-RPC 2.0: `call` and `notify` steps, replies matched by `/id`, error replies
+    /// counted by `error.code`, notifications counted by method, and `*_subscribe` results
+    /// matched to their notifications.
+    Jsonrpc,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Jsonrpc => "jsonrpc",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

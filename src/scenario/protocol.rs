@@ -1,0 +1,286 @@
+//! Protocol presets. `[connect] protocol = "jsonrpc"` is expanded here, before validation,
+//! into the scenario's own primitives: the correlation, the steps' sends, expectations, checks
+//! and captures, and `[[on_message]]` rules. What a preset adds is then validated like the
+//! rest and shown by `wsstorm validate`; the user's own settings and rules come first.
+//!
+//! JSON-RPC 2.0 adds:
+//! - `[correlation] request_id = "/id"` (unless the scenario has its own);
+//! - a `call = { method, params }` step: a request with a numeric id (`{{id_num}}`, from 1:
+//!   servers that test the id for truth take 0 for a notification), awaited, and checked for
+//!   an `error` member (an error reply is answered and counted in `check_failures`);
+//! - a `notify = { method, params }` step: no id, no reply;
+//! - `subscribe = true` on a call (the default for a method ending in `_subscribe`): its
+//!   result is captured as `sub_NAME` and a rule counts the notifications whose
+//!   `/params/subscription` is that value in `notifications_NAME`;
+//! - rules that count error replies by code (`jsonrpc_error_CODE`), replies without the
+//!   `jsonrpc` member (`jsonrpc_protocol_errors`) and notifications by method
+//!   (`jsonrpc_notifications_METHOD`).
+
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::plan::Protocol;
+use super::raw::{
+    RawCall, RawCapture, RawCheck, RawCorrelation, RawExpect, RawMatch, RawRule, RawScenario, RawStep,
+};
+
+/// A mistake in a protocol step: where, and what was expected.
+pub struct Mistake {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+/// Expands the scenario's protocol preset (and its step forms) in place.
+pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
+    let protocol = raw.connect.protocol.as_ref().map(|p| (*p.get_ref(), p.span()));
+    let mut mistakes = Vec::new();
+    let mut subscriptions: Vec<(Range<usize>, String)> = Vec::new();
+    each_step(raw, &mut |table, step| {
+        let span = step.span();
+        let s = step.get_mut();
+        if s.call.is_none() && s.notify.is_none() {
+            return;
+        }
+        let found = match protocol {
+            Some((Protocol::Jsonrpc, _)) => jsonrpc_step(s, table),
+            None => Err(Mistake {
+                span: span.clone(),
+                message: format!(
+                    "{table}: `call` and `notify` are JSON-RPC steps: expected `[connect] protocol = \"jsonrpc\"`"
+                ),
+            }),
+        };
+        match found {
+            Ok(Some(name)) => subscriptions.push((span, name)),
+            Ok(None) => {}
+            Err(m) => mistakes.push(m),
+        }
+    });
+    if !mistakes.is_empty() {
+        return Err(mistakes);
+    }
+    if let Some((Protocol::Jsonrpc, span)) = protocol {
+        jsonrpc(raw, span, &subscriptions);
+    }
+    Ok(())
+}
+
+/// Calls `f` on every step of every program, with the table it is in.
+fn each_step(raw: &mut RawScenario, f: &mut dyn FnMut(&str, &mut Spanned<RawStep>)) {
+    let mut lists: Vec<(String, &mut Vec<Spanned<RawStep>>)> = vec![
+        ("setup".into(), &mut raw.setup),
+        ("steps".into(), &mut raw.steps),
+        ("every".into(), &mut raw.every),
+    ];
+    for (i, flow) in raw.flows.iter_mut().enumerate() {
+        let flow = flow.get_mut();
+        lists.push((format!("flows[{i}].setup"), &mut flow.setup));
+        lists.push((format!("flows[{i}].steps"), &mut flow.steps));
+    }
+    for (i, socket) in raw.sockets.iter_mut().enumerate() {
+        let socket = socket.get_mut();
+        lists.push((format!("sockets[{i}].setup"), &mut socket.setup));
+        lists.push((format!("sockets[{i}].steps"), &mut socket.steps));
+    }
+    for (table, list) in lists {
+        for (i, step) in list.iter_mut().enumerate() {
+            f(&format!("{table}[{i}]"), step);
+        }
+    }
+}
+
+/// Turns a `call` or `notify` into a send (with its expectation, check and capture); the
+/// name of a subscription, whose notifications a rule then counts.
+fn jsonrpc_step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mistake> {
+    let (call, notify) = (s.call.take(), s.notify.take());
+    let (spanned, is_call) = match (call, notify) {
+        (Some(c), None) => (c, true),
+        (None, Some(n)) => (n, false),
+        (Some(c), Some(_)) => {
+            return Err(Mistake {
+                span: c.span(),
+                message: format!("{table}: both `call` and `notify`: expected one of them"),
+            });
+        }
+        (None, None) => return Ok(None),
+    };
+    let span = spanned.span();
+    let mistake = |message: String| Mistake {
+        span: span.clone(),
+        message: format!("{table}: {message}"),
+    };
+    let other = [
+        (s.send.is_some(), "send"),
+        (s.send_binary.is_some(), "send_binary"),
+        (s.http.is_some(), "http"),
+        (s.wait_for.is_some(), "wait_for"),
+        (s.sleep.is_some(), "sleep"),
+        (s.close.is_some(), "close"),
+    ];
+    if let Some((_, key)) = other.iter().find(|(set, _)| *set) {
+        return Err(mistake(format!(
+            "`{}` and `{key}` in one step: expected one action a step",
+            if is_call { "call" } else { "notify" }
+        )));
+    }
+    let RawCall {
+        method,
+        params,
+        subscribe,
+    } = spanned.into_inner();
+    let method_name = method.get_ref().trim();
+    if method_name.is_empty() {
+        return Err(Mistake {
+            span: method.span(),
+            message: format!("{table}: an empty method: expected a name such as \"eth_getBalance\""),
+        });
+    }
+    let params = match params {
+        None => String::new(),
+        // A string is a JSON template as written (`'[{{client}}, "{{var.token}}"]'`).
+        Some(p) => match p.into_inner() {
+            toml::Value::String(text) => format!(",\"params\":{text}"),
+            value => match serde_json::to_string(&value) {
+                Ok(json) => format!(",\"params\":{json}"),
+                Err(e) => return Err(mistake(format!("params: {e}: expected a list or a table"))),
+            },
+        },
+    };
+    let method_json = serde_json::Value::from(method_name).to_string();
+    if !is_call {
+        if s.expect.is_some() || s.checks.is_some() || s.capture.is_some() || s.name.is_some() {
+            return Err(mistake(
+                "a notification has no reply: expected no `expect`, `checks`, `capture` or `name`".into(),
+            ));
+        }
+        s.send = Some(Spanned::new(
+            span.clone(),
+            format!("{{\"jsonrpc\":\"2.0\",\"method\":{method_json}{params}}}"),
+        ));
+        return Ok(None);
+    }
+    s.send = Some(Spanned::new(
+        span.clone(),
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":{{{{id_num}}}},\"method\":{method_json}{params}}}"),
+    ));
+    if s.expect.is_none() {
+        s.expect = Some(Spanned::new(span.clone(), RawExpect::Response));
+    }
+    s.checks
+        .get_or_insert_with(Vec::new)
+        .push(Spanned::new(span.clone(), absent("/error")));
+    if !subscribe.unwrap_or(method_name.ends_with("_subscribe")) {
+        return Ok(None);
+    }
+    let Some(name) = s.name.as_ref().map(|n| n.get_ref().clone()) else {
+        return Err(mistake(format!(
+            "a subscription ({method_name}) needs a `name`: its notifications are counted as notifications_NAME"
+        )));
+    };
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(mistake(format!(
+            "the subscription's name {name:?} names its variable sub_{name}: expected letters, digits and `_`"
+        )));
+    }
+    let var = format!("sub_{name}");
+    let captures = s.capture.get_or_insert_with(Default::default);
+    if captures.contains_key(&var) {
+        return Err(mistake(format!(
+            "capture {var:?} is the subscription's own: expected another name"
+        )));
+    }
+    captures.insert(
+        var,
+        Spanned::new(span.clone(), RawCapture::Pointer("/result".into())),
+    );
+    Ok(Some(name))
+}
+
+/// The JSON-RPC correlation (unless the scenario has one) and rules, after the user's.
+fn jsonrpc(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<usize>, String)]) {
+    let at = |v: String| Spanned::new(span.clone(), v);
+    if raw.correlation.is_none() {
+        raw.correlation = Some(Spanned::new(
+            span.clone(),
+            RawCorrelation {
+                request_id: Some(at("/id".into())),
+                request_id_regex: None,
+                timeout: None,
+                max_in_flight: None,
+            },
+        ));
+    }
+    for (step, name) in subscriptions {
+        let mut check = present("/params/subscription");
+        check.exists = None;
+        check.equals = Some(Spanned::new(
+            step.clone(),
+            toml::Value::String(format!("{{{{var.sub_{name}}}}}")),
+        ));
+        raw.on_message.push(rule(
+            step,
+            RawMatch::One(check),
+            &format!("notifications_{name}"),
+            false,
+        ));
+    }
+    let rules = [
+        rule(
+            &span,
+            RawMatch::One(present("/error/code")),
+            "jsonrpc_error_{{/error/code}}",
+            true,
+        ),
+        rule(
+            &span,
+            RawMatch::All(vec![
+                Spanned::new(span.clone(), present("/id")),
+                Spanned::new(span.clone(), absent("/jsonrpc")),
+            ]),
+            "jsonrpc_protocol_errors",
+            true,
+        ),
+        rule(
+            &span,
+            RawMatch::One(present("/method")),
+            "jsonrpc_notifications_{{/method}}",
+            false,
+        ),
+    ];
+    raw.on_message.extend(rules);
+}
+
+fn rule(span: &Range<usize>, matches: RawMatch, count: &str, replies: bool) -> Spanned<RawRule> {
+    Spanned::new(
+        span.clone(),
+        RawRule {
+            matches: Spanned::new(span.clone(), matches),
+            capture: None,
+            count: Some(Spanned::new(span.clone(), count.to_string())),
+            send: None,
+            close: None,
+            since: None,
+            replies,
+        },
+    )
+}
+
+/// `{ pointer = P, exists = true }`.
+fn present(pointer: &str) -> RawCheck {
+    exists(pointer, true)
+}
+
+/// `{ pointer = P, exists = false }`.
+fn absent(pointer: &str) -> RawCheck {
+    exists(pointer, false)
+}
+
+fn exists(pointer: &str, exists: bool) -> RawCheck {
+    RawCheck {
+        pointer: Some(Spanned::new(0..0, pointer.to_string())),
+        equals: None,
+        exists: Some(exists),
+        matches: None,
+    }
+}

@@ -1,0 +1,233 @@
+//! The JSON-RPC 2.0 preset (issue 18): `call` and `notify` steps, numeric ids, error replies
+//! counted by code, subscriptions matched to their notifications. Against the built-in target
+//! speaking JSON-RPC, and against the npm `rpc-websockets` server, which no one here wrote.
+
+use std::time::Duration;
+
+use wsstorm::scenario::{Behaviour, Protocol};
+
+use crate::support::{ThirdParty, assert_requests_reconcile, plan, run};
+
+/// Every server message the preset's rules count, against what the built-in target sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_errors_and_subscriptions_against_the_built_in_target() {
+    let target = crate::support::server(Behaviour {
+        protocol: Some(Protocol::Jsonrpc),
+        push_every: Some(Duration::from_millis(50)),
+        ..Default::default()
+    })
+    .await;
+    let toml = r#"name = "jsonrpc"
+target = "embedded"
+duration = "1500ms"
+[connect]
+protocol = "jsonrpc"
+[[phases]]
+clients = 3
+[[setup]]
+name = "Heads"
+call = { method = "eth_subscribe", params = ["newHeads"] }
+[[steps]]
+name = "Echo"
+call = { method = "echo", params = { client = "{{client}}" } }
+[[steps]]
+name = "Missing"
+call = { method = "no_such_method" }
+[[steps]]
+name = "Fail"
+call = { method = "fail", params = [] }
+[[steps]]
+notify = { method = "echo", params = ["nothing comes back"] }
+[[steps]]
+sleep = "20ms"
+[thresholds]
+"check_failures{step=Echo}" = ["count == 0"]
+"#;
+    let p = plan(toml, &target.url());
+    let shown = p.to_string();
+    for expanded in [
+        r#"[Heads] {"jsonrpc":"2.0","id":{{id_num}},"method":"eth_subscribe","params":["newHeads"]}  -> wait for the correlated reply; check /error is absent; capture sub_Heads from /result"#,
+        "/params/subscription == {{var.sub_Heads}}: count notifications_Heads",
+        "count jsonrpc_error_{{/error/code}}",
+        "/id exists and /jsonrpc is absent (replies too): count jsonrpc_protocol_errors",
+    ] {
+        assert!(shown.contains(expanded), "validate shows {expanded:?}:\n{shown}");
+    }
+    let (r, _dir) = run(p).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    let counted = &r.summary.counters;
+    assert_requests_reconcile(&r);
+    assert_eq!((c.timeouts, c.unmatched, c.lost), (0, 0, 0), "{c:?}");
+    assert_eq!(
+        c.answered, seen.answered,
+        "every reply the server sent: {c:?} {seen:?}"
+    );
+    // Four requests a pass (the notification is sent, not awaited), one subscribe a client.
+    let by = |name: &str| r.summary.by_step[name].counts;
+    assert_eq!(by("Heads").answered, 3);
+    assert_eq!(by("Echo").check_failures, 0);
+    assert_eq!(by("Missing").check_failures, by("Missing").answered);
+    assert_eq!(by("Fail").check_failures, by("Fail").answered);
+    assert_eq!(
+        counted["jsonrpc_error_-32601"],
+        by("Missing").answered,
+        "{counted:?}"
+    );
+    assert_eq!(
+        counted["jsonrpc_error_-32000"],
+        by("Fail").answered,
+        "{counted:?}"
+    );
+    assert_eq!(c.check_failures, by("Missing").answered + by("Fail").answered);
+    assert_eq!(
+        seen.received,
+        c.requests + by("Echo").requests,
+        "a notification per Echo"
+    );
+    // Every notification the server sent reached its subscription's rule.
+    assert!(seen.pushes > 30, "{seen:?}");
+    assert_eq!(
+        counted["notifications_Heads"], seen.pushes,
+        "{counted:?} {seen:?}"
+    );
+    assert_eq!(counted["jsonrpc_notifications_eth_subscription"], seen.pushes);
+    assert_eq!(c.pushes, seen.pushes);
+    assert_eq!(counted["jsonrpc_protocol_errors"], 0, "{counted:?}");
+    assert!(r.summary.thresholds.iter().all(|t| t.passed));
+}
+
+/// Against rpc-websockets: its methods, its -32601 and -32000 error replies, and its events
+/// (`{"notification":"tick"}`, not JSON-RPC's own shape: a rule of the scenario counts them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_websockets_methods_errors_and_events_reconcile() {
+    let test = "rpc_websockets_methods_errors_and_events_reconcile";
+    let Some(server) = ThirdParty::node(test, "rpc-websockets", "rpc_websockets.js", &[]) else {
+        return;
+    };
+    let toml = r#"name = "rpc-websockets"
+target = "embedded"
+duration = "1500ms"
+[connect]
+protocol = "jsonrpc"
+[[phases]]
+clients = 4
+[[setup]]
+name = "Subscribe"
+call = { method = "rpc.on", params = ["tick"] }
+checks = [{ pointer = "/result/tick", equals = "ok" }]
+[[steps]]
+name = "Sum"
+call = { method = "sum", params = [2, 3] }
+checks = [{ pointer = "/result", equals = 5 }]
+[[steps]]
+name = "Fail"
+call = { method = "fail", params = [] }
+[[steps]]
+name = "Missing"
+call = { method = "no_such_method", params = [] }
+[[steps]]
+sleep = "10ms"
+[[on_message]]
+match = { pointer = "/notification", equals = "tick" }
+count = "ticks"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://127.0.0.1:{}/", server.port))).await;
+    let seen = server.finish();
+    let c = &r.totals.counts;
+    let counted = &r.summary.counters;
+    let by = |name: &str| r.summary.by_step[name].counts;
+    assert_requests_reconcile(&r);
+    assert_eq!((c.timeouts, c.unmatched, c.lost), (0, 0, 0), "{c:?}");
+    assert_eq!(c.connects, seen["connections"].as_u64().unwrap(), "{seen}");
+    assert_eq!(c.requests, seen["messages"].as_u64().unwrap(), "{seen}");
+    assert_eq!(by("Sum").answered, seen["sums"].as_u64().unwrap(), "{seen}");
+    assert_eq!(by("Sum").check_failures, 0, "5 each time");
+    assert_eq!(by("Subscribe").check_failures, 0);
+    assert_eq!(by("Fail").answered, seen["fails"].as_u64().unwrap());
+    assert_eq!(
+        counted["jsonrpc_error_-32000"],
+        by("Fail").answered,
+        "{counted:?}"
+    );
+    assert_eq!(
+        counted["jsonrpc_error_-32601"],
+        seen["methods"]["no_such_method"].as_u64().unwrap(),
+        "{counted:?} {seen}"
+    );
+    assert_eq!(c.check_failures, by("Fail").answered + by("Missing").answered);
+    let ticks = seen["ticks"].as_u64().unwrap();
+    assert!(ticks > 50, "{seen}");
+    assert_eq!(
+        counted["ticks"], ticks,
+        "every tick sent to an open socket was counted"
+    );
+    assert_eq!(counted["jsonrpc_protocol_errors"], 0, "{counted:?}");
+}
+
+/// JSON-RPC steps outside the preset, and the preset's own mistakes, are located.
+#[test]
+fn jsonrpc_mistakes_are_located() {
+    let cases = [
+        (
+            "[[steps]]\ncall = { method = \"x\" }\n",
+            "test.toml:7:1: steps[0]: `call` and `notify` are JSON-RPC steps: expected `[connect] protocol = \"jsonrpc\"`",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\ncall = { method = \"eth_subscribe\" }\n",
+            "steps[0]: a subscription (eth_subscribe) needs a `name`",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\ncall = { method = \"a\" }\nsend = \"x\"\n",
+            "steps[0]: `call` and `send` in one step: expected one action a step",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\nnotify = { method = \"a\" }\nexpect = \"response\"\n",
+            "a notification has no reply",
+        ),
+        (
+            "[connect]\nprotocol = \"graphql\"\n",
+            "unknown variant `graphql`, expected `jsonrpc`",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\ncall = { method = \"a\", parms = 1 }\n",
+            "unknown field `parms`",
+        ),
+        (
+            "[[on_message]]\nmatch = { pointer = \"/a\", equals = \"{{var.nope}}\" }\ncount = \"x\"\n",
+            "on_message[0].match.equals: {{var.nope}} is captured by no step or rule",
+        ),
+        (
+            "[[steps]]\nsend = \"x\"\nexpect = \"response\"\nchecks = [{ pointer = \"/a\", equals = \"{{var.a}}\" }]\ncapture = { a = \"/a\" }\n",
+            "a captured value is compared only in a rule's `match` or a `wait_for`",
+        ),
+        (
+            "[[on_message]]\nmatch = []\ncount = \"x\"\n",
+            "on_message[0].match: an empty list: expected at least one test",
+        ),
+    ];
+    for (tail, want) in cases {
+        let toml = format!(
+            "name = \"m\"\ntarget = \"ws://127.0.0.1:1/\"\n[correlation]\nrequest_id = \"/id\"\n[[phases]]\nclients = 1\n{tail}"
+        );
+        let toml = toml.replacen(
+            "[correlation]\nrequest_id = \"/id\"\n[[phases]]\nclients = 1\n",
+            if tail.starts_with("[connect]") {
+                "[[phases]]\nclients = 1\n"
+            } else {
+                "[correlation]\nrequest_id = \"/id\"\n[[phases]]\nclients = 1\n"
+            },
+            1,
+        );
+        let e = wsstorm::scenario::parse(
+            std::path::Path::new("test.toml"),
+            &toml,
+            &Default::default(),
+            &|_| None,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("accepted:\n{toml}"))
+        .to_string();
+        assert!(e.contains(want), "{toml}\n---\n{e}\n--- wanted: {want}");
+    }
+}
