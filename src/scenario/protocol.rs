@@ -7,13 +7,14 @@
 //! - `[correlation] request_id = "/id"` (unless the scenario has its own);
 //! - a `call = { method, params }` step: a request with a numeric id (`{{id_num}}`, from 1:
 //!   servers that test the id for truth take 0 for a notification), awaited, and checked for
-//!   an `error` member (an error reply is answered and counted in `check_failures`);
+//!   a `result` and no `error` (an error reply is answered and counted in `check_failures`);
 //! - a `notify = { method, params }` step: no id, no reply;
 //! - `subscribe = true` on a call (the default for a method ending in `_subscribe`): its
 //!   result is captured as `sub_NAME` and a rule counts the notifications whose
 //!   `/params/subscription` is that value in `notifications_NAME`;
 //! - rules that count error replies by code (`jsonrpc_error_CODE`), replies without the
-//!   `jsonrpc` member (`jsonrpc_protocol_errors`) and notifications by method
+//!   `jsonrpc` member and messages with an id that are no response, neither result nor error
+//!   (`jsonrpc_protocol_errors`: an echo server, another protocol), and notifications by method
 //!   (`jsonrpc_notifications_METHOD`).
 
 use std::ops::Range;
@@ -167,9 +168,10 @@ fn jsonrpc_step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mistake>
     if s.expect.is_none() {
         s.expect = Some(Spanned::new(span.clone(), RawExpect::Response));
     }
-    s.checks
-        .get_or_insert_with(Vec::new)
-        .push(Spanned::new(span.clone(), absent("/error")));
+    // A response has a result, or an error (then it fails the check, and is counted by code).
+    let checks = s.checks.get_or_insert_with(Vec::new);
+    checks.push(Spanned::new(span.clone(), absent("/error")));
+    checks.push(Spanned::new(span.clone(), present("/result")));
     if !subscribe.unwrap_or(method_name.ends_with("_subscribe")) {
         return Ok(None);
     }
@@ -232,14 +234,28 @@ fn jsonrpc(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<us
             "jsonrpc_error_{{/error/code}}",
             true,
         ),
-        rule(
+        // A message with an id that is no response (neither result nor error: an echo of the
+        // request, another protocol), or a response without the jsonrpc member; each counted
+        // once.
+        all_of(
             &span,
-            RawMatch::All(vec![
-                Spanned::new(span.clone(), present("/id")),
-                Spanned::new(span.clone(), absent("/jsonrpc")),
-            ]),
-            "jsonrpc_protocol_errors",
-            true,
+            &[("/id", true), ("/result", false), ("/error", false)],
+            PROTOCOL_ERRORS,
+        ),
+        all_of(
+            &span,
+            &[("/id", true), ("/jsonrpc", false), ("/result", true)],
+            PROTOCOL_ERRORS,
+        ),
+        all_of(
+            &span,
+            &[
+                ("/id", true),
+                ("/jsonrpc", false),
+                ("/result", false),
+                ("/error", true),
+            ],
+            PROTOCOL_ERRORS,
         ),
         rule(
             &span,
@@ -249,6 +265,18 @@ fn jsonrpc(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<us
         ),
     ];
     raw.on_message.extend(rules);
+}
+
+/// The counter of malformed JSON-RPC messages.
+const PROTOCOL_ERRORS: &str = "jsonrpc_protocol_errors";
+
+/// A rule (for replies too) whose tests are whether each pointer exists.
+fn all_of(span: &Range<usize>, tests: &[(&str, bool)], count: &str) -> Spanned<RawRule> {
+    let tests = tests
+        .iter()
+        .map(|(pointer, there)| Spanned::new(span.clone(), exists(pointer, *there)))
+        .collect();
+    rule(span, RawMatch::All(tests), count, true)
 }
 
 fn rule(span: &Range<usize>, matches: RawMatch, count: &str, replies: bool) -> Spanned<RawRule> {

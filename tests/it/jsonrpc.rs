@@ -46,10 +46,10 @@ sleep = "20ms"
     let p = plan(toml, &target.url());
     let shown = p.to_string();
     for expanded in [
-        r#"[Heads] {"jsonrpc":"2.0","id":{{id_num}},"method":"eth_subscribe","params":["newHeads"]}  -> wait for the correlated reply; check /error is absent; capture sub_Heads from /result"#,
+        r#"[Heads] {"jsonrpc":"2.0","id":{{id_num}},"method":"eth_subscribe","params":["newHeads"]}  -> wait for the correlated reply; check /error is absent, /result exists; capture sub_Heads from /result"#,
         "/params/subscription == {{var.sub_Heads}}: count notifications_Heads",
         "count jsonrpc_error_{{/error/code}}",
-        "/id exists and /jsonrpc is absent (replies too): count jsonrpc_protocol_errors",
+        "/id exists and /result is absent and /error is absent (replies too): count jsonrpc_protocol_errors",
     ] {
         assert!(shown.contains(expanded), "validate shows {expanded:?}:\n{shown}");
     }
@@ -163,6 +163,33 @@ count = "ticks"
         "every tick sent to an open socket was counted"
     );
     assert_eq!(counted["jsonrpc_protocol_errors"], 0, "{counted:?}");
+}
+
+/// A server that speaks another protocol (the built-in echo target hands our requests back):
+/// every "reply" is a check failure and a protocol error, not a pile of passes or timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_server_is_no_json_rpc_server() {
+    let target = crate::support::server(Behaviour::default()).await;
+    let toml = r#"name = "echo"
+target = "embedded"
+duration = "500ms"
+[connect]
+protocol = "jsonrpc"
+[[phases]]
+clients = 2
+[[steps]]
+call = { method = "echo", params = [1] }
+[[steps]]
+sleep = "10ms"
+[thresholds]
+check_failures = ["count == 0"]
+"#;
+    let (r, _dir) = run(plan(toml, &target.url())).await;
+    let c = &r.totals.counts;
+    assert!(c.answered > 10, "{c:?}");
+    assert_eq!(c.check_failures, c.answered, "{c:?}");
+    assert_eq!(r.summary.counters["jsonrpc_protocol_errors"], c.answered);
+    assert!(!r.summary.thresholds[0].passed);
 }
 
 /// JSON-RPC steps outside the preset, and the preset's own mistakes, are located.
