@@ -239,8 +239,9 @@ pub struct ServeArgs {
     /// Answer in batches of this many replies: `{"type":"batch","messages":[...]}`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
-    /// Speak JSON-RPC 2.0 (`jsonrpc`) instead of echoing: methods echo, fail, eth_subscribe
-    /// (a notification to each subscription every --push-every) and eth_unsubscribe.
+    /// Speak JSON-RPC 2.0 (`jsonrpc`: methods echo, fail, eth_subscribe, notified every
+    /// --push-every, and eth_unsubscribe) or Socket.IO v5 (`socketio`: namespaces, events
+    /// acknowledged with their arguments, the heartbeat every --ping-every) instead of echoing.
     #[arg(long, value_parser = protocol)]
     pub protocol: Option<Protocol>,
 }
@@ -248,7 +249,10 @@ pub struct ServeArgs {
 fn protocol(text: &str) -> Result<Protocol, String> {
     match text {
         "jsonrpc" => Ok(Protocol::Jsonrpc),
-        other => Err(format!("unknown protocol {other:?}: expected \"jsonrpc\"")),
+        "socketio" => Ok(Protocol::Socketio),
+        other => Err(format!(
+            "unknown protocol {other:?}: expected \"jsonrpc\" or \"socketio\""
+        )),
     }
 }
 

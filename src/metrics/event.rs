@@ -55,6 +55,8 @@ pub enum DropCause {
     PongTimeout,
     /// A setup step failed (its correlated reply timed out).
     SetupFailed,
+    /// The server's first message was not the protocol's greeting (`wait_for` with `first`).
+    ProtocolMismatch,
     /// Client-side chaos ended the connection.
     Chaos(ChaosHow),
 }
@@ -90,6 +92,7 @@ impl fmt::Display for DropCause {
             DropCause::TlsUnclean => f.write_str("tls_unclean_close"),
             DropCause::PongTimeout => f.write_str("pong_timeout"),
             DropCause::SetupFailed => f.write_str("setup_failed"),
+            DropCause::ProtocolMismatch => f.write_str("protocol_mismatch"),
             DropCause::Chaos(how) => write!(f, "chaos_{}", how.name()),
         }
     }
@@ -134,6 +137,7 @@ impl std::str::FromStr for DropCause {
             "tls_unclean_close" => DropCause::TlsUnclean,
             "pong_timeout" => DropCause::PongTimeout,
             "setup_failed" => DropCause::SetupFailed,
+            "protocol_mismatch" => DropCause::ProtocolMismatch,
             "chaos_reset" => DropCause::Chaos(ChaosHow::Reset),
             "chaos_close" => DropCause::Chaos(ChaosHow::Close(1000)),
             "chaos_silent" => DropCause::Chaos(ChaosHow::Silent),
@@ -390,6 +394,7 @@ mod tests {
             DropCause::TlsUnclean,
             DropCause::PongTimeout,
             DropCause::SetupFailed,
+            DropCause::ProtocolMismatch,
             DropCause::Chaos(ChaosHow::Reset),
             DropCause::Chaos(ChaosHow::Close(1001)),
             DropCause::Chaos(ChaosHow::Silent),

@@ -134,6 +134,7 @@ pub const DROP_CAUSES: &[&str] = &[
     "tls_unclean_close",
     "pong_timeout",
     "setup_failed",
+    "protocol_mismatch",
     "chaos_reset",
     "chaos_close",
     "chaos_silent",

@@ -18,10 +18,12 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc::JsonRpc;
+use super::socketio;
 use super::state::Shared;
 use super::timers::Timers;
 use super::upgrade::{self, Asked};
 use crate::delay::DelayLine;
+use crate::scenario::Protocol;
 
 /// How long a closing connection waits to send its close frame, and for the answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -54,6 +56,8 @@ pub(super) struct Conn {
     batched: Vec<String>,
     /// With `--protocol jsonrpc`: the connection's subscriptions.
     jsonrpc: Option<JsonRpc>,
+    /// The connection's number (in Socket.IO session ids).
+    n: u64,
 }
 
 impl Conn {
@@ -65,7 +69,7 @@ impl Conn {
         n: u64,
     ) -> Self {
         let rng = SmallRng::seed_from_u64(shared.behaviour.seed.wrapping_add(n));
-        let jsonrpc = shared.behaviour.protocol.map(|_| JsonRpc::new(n));
+        let jsonrpc = (shared.behaviour.protocol == Some(Protocol::Jsonrpc)).then(|| JsonRpc::new(n));
         Conn {
             shared,
             delay,
@@ -73,6 +77,7 @@ impl Conn {
             rng,
             batched: Vec::new(),
             jsonrpc,
+            n,
         }
     }
 
@@ -111,6 +116,21 @@ impl Conn {
             tokio::time::sleep_until(timers.deadline().unwrap_or_else(|| Instant::now() + CLOSE_WAIT));
         tokio::pin!(timer);
         let (replies_tx, mut replies) = mpsc::unbounded_channel();
+        let socketio = shared.behaviour.protocol == Some(Protocol::Socketio);
+        if socketio {
+            let b = &shared.behaviour;
+            if ws
+                .send(Message::text(socketio::open(
+                    self.n,
+                    b.ping_every,
+                    b.ping_timeout,
+                )))
+                .await
+                .is_err()
+            {
+                return End::Peer;
+            }
+        }
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => return End::Shutdown,
@@ -135,7 +155,9 @@ impl Conn {
                         }
                     }
                     if due.ping {
-                        if ws.send(Message::Ping(Default::default())).await.is_err() { return End::Peer; }
+                        // Socket.IO's heartbeat is Engine.IO's ping packet, not a WebSocket ping.
+                        let ping = if socketio { Message::text("2") } else { Message::Ping(Default::default()) };
+                        if ws.send(ping).await.is_err() { return End::Peer; }
                         stats.pings_sent.fetch_add(1, Relaxed);
                     }
                     if let Some(next) = timers.deadline() {
@@ -186,9 +208,16 @@ impl Conn {
         let (behaviour, stats) = (&self.shared.behaviour, &self.shared.stats);
         let n = stats.received.fetch_add(1, Relaxed) + 1;
         // A JSON-RPC notification has no reply (and is not a withheld one).
-        let message = match &mut self.jsonrpc {
-            None => message,
-            Some(rpc) => Message::text(rpc.answer(message.to_text().unwrap_or_default())?),
+        let message = match (&mut self.jsonrpc, behaviour.protocol) {
+            (Some(rpc), _) => Message::text(rpc.answer(message.to_text().unwrap_or_default())?),
+            (None, Some(Protocol::Socketio)) => {
+                let text = message.to_text().unwrap_or_default();
+                if text == "3" {
+                    stats.pongs_received.fetch_add(1, Relaxed);
+                }
+                Message::text(socketio::answer(text, self.n)?)
+            }
+            _ => message,
         };
         let withhold = behaviour
             .no_reply_every

@@ -6,6 +6,7 @@ mod connection;
 mod jsonrpc;
 mod listen;
 mod schedule;
+pub mod socketio;
 mod state;
 mod timers;
 mod upgrade;

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use super::causes::write_cause;
-use super::extra::Extra;
+use super::extra::{Extra, wait_http};
 use super::heart::{Beat, Heart};
 use super::http::Done;
 use super::named::{named_ended, tally_kept};
@@ -24,13 +24,10 @@ use super::pace::Pace;
 use super::pending::{Kept, Pending};
 use super::shared::Shared;
 use super::state::{ClientCtl, ClientState};
-use super::stream::Ws;
+use super::stream::{CLOSE_GRACE, Ws};
 use crate::metrics::requests::RequestOutcome;
 use crate::metrics::{DropCause, Event};
 use crate::scenario::{ChaosAction, ChaosHow, Program, Step};
-
-/// How long a closing client waits for the server's close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How a connection ended.
 pub enum End {
@@ -415,6 +412,20 @@ impl Conn<'_> {
         }
         if matches!(self.block, Block::Message(until) if until <= now) {
             events.send(Event::WaitTimedOut).await;
+            if let Step::WaitFor {
+                check,
+                timeout,
+                first: true,
+                ..
+            } = self.shared.step(usize::from(self.wait_step))
+            {
+                return Err(self.dropped(DropCause::ProtocolMismatch, || {
+                    format!(
+                        "expected the first message to be one where {check}; none came within {}",
+                        crate::units::duration::show(*timeout)
+                    )
+                }));
+            }
             if self.in_setup {
                 return Err(self.dropped(DropCause::SetupFailed, || {
                     "a setup step's wait_for saw no matching message in time".into()
@@ -579,32 +590,4 @@ impl Conn<'_> {
             }
         }
     }
-}
-
-/// The response of the HTTP step under way (its task is then done with); pending forever when
-/// none is.
-async fn wait_http(extra: &mut Option<Box<Extra>>) -> (Done, usize) {
-    let Some((task, index)) = extra.as_mut().and_then(|e| e.http.as_mut()) else {
-        return std::future::pending().await;
-    };
-    let index = *index;
-    let done = task.await.unwrap_or_else(|e| Done::failed(e.to_string()));
-    if let Some(e) = extra.as_mut() {
-        e.http = None;
-    }
-    (done, index)
-}
-
-/// Sends a close frame and waits briefly for the server's answer.
-pub(super) async fn close(ws: &mut Ws, code: CloseCode) {
-    let frame = CloseFrame {
-        code,
-        reason: "".into(),
-    };
-    let _ = timeout(CLOSE_GRACE, async {
-        if ws.close(Some(frame)).await.is_ok() {
-            while let Some(Ok(_)) = ws.next().await {}
-        }
-    })
-    .await;
 }

@@ -31,3 +31,17 @@ impl Extra {
         })
     }
 }
+
+/// The response of the HTTP step under way (its task is then done with); pending forever when
+/// none is.
+pub(super) async fn wait_http(extra: &mut Option<Box<Extra>>) -> (Done, usize) {
+    let Some((task, index)) = extra.as_mut().and_then(|e| e.http.as_mut()) else {
+        return std::future::pending().await;
+    };
+    let index = *index;
+    let done = task.await.unwrap_or_else(|e| Done::failed(e.to_string()));
+    if let Some(e) = extra.as_mut() {
+        e.http = None;
+    }
+    (done, index)
+}

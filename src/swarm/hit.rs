@@ -7,9 +7,10 @@ use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::connection::{Conn, close};
+use super::connection::Conn;
 use super::state::ClientCtl;
 use super::stream::Ws;
+use super::stream::close;
 use crate::metrics::DropCause;
 use crate::scenario::ChaosHow;
 

@@ -10,14 +10,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::causes::read_cause;
-use super::connection::{Block, Conn, Cut, close};
+use super::connection::{Block, Conn, Cut};
 use super::pending::Judged;
 use super::state::ClientState;
 use super::stream::Ws;
+use super::stream::close;
 use serde_json::Value;
 
 use crate::metrics::{DropCause, Event, Reply};
-use crate::scenario::check;
+use crate::scenario::check::{self, IdFinder};
 use crate::scenario::pointer::{Found, FoundId};
 use crate::scenario::template::{parse_decimal, parse_request_id};
 use crate::scenario::{Capture, Step, Var};
@@ -100,6 +101,9 @@ impl Conn<'_> {
                 Box::pin(self.apply_rules(ws, state, text, is_reply)).await?;
             }
         }
+        if let Some(cut) = self.mismatch(state, &reply, text) {
+            return Err(cut);
+        }
         // Only plain values live across the awaits below (the task stays small).
         let waited_us = self.settle(state, reply, text, now);
         let events = &self.shared.events;
@@ -176,13 +180,15 @@ impl Conn<'_> {
                     check,
                     timeout,
                     captures,
+                    ..
                 } = shared.step(usize::from(self.wait_step))
                 else {
                     return None;
                 };
                 let text = text?;
+                let body = shared.plan.connect.json_body(text);
                 let json =
-                    check::json_for(std::iter::once(check), text).or_else(|| captures_json(captures, text));
+                    check::json_for(std::iter::once(check), body).or_else(|| captures_json(captures, body));
                 if !check.holds_in(text, json.as_ref(), state.vars.values()) {
                     return None;
                 }
@@ -194,12 +200,50 @@ impl Conn<'_> {
         }
     }
 
+    /// A `wait_for` with `first` under way, and a message that is not the one: the server
+    /// speaks another protocol (`protocol_mismatch`, saying what came).
+    fn mismatch(&self, state: &ClientState, reply: &Reply, text: Option<&str>) -> Option<Cut> {
+        if !matches!(self.block, Block::Message(_)) || !matches!(reply, Reply::Push { .. } | Reply::Unmatched)
+        {
+            return None;
+        }
+        let shared = self.shared;
+        let Step::WaitFor {
+            check, first: true, ..
+        } = shared.step(usize::from(self.wait_step))
+        else {
+            return None;
+        };
+        if let Some(text) = text {
+            let body = shared.plan.connect.json_body(text);
+            let json = check::json_for(std::iter::once(check), body);
+            if check.holds_in(text, json.as_ref(), state.vars.values()) {
+                return None;
+            }
+        }
+        Some(self.dropped(DropCause::ProtocolMismatch, || {
+            let came = text.map_or_else(
+                || "a binary message".to_string(),
+                |t| {
+                    let cut: String = t.chars().take(80).collect();
+                    format!("{cut:?}{}", if cut.len() < t.len() { "…" } else { "" })
+                },
+            );
+            format!("expected the first message to be one where {check}; got {came}")
+        }))
+    }
+
     /// Relates an incoming message to this connection's requests and pushes.
     fn classify(&mut self, state: &mut ClientState, text: Option<&str>, now: Instant) -> Classified {
         let shared = self.shared;
         let plan = &shared.plan;
         if let (Some(correlation), Some(text)) = (&plan.correlation, text) {
-            match correlation.request_id.find_all(text) {
+            // A pointer reads the JSON (after `json_after`); a regex, the whole message.
+            let searched = match &correlation.request_id {
+                IdFinder::Pointer(_) => plan.connect.json_body(text),
+                IdFinder::Regex(_) => text,
+            };
+            match correlation.request_id.find_all(searched) {
                 Found::None => {}
                 Found::One(id) => return Classified::One(self.reply_to(state, id, text, now)),
                 Found::Many(ids) => {
@@ -231,8 +275,9 @@ impl Conn<'_> {
         };
         let shared = self.shared;
         let failures = &mut self.capture_failures;
+        let body = shared.plan.connect.json_body(text);
         self.pending.resolve(seq, now, |step| {
-            judge(shared.step(usize::from(step)), text, |captures, json| {
+            judge(shared.step(usize::from(step)), text, body, |captures, json| {
                 *failures += capture(captures, text, json, state, &shared.plan.vars);
             })
         })
@@ -244,7 +289,7 @@ impl Conn<'_> {
         let plan = &self.shared.plan;
         // A push: check its sequence and latency when the scenario names them.
         let (mut gap, mut repeated, mut latency_us) = (0, false, None);
-        if let Some(text) = text {
+        if let Some(text) = text.map(|t| plan.connect.json_body(t)) {
             if let Some(pointer) = &plan.pushes.sequence
                 && let Some(FoundId::Number(seq)) = pointer.find(text)
             {
@@ -276,15 +321,15 @@ impl Conn<'_> {
 /// What `text` is to the request step `step` sent: a stream's part or the answer, and whether
 /// it passes the step's checks (the reply is parsed as JSON once, and only when a check or a
 /// capture needs it). An answer's captures are handed to `take`.
-fn judge(step: &Step, text: &str, take: impl FnOnce(&[Capture], Option<&Value>)) -> Judged {
+fn judge(step: &Step, text: &str, body: &str, take: impl FnOnce(&[Capture], Option<&Value>)) -> Judged {
     let Step::Send {
         expect: Some(expect), ..
     } = step
     else {
         return Judged::PLAIN;
     };
-    let json = check::json_for(expect.checks.iter().chain(&expect.last), text)
-        .or_else(|| captures_json(&expect.captures, text));
+    let json = check::json_for(expect.checks.iter().chain(&expect.last), body)
+        .or_else(|| captures_json(&expect.captures, body));
     if let Some(last) = &expect.last
         && !last.holds(text, json.as_ref())
     {

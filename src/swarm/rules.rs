@@ -30,7 +30,7 @@ impl Conn<'_> {
             .iter()
             .filter(|r| r.replies || !reply)
             .any(Rule::needs_json)
-            .then(|| serde_json::from_str(text).ok())
+            .then(|| serde_json::from_str(plan.connect.json_body(text)).ok())
             .flatten();
         for rule in &plan.rules {
             if (reply && !rule.replies)

@@ -10,10 +10,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// An open connection of a client.
 pub type Ws = WebSocketStream<ClientStream>;
@@ -279,6 +282,23 @@ impl ClientStream {
         }
         Poll::Ready(Ok(consumed))
     }
+}
+
+/// How long a closing client waits for the server's close frame.
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Sends a close frame and waits briefly for the server's answer.
+pub(super) async fn close(ws: &mut Ws, code: CloseCode) {
+    let frame = CloseFrame {
+        code,
+        reason: "".into(),
+    };
+    let _ = timeout(CLOSE_GRACE, async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

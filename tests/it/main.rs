@@ -28,6 +28,7 @@ mod scenarios;
 mod secrets;
 mod segments;
 mod server;
+mod socketio;
 mod steps;
 mod tls;
 mod workers;

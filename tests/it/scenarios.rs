@@ -35,6 +35,7 @@ fn every_shipped_scenario_validates() {
             "network-chaos",
             "quickstart",
             "roll-results",
+            "socketio-chat",
             "sre-agent",
             "websocket-first"
         ],
@@ -91,6 +92,22 @@ fn jsonrpc_subscribe_counts_notifications_and_errors_by_code() {
     assert_eq!(s["embedded_server"]["pushes"], counters["notifications_NewHeads"]);
     assert_eq!(
         counters["jsonrpc_error_-32601"], s["by_step"]["ChainId"]["answered"],
+        "{counters}"
+    );
+}
+
+#[test]
+fn socketio_chat_acks_every_message_and_answers_every_heartbeat() {
+    let s = run("socketio-chat", "5s");
+    let counters = &s["counters"];
+    assert_eq!(s["counts"]["drops"], 0);
+    assert_eq!(s["counts"]["check_failures"], 0);
+    assert_eq!(
+        s["embedded_server"]["pongs_received"], counters["socketio_pings"],
+        "{counters}"
+    );
+    assert!(
+        counters["socketio_event_presence"].as_u64().unwrap() > 0,
         "{counters}"
     );
 }

@@ -84,6 +84,19 @@ pub struct Connect {
     pub source_addrs: Vec<std::net::IpAddr>,
     /// At most this many new connection attempts per second, over all clients.
     pub max_rate: Option<f64>,
+    /// JSON pointers read the JSON after this prefix (matched at the message's start).
+    pub json_after: Option<regex::Regex>,
+}
+
+impl Connect {
+    /// The part of a message that JSON pointers read: after the `json_after` prefix (the whole
+    /// message without one, or when the prefix is not there).
+    pub fn json_body<'a>(&self, text: &'a str) -> &'a str {
+        match self.json_after.as_ref().and_then(|re| re.find(text)) {
+            Some(m) if m.start() == 0 => &text[m.end()..],
+            _ => text,
+        }
+    }
 }
 
 /// WebSocket ping/pong from the client; a missed pong is a drop.

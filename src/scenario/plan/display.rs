@@ -368,9 +368,15 @@ fn show_steps(f: &mut Formatter<'_>, steps: &[Step], plan: &Plan) -> Result {
                 check,
                 timeout,
                 captures,
+                first,
             } => writeln!(
                 f,
-                "  {n}. wait  for a message where {check}, up to {}{}",
+                "  {n}. wait  for {} where {check}, up to {}{}",
+                if *first {
+                    "the next message (else protocol_mismatch)"
+                } else {
+                    "a message"
+                },
                 show(*timeout),
                 show_captures(captures, vars)
             )?,

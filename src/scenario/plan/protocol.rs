@@ -15,12 +15,17 @@ pub enum Protocol {
     /// counted by `error.code`, notifications counted by method, and `*_subscribe` results
     /// matched to their notifications.
     Jsonrpc,
+    /// Socket.IO v5 over Engine.IO v4 (WebSocket transport): the open packet and namespace
+    /// connect as setup steps, pings answered, `emit` steps with acknowledgements correlated,
+    /// events counted by name.
+    Socketio,
 }
 
 impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Jsonrpc => "jsonrpc",
+            Protocol::Socketio => "socketio",
         }
     }
 }

@@ -25,6 +25,9 @@ pub enum Step {
         timeout: Duration,
         /// Values taken from the message it waited for.
         captures: Vec<Capture>,
+        /// The next message must be the one (a protocol's greeting): another, or none in
+        /// time, drops the connection with cause `protocol_mismatch`.
+        first: bool,
     },
     Sleep(Duration),
     /// A think time drawn uniformly from this range each time.

@@ -179,10 +179,19 @@ pub struct RawConnect {
     /// negotiates another, or none, fails with cause "subprotocol".
     #[schemars(with = "Option<String>")]
     pub subprotocol: Option<Text>,
-    /// An application protocol whose preset the scenario takes: "jsonrpc" (JSON-RPC 2.0).
-    /// `wsstorm validate` prints what it expands to.
+    /// JSON pointers (checks, captures, rules, ids) read the JSON after this prefix, a regular
+    /// expression matched at the start of a message: Socket.IO's `42/chat,17["event",…]`.
+    #[schemars(with = "Option<String>")]
+    pub json_after: Option<Text>,
+    /// An application protocol whose preset the scenario takes: "jsonrpc" (JSON-RPC 2.0) or
+    /// "socketio" (Socket.IO v5 over Engine.IO v4). `wsstorm validate` prints what it expands
+    /// to.
     #[schemars(with = "Option<Protocol>")]
     pub protocol: Option<Spanned<Protocol>>,
+    /// With `protocol = "socketio"`: the namespace to connect to ("/chat"; "/" by default)
+    /// and the auth payload sent with the connect packet (a JSON template).
+    #[schemars(with = "Option<RawSocketio>")]
+    pub socketio: Option<Spanned<RawSocketio>>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
@@ -207,6 +216,17 @@ pub struct RawConnect {
     /// connects and reconnects): "500/s". Attempts beyond it wait their turn.
     #[schemars(with = "Option<String>")]
     pub max_rate: Option<Text>,
+}
+
+/// `[connect.socketio]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Socketio")]
+pub struct RawSocketio {
+    #[schemars(with = "Option<String>")]
+    pub namespace: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub auth: Option<Text>,
 }
 
 /// One address, range or block, or a list of them.
@@ -495,7 +515,9 @@ pub struct RawEmbedded {
     pub batch: Option<u32>,
     /// Speak this protocol: "jsonrpc" answers JSON-RPC 2.0 calls (methods `echo`, `fail`,
     /// `eth_subscribe`, `eth_unsubscribe`; any other is -32601), and sends each subscription
-    /// a notification every `push_every`.
+    /// a notification every `push_every`; "socketio" speaks Socket.IO v5 (the open packet,
+    /// any namespace, events acknowledged with their arguments or sent back, the Engine.IO
+    /// heartbeat every `ping_every`).
     pub protocol: Option<Protocol>,
     #[schemars(with = "Option<String>")]
     pub ping_every: Option<Text>,

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::text::Text;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step")]
 pub struct RawStep {
@@ -45,6 +45,10 @@ pub struct RawStep {
     /// Wait for a message from the server (not a correlated reply) that passes this test.
     #[schemars(with = "Option<RawCheck>")]
     pub wait_for: Option<Spanned<RawCheck>>,
+    /// With `wait_for`: the next message must pass (a protocol's greeting); another one, or
+    /// none within the timeout, drops the connection with cause `protocol_mismatch`, and says
+    /// what came.
+    pub first: Option<bool>,
     /// How long `wait_for` waits (default: the correlation timeout, else 10s).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
@@ -69,6 +73,12 @@ pub struct RawStep {
     /// With `protocol = "jsonrpc"`: a notification, `{ method, params }` (no id, no reply).
     #[schemars(with = "Option<RawCall>")]
     pub notify: Option<Spanned<RawCall>>,
+    /// With `protocol = "socketio"`: an event, `["name", args…]`, sent as `42[…]`.
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
+    pub emit: Option<Spanned<Vec<toml::Value>>>,
+    /// With `emit`: ask for an acknowledgement (`42<id>[…]` → `43<id>[…]`), awaited and timed
+    /// as a request.
+    pub ack: Option<bool>,
 }
 
 /// A JSON-RPC call or notification: the method, and its params (a TOML value written as
@@ -178,7 +188,7 @@ pub enum RawScope {
 
 /// A test of a message: the value at `pointer` `equals` a value, `exists` (true or false),
 /// or `matches` a regular expression; without `pointer`, `matches` tests the whole message.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Check")]
 pub struct RawCheck {

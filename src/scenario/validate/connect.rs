@@ -40,6 +40,14 @@ impl Validator<'_> {
         let max_frame = self.message_limit(raw.max_frame.as_ref(), "connect.max_frame");
         let heartbeat = raw.heartbeat.as_ref().map(|h| self.heartbeat(h.get_ref()));
         let max_rate = raw.max_rate.as_ref().map(|t| self.max_rate(t));
+        let json_after = match &raw.json_after {
+            None => Some(None),
+            Some(t) => self
+                .parsed(t, "connect.json_after", |re| {
+                    regex::Regex::new(&format!("^(?:{re})")).map_err(|e| e.to_string())
+                })
+                .map(Some),
+        };
         let source_addrs = match &raw.source_addrs {
             Some(addrs) => self.source_addrs(addrs),
             None => Some(Vec::new()),
@@ -58,6 +66,7 @@ impl Validator<'_> {
             heartbeat: heartbeat.map_or(Some(None), |h| h.map(Some))?,
             source_addrs: source_addrs?,
             max_rate: max_rate.map_or(Some(None), |r| r.map(Some))?,
+            json_after: json_after?,
         })
     }
 

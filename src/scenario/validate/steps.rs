@@ -124,6 +124,7 @@ impl Validator<'_> {
             extra("checks", s.checks.is_some() && s.send.is_none()),
             extra("last", s.last.is_some() && s.send.is_none()),
             extra("timeout", s.timeout.is_some() && s.wait_for.is_none()),
+            extra("first", s.first.is_some() && s.wait_for.is_none()),
             extra(
                 "capture",
                 s.capture.is_some() && s.expect.is_none() && s.wait_for.is_none() && s.http.is_none(),
@@ -139,7 +140,7 @@ impl Validator<'_> {
         if !stray.is_empty() {
             self.error(
                 span,
-                format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, `timeout` only beside `wait_for`, and `capture` beside `send` with `expect` or `wait_for` (it takes values from what they receive), and `name` beside `send` with `expect` (it names requests)", stray.join(", ")),
+                format!("{table}: {} does not apply to this step: expected `expect`, `wait`, `checks` and `last` only beside `send`, `timeout` and `first` only beside `wait_for`, and `capture` beside `send` with `expect` or `wait_for` (it takes values from what they receive), and `name` beside `send` with `expect` (it names requests)", stray.join(", ")),
             );
             return None;
         }
@@ -170,6 +171,7 @@ impl Validator<'_> {
                     check: check?,
                     timeout: timeout?,
                     captures: captures?,
+                    first: s.first.unwrap_or(false),
                 },
                 true,
             ));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::validator::Validator;
 use crate::scenario::overrides::Overrides;
-use crate::scenario::plan::{Behaviour, Target, TargetUrl};
+use crate::scenario::plan::{Behaviour, Protocol, Target, TargetUrl};
 use crate::scenario::raw::{RawEmbedded, RawScenario, Text};
 use crate::scenario::template::Template;
 use crate::scenario::tls::{self, Tls};
@@ -55,7 +55,22 @@ impl Validator<'_> {
         } else {
             written.to_string()
         };
+        let socketio = raw
+            .connect
+            .protocol
+            .as_ref()
+            .is_some_and(|p| *p.get_ref() == Protocol::Socketio);
         match TargetUrl::parse(&resolved) {
+            // Socket.IO's own path, unless the URL names one.
+            Ok(url)
+                if socketio && self.url.is_none() && url.uri.path() == "/" && url.uri.query().is_none() =>
+            {
+                let with_path = format!(
+                    "{}socket.io/?EIO=4&transport=websocket",
+                    resolved.trim_end_matches('/').to_string() + "/"
+                );
+                TargetUrl::parse(&with_path).ok().map(Target::Url)
+            }
             Ok(url) => Some(Target::Url(url)),
             Err(e) => {
                 // Shown as written: the resolved text may hold an environment value or secret.

@@ -1,99 +1,18 @@
-//! Protocol presets. `[connect] protocol = "jsonrpc"` is expanded here, before validation,
-//! into the scenario's own primitives: the correlation, the steps' sends, expectations, checks
-//! and captures, and `[[on_message]]` rules. What a preset adds is then validated like the
-//! rest and shown by `wsstorm validate`; the user's own settings and rules come first.
-//!
-//! JSON-RPC 2.0 adds:
-//! - `[correlation] request_id = "/id"` (unless the scenario has its own);
-//! - a `call = { method, params }` step: a request with a numeric id (`{{id_num}}`, from 1:
-//!   servers that test the id for truth take 0 for a notification), awaited, and checked for
-//!   a `result` and no `error` (an error reply is answered and counted in `check_failures`);
-//! - a `notify = { method, params }` step: no id, no reply;
-//! - `subscribe = true` on a call (the default for a method ending in `_subscribe`): its
-//!   result is captured as `sub_NAME` and a rule counts the notifications whose
-//!   `/params/subscription` is that value in `notifications_NAME`;
-//! - rules that count error replies by code (`jsonrpc_error_CODE`), replies without the
-//!   `jsonrpc` member and messages with an id that are no response, neither result nor error
-//!   (`jsonrpc_protocol_errors`: an echo server, another protocol), and notifications by method
-//!   (`jsonrpc_notifications_METHOD`).
+//! `protocol = "jsonrpc"`: the steps `call` and `notify`, and the correlation and rules the
+//! preset adds (the module above says what each does).
 
 use std::ops::Range;
 
 use toml::Spanned;
 
-use super::plan::Protocol;
-use super::raw::{
-    RawCall, RawCapture, RawCheck, RawCorrelation, RawExpect, RawMatch, RawRule, RawScenario, RawStep,
+use super::parts::{Mistake, absent, exists, present, rule};
+use crate::scenario::raw::{
+    RawCall, RawCapture, RawCorrelation, RawExpect, RawMatch, RawRule, RawScenario, RawStep,
 };
-
-/// A mistake in a protocol step: where, and what was expected.
-pub struct Mistake {
-    pub span: Range<usize>,
-    pub message: String,
-}
-
-/// Expands the scenario's protocol preset (and its step forms) in place.
-pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
-    let protocol = raw.connect.protocol.as_ref().map(|p| (*p.get_ref(), p.span()));
-    let mut mistakes = Vec::new();
-    let mut subscriptions: Vec<(Range<usize>, String)> = Vec::new();
-    each_step(raw, &mut |table, step| {
-        let span = step.span();
-        let s = step.get_mut();
-        if s.call.is_none() && s.notify.is_none() {
-            return;
-        }
-        let found = match protocol {
-            Some((Protocol::Jsonrpc, _)) => jsonrpc_step(s, table),
-            None => Err(Mistake {
-                span: span.clone(),
-                message: format!(
-                    "{table}: `call` and `notify` are JSON-RPC steps: expected `[connect] protocol = \"jsonrpc\"`"
-                ),
-            }),
-        };
-        match found {
-            Ok(Some(name)) => subscriptions.push((span, name)),
-            Ok(None) => {}
-            Err(m) => mistakes.push(m),
-        }
-    });
-    if !mistakes.is_empty() {
-        return Err(mistakes);
-    }
-    if let Some((Protocol::Jsonrpc, span)) = protocol {
-        jsonrpc(raw, span, &subscriptions);
-    }
-    Ok(())
-}
-
-/// Calls `f` on every step of every program, with the table it is in.
-fn each_step(raw: &mut RawScenario, f: &mut dyn FnMut(&str, &mut Spanned<RawStep>)) {
-    let mut lists: Vec<(String, &mut Vec<Spanned<RawStep>>)> = vec![
-        ("setup".into(), &mut raw.setup),
-        ("steps".into(), &mut raw.steps),
-        ("every".into(), &mut raw.every),
-    ];
-    for (i, flow) in raw.flows.iter_mut().enumerate() {
-        let flow = flow.get_mut();
-        lists.push((format!("flows[{i}].setup"), &mut flow.setup));
-        lists.push((format!("flows[{i}].steps"), &mut flow.steps));
-    }
-    for (i, socket) in raw.sockets.iter_mut().enumerate() {
-        let socket = socket.get_mut();
-        lists.push((format!("sockets[{i}].setup"), &mut socket.setup));
-        lists.push((format!("sockets[{i}].steps"), &mut socket.steps));
-    }
-    for (table, list) in lists {
-        for (i, step) in list.iter_mut().enumerate() {
-            f(&format!("{table}[{i}]"), step);
-        }
-    }
-}
 
 /// Turns a `call` or `notify` into a send (with its expectation, check and capture); the
 /// name of a subscription, whose notifications a rule then counts.
-fn jsonrpc_step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mistake> {
+pub(super) fn step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mistake> {
     let (call, notify) = (s.call.take(), s.notify.take());
     let (spanned, is_call) = match (call, notify) {
         (Some(c), None) => (c, true),
@@ -200,7 +119,7 @@ fn jsonrpc_step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mistake>
 }
 
 /// The JSON-RPC correlation (unless the scenario has one) and rules, after the user's.
-fn jsonrpc(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<usize>, String)]) {
+pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<usize>, String)]) {
     let at = |v: String| Spanned::new(span.clone(), v);
     if raw.correlation.is_none() {
         raw.correlation = Some(Spanned::new(
@@ -277,38 +196,4 @@ fn all_of(span: &Range<usize>, tests: &[(&str, bool)], count: &str) -> Spanned<R
         .map(|(pointer, there)| Spanned::new(span.clone(), exists(pointer, *there)))
         .collect();
     rule(span, RawMatch::All(tests), count, true)
-}
-
-fn rule(span: &Range<usize>, matches: RawMatch, count: &str, replies: bool) -> Spanned<RawRule> {
-    Spanned::new(
-        span.clone(),
-        RawRule {
-            matches: Spanned::new(span.clone(), matches),
-            capture: None,
-            count: Some(Spanned::new(span.clone(), count.to_string())),
-            send: None,
-            close: None,
-            since: None,
-            replies,
-        },
-    )
-}
-
-/// `{ pointer = P, exists = true }`.
-fn present(pointer: &str) -> RawCheck {
-    exists(pointer, true)
-}
-
-/// `{ pointer = P, exists = false }`.
-fn absent(pointer: &str) -> RawCheck {
-    exists(pointer, false)
-}
-
-fn exists(pointer: &str, exists: bool) -> RawCheck {
-    RawCheck {
-        pointer: Some(Spanned::new(0..0, pointer.to_string())),
-        equals: None,
-        exists: Some(exists),
-        matches: None,
-    }
 }

@@ -1,0 +1,232 @@
+//! The Socket.IO preset (issue 18): the open packet and a namespace connect as setup, the
+//! Engine.IO heartbeat answered, `emit` steps with acknowledgements correlated, events counted
+//! by name. Against python-socketio (which no one here wrote) and the built-in target.
+
+use wsstorm::scenario::{Behaviour, Protocol};
+
+use crate::support::{ThirdParty, assert_requests_reconcile, plan, run};
+
+/// Against python-socketio's AsyncServer: a namespace with auth, acks, rooms, events, and a
+/// 200 ms heartbeat that drops a client that does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_socketio_namespaces_acks_rooms_and_events_reconcile() {
+    let test = "python_socketio_namespaces_acks_rooms_and_events_reconcile";
+    let Some(server) = ThirdParty::start(test, "socketio", "socketio_server.py", &[]) else {
+        return;
+    };
+    let toml = r#"name = "socketio"
+target = "embedded"
+duration = "2s"
+[connect]
+protocol = "socketio"
+socketio = { namespace = "/chat", auth = '{"token":"t{{client}}"}' }
+[[phases]]
+clients = 4
+[[setup]]
+name = "Join"
+emit = ["join", { room = "room-{{client}}" }]
+ack = true
+checks = [{ pointer = "/0/joined", matches = "^room-[0-9]+$" }]
+[[steps]]
+name = "Chat"
+emit = ["chat message", { text = "hi" }]
+ack = true
+checks = [{ pointer = "/0/echo/text", equals = "hi" }]
+[[steps]]
+name = "News"
+emit = ["ping me"]
+ack = true
+[[steps]]
+sleep = "10ms"
+"#;
+    let p = plan(toml, &format!("ws://127.0.0.1:{}", server.port));
+    let shown = p.to_string();
+    assert!(shown.contains("/socket.io/?EIO=4&transport=websocket"), "{shown}");
+    assert!(
+        shown.contains(r#"send  40/chat,{"token":"t{{client}}"}"#),
+        "{shown}"
+    );
+    let (r, _dir) = run(p).await;
+    let seen = server.finish();
+    let c = &r.totals.counts;
+    let counted = &r.summary.counters;
+    let by = |name: &str| r.summary.by_step[name].counts;
+    assert_requests_reconcile(&r);
+    assert_eq!(
+        (c.timeouts, c.unmatched, c.lost, c.drops),
+        (0, 0, 0, 0),
+        "{c:?} {seen}"
+    );
+    assert_eq!(c.connects, 4);
+    assert_eq!(seen["connects"], 4, "{seen}");
+    assert_eq!(
+        seen["auth"][0]["token"].as_str().map(|t| t.starts_with('t')),
+        Some(true),
+        "{seen}"
+    );
+    assert_eq!(by("Join").answered, seen["joins"].as_u64().unwrap());
+    assert_eq!(by("Chat").answered, seen["chats"].as_u64().unwrap(), "{seen}");
+    assert_eq!(c.check_failures, 0, "{c:?}");
+    let news = seen["news"].as_u64().unwrap();
+    assert!(news > 20, "{seen}");
+    assert_eq!(by("News").answered, news);
+    assert_eq!(
+        counted["socketio_event_news"], news,
+        "every event reached the client: {counted:?}"
+    );
+    // The heartbeat ran (every 200 ms) and every ping was answered: no client was dropped.
+    assert!(counted["socketio_pings"] >= 4 * 5, "{counted:?}");
+    let reasons = seen["disconnects"].as_object().unwrap();
+    // The tool closes the WebSocket at the end (no `41` first): "transport close", never
+    // "ping timeout".
+    assert_eq!(
+        reasons.get("transport close").and_then(|n| n.as_u64()),
+        Some(4),
+        "{seen}"
+    );
+    assert_eq!(reasons.len(), 1, "{seen}");
+}
+
+/// The built-in target speaks the subset the quick start uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_target_speaks_socketio() {
+    let target = crate::support::server(Behaviour {
+        protocol: Some(Protocol::Socketio),
+        ping_every: Some(std::time::Duration::from_millis(100)),
+        ..Default::default()
+    })
+    .await;
+    let toml = r#"name = "socketio-builtin"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "socketio"
+[[phases]]
+clients = 3
+[[steps]]
+name = "Say"
+emit = ["say", { n = 1 }]
+ack = true
+checks = [{ pointer = "/0/n", equals = 1 }]
+[[steps]]
+emit = ["shout", "hey"]
+[[steps]]
+sleep = "10ms"
+"#;
+    let (r, _dir) = run(plan(toml, &target.url())).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    let counted = &r.summary.counters;
+    assert_requests_reconcile(&r);
+    assert_eq!(
+        (c.timeouts, c.unmatched, c.drops, c.check_failures),
+        (0, 0, 0, 0),
+        "{c:?}"
+    );
+    let said = r.summary.by_step["Say"].counts.answered;
+    assert!(said > 10, "{c:?}");
+    // Each `shout` comes back as an event; the acks are replies, not events.
+    assert_eq!(
+        counted["socketio_event_shout"] + said + 3,
+        seen.answered,
+        "{counted:?} {seen:?}"
+    );
+    assert_eq!(seen.pongs_received, counted["socketio_pings"], "{seen:?}");
+    assert!(seen.pings_sent >= 3 * 5, "{seen:?}");
+}
+
+/// Mistakes in Socket.IO steps are located; a server that speaks something else fails the
+/// connect attempts (no open packet), it is not a pile of timeouts.
+#[test]
+fn socketio_mistakes_are_located() {
+    let cases = [
+        (
+            "[[steps]]\nemit = [\"a\"]\n",
+            "`emit` and `ack` are Socket.IO steps",
+        ),
+        (
+            "[connect]\nprotocol = \"socketio\"\n[[steps]]\nemit = [1]\n",
+            "emit: expected the event's name first",
+        ),
+        (
+            "[connect]\nprotocol = \"socketio\"\n[[steps]]\nemit = [\"a\"]\nexpect = \"response\"\n",
+            "an event without `ack = true` has no reply",
+        ),
+        (
+            "[connect]\nprotocol = \"socketio\"\nsocketio = { namespace = \"chat\" }\n",
+            "connect.socketio.namespace: \"chat\": expected a path such as \"/chat\"",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\nsocketio = { namespace = \"/chat\" }\n",
+            "[connect.socketio] applies to Socket.IO",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\nemit = [\"a\"]\n",
+            "`emit` and `ack` are Socket.IO steps",
+        ),
+    ];
+    for (tail, want) in cases {
+        let toml = format!("name = \"m\"\ntarget = \"ws://127.0.0.1:1/\"\n[[phases]]\nclients = 1\n{tail}");
+        let e = wsstorm::scenario::parse(
+            std::path::Path::new("test.toml"),
+            &toml,
+            &Default::default(),
+            &|_| None,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("accepted:\n{toml}"))
+        .to_string();
+        assert!(e.contains(want), "{toml}\n---\n{e}\n--- wanted: {want}");
+    }
+}
+
+/// The preset against servers that speak something else: one that says nothing (the echo
+/// target) and one that greets otherwise. Each attempt is a `protocol_mismatch` drop that says
+/// what was expected and what came; nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_speaks_another_protocol_is_a_protocol_mismatch() {
+    use futures_util::SinkExt;
+    let echo = crate::support::server(Behaviour::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let greeter = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let hello = tokio_tungstenite::tungstenite::Message::text(r#"{"type":"welcome"}"#);
+                let _ = ws.send(hello).await;
+                while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
+            });
+        }
+    });
+    let toml = r#"name = "mismatch"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "socketio"
+timeout = "200ms"
+[reconnect]
+strategy = "constant"
+initial = "100ms"
+[[phases]]
+clients = 2
+[[steps]]
+emit = ["a"]
+ack = true
+"#;
+    for (url, said) in [
+        (echo.url(), "none came within 200ms".to_string()),
+        (
+            format!("ws://{greeter}/"),
+            r#"got "{\"type\":\"welcome\"}""#.to_string(),
+        ),
+    ] {
+        let (r, _dir) = run(plan(toml, &url)).await;
+        let c = &r.totals.counts;
+        assert!(r.summary.drops["protocol_mismatch"] >= 2, "{:?}", r.summary.drops);
+        assert_eq!((c.requests, c.timeouts), (0, 0), "{c:?}");
+        let why = &r.summary.drop_reasons["protocol_mismatch"];
+        assert!(why.contains("matches /^0\\{/") && why.contains(&said), "{why}");
+    }
+    assert_eq!(echo.shutdown().await.received, 0, "nothing was sent");
+}
