@@ -102,10 +102,13 @@ fn socketio_chat_acks_every_message_and_answers_every_heartbeat() {
     let counters = &s["counters"];
     assert_eq!(s["counts"]["drops"], 0);
     assert_eq!(s["counts"]["check_failures"], 0);
-    assert_eq!(
-        s["embedded_server"]["pongs_received"], counters["socketio_pings"],
-        "{counters}"
-    );
+    // Every ping the server sent was read; each answered, but one that came after a client's
+    // close frame (at most one a connection).
+    let server = &s["embedded_server"];
+    let pings = counters["socketio_pings"].as_u64().unwrap();
+    let pongs = server["pongs_received"].as_u64().unwrap();
+    assert_eq!(server["pings_sent"].as_u64(), Some(pings), "{server}");
+    assert!(pongs <= pings && pings - pongs <= 30, "{server} {counters}");
     assert!(
         counters["socketio_event_presence"].as_u64().unwrap() > 0,
         "{counters}"

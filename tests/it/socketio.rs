@@ -131,7 +131,14 @@ sleep = "10ms"
         seen.answered,
         "{counted:?} {seen:?}"
     );
-    assert_eq!(seen.pongs_received, counted["socketio_pings"], "{seen:?}");
+    // Every ping the server sent was read; each was answered but one that came after the
+    // client's close frame (at most one a connection: the heartbeat is every 100 ms).
+    let pings = counted["socketio_pings"];
+    assert_eq!(seen.pings_sent, pings, "{seen:?}");
+    assert!(
+        seen.pongs_received <= pings && pings - seen.pongs_received <= c.connects,
+        "{seen:?}"
+    );
     assert!(seen.pings_sent >= 3 * 5, "{seen:?}");
 }
 
