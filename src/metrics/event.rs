@@ -57,6 +57,8 @@ pub enum DropCause {
     SetupFailed,
     /// The server's first message was not the protocol's greeting (`wait_for` with `first`).
     ProtocolMismatch,
+    /// A rule's `lapse` ran out: the server's application heartbeat stopped.
+    ServerPingTimeout,
     /// Client-side chaos ended the connection.
     Chaos(ChaosHow),
 }
@@ -93,6 +95,7 @@ impl fmt::Display for DropCause {
             DropCause::PongTimeout => f.write_str("pong_timeout"),
             DropCause::SetupFailed => f.write_str("setup_failed"),
             DropCause::ProtocolMismatch => f.write_str("protocol_mismatch"),
+            DropCause::ServerPingTimeout => f.write_str("server_ping_timeout"),
             DropCause::Chaos(how) => write!(f, "chaos_{}", how.name()),
         }
     }
@@ -138,6 +141,7 @@ impl std::str::FromStr for DropCause {
             "pong_timeout" => DropCause::PongTimeout,
             "setup_failed" => DropCause::SetupFailed,
             "protocol_mismatch" => DropCause::ProtocolMismatch,
+            "server_ping_timeout" => DropCause::ServerPingTimeout,
             "chaos_reset" => DropCause::Chaos(ChaosHow::Reset),
             "chaos_close" => DropCause::Chaos(ChaosHow::Close(1000)),
             "chaos_silent" => DropCause::Chaos(ChaosHow::Silent),
@@ -395,6 +399,7 @@ mod tests {
             DropCause::PongTimeout,
             DropCause::SetupFailed,
             DropCause::ProtocolMismatch,
+            DropCause::ServerPingTimeout,
             DropCause::Chaos(ChaosHow::Reset),
             DropCause::Chaos(ChaosHow::Close(1001)),
             DropCause::Chaos(ChaosHow::Silent),

@@ -24,7 +24,7 @@ pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Overrides;
 pub use plan::{
     Amount, Behaviour, Capture, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation,
-    CounterName, Direction, Exec, Expect, Extract, Fault, Flow, Heartbeat, HttpStep, Jitter, Load,
+    CounterName, Direction, Exec, Expect, Extract, Fault, Flow, Heartbeat, HttpStep, Jitter, Lapse, Load,
     NameTemplate, Phase, Plan, Program, Protocol, Pushes, Reconnect, ReconnectAction, RecoveryRule,
     RequestFilter, Rule, Scope, Socket, Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
 };

@@ -135,6 +135,7 @@ pub const DROP_CAUSES: &[&str] = &[
     "pong_timeout",
     "setup_failed",
     "protocol_mismatch",
+    "server_ping_timeout",
     "chaos_reset",
     "chaos_close",
     "chaos_silent",

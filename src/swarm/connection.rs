@@ -388,6 +388,11 @@ impl Conn<'_> {
             self.heart.as_ref().map(Heart::due),
             self.no_pong_until.flatten(),
             timers,
+            self.extra
+                .as_ref()
+                .and_then(|e| e.lapse)
+                .filter(|_| self.mode != Mode::Stopping)
+                .map(|(at, _)| at),
         ]
         .into_iter()
         .flatten()
@@ -408,6 +413,24 @@ impl Conn<'_> {
         if expired > 0 && self.in_setup {
             return Err(self.dropped(DropCause::SetupFailed, || {
                 "a reply to a setup step did not come within correlation.timeout".into()
+            }));
+        }
+        if let Some((_, rule)) = self
+            .extra
+            .as_ref()
+            .and_then(|e| e.lapse)
+            .filter(|(at, _)| *at <= now && self.mode != Mode::Stopping)
+        {
+            return Err(self.dropped(DropCause::ServerPingTimeout, || {
+                format!(
+                    "no message where {} came in time (on_message[{rule}].lapse)",
+                    self.shared.plan.rules[rule]
+                        .matches
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )
             }));
         }
         if matches!(self.block, Block::Message(until) if until <= now) {

@@ -16,17 +16,21 @@ pub(super) struct Extra {
     pub http: Option<(JoinHandle<Done>, usize)>,
     /// When each named HTTP step last sent, for rules with `since`, until a rule matched.
     pub since: Vec<(Name, Instant)>,
+    /// A rule with `lapse` matched: its next match is due by then, and the rule's index.
+    pub lapse: Option<(Instant, usize)>,
 }
 
 impl Extra {
     /// The connection's extra state, if its plan needs any.
     pub(super) fn of(plan: &Plan, now: Instant) -> Option<Box<Extra>> {
         let http = plan.all_steps().any(|s| matches!(s, Step::Http(_)));
-        (http || !plan.timers.is_empty()).then(|| {
+        let lapse = plan.rules.iter().any(|r| r.lapse.is_some());
+        (http || lapse || !plan.timers.is_empty()).then(|| {
             Box::new(Extra {
                 timers: (!plan.timers.is_empty()).then(|| Timers::new(&plan.timers, now)),
                 http: None,
                 since: Vec::new(),
+                lapse: None,
             })
         })
     }

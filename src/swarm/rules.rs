@@ -11,7 +11,7 @@ use super::state::ClientState;
 use super::stream::Ws;
 use crate::metrics::Event;
 use crate::scenario::template::RenderCtx;
-use crate::scenario::{CounterName, Rule};
+use crate::scenario::{CounterName, Lapse, Rule};
 
 impl Conn<'_> {
     /// Applies the rules to `text` (a reply to a request: only the rules for replies). The
@@ -32,7 +32,7 @@ impl Conn<'_> {
             .any(Rule::needs_json)
             .then(|| serde_json::from_str(plan.connect.json_body(text)).ok())
             .flatten();
-        for rule in &plan.rules {
+        for (index, rule) in plan.rules.iter().enumerate() {
             if (reply && !rule.replies)
                 || !rule
                     .matches
@@ -86,7 +86,30 @@ impl Conn<'_> {
             if let Some(code) = rule.close {
                 self.close_after(code);
             }
+            if let Some(lapse) = &rule.lapse
+                && let Some(within) = lapse_of(lapse, state.vars.values())
+                && let Some(extra) = self.extra.as_mut()
+            {
+                extra.lapse = Some((tokio::time::Instant::now() + within, index));
+            }
         }
         Ok(())
+    }
+}
+
+/// How long a rule's next match may take: fixed, or the sum of captured milliseconds (None
+/// while one has no value, or is no number).
+fn lapse_of(lapse: &Lapse, vars: &[Option<Box<str>>]) -> Option<std::time::Duration> {
+    match lapse {
+        Lapse::Fixed(d) => Some(*d),
+        Lapse::VarsMs(ids) => {
+            let mut ms: u64 = 0;
+            for id in ids {
+                let value = vars.get(usize::from(*id))?.as_deref()?;
+                ms = ms.saturating_add(value.trim().parse::<u64>().ok()?);
+            }
+            // A day at most: a hostile open packet cannot make it never fire.
+            Some(std::time::Duration::from_millis(ms.min(86_400_000)))
+        }
     }
 }

@@ -237,3 +237,92 @@ ack = true
     }
     assert_eq!(echo.shutdown().await.received, 0, "nothing was sent");
 }
+
+/// A server whose heartbeat stops (it announces 100 ms + 100 ms, pings three times, then
+/// goes quiet but keeps the connection) is a `server_ping_timeout` drop, and the client
+/// connects again; while it pings, nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_pinging_is_a_drop_of_its_own() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let pongs = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = pongs.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let pongs = counted.clone();
+            tokio::spawn(async move {
+                let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let (mut tx, mut rx) = ws.split();
+                let open =
+                    r#"0{"sid":"x","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000000}"#;
+                if tx.send(Message::text(open)).await.is_err() {
+                    return;
+                }
+                let mut pings = 0;
+                let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
+                ticker.tick().await;
+                loop {
+                    tokio::select! {
+                        m = rx.next() => match m {
+                            Some(Ok(Message::Text(t))) if t.as_str() == "40" => {
+                                if tx.send(Message::text(r#"40{"sid":"y"}"#)).await.is_err() { return; }
+                            }
+                            Some(Ok(Message::Text(t))) if t.as_str() == "3" => {
+                                pongs.fetch_add(1, Relaxed);
+                            }
+                            Some(Ok(_)) => {}
+                            _ => return,
+                        },
+                        _ = ticker.tick(), if pings < 3 => {
+                            pings += 1;
+                            if tx.send(Message::text("2")).await.is_err() { return; }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let toml = r#"name = "quiet"
+target = "embedded"
+duration = "2s"
+[connect]
+protocol = "socketio"
+[reconnect]
+strategy = "constant"
+initial = "50ms"
+[[phases]]
+clients = 1
+[[steps]]
+sleep = "20ms"
+"#;
+    let p = plan(toml, &format!("ws://{addr}/"));
+    assert!(
+        p.to_string()
+            .contains("within {{var.sio_ping_interval}} + {{var.sio_ping_timeout}} ms"),
+        "{p}"
+    );
+    let (r, _dir) = run(p).await;
+    let c = &r.totals.counts;
+    // Each connection: open at 0, pings at ~100, 200, 300 ms, then nothing: dropped at ~500 ms
+    // (every one but perhaps the last, which the end of the run may close first).
+    let dropped = r.summary.drops.get("server_ping_timeout").copied().unwrap_or(0);
+    assert!(
+        dropped >= 2 && c.connects - dropped <= 1,
+        "{:?} {c:?}",
+        r.summary.drops
+    );
+    assert_eq!(c.drops, dropped, "no other cause: {:?}", r.summary.drops);
+    let pings = r.summary.counters["socketio_pings"];
+    assert!(pings <= 3 * c.connects, "{c:?}");
+    // Every ping answered, but one the run's end may have met after the client's close frame.
+    let answered = pongs.load(Relaxed);
+    assert!(
+        answered <= pings && pings - answered <= 1,
+        "{answered} of {pings}"
+    );
+    let why = &r.summary.drop_reasons["server_ping_timeout"];
+    assert!(why.contains("came in time"), "{why}");
+}

@@ -4,7 +4,7 @@
 use std::fmt::{self, Formatter, Result};
 use std::time::Duration;
 
-use super::{Capture, CounterName, Extract, Plan, ReconnectAction, Scope, Step, Target, Var};
+use super::{Capture, CounterName, Extract, Lapse, Plan, ReconnectAction, Scope, Step, Target, Var};
 use crate::scenario::check::Check;
 use crate::scenario::feed::Mode;
 use crate::scenario::template::Template;
@@ -287,6 +287,23 @@ impl Plan {
             }
             if let Some(code) = rule.close {
                 actions.push(format!("close ({code}), then connect again"));
+            }
+            match &rule.lapse {
+                None => {}
+                Some(Lapse::Fixed(d)) => actions.push(format!(
+                    "then a heartbeat (a rule with a lapse) within {}, else drop (server_ping_timeout)",
+                    show(*d)
+                )),
+                Some(Lapse::VarsMs(ids)) => {
+                    let names: Vec<String> = ids
+                        .iter()
+                        .map(|i| format!("{{{{var.{}}}}}", self.vars[usize::from(*i)].name))
+                        .collect();
+                    actions.push(format!(
+                        "then a heartbeat (a rule with a lapse) within {} ms, else drop (server_ping_timeout)",
+                        names.join(" + ")
+                    ));
+                }
             }
             let replies = if rule.replies { " (replies too)" } else { "" };
             writeln!(

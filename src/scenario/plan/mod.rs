@@ -26,7 +26,7 @@ pub use embedded::Behaviour;
 pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
 pub use protocol::Protocol;
 pub use report::RequestFilter;
-pub use rules::{CounterName, NameTemplate, Rule};
+pub use rules::{CounterName, Lapse, NameTemplate, Rule};
 pub use steps::{Capture, Expect, Extract, Flow, HttpStep, Program, Scope, Socket, Step, Timer, Var};
 
 use super::feed::Feed;

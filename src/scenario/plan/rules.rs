@@ -22,6 +22,17 @@ pub struct Rule {
     pub close: Option<u16>,
     /// The name number of an HTTP step: the time since its last request is recorded.
     pub since: Option<u16>,
+    /// The next match must come within this long, else the connection drops
+    /// (`server_ping_timeout`).
+    pub lapse: Option<Lapse>,
+}
+
+/// How long a rule's next match may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lapse {
+    Fixed(std::time::Duration),
+    /// The sum of these captured values (by index), in milliseconds.
+    VarsMs(Vec<u16>),
 }
 
 impl Rule {

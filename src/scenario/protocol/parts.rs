@@ -48,6 +48,8 @@ pub(super) fn rule(span: &Range<usize>, matches: RawMatch, count: &str, replies:
             close: None,
             since: None,
             replies,
+            lapse: None,
+            lapse_ms: None,
         },
     )
 }

@@ -172,8 +172,28 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
     for setup in setups {
         setup.splice(0..0, handshake());
     }
+    // The open packet's heartbeat: the server's next ping is due within pingInterval +
+    // pingTimeout, else the connection drops (server_ping_timeout); each ping re-arms it.
+    let beat = ["sio_ping_interval".to_string(), "sio_ping_timeout".to_string()];
+    let mut open = rule(&span, RawMatch::One(matching("^0\\{")), "", false);
+    let captures = [
+        ("sio_ping_interval", "pingInterval"),
+        ("sio_ping_timeout", "pingTimeout"),
+    ]
+    .map(|(var, key)| {
+        let from = RawCapture::Table(RawCaptureTable {
+            pointer: None,
+            regex: Some(format!("\"{key}\":([0-9]+)")),
+            scope: None,
+        });
+        (var.to_string(), Spanned::new(span.clone(), from))
+    });
+    open.get_mut().count = None;
+    open.get_mut().capture = Some(captures.into());
+    open.get_mut().lapse_ms = Some(Spanned::new(span.clone(), beat.to_vec()));
     let mut ping = rule(&span, RawMatch::One(matching("^2$")), "socketio_pings", false);
     ping.get_mut().send = Some(at("3"));
+    ping.get_mut().lapse_ms = Some(Spanned::new(span.clone(), beat.to_vec()));
     let mut gone = rule(
         &span,
         RawMatch::One(matching("^41")),
@@ -182,6 +202,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
     );
     gone.get_mut().close = Some(Spanned::new(span.clone(), 1000));
     raw.on_message.extend([
+        open,
         ping,
         rule(
             &span,

@@ -124,6 +124,14 @@ pub struct RawRule {
     /// error replies by their code.
     #[serde(default)]
     pub replies: bool,
+    /// An application heartbeat: once this rule matches, a rule with a lapse must match again
+    /// within this long ("45s"), else the connection drops with cause `server_ping_timeout`.
+    #[schemars(with = "Option<String>")]
+    pub lapse: Option<Text>,
+    /// As `lapse`, the sum of these captured values in milliseconds (Socket.IO's pingInterval
+    /// and pingTimeout from its open packet); not armed while one has no value.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub lapse_ms: Option<Spanned<Vec<String>>>,
 }
 
 /// A rule's `match`: one test, or a list of them that must all hold.

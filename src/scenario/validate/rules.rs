@@ -2,11 +2,11 @@
 
 use super::captures::all_captures;
 use super::validator::Validator;
-use crate::scenario::plan::{CounterName, NameTemplate, Rule};
+use crate::scenario::plan::{CounterName, Lapse, NameTemplate, Rule};
 use toml::Spanned;
 
 use crate::scenario::check::Check;
-use crate::scenario::raw::{RawMatch, RawScenario};
+use crate::scenario::raw::{RawMatch, RawRule, RawScenario};
 use crate::units::close_code;
 
 /// The most rules a scenario has (each message is tested against every one).
@@ -40,10 +40,12 @@ impl Validator<'_> {
                 && r.count.is_none()
                 && r.close.is_none()
                 && r.since.is_none()
+                && r.lapse.is_none()
+                && r.lapse_ms.is_none()
             {
                 self.error(
                     spanned.span(),
-                    format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count`, `close` or `since`"),
+                    format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count`, `close`, `since` or `lapse`"),
                 );
                 ok = false;
                 continue;
@@ -107,8 +109,9 @@ impl Validator<'_> {
                     }
                 },
             };
-            match (matches, captures, count, close, since) {
-                (Some(matches), Some(captures), Some(count), Some(close), Some(since))
+            let lapse = self.lapse(r, &what, &captured);
+            match (matches, captures, count, close, since, lapse) {
+                (Some(matches), Some(captures), Some(count), Some(close), Some(since), Some(lapse))
                     if r.send.is_none() || send.is_some() =>
                 {
                     rules.push(Rule {
@@ -119,12 +122,52 @@ impl Validator<'_> {
                         send,
                         close,
                         since,
+                        lapse,
                     });
                 }
                 _ => ok = false,
             }
         }
         ok.then_some((rules, counters))
+    }
+
+    /// A rule's `lapse` or `lapse_ms` (not both); `Some(None)` without either.
+    fn lapse(&mut self, r: &RawRule, what: &str, captured: &[&String]) -> Option<Option<Lapse>> {
+        match (&r.lapse, &r.lapse_ms) {
+            (None, None) => Some(None),
+            (Some(t), None) => self
+                .positive_duration(t, &format!("{what}.lapse"))
+                .map(|d| Some(Lapse::Fixed(d))),
+            (None, Some(names)) => {
+                let mut ids = Vec::new();
+                for name in names.get_ref() {
+                    match self.vars.iter().position(|v| &v.name == name) {
+                        Some(i) if captured.contains(&name) && !names.get_ref().is_empty() => {
+                            ids.push(i as u16)
+                        }
+                        _ => {
+                            self.error(names.span(), format!("{what}.lapse_ms: {name:?} is captured by no step or rule: expected the names of captured values"));
+                            return None;
+                        }
+                    }
+                }
+                if ids.is_empty() {
+                    self.error(
+                        names.span(),
+                        format!("{what}.lapse_ms: an empty list: expected the names of captured values"),
+                    );
+                    return None;
+                }
+                Some(Some(Lapse::VarsMs(ids)))
+            }
+            (Some(t), Some(_)) => {
+                self.error(
+                    t.span(),
+                    format!("{what}: both `lapse` and `lapse_ms`: expected one"),
+                );
+                None
+            }
+        }
     }
 
     /// A rule's `match`: one test, or a list that must all hold.
