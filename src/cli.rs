@@ -241,7 +241,9 @@ pub struct ServeArgs {
     pub batch: u32,
     /// Speak JSON-RPC 2.0 (`jsonrpc`: methods echo, fail, eth_subscribe, notified every
     /// --push-every, and eth_unsubscribe) or Socket.IO v5 (`socketio`: namespaces, events
-    /// acknowledged with their arguments, the heartbeat every --ping-every) instead of echoing.
+    /// acknowledged with their arguments, the heartbeat every --ping-every) or GraphQL over
+    /// WebSocket (`graphql-ws`: each subscribe answered with --batch `next` messages, then
+    /// `complete`) instead of echoing.
     #[arg(long, value_parser = protocol)]
     pub protocol: Option<Protocol>,
 }
@@ -250,8 +252,9 @@ fn protocol(text: &str) -> Result<Protocol, String> {
     match text {
         "jsonrpc" => Ok(Protocol::Jsonrpc),
         "socketio" => Ok(Protocol::Socketio),
+        "graphql-ws" => Ok(Protocol::GraphqlWs),
         other => Err(format!(
-            "unknown protocol {other:?}: expected \"jsonrpc\" or \"socketio\""
+            "unknown protocol {other:?}: expected \"jsonrpc\", \"socketio\" or \"graphql-ws\""
         )),
     }
 }

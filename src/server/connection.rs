@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
+use super::graphql;
 use super::jsonrpc::JsonRpc;
 use super::socketio;
 use super::state::Shared;
@@ -181,6 +182,15 @@ impl Conn {
                         None | Some(Err(_)) => return End::Peer,
                     };
                     match message {
+                        Message::Text(t) if shared.behaviour.protocol == Some(Protocol::GraphqlWs) => {
+                            stats.received.fetch_add(1, Relaxed);
+                            for reply in graphql::answer(t.as_str(), shared.behaviour.batch) {
+                                if ws.send(Message::text(reply)).await.is_err() {
+                                    return End::Peer;
+                                }
+                                stats.answered.fetch_add(1, Relaxed);
+                            }
+                        }
                         m @ (Message::Text(_) | Message::Binary(_)) => {
                             if let Some(reply) = self.answer(m, &replies_tx) {
                                 stats.answered.fetch_add(1, Relaxed);

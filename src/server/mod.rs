@@ -3,6 +3,7 @@
 //! everything it sees so tests can hold the tool's numbers against the server's.
 
 mod connection;
+mod graphql;
 mod jsonrpc;
 mod listen;
 mod schedule;

@@ -14,6 +14,7 @@ mod engine;
 mod exec;
 mod feed;
 mod field;
+mod graphql;
 mod hostile;
 mod http_steps;
 mod inflight;

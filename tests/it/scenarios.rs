@@ -31,6 +31,7 @@ fn every_shipped_scenario_validates() {
         [
             "connection-manager",
             "game-session",
+            "graphql-subscriptions",
             "jsonrpc-subscribe",
             "network-chaos",
             "quickstart",
@@ -112,6 +113,18 @@ fn socketio_chat_acks_every_message_and_answers_every_heartbeat() {
     assert!(
         counters["socketio_event_presence"].as_u64().unwrap() > 0,
         "{counters}"
+    );
+}
+
+#[test]
+fn graphql_subscriptions_stream_five_nexts_each() {
+    let s = run("graphql-subscriptions", "4s");
+    let c = &s["counts"];
+    assert_eq!(c["check_failures"], 0);
+    assert_eq!(
+        c["stream_parts"].as_u64(),
+        c["answered"].as_u64().map(|a| 5 * a),
+        "{c}"
     );
 }
 

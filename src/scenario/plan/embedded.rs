@@ -88,6 +88,10 @@ impl Behaviour {
             Some(Protocol::Jsonrpc) => {
                 "JSON-RPC 2.0 (echo, fail, eth_subscribe, eth_unsubscribe; others -32601)".to_string()
             }
+            Some(Protocol::GraphqlWs) => {
+                "GraphQL over WebSocket (connection_ack, pong, each subscribe answered next… then complete)"
+                    .to_string()
+            }
             Some(Protocol::Socketio) => {
                 "Socket.IO v5 (any namespace; events acknowledged with their arguments, or echoed)"
                     .to_string()

@@ -19,6 +19,10 @@ pub enum Protocol {
     /// connect as setup steps, pings answered, `emit` steps with acknowledgements correlated,
     /// events counted by name.
     Socketio,
+    /// GraphQL over WebSocket (the graphql-transport-ws subprotocol): connection_init and its
+    /// ack as setup, `subscribe` steps as streams (next… then complete), pings answered.
+    #[serde(rename = "graphql-ws")]
+    GraphqlWs,
 }
 
 impl Protocol {
@@ -26,6 +30,7 @@ impl Protocol {
         match self {
             Protocol::Jsonrpc => "jsonrpc",
             Protocol::Socketio => "socketio",
+            Protocol::GraphqlWs => "graphql-ws",
         }
     }
 }

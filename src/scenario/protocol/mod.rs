@@ -20,6 +20,7 @@
 //!
 //! Socket.IO: see `socketio`.
 
+mod graphql;
 mod jsonrpc;
 mod parts;
 mod socketio;
@@ -45,12 +46,22 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
         let s = step.get_mut();
         let rpc = s.call.is_some() || s.notify.is_some();
         let sio = s.emit.is_some() || s.ack.is_some();
-        if !rpc && !sio {
+        let gql = s.subscribe.is_some();
+        if !rpc && !sio && !gql {
             return;
         }
         let found = match protocol {
             Some((Protocol::Jsonrpc, _)) if !sio => jsonrpc::step(s, table),
-            Some((Protocol::Socketio, _)) if !rpc => socketio::step(s, table, &namespace).map(|()| None),
+            Some((Protocol::Socketio, _)) if !rpc && !gql => {
+                socketio::step(s, table, &namespace).map(|()| None)
+            }
+            Some((Protocol::GraphqlWs, _)) if !rpc && !sio => graphql::step(s, table).map(|()| None),
+            _ if gql => Err(Mistake {
+                span: span.clone(),
+                message: format!(
+                    "{table}: `subscribe` is a GraphQL step: expected `[connect] protocol = \"graphql-ws\"`"
+                ),
+            }),
             _ if rpc => Err(Mistake {
                 span: span.clone(),
                 message: format!(
@@ -76,6 +87,7 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
     match protocol {
         Some((Protocol::Jsonrpc, span)) => jsonrpc::expand(raw, span, &subscriptions),
         Some((Protocol::Socketio, span)) => socketio::expand(raw, span, &namespace),
+        Some((Protocol::GraphqlWs, span)) => graphql::expand(raw, span),
         None => {}
     }
     Ok(())

@@ -192,6 +192,10 @@ pub struct RawConnect {
     /// and the auth payload sent with the connect packet (a JSON template).
     #[schemars(with = "Option<RawSocketio>")]
     pub socketio: Option<Spanned<RawSocketio>>,
+    /// With `protocol = "graphql-ws"`: the `connection_init` payload (a JSON template: a
+    /// token).
+    #[schemars(with = "Option<String>")]
+    pub graphql_init: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).

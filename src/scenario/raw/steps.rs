@@ -76,9 +76,28 @@ pub struct RawStep {
     /// With `protocol = "socketio"`: an event, `["name", args…]`, sent as `42[…]`.
     #[schemars(with = "Option<Vec<serde_json::Value>>")]
     pub emit: Option<Spanned<Vec<toml::Value>>>,
+    /// With `protocol = "graphql-ws"`: an operation, `{ query = "subscription { … }",
+    /// variables = { … } }`, awaited as a stream of `next` messages until `complete` (an
+    /// `error` is a check failure).
+    #[schemars(with = "Option<RawOperation>")]
+    pub subscribe: Option<Spanned<RawOperation>>,
     /// With `emit`: ask for an acknowledgement (`42<id>[…]` → `43<id>[…]`), awaited and timed
     /// as a request.
     pub ack: Option<bool>,
+}
+
+/// A GraphQL operation: its document, its variables (a TOML table written as JSON, or a
+/// JSON template string) and its operation name.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Operation")]
+pub struct RawOperation {
+    #[schemars(with = "String")]
+    pub query: Text,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub variables: Option<Spanned<toml::Value>>,
+    #[serde(rename = "operationName")]
+    pub operation_name: Option<String>,
 }
 
 /// A JSON-RPC call or notification: the method, and its params (a TOML value written as
