@@ -225,6 +225,7 @@ impl Conn<'_> {
             let came = text.map_or_else(
                 || "a binary message".to_string(),
                 |t| {
+                    let t = crate::redact::text(t);
                     let cut: String = t.chars().take(80).collect();
                     format!("{cut:?}{}", if cut.len() < t.len() { "…" } else { "" })
                 },

@@ -214,7 +214,7 @@ fn jsonrpc_mistakes_are_located() {
         ),
         (
             "[connect]\nprotocol = \"graphql\"\n",
-            "unknown variant `graphql`, expected `jsonrpc`",
+            "unknown variant `graphql`, expected one of `jsonrpc`",
         ),
         (
             "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\ncall = { method = \"a\", parms = 1 }\n",
