@@ -137,15 +137,7 @@ fn graphql_mistakes_are_located() {
         let toml = format!(
             "name = \"m\"\ntarget = \"ws://127.0.0.1:1/\"\nduration = \"1s\"\n[[phases]]\nclients = 1\n{tail}"
         );
-        let e = wsstorm::scenario::parse(
-            std::path::Path::new("test.toml"),
-            &toml,
-            &Default::default(),
-            &|_| None,
-        )
-        .err()
-        .unwrap_or_else(|| panic!("accepted:\n{toml}"))
-        .to_string();
+        let e = crate::support::refused(&toml);
         assert!(e.contains(want), "{toml}\n---\n{e}\n--- wanted: {want}");
     }
 }

@@ -246,15 +246,7 @@ fn jsonrpc_mistakes_are_located() {
             },
             1,
         );
-        let e = wsstorm::scenario::parse(
-            std::path::Path::new("test.toml"),
-            &toml,
-            &Default::default(),
-            &|_| None,
-        )
-        .err()
-        .unwrap_or_else(|| panic!("accepted:\n{toml}"))
-        .to_string();
+        let e = crate::support::refused(&toml);
         assert!(e.contains(want), "{toml}\n---\n{e}\n--- wanted: {want}");
     }
 }

@@ -174,15 +174,7 @@ fn socketio_mistakes_are_located() {
     ];
     for (tail, want) in cases {
         let toml = format!("name = \"m\"\ntarget = \"ws://127.0.0.1:1/\"\n[[phases]]\nclients = 1\n{tail}");
-        let e = wsstorm::scenario::parse(
-            std::path::Path::new("test.toml"),
-            &toml,
-            &Default::default(),
-            &|_| None,
-        )
-        .err()
-        .unwrap_or_else(|| panic!("accepted:\n{toml}"))
-        .to_string();
+        let e = crate::support::refused(&toml);
         assert!(e.contains(want), "{toml}\n---\n{e}\n--- wanted: {want}");
     }
 }

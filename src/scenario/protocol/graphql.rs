@@ -17,10 +17,8 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parts::{Mistake, present, rule};
-use crate::scenario::raw::{
-    RawCheck, RawCorrelation, RawExpect, RawMatch, RawOperation, RawScenario, RawStep,
-};
+use super::parts::{Mistake, correlate, handshake_timeout, other_action, prepend_setup, present, rule};
+use crate::scenario::raw::{RawCheck, RawExpect, RawMatch, RawOperation, RawScenario, RawStep};
 
 /// The subprotocol.
 const SUBPROTOCOL: &str = "graphql-transport-ws";
@@ -35,16 +33,8 @@ pub(super) fn step(s: &mut RawStep, table: &str) -> Result<(), Mistake> {
         span: span.clone(),
         message: format!("{table}: {message}"),
     };
-    let other = [
-        (s.send.is_some(), "send"),
-        (s.send_binary.is_some(), "send_binary"),
-        (s.http.is_some(), "http"),
-        (s.wait_for.is_some(), "wait_for"),
-        (s.sleep.is_some(), "sleep"),
-        (s.close.is_some(), "close"),
-        (s.last.is_some(), "last"),
-    ];
-    if let Some((_, key)) = other.iter().find(|(set, _)| *set) {
+    let other = other_action(s).or(s.last.is_some().then_some("last"));
+    if let Some(key) = other {
         return Err(mistake(format!(
             "`subscribe` and `{key}` in one step: expected one action a step (the stream ends at complete or error)"
         )));
@@ -105,17 +95,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>) {
         raw.connect.subprotocols = vec![at(SUBPROTOCOL)];
         raw.connect.subprotocol = Some(at(SUBPROTOCOL));
     }
-    if raw.correlation.is_none() {
-        raw.correlation = Some(Spanned::new(
-            span.clone(),
-            RawCorrelation {
-                request_id: Some(at("/id")),
-                request_id_regex: None,
-                timeout: None,
-                max_in_flight: None,
-            },
-        ));
-    }
+    correlate(raw, &span, Some("/id"), None);
     let init = match &raw.connect.graphql_init {
         Some(payload) => format!(
             "{{\"type\":\"connection_init\",\"payload\":{}}}",
@@ -123,7 +103,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>) {
         ),
         None => "{\"type\":\"connection_init\"}".to_string(),
     };
-    let within = raw.connect.timeout.clone().unwrap_or_else(|| at("5s"));
+    let within = handshake_timeout(raw, &span);
     let handshake = || {
         [
             RawStep {
@@ -139,15 +119,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>) {
         ]
         .map(|s| Spanned::new(span.clone(), s))
     };
-    let mut setups: Vec<&mut Vec<Spanned<RawStep>>> = Vec::new();
-    setups.extend(raw.flows.iter_mut().map(|f| &mut f.get_mut().setup));
-    setups.extend(raw.sockets.iter_mut().map(|s| &mut s.get_mut().setup));
-    if setups.is_empty() {
-        setups.push(&mut raw.setup);
-    }
-    for setup in setups {
-        setup.splice(0..0, handshake());
-    }
+    prepend_setup(raw, handshake);
     let mut ping = rule(
         &span,
         RawMatch::One(at_type("equals", "ping")),

@@ -5,10 +5,8 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parts::{Mistake, absent, exists, present, rule};
-use crate::scenario::raw::{
-    RawCall, RawCapture, RawCorrelation, RawExpect, RawMatch, RawRule, RawScenario, RawStep,
-};
+use super::parts::{Mistake, absent, correlate, exists, other_action, present, rule};
+use crate::scenario::raw::{RawCall, RawCapture, RawExpect, RawMatch, RawRule, RawScenario, RawStep};
 
 /// Turns a `call` or `notify` into a send (with its expectation, check and capture); the
 /// name of a subscription, whose notifications a rule then counts.
@@ -30,15 +28,7 @@ pub(super) fn step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mista
         span: span.clone(),
         message: format!("{table}: {message}"),
     };
-    let other = [
-        (s.send.is_some(), "send"),
-        (s.send_binary.is_some(), "send_binary"),
-        (s.http.is_some(), "http"),
-        (s.wait_for.is_some(), "wait_for"),
-        (s.sleep.is_some(), "sleep"),
-        (s.close.is_some(), "close"),
-    ];
-    if let Some((_, key)) = other.iter().find(|(set, _)| *set) {
+    if let Some(key) = other_action(s) {
         return Err(mistake(format!(
             "`{}` and `{key}` in one step: expected one action a step",
             if is_call { "call" } else { "notify" }
@@ -120,18 +110,7 @@ pub(super) fn step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mista
 
 /// The JSON-RPC correlation (unless the scenario has one) and rules, after the user's.
 pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<usize>, String)]) {
-    let at = |v: String| Spanned::new(span.clone(), v);
-    if raw.correlation.is_none() {
-        raw.correlation = Some(Spanned::new(
-            span.clone(),
-            RawCorrelation {
-                request_id: Some(at("/id".into())),
-                request_id_regex: None,
-                timeout: None,
-                max_in_flight: None,
-            },
-        ));
-    }
+    correlate(raw, &span, Some("/id"), None);
     for (step, name) in subscriptions {
         let mut check = present("/params/subscription");
         check.exists = None;

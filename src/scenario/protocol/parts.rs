@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::scenario::raw::{RawCheck, RawMatch, RawRule, RawScenario, RawStep};
+use crate::scenario::raw::{RawCheck, RawCorrelation, RawMatch, RawRule, RawScenario, RawStep, Text};
 
 /// A mistake in a protocol step: where, and what was expected.
 pub struct Mistake {
@@ -70,5 +70,68 @@ pub(super) fn exists(pointer: &str, exists: bool) -> RawCheck {
         equals: None,
         exists: Some(exists),
         matches: None,
+    }
+}
+
+/// The step's action besides a preset's form (`send`, `sleep`…), if it has one: a step has
+/// one action.
+pub(super) fn other_action(s: &RawStep) -> Option<&'static str> {
+    [
+        (s.send.is_some(), "send"),
+        (s.send_binary.is_some(), "send_binary"),
+        (s.http.is_some(), "http"),
+        (s.wait_for.is_some(), "wait_for"),
+        (s.sleep.is_some(), "sleep"),
+        (s.close.is_some(), "close"),
+    ]
+    .into_iter()
+    .find_map(|(set, key)| set.then_some(key))
+}
+
+/// The preset's correlation, unless the scenario has its own `[correlation]`: by `pointer`,
+/// or by a `regex` on the whole message.
+pub(super) fn correlate(
+    raw: &mut RawScenario,
+    span: &Range<usize>,
+    pointer: Option<&str>,
+    regex: Option<&str>,
+) {
+    if raw.correlation.is_some() {
+        return;
+    }
+    let at = |v: &str| Spanned::new(span.clone(), v.to_string());
+    raw.correlation = Some(Spanned::new(
+        span.clone(),
+        RawCorrelation {
+            request_id: pointer.map(at),
+            request_id_regex: regex.map(at),
+            timeout: None,
+            max_in_flight: None,
+        },
+    ));
+}
+
+/// How long a handshake's answer may take: `connect.timeout` as written, else 5 s.
+pub(super) fn handshake_timeout(raw: &RawScenario, span: &Range<usize>) -> Text {
+    raw.connect
+        .timeout
+        .clone()
+        .unwrap_or_else(|| Spanned::new(span.clone(), "5s".to_string()))
+}
+
+/// Puts a handshake's steps first in every program's setup: each flow's and each socket's,
+/// else the scenario's.
+pub(super) fn prepend_setup<const N: usize>(
+    raw: &mut RawScenario,
+    handshake: impl Fn() -> [Spanned<RawStep>; N],
+) {
+    let mut setups: Vec<&mut Vec<Spanned<RawStep>>> = Vec::new();
+    setups.extend(raw.flows.iter_mut().map(|f| &mut f.get_mut().setup));
+    setups.extend(raw.sockets.iter_mut().map(|s| &mut s.get_mut().setup));
+    if setups.is_empty() {
+        setups.push(&mut raw.setup);
+    }
+    for setup in setups {
+        setup.splice(0..0, handshake());
     }
 }

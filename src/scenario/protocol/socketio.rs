@@ -18,10 +18,10 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parts::{Mistake, rule};
+use super::parts::{Mistake, correlate, handshake_timeout, other_action, prepend_setup, rule};
 use crate::scenario::plan::Protocol;
 use crate::scenario::raw::{
-    RawCapture, RawCaptureTable, RawCheck, RawCorrelation, RawExpect, RawMatch, RawScenario, RawStep,
+    RawCapture, RawCaptureTable, RawCheck, RawExpect, RawMatch, RawScenario, RawStep,
 };
 
 /// The namespace the scenario connects to ("/" unless `[connect.socketio] namespace`).
@@ -72,15 +72,7 @@ pub(super) fn step(s: &mut RawStep, table: &str, ns: &str) -> Result<(), Mistake
         span: span.clone(),
         message: format!("{table}: {message}"),
     };
-    let other = [
-        (s.send.is_some(), "send"),
-        (s.send_binary.is_some(), "send_binary"),
-        (s.http.is_some(), "http"),
-        (s.wait_for.is_some(), "wait_for"),
-        (s.sleep.is_some(), "sleep"),
-        (s.close.is_some(), "close"),
-    ];
-    if let Some((_, key)) = other.iter().find(|(set, _)| *set) {
+    if let Some(key) = other_action(s) {
         return Err(mistake(format!(
             "`emit` and `{key}` in one step: expected one action a step"
         )));
@@ -113,17 +105,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
         // Engine.IO message (4), Socket.IO packet type, namespace, ack id.
         raw.connect.json_after = Some(at("4[0-9](?:/[^,]*,)?[0-9]*"));
     }
-    if raw.correlation.is_none() {
-        raw.correlation = Some(Spanned::new(
-            span.clone(),
-            RawCorrelation {
-                request_id: None,
-                request_id_regex: Some(at("^43(?:/[^,]*,)?([0-9]+)")),
-                timeout: None,
-                max_in_flight: None,
-            },
-        ));
-    }
+    correlate(raw, &span, None, Some("^43(?:/[^,]*,)?([0-9]+)"));
     let auth = raw
         .connect
         .socketio
@@ -133,7 +115,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
         .unwrap_or_default();
     let prefix = prefix(ns);
     // The handshake's answers are due within the connect timeout (5 s unless given).
-    let within = raw.connect.timeout.clone().unwrap_or_else(|| at("5s"));
+    let within = handshake_timeout(raw, &span);
     let handshake = || {
         let mut open = RawStep {
             wait_for: Some(Spanned::new(span.clone(), matching("^0\\{"))),
@@ -162,16 +144,7 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
         };
         [open, connect, connected].map(|s| Spanned::new(span.clone(), s))
     };
-    // Into each program's setup: the flows', the sockets', or the scenario's.
-    let mut setups: Vec<&mut Vec<Spanned<RawStep>>> = Vec::new();
-    setups.extend(raw.flows.iter_mut().map(|f| &mut f.get_mut().setup));
-    setups.extend(raw.sockets.iter_mut().map(|s| &mut s.get_mut().setup));
-    if setups.is_empty() {
-        setups.push(&mut raw.setup);
-    }
-    for setup in setups {
-        setup.splice(0..0, handshake());
-    }
+    prepend_setup(raw, handshake);
     // The open packet's heartbeat: the server's next ping is due within pingInterval +
     // pingTimeout, else the connection drops (server_ping_timeout); each ping re-arms it.
     let beat = ["sio_ping_interval".to_string(), "sio_ping_timeout".to_string()];

@@ -119,6 +119,14 @@ pub fn plan(toml: &str, url: &str) -> Plan {
         .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
 }
 
+/// The errors `validate` gives for scenario text that must be refused (test.toml).
+pub fn refused(toml: &str) -> String {
+    scenario::parse(Path::new("test.toml"), toml, &Overrides::default(), &|_| None)
+        .err()
+        .unwrap_or_else(|| panic!("accepted:\n{toml}"))
+        .to_string()
+}
+
 /// Runs a plan quietly into a fresh temporary directory.
 pub async fn run(plan: Plan) -> (RunResult, tempfile::TempDir) {
     run_with(plan, Controls::default()).await
