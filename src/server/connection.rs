@@ -123,7 +123,7 @@ impl Conn {
             if ws
                 .send(Message::text(socketio::open(
                     self.n,
-                    b.ping_every,
+                    b.ping_interval(),
                     b.ping_timeout,
                 )))
                 .await

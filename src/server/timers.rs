@@ -32,7 +32,7 @@ impl<'a> Timers<'a> {
     /// The clock of a connection upgraded at `since` that resumes pushes after `resume_from`.
     pub(super) fn new(behaviour: &'a Behaviour, since: Instant, resume_from: Option<u64>) -> Self {
         let push_every = behaviour.push_every.filter(|d| !d.is_zero());
-        let ping_every = behaviour.ping_every.filter(|d| !d.is_zero());
+        let ping_every = behaviour.ping_interval();
         Self {
             behaviour,
             push_every,

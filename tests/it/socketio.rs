@@ -318,3 +318,54 @@ sleep = "20ms"
     let why = &r.summary.drop_reasons["server_ping_timeout"];
     assert!(why.contains("came in time"), "{why}");
 }
+
+/// The preset's handshake goes into every socket's setup (validate once panicked on it), and
+/// the built-in target pings at Socket.IO's default 25 s when no ping interval is given, as
+/// its open packet announces (else the client's heartbeat check would drop it after 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_socket_shakes_hands_and_the_built_in_target_keeps_its_heartbeat_promise() {
+    let behaviour = Behaviour {
+        protocol: Some(Protocol::Socketio),
+        ..Default::default()
+    };
+    assert_eq!(
+        behaviour.ping_interval(),
+        Some(std::time::Duration::from_secs(25))
+    );
+    let target = crate::support::server(behaviour).await;
+    let toml = r#"name = "sockets"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "socketio"
+[[phases]]
+clients = 2
+[[sockets]]
+name = "main"
+path = "/socket.io/?EIO=4&transport=websocket"
+[[sockets.steps]]
+emit = ["a"]
+ack = true
+[[sockets.steps]]
+sleep = "20ms"
+[[sockets]]
+name = "chat"
+path = "/socket.io/?EIO=4&transport=websocket&room=chat"
+[[sockets.steps]]
+emit = ["b"]
+ack = true
+[[sockets.steps]]
+sleep = "20ms"
+"#;
+    let (r, _dir) = run(plan(toml, &target.url())).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert_eq!((c.connects, c.drops, c.timeouts), (4, 0, 0), "{c:?}");
+    assert!(
+        r.summary.by_socket["chat"].counts.answered > 0,
+        "{:?}",
+        r.summary.by_socket
+    );
+    assert_eq!(seen.connections, 4);
+}

@@ -157,6 +157,16 @@ impl Behaviour {
         parts.join(", ")
     }
 
+    /// How often the server pings: `ping_every`, or Socket.IO's default 25 s heartbeat when it
+    /// speaks Socket.IO (its open packet announces it, and clients drop a server that is quiet
+    /// longer).
+    pub fn ping_interval(&self) -> Option<Duration> {
+        match (self.ping_every.filter(|d| !d.is_zero()), self.protocol) {
+            (None, Some(Protocol::Socketio)) => Some(Duration::from_secs(25)),
+            (every, _) => every,
+        }
+    }
+
     /// Whether connections are closed on a schedule (`close_every` or `close_at`).
     pub fn closes(&self) -> bool {
         self.close_every.is_some_and(|d| !d.is_zero()) || !self.close_at.is_empty()

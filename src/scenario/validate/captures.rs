@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::validator::Validator;
-use crate::scenario::plan::{Capture, Connect, Extract, Flow, Scope, Step, Timer, Var};
+use crate::scenario::plan::{Capture, Connect, Extract, Flow, Scope, Socket, Step, Timer, Var};
 use crate::scenario::pointer::JsonPointer;
 use crate::scenario::raw::{Captures, RawCapture, RawCaptureTable, RawScenario, RawScope, RawStep};
 use crate::scenario::template::Template;
@@ -19,7 +19,7 @@ const EXPECTED: &str = "expected NAME = \"/json/pointer\", or NAME = { pointer =
 const MAX_VARS: usize = 256;
 
 /// Every capture of a scenario, in program order: the setup steps, the loop's, the timers',
-/// then the rules'.
+/// the flows' and the sockets' programs, then the rules'.
 pub(super) fn all_captures(raw: &RawScenario) -> impl Iterator<Item = &Captures> {
     raw.setup
         .iter()
@@ -29,6 +29,11 @@ pub(super) fn all_captures(raw: &RawScenario) -> impl Iterator<Item = &Captures>
             raw.flows
                 .iter()
                 .flat_map(|f| f.get_ref().setup.iter().chain(&f.get_ref().steps)),
+        )
+        .chain(
+            raw.sockets
+                .iter()
+                .flat_map(|s| s.get_ref().setup.iter().chain(&s.get_ref().steps)),
         )
         .filter_map(|s| s.get_ref().capture.as_ref())
         .chain(raw.on_message.iter().filter_map(|r| r.get_ref().capture.as_ref()))
@@ -141,17 +146,22 @@ impl Validator<'_> {
     pub(super) fn var_order(
         &mut self,
         raw: &RawScenario,
-        plan: (&[Step], &[Step], &[Flow]),
+        plan: (&[Step], &[Step], &[Flow], &[Socket]),
         (timers, connect): (&[Timer], &Connect),
         vars: &[Var],
     ) {
-        let (setup, steps, flows) = plan;
+        let (setup, steps, flows, sockets) = plan;
         let top: Vec<&Spanned<RawStep>> = raw.setup.iter().chain(&raw.steps).collect();
         self.program_order(raw, setup.iter().chain(steps), &top, vars);
         for (flow, raw_flow) in flows.iter().zip(&raw.flows) {
             let raw_flow = raw_flow.get_ref();
             let listed: Vec<&Spanned<RawStep>> = raw_flow.setup.iter().chain(&raw_flow.steps).collect();
             self.program_order(raw, flow.setup.iter().chain(&flow.steps), &listed, vars);
+        }
+        for (socket, raw_socket) in sockets.iter().zip(&raw.sockets) {
+            let raw_socket = raw_socket.get_ref();
+            let listed: Vec<&Spanned<RawStep>> = raw_socket.setup.iter().chain(&raw_socket.steps).collect();
+            self.program_order(raw, socket.setup.iter().chain(&socket.steps), &listed, vars);
         }
         // A timer fires whenever its time comes: anything captured anywhere may be in it (a
         // value not captured yet then keeps it from being sent, counted in capture_missing).

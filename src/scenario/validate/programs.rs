@@ -58,7 +58,12 @@ impl Validator<'_> {
         overrides: &Overrides,
     ) -> Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>> {
         let vars = std::mem::take(&mut self.vars);
-        self.var_order(raw, (&p.setup, &p.steps, &p.flows), (&p.timers, connect), &vars);
+        self.var_order(
+            raw,
+            (&p.setup, &p.steps, &p.flows, &p.sockets),
+            (&p.timers, connect),
+            &vars,
+        );
         self.vars = vars;
         let every_step: Vec<&Step> = p
             .setup
