@@ -223,7 +223,9 @@ impl Conn<'_> {
             // Outcomes of the last turn go to requests.csv (nothing to do when it is off).
             self.flush_log(state.index as u32).await;
             self.advance(ws, state).await?;
-            if self.pending.is_empty() {
+            // An HTTP step under way is awaited like a reply (its request is counted when its
+            // response, or its timeout, comes).
+            if self.pending.is_empty() && self.extra.as_ref().is_none_or(|e| e.http.is_none()) {
                 match self.mode {
                     Mode::Stopping => {
                         // Boxed: once per connection, and it holds a message's handling.

@@ -284,3 +284,53 @@ sleep = "50ms"
     assert_eq!(r.summary.connect_errors["http_setup"], 4);
     assert_eq!(r.summary.http_errors["http_404"], 4);
 }
+
+/// An HTTP step still under way when the run stops is awaited like a reply, so the server's
+/// count of requests is the tool's (the CI once saw 112 publishes counted for 113 received).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_step_under_way_at_the_stop_is_awaited_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Slow: every request is still under way when the 300 ms run stops.
+                tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let target = crate::support::server(wsstorm::scenario::Behaviour::default()).await;
+    let toml = format!(
+        r#"name = "http-slow"
+target = "embedded"
+duration = "300ms"
+[[phases]]
+clients = 3
+[[steps]]
+name = "Slow"
+http = {{ url = "http://{http}/slow" }}
+"#
+    );
+    let (r, _dir) = run(plan(&toml, &target.url())).await;
+    let slow = &r.summary.by_step["Slow"].counts;
+    let got = received.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(got, 3, "one request a client");
+    assert_eq!((slow.requests, slow.answered), (got, got), "{slow:?}");
+    assert_eq!(r.totals.counts.http_requests, got);
+}
