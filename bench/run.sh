@@ -11,8 +11,11 @@
 # P. (only with WORKLOADS=P) the chaos proxy's overhead: workload A for wsstorm, saturated and
 #    paced (10 ms think time), each directly and through the built-in proxy with no fault
 #    acting, alternately: rtt p50 and CPU per round trip.
+# AZ. (only with WORKLOADS=AZ) workload A for wsstorm with permessage-deflate: the echo server
+#    takes the offer (--compression deflate), the scenario makes it (--set
+#    connect.compression=deflate). CPU per round trip, and the bytes on the wire.
 #
-#   WORKLOADS="A B C" (default) or "P" or "A B C P"
+#   WORKLOADS="A B C" (default) or "P" or "A AZ" or "A B C P AZ"
 #
 # Everything runs on loopback (127.0.0.1). The echo server is pinned to CPU $SERVER_CPU, each
 # generator to CPU $GEN_CPU. Every process the script starts is bounded in time and stopped by
@@ -24,7 +27,7 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
 CACHE="$BENCH/.cache"
 
-WORKLOADS=${WORKLOADS:-A B C}    # which of A, B, C, P to run
+WORKLOADS=${WORKLOADS:-A B C}    # which of A, B, C, P, AZ to run
 C_DURATION=${C_DURATION:-15}     # seconds of load per workload-C run
 RUNS=${RUNS:-3}                  # repetitions of every measurement (medians are reported)
 A_DURATION=${A_DURATION:-20}     # seconds of load per workload-A run
@@ -137,9 +140,13 @@ for f in closed-loop.toml closed-loop-proxy.toml closed-loop-paced.toml closed-l
 done
 
 # Upper bound on the whole script; the server stops by itself after it (timeout(1)).
-SERVER_LIFETIME=$(( 60 + RUNS * (2 * (A_DURATION + 15) + 2 * (BASE_DURATION + 10) + 2 * (B_DURATION + 30) + 2 * (C_DURATION + 15)) ))
-log "echo server: wsstorm serve --listen 127.0.0.1:$PORT on CPU $SERVER_CPU (at most ${SERVER_LIFETIME}s)"
-taskset -c "$SERVER_CPU" timeout "$SERVER_LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" \
+SERVER_LIFETIME=$(( 60 + RUNS * (3 * (A_DURATION + 15) + 2 * (BASE_DURATION + 10) + 2 * (B_DURATION + 30) + 2 * (C_DURATION + 15)) ))
+# AZ needs the server to take a permessage-deflate offer (an earlier wsstorm has no such flag:
+# without AZ it is not given, and clients that offer nothing are served as ever).
+SERVER_FLAGS=()
+[[ " $WORKLOADS " == *" AZ "* ]] && SERVER_FLAGS=(--compression deflate)
+log "echo server: wsstorm serve --listen 127.0.0.1:$PORT ${SERVER_FLAGS[*]} on CPU $SERVER_CPU (at most ${SERVER_LIFETIME}s)"
+taskset -c "$SERVER_CPU" timeout "$SERVER_LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" "${SERVER_FLAGS[@]}" \
     >"$RUN_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do
@@ -213,6 +220,14 @@ EOF
         "$K6" run --no-usage-report --address "" --quiet "$BENCH/k6/closed-loop.js"
 done
 
+# ---- AZ: workload A with permessage-deflate (wsstorm only) ------------------------------------
+[[ " $WORKLOADS " == *" AZ "* ]] && for i in $(seq 1 "$RUNS"); do
+    log "AZ run $i/$RUNS: wsstorm with permessage-deflate, $A_CLIENTS connections, ${A_DURATION}s"
+    measure "az-wsstorm-$i" $((A_DURATION + 30)) -- \
+        "$WSSTORM" run "$BENCH/scenarios/closed-loop.toml" --target "$TARGET" --duration "${A_DURATION}s" \
+        --set connect.compression=deflate --out "$RUN_DIR/az-wsstorm-$i" --quiet
+done
+
 # ---- B: memory per idle connection ------------------------------------------------------------
 SAMPLE=(--count-sockets --port "$PORT" --interval 0.25)
 [[ " $WORKLOADS " == *" B "* ]] && for i in $(seq 1 "$RUNS"); do
@@ -270,6 +285,10 @@ if [[ " $WORKLOADS " == *" A "* && " $WORKLOADS " == *" B "* && " $WORKLOADS " =
 fi
 if [[ " $WORKLOADS " == *" P "* ]]; then
     "$PYTHON" "$BENCH/report/proxy_report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
+fi
+if [[ " $WORKLOADS " == *" AZ "* || " $WORKLOADS " == " A " ]]; then
+    # A (wsstorm) and AZ side by side: also the table of a run of A alone.
+    "$PYTHON" "$BENCH/report/deflate_report.py" "$RUN_DIR" >>"$RUN_DIR/results.txt" || rc=$?
 fi
 cp "$RUN_DIR/results.txt" "$CACHE/last-results.txt"
 echo

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::run::workers::Workers;
 use crate::scenario::segment::Segment;
 use crate::scenario::set::Set;
-use crate::scenario::{Direction, Protocol, RequestFilter};
+use crate::scenario::{Compression, Direction, Protocol, RequestFilter};
 use crate::units::{close_code, duration, share, size};
 
 #[derive(Debug, Parser)]
@@ -236,16 +236,29 @@ pub struct ServeArgs {
     /// How long a ping may go unanswered (no pong, no other frame).
     #[arg(long, value_parser = positive_duration, default_value = "5s", requires = "ping_every")]
     pub ping_timeout: Duration,
-    /// Answer in batches of this many replies: `{"type":"batch","messages":[...]}`.
+    /// Answer in batches of this many replies: `{"type":"batch","messages":[...]}` (not with
+    /// --protocol jsonrpc or socketio).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
     /// Speak JSON-RPC 2.0 (`jsonrpc`: methods echo, fail, eth_subscribe, notified every
     /// --push-every, and eth_unsubscribe) or Socket.IO v5 (`socketio`: namespaces, events
     /// acknowledged with their arguments, the heartbeat every --ping-every) or GraphQL over
     /// WebSocket (`graphql-ws`: each subscribe answered with --batch `next` messages, then
-    /// `complete`) instead of echoing.
+    /// `complete`) or STOMP 1.2 (`stomp`: CONNECTED with heart-beats every --ping-every,
+    /// RECEIPTs, SENDs delivered as MESSAGEs to the connection's own subscriptions) instead of
+    /// echoing.
     #[arg(long, value_parser = protocol)]
     pub protocol: Option<Protocol>,
+    /// Accept a client's permessage-deflate offer (`deflate`, RFC 7692), granting what it asks.
+    #[arg(long, value_parser = compression)]
+    pub compression: Option<Compression>,
+}
+
+fn compression(text: &str) -> Result<Compression, String> {
+    match text {
+        "deflate" => Ok(Compression::Deflate),
+        other => Err(format!("unknown compression {other:?}: expected \"deflate\"")),
+    }
 }
 
 fn protocol(text: &str) -> Result<Protocol, String> {
@@ -253,8 +266,9 @@ fn protocol(text: &str) -> Result<Protocol, String> {
         "jsonrpc" => Ok(Protocol::Jsonrpc),
         "socketio" => Ok(Protocol::Socketio),
         "graphql-ws" => Ok(Protocol::GraphqlWs),
+        "stomp" => Ok(Protocol::Stomp),
         other => Err(format!(
-            "unknown protocol {other:?}: expected \"jsonrpc\", \"socketio\" or \"graphql-ws\""
+            "unknown protocol {other:?}: expected \"jsonrpc\", \"socketio\", \"graphql-ws\" or \"stomp\""
         )),
     }
 }

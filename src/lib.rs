@@ -7,9 +7,12 @@
 //!
 //! Layers point down: [`units`] at the bottom, then the plan ([`scenario`]), then the engines
 //! ([`metrics`], [`swarm`], [`proxy`], [`server`]), then [`report`], [`run`] and the edge.
+//! [`deflate`] (permessage-deflate under tungstenite) is a leaf that the swarm and the server
+//! share.
 
 pub mod cli;
 pub mod cmd;
+pub mod deflate;
 pub mod delay;
 pub mod exit;
 pub mod limits;

@@ -19,6 +19,14 @@ use crate::server;
 use crate::units::duration;
 
 pub async fn serve(args: ServeArgs, globals: &Globals, console: &Console) -> Outcome {
+    if args.batch > 1
+        && let (Some(why), Some(p)) = (Behaviour::unbatchable(args.protocol), args.protocol)
+    {
+        return Err(CmdError::Invalid(format!(
+            "--batch {}: {why}: expected no --batch with --protocol {p}",
+            args.batch
+        )));
+    }
     // The processes of --workers (started with --reuse-port) leave this to their parent.
     if !args.reuse_port {
         for warning in args
@@ -76,6 +84,7 @@ fn behaviour(args: &ServeArgs) -> Behaviour {
         ping_timeout: args.ping_timeout,
         batch: args.batch,
         protocol: args.protocol,
+        compression: args.compression,
     }
 }
 
@@ -108,8 +117,12 @@ impl ServeStats {
 }
 
 fn say_served(console: &Console, counts: ServerCounts) {
+    let deflated = match counts.deflated {
+        0 => String::new(),
+        n => format!(" ({n} with permessage-deflate)"),
+    };
     console.say(format_args!(
-        "served {} connections, {} messages received, {} answered, {} withheld",
+        "served {} connections{deflated}, {} messages received, {} answered, {} withheld",
         counts.connections, counts.received, counts.answered, counts.withheld
     ));
     console.say(format_args!(
@@ -207,6 +220,7 @@ fn worker_args(args: &ServeArgs, globals: &Globals) -> Vec<OsString> {
         ping_timeout,
         batch,
         protocol,
+        compression,
     } = args;
     let show = |d: &Duration| OsString::from(duration::show(*d));
     let list = |items: Vec<String>| OsString::from(items.join(","));
@@ -239,6 +253,9 @@ fn worker_args(args: &ServeArgs, globals: &Globals) -> Vec<OsString> {
     a.extend(["--batch".into(), batch.to_string().into()]);
     if let Some(p) = protocol {
         a.extend(["--protocol".into(), p.name().into()]);
+    }
+    if let Some(c) = compression {
+        a.extend(["--compression".into(), c.name().into()]);
     }
     if let Some(t) = require_token {
         a.extend(["--require-token".into(), t.into()]);

@@ -31,6 +31,17 @@ impl EventTx {
         // The collector outlives every client; a closed channel means the run is over.
         let _ = self.0.send(event).await;
     }
+
+    /// Reports an event without waiting (a task sends it when the channel is full): for a
+    /// rare event whose wait would make every client's task larger.
+    pub fn report(&self, event: Event) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.0.try_send(event) {
+            let tx = self.0.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(event).await;
+            });
+        }
+    }
 }
 
 pub struct EventRx(mpsc::Receiver<Event>);

@@ -21,7 +21,12 @@ pub struct Counters {
 struct Inner {
     names: Vec<Box<str>>,
     ids: HashMap<Box<str>, u32>,
+    /// The first message counted by a rule with `example = true`, by counter number.
+    examples: HashMap<u32, Box<str>>,
 }
+
+/// An example's length at most, in characters.
+const EXAMPLE_CHARS: usize = 200;
 
 impl Counters {
     /// A registry whose first names are `fixed`, numbered in order.
@@ -59,6 +64,31 @@ impl Counters {
         inner.ids.get(name).copied()
     }
 
+    /// Keeps `text` as counter `id`'s example unless it has one: secrets masked, cut to
+    /// 200 characters (so the examples of a run are bounded as its names are).
+    pub fn keep_example(&self, id: u32, text: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.examples.contains_key(&id) {
+            return;
+        }
+        let masked = crate::redact::text(text);
+        let mut example: String = masked.chars().take(EXAMPLE_CHARS).collect();
+        if example.len() < masked.len() {
+            example.push('…');
+        }
+        inner.examples.insert(id, example.into());
+    }
+
+    /// The examples kept, by counter name.
+    pub fn examples(&self) -> Vec<(Box<str>, Box<str>)> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .examples
+            .iter()
+            .filter_map(|(id, text)| Some((inner.names.get(*id as usize)?.clone(), text.clone())))
+            .collect()
+    }
+
     /// Every name, by number.
     pub fn names(&self) -> Vec<Box<str>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).names.clone()
@@ -75,6 +105,14 @@ mod tests {
         assert_eq!(c.id("pongs"), 0);
         assert_eq!(c.id("error_429"), 1);
         assert_eq!(c.id("error_429"), 1);
+        c.keep_example(1, "first");
+        c.keep_example(1, "second");
+        c.keep_example(0, &"x".repeat(500));
+        let mut examples = c.examples();
+        examples.sort();
+        assert_eq!(examples[0].0.as_ref(), "error_429");
+        assert_eq!(examples[0].1.as_ref(), "first");
+        assert_eq!(examples[1].1.chars().count(), 201, "cut, with an ellipsis");
         for i in 0..5000 {
             c.id(&format!("flood_{i}"));
         }

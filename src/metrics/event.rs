@@ -59,6 +59,11 @@ pub enum DropCause {
     ProtocolMismatch,
     /// A rule's `lapse` ran out: the server's application heartbeat stopped.
     ServerPingTimeout,
+    /// The server sent a STOMP ERROR frame (a rule's `drop = "stomp_error"`).
+    StompError,
+    /// The server refused the Socket.IO namespace connect (a `44` packet, a rule's
+    /// `drop = "socketio_connect_error"`).
+    SocketioConnectError,
     /// Client-side chaos ended the connection.
     Chaos(ChaosHow),
 }
@@ -96,6 +101,8 @@ impl fmt::Display for DropCause {
             DropCause::SetupFailed => f.write_str("setup_failed"),
             DropCause::ProtocolMismatch => f.write_str("protocol_mismatch"),
             DropCause::ServerPingTimeout => f.write_str("server_ping_timeout"),
+            DropCause::StompError => f.write_str("stomp_error"),
+            DropCause::SocketioConnectError => f.write_str("socketio_connect_error"),
             DropCause::Chaos(how) => write!(f, "chaos_{}", how.name()),
         }
     }
@@ -142,6 +149,8 @@ impl std::str::FromStr for DropCause {
             "setup_failed" => DropCause::SetupFailed,
             "protocol_mismatch" => DropCause::ProtocolMismatch,
             "server_ping_timeout" => DropCause::ServerPingTimeout,
+            "stomp_error" => DropCause::StompError,
+            "socketio_connect_error" => DropCause::SocketioConnectError,
             "chaos_reset" => DropCause::Chaos(ChaosHow::Reset),
             "chaos_close" => DropCause::Chaos(ChaosHow::Close(1000)),
             "chaos_silent" => DropCause::Chaos(ChaosHow::Silent),
@@ -165,6 +174,18 @@ impl fmt::Display for Cause {
             Cause::Connect(c) => c.fmt(f),
         }
     }
+}
+
+/// What became of a connection's permessage-deflate offer, as it ended: whether the server
+/// `accepted` it, and then its data messages' bytes sent and received, and the same on the
+/// wire (compressed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deflated {
+    pub accepted: bool,
+    pub sent: u64,
+    pub wire_sent: u64,
+    pub received: u64,
+    pub wire_received: u64,
 }
 
 /// How an HTTP step's request ended.
@@ -292,6 +313,8 @@ pub enum Event {
         unfinished: u32,
         open_us: u64,
     },
+    /// A connection that offered permessage-deflate ended.
+    Deflate(Deflated),
     /// A message went out; `request` when it expects a correlated reply (a resent request
     /// is `replay`, not a new request).
     Sent {
@@ -400,6 +423,8 @@ mod tests {
             DropCause::SetupFailed,
             DropCause::ProtocolMismatch,
             DropCause::ServerPingTimeout,
+            DropCause::StompError,
+            DropCause::SocketioConnectError,
             DropCause::Chaos(ChaosHow::Reset),
             DropCause::Chaos(ChaosHow::Close(1001)),
             DropCause::Chaos(ChaosHow::Silent),

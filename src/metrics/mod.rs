@@ -5,6 +5,7 @@ pub mod collector;
 pub mod counters;
 pub mod event;
 pub mod histogram;
+mod measure;
 pub mod observed;
 pub mod reasons;
 pub mod recovery;
@@ -16,9 +17,10 @@ pub use collector::{
     AbortGate, Aborted, Collected, ConnectionRow, EventTx, Output, Sample, channel, collect,
 };
 pub use counters::Counters;
-pub use event::{Cause, ConnectError, DropCause, Event, HttpEnd, Reply};
+pub use event::{Cause, ConnectError, Deflated, DropCause, Event, HttpEnd, Reply};
 pub use histogram::Latency;
+pub use measure::Verdict;
 pub use observed::{ExecReport, ProxyCounts, ServerCounts};
 pub use reasons::Reasons;
 pub use recovery::Recovery;
-pub use totals::{Counts, Totals, Verdict};
+pub use totals::{Counts, Totals};

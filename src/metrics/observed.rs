@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 /// Declares `ServerCounts` from its fields, with the sum of two (`serve --workers`).
 macro_rules! server_counts {
     ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
-        /// A snapshot of the server's counts.
+        /// A snapshot of the server's counts (counts added later read as 0 from older
+        /// summary.json files).
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct ServerCounts {
             $($(#[$doc])* pub $field: u64),*
         }
@@ -48,6 +50,8 @@ server_counts! {
     pings_sent,
     /// Pongs received (answers to the heartbeat, or unsolicited).
     pongs_received,
+    /// Connections that negotiated permessage-deflate.
+    deflated,
 }
 
 /// What the proxy saw.

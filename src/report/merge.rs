@@ -319,6 +319,7 @@ fn add_by_name(merged: &mut Summary, s: &Summary) {
     for (into, from) in [
         (&mut merged.connect_error_reasons, &s.connect_error_reasons),
         (&mut merged.drop_reasons, &s.drop_reasons),
+        (&mut merged.counter_examples, &s.counter_examples),
     ] {
         for (k, why) in from {
             into.entry(k.clone()).or_insert_with(|| why.clone());

@@ -108,6 +108,10 @@ pub struct Summary {
     /// The `[[on_message]]` rules' counters, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
+    /// The first message counted by each rule with `example = true` (a protocol error: what
+    /// the server sent), masked and cut to 200 characters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_examples: BTreeMap<String, String>,
     /// Each named step's requests (`name = "…"` on a request step).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_step: BTreeMap<String, by_step::StepSummary>,
@@ -246,6 +250,7 @@ impl Summary {
                 .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
                 .collect(),
             counters: totals.counters(),
+            counter_examples: totals.counter_examples(),
             by_step: by_step::of(&totals.steps),
             by_flow: by_step::flows(&totals.steps, &info.flow_clients),
             by_socket: by_step::sockets(&totals.steps, &info.socket_clients, &totals.sockets),
@@ -370,6 +375,24 @@ impl Summary {
             "messages    {} sent, {} received ({} / {} bytes)",
             c.messages_sent, c.messages_received, c.bytes_sent, c.bytes_received
         );
+        if c.deflate_offered > 0 {
+            let share = |wire: u64, bytes: u64| match bytes {
+                0 => "-".to_string(),
+                _ => format!("{:.1}%", wire as f64 * 100.0 / bytes as f64),
+            };
+            let _ = writeln!(
+                s,
+                "deflate     negotiated on {} of {} connections that offered it; on those, {} bytes sent as {} on the wire ({}), {} received as {} ({})",
+                c.deflate_connects,
+                c.deflate_offered,
+                c.deflate_bytes_sent,
+                c.wire_bytes_sent,
+                share(c.wire_bytes_sent, c.deflate_bytes_sent),
+                c.deflate_bytes_received,
+                c.wire_bytes_received,
+                share(c.wire_bytes_received, c.deflate_bytes_received)
+            );
+        }
     }
 
     /// Connections, rates, reconnects, the heartbeat, pushes, causes.
@@ -428,6 +451,9 @@ impl Summary {
         if !self.counters.is_empty() {
             let list: Vec<String> = self.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "counted     {}", list.join(", "));
+            for (name, example) in &self.counter_examples {
+                let _ = writeln!(s, "  {name:<16} first: {example:?}");
+            }
         }
         let none = BTreeMap::new();
         for (title, map, reasons) in [
@@ -467,6 +493,7 @@ impl Summary {
                 ("closed idle", server.idle_closed),
                 ("pings", server.pings_sent),
                 ("pongs", server.pongs_received),
+                ("with permessage-deflate", server.deflated),
             ]
             .into_iter()
             .filter(|(_, n)| *n > 0)

@@ -26,8 +26,9 @@ pub use plan::{
     Amount, Behaviour, Capture, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Connect, Correlation,
     CounterName, Direction, Exec, Expect, Extract, Fault, Flow, Heartbeat, HttpStep, Jitter, Lapse, Load,
     NameTemplate, Phase, Plan, Program, Protocol, Pushes, Reconnect, ReconnectAction, RecoveryRule,
-    RequestFilter, Rule, Scope, Socket, Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
+    RequestFilter, Rule, RuleDrop, Scope, Socket, Step, Strategy, Target, TargetUrl, Timer, Toxic, Var,
 };
+pub use plan::{Compression, Deflate};
 pub use plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
     DEFAULT_READ_BUFFER, DEFAULT_WAIT_TIMEOUT, MAX_BINARY, MAX_CLIENTS, MAX_IN_FLIGHT,

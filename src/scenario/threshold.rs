@@ -136,6 +136,8 @@ pub const DROP_CAUSES: &[&str] = &[
     "setup_failed",
     "protocol_mismatch",
     "server_ping_timeout",
+    "stomp_error",
+    "socketio_connect_error",
     "chaos_reset",
     "chaos_close",
     "chaos_silent",

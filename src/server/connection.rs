@@ -21,15 +21,17 @@ use super::graphql;
 use super::jsonrpc::JsonRpc;
 use super::socketio;
 use super::state::Shared;
+use super::stomp::Stomp;
 use super::timers::Timers;
 use super::upgrade::{self, Asked};
+use crate::deflate::Socket;
 use crate::delay::DelayLine;
 use crate::scenario::Protocol;
 
 /// How long a closing connection waits to send its close frame, and for the answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Socket<TcpStream>>;
 
 /// Why a connection's loop ended.
 enum End {
@@ -43,6 +45,16 @@ enum End {
     Schedule,
     /// A ping went unanswered.
     Idle,
+    /// The protocol ends the session (a STOMP ERROR or DISCONNECT): a normal close.
+    Done,
+}
+
+/// When an answer goes (`Conn::due`).
+enum Due {
+    Withheld,
+    Now,
+    /// At this time, through the delay line.
+    At(std::time::Instant, Arc<DelayLine<Message>>),
 }
 
 /// What one connection works with besides its socket.
@@ -57,6 +69,11 @@ pub(super) struct Conn {
     batched: Vec<String>,
     /// With `--protocol jsonrpc`: the connection's subscriptions.
     jsonrpc: Option<JsonRpc>,
+    /// With `--protocol stomp`: the session, the frames its last answer sends at once, and
+    /// whether the session ends after them.
+    stomp: Option<Stomp>,
+    outbox: Vec<String>,
+    ending: bool,
     /// The connection's number (in Socket.IO session ids).
     n: u64,
 }
@@ -71,6 +88,7 @@ impl Conn {
     ) -> Self {
         let rng = SmallRng::seed_from_u64(shared.behaviour.seed.wrapping_add(n));
         let jsonrpc = (shared.behaviour.protocol == Some(Protocol::Jsonrpc)).then(|| JsonRpc::new(n));
+        let stomp = (shared.behaviour.protocol == Some(Protocol::Stomp)).then(|| Stomp::new(n));
         Conn {
             shared,
             delay,
@@ -78,6 +96,9 @@ impl Conn {
             rng,
             batched: Vec::new(),
             jsonrpc,
+            stomp,
+            outbox: Vec::new(),
+            ending: false,
             n,
         }
     }
@@ -94,10 +115,12 @@ impl Conn {
         // The error type is fixed by tungstenite's callback trait.
         #[allow(clippy::result_large_err)]
         let callback = |request: &_, response| upgrade::check(shared, request, response, &mut asked);
-        let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
+        let Ok(mut ws) =
+            tokio_tungstenite::accept_hdr_async_with_config(Socket::new(tcp), callback, Some(config)).await
         else {
             return;
         };
+        upgrade::start_deflate(&self.shared, ws.get_mut(), &asked, &config);
         // Subscribed before the upgrade counts as done: a close after it reaches this connection.
         let closes = self.shared.closes.subscribe();
         let accepted = Instant::now();
@@ -137,29 +160,8 @@ impl Conn {
                 _ = self.cancel.cancelled() => return End::Shutdown,
                 Ok(()) = closes.changed() => return End::Schedule,
                 () = &mut timer, if timed => {
-                    let due = timers.fire(Instant::now());
-                    if due.idle {
-                        return End::Idle;
-                    }
-                    if let Some(seq) = due.push {
-                        match &self.jsonrpc {
-                            None => {
-                                if ws.send(push(seq)).await.is_err() { return End::Peer; }
-                                stats.pushes.fetch_add(1, Relaxed);
-                            }
-                            Some(rpc) => {
-                                for n in rpc.notifications(seq, unix_us()) {
-                                    if ws.send(Message::text(n)).await.is_err() { return End::Peer; }
-                                    stats.pushes.fetch_add(1, Relaxed);
-                                }
-                            }
-                        }
-                    }
-                    if due.ping {
-                        // Socket.IO's heartbeat is Engine.IO's ping packet, not a WebSocket ping.
-                        let ping = if socketio { Message::text("2") } else { Message::Ping(Default::default()) };
-                        if ws.send(ping).await.is_err() { return End::Peer; }
-                        stats.pings_sent.fetch_add(1, Relaxed);
+                    if let Err(end) = self.on_timer(ws, &mut timers, socketio).await {
+                        return end;
                     }
                     if let Some(next) = timers.deadline() {
                         timer.as_mut().reset(next);
@@ -183,22 +185,35 @@ impl Conn {
                     };
                     match message {
                         Message::Text(t) if shared.behaviour.protocol == Some(Protocol::GraphqlWs) => {
-                            stats.received.fetch_add(1, Relaxed);
-                            for reply in graphql::answer(t.as_str(), shared.behaviour.batch) {
-                                if ws.send(Message::text(reply)).await.is_err() {
+                            for reply in self.graphql(t.as_str(), &replies_tx) {
+                                if ws.send(reply).await.is_err() {
                                     return End::Peer;
                                 }
                                 stats.answered.fetch_add(1, Relaxed);
                             }
                         }
                         m @ (Message::Text(_) | Message::Binary(_)) => {
-                            if let Some(reply) = self.answer(m, &replies_tx) {
+                            let reply = self.answer(m, &replies_tx);
+                            // STOMP's frames sent at once: MESSAGEs are pushes.
+                            for frame in std::mem::take(&mut self.outbox) {
+                                let push = frame.starts_with("MESSAGE");
+                                if ws.send(Message::text(frame)).await.is_err() {
+                                    return End::Peer;
+                                }
+                                if push {
+                                    stats.pushes.fetch_add(1, Relaxed);
+                                }
+                            }
+                            if let Some(reply) = reply {
                                 stats.answered.fetch_add(1, Relaxed);
                                 if let Some(reply) = self.batched(reply)
                                     && ws.send(reply).await.is_err()
                                 {
                                     return End::Peer;
                                 }
+                            }
+                            if self.ending {
+                                return End::Done;
                             }
                         }
                         Message::Close(_) => return End::ClosedByPeer,
@@ -212,6 +227,44 @@ impl Conn {
         }
     }
 
+    /// What the connection's timer brings: the end of an idle connection, a push, a ping.
+    async fn on_timer(&mut self, ws: &mut Ws, timers: &mut Timers<'_>, socketio: bool) -> Result<(), End> {
+        let stats = &self.shared.stats;
+        let due = timers.fire(Instant::now());
+        if due.idle {
+            return Err(End::Idle);
+        }
+        if let Some(seq) = due.push {
+            match &self.jsonrpc {
+                None => {
+                    ws.send(push(seq)).await.map_err(|_| End::Peer)?;
+                    stats.pushes.fetch_add(1, Relaxed);
+                }
+                Some(rpc) => {
+                    for n in rpc.notifications(seq, unix_us()) {
+                        ws.send(Message::text(n)).await.map_err(|_| End::Peer)?;
+                        stats.pushes.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+        if due.ping {
+            // Socket.IO's heartbeat is Engine.IO's ping packet, STOMP's an EOL (which wants
+            // no answer), not a WebSocket ping.
+            let ping = if socketio {
+                Message::text("2")
+            } else if self.stomp.is_some() {
+                timers.heard();
+                Message::text("\n")
+            } else {
+                Message::Ping(Default::default())
+            };
+            ws.send(ping).await.map_err(|_| End::Peer)?;
+            stats.pings_sent.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
     /// What to do with a data message: withhold it, hand it to the delay line (which brings
     /// it back through `replies`), or echo it now (returned).
     fn answer(&mut self, message: Message, replies: &mpsc::UnboundedSender<Message>) -> Option<Message> {
@@ -220,6 +273,16 @@ impl Conn {
         // A JSON-RPC notification has no reply (and is not a withheld one).
         let message = match (&mut self.jsonrpc, behaviour.protocol) {
             (Some(rpc), _) => Message::text(rpc.answer(message.to_text().unwrap_or_default())?),
+            (None, Some(Protocol::Stomp)) => {
+                let beat = behaviour.ping_interval().map_or(0, |d| d.as_millis() as u64);
+                let answer = self
+                    .stomp
+                    .as_mut()?
+                    .answer(message.to_text().unwrap_or_default(), beat);
+                self.outbox = answer.now;
+                self.ending = answer.close;
+                Message::text(answer.receipt?)
+            }
             (None, Some(Protocol::Socketio)) => {
                 let text = message.to_text().unwrap_or_default();
                 if text == "3" {
@@ -229,31 +292,66 @@ impl Conn {
             }
             _ => message,
         };
+        match self.due(n) {
+            Due::Withheld => None,
+            Due::Now => Some(message),
+            Due::At(at, delay) => {
+                delay.send_at(at, message, replies.clone());
+                None
+            }
+        }
+    }
+
+    /// GraphQL's answers to a message, as the behaviour says: withheld together, delayed
+    /// together (brought back in order through `replies`), or returned to send now.
+    fn graphql(&mut self, text: &str, replies: &mpsc::UnboundedSender<Message>) -> Vec<Message> {
+        let n = self.shared.stats.received.fetch_add(1, Relaxed) + 1;
+        let answers = graphql::answer(text, self.shared.behaviour.batch);
+        if answers.is_empty() {
+            return Vec::new();
+        }
+        let answers = answers.into_iter().map(Message::text);
+        match self.due(n) {
+            Due::Withheld => Vec::new(),
+            Due::Now => answers.collect(),
+            Due::At(at, delay) => {
+                for answer in answers {
+                    delay.send_at(at, answer, replies.clone());
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// When the answer to the `n`th message received goes: never (withheld, and counted), now,
+    /// or after the latency and jitter.
+    fn due(&mut self, n: u64) -> Due {
+        let (behaviour, stats) = (&self.shared.behaviour, &self.shared.stats);
         let withhold = behaviour
             .no_reply_every
             .is_some_and(|every| n.is_multiple_of(every))
             || (behaviour.no_reply_fraction > 0.0 && self.rng.random_bool(behaviour.no_reply_fraction));
         if withhold {
             stats.withheld.fetch_add(1, Relaxed);
-            return None;
+            return Due::Withheld;
         }
-        let Some(delay) = &self.delay else {
-            return Some(message);
+        let Some(delay) = self.delay.clone() else {
+            return Due::Now;
         };
         let jitter = match behaviour.jitter.as_micros() as u64 {
             0 => 0,
             max => self.rng.random_range(0..=max),
         };
         let at = Instant::now() + behaviour.latency + Duration::from_micros(jitter);
-        delay.send_at(at.into_std(), message, replies.clone());
-        None
+        Due::At(at.into_std(), delay)
     }
 
     /// A reply, or the batch it completes (None: held for the batch). A batch's messages are
     /// the replies' JSON (a reply that is not JSON goes in as a string).
     fn batched(&mut self, reply: Message) -> Option<Message> {
         let batch = self.shared.behaviour.batch as usize;
-        if batch <= 1 {
+        // graphql-ws's batch is the number of `next` messages a subscribe is answered with.
+        if batch <= 1 || self.shared.behaviour.protocol == Some(Protocol::GraphqlWs) {
             return Some(reply);
         }
         let text = reply.to_text().unwrap_or_default();
@@ -279,14 +377,14 @@ impl Conn {
             End::ClosedByPeer => {
                 let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
             }
-            End::Shutdown => {
+            End::Shutdown | End::Done => {
                 let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(None)).await;
             }
             End::Schedule => {
                 stats.closed_by_schedule.fetch_add(1, Relaxed);
                 if behaviour.close_by_reset {
                     // Zero linger: dropping the socket sends RST instead of FIN, with no close frame.
-                    let _ = ws.get_ref().set_zero_linger();
+                    let _ = ws.get_ref().get_ref().set_zero_linger();
                     drop(ws);
                 } else {
                     close_and_wait(&mut ws, CloseCode::from(behaviour.close_code), "scheduled close").await;

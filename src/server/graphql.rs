@@ -2,7 +2,8 @@
 //! graphql-transport-ws messages), the subset the quick start uses: `connection_init` is
 //! acknowledged, `ping` answered `pong`, and each `subscribe` answered with `--batch` `next`
 //! messages (one unless given) that carry the operation's variables back, then `complete`. No
-//! GraphQL is executed.
+//! GraphQL is executed. A message's answers go together through the server's behaviour
+//! (latency, withheld replies: `connection`), as the other protocols' do.
 
 use serde_json::{Value, json};
 

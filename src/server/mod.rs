@@ -9,6 +9,7 @@ mod listen;
 mod schedule;
 pub mod socketio;
 mod state;
+pub mod stomp;
 mod timers;
 mod upgrade;
 

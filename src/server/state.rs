@@ -30,6 +30,7 @@ pub(super) struct Stats {
     pub(super) idle_closed: AtomicU64,
     pub(super) pings_sent: AtomicU64,
     pub(super) pongs_received: AtomicU64,
+    pub(super) deflated: AtomicU64,
 }
 
 impl Stats {
@@ -47,6 +48,7 @@ impl Stats {
             idle_closed: self.idle_closed.load(Relaxed),
             pings_sent: self.pings_sent.load(Relaxed),
             pongs_received: self.pongs_received.load(Relaxed),
+            deflated: self.deflated.load(Relaxed),
         }
     }
 }

@@ -1,18 +1,24 @@
 //! The upgrade handshake: refuse it (503) while restarting, reject it (401) without the
-//! required token, read `resume_from` from the URL, and echo the first offered subprotocol.
+//! required token, read `resume_from` from the URL, echo the first offered subprotocol, and
+//! with `compression`, accept a permessage-deflate offer (then start its transcoder).
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{StatusCode, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::state::Shared;
+use crate::deflate::{self, Limits, Params, Role, Socket, Transcoder};
 
 /// What the upgrade request asked for, besides the upgrade itself.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Asked {
     /// `?resume_from=N`: the last push seq the client saw.
     pub resume_from: Option<u64>,
+    /// The permessage-deflate parameters agreed to.
+    pub deflate: Option<Params>,
 }
 
 /// The handshake callback: accepts (filling `asked`) or answers with an HTTP error.
@@ -57,7 +63,39 @@ pub(super) fn check(
             .headers_mut()
             .insert(header::SEC_WEBSOCKET_PROTOCOL, first);
     }
+    if shared.behaviour.compression.is_some() {
+        let offers: Vec<&str> = request
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Some((params, answer)) = deflate::answer(&offers.join(", "))
+            && let Ok(value) = answer.parse()
+        {
+            response
+                .headers_mut()
+                .insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+            asked.deflate = Some(params);
+        }
+    }
     Ok(response)
+}
+
+/// Starts permessage-deflate on an upgraded socket, when the handshake agreed to it.
+pub(super) fn start_deflate(
+    shared: &Shared,
+    socket: &mut Socket<TcpStream>,
+    asked: &Asked,
+    config: &WebSocketConfig,
+) {
+    let Some(params) = asked.deflate else { return };
+    let limits = Limits {
+        max_message: config.max_message_size.unwrap_or(usize::MAX),
+        max_frame: config.max_frame_size.unwrap_or(usize::MAX),
+    };
+    socket.start(Transcoder::new(Role::Server, params, limits, Vec::new()));
+    shared.stats.deflated.fetch_add(1, Relaxed);
 }
 
 fn reject(status: StatusCode, text: &str) -> ErrorResponse {

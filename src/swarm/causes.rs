@@ -7,6 +7,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 
 use super::stream::Stalled;
+use crate::deflate::Broken;
 use crate::metrics::{ConnectError, DropCause};
 
 /// Why an I/O error ended a connection attempt.
@@ -30,6 +31,9 @@ pub fn connect_error(e: &io::Error) -> ConnectError {
 pub fn read_cause(e: &WsError) -> DropCause {
     match e {
         WsError::Io(io) if Stalled::is(io) => DropCause::WriteTimeout,
+        // A compressed message: as the same message uncompressed would be.
+        WsError::Io(io) if Broken::of(io) == Some(Broken::TooBig) => DropCause::TooBig,
+        WsError::Io(io) if Broken::of(io) == Some(Broken::Corrupt) => DropCause::Protocol,
         WsError::Io(io) if io.kind() == io::ErrorKind::ConnectionReset => DropCause::Reset,
         // Only rustls reports an end of stream as an error: one without close_notify.
         WsError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => DropCause::TlsUnclean,

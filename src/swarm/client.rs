@@ -18,7 +18,7 @@ use super::shared::Shared;
 use super::state::{ClientCtl, ClientState, SOCKET_SHIFT};
 use super::stream::Ws;
 use crate::metrics::requests::RequestOutcome;
-use crate::metrics::{Cause, ConnectError, DropCause, Event};
+use crate::metrics::{Cause, ConnectError, Deflated, DropCause, Event};
 use crate::scenario::{Reconnect, ReconnectAction};
 
 /// What comes after a connection or an attempt.
@@ -185,6 +185,9 @@ async fn connected(
     let end = connection::drive(&mut ws, shared, state, ctl).await;
     state.vars.end_connection(&shared.plan.vars);
     ctl.connected.store(false, Relaxed);
+    if shared.deflate.is_some() {
+        report_deflate(shared, &ws);
+    }
     drop(ws);
     match end {
         End::Closed { unfinished, open_us } => {
@@ -222,6 +225,21 @@ async fn connected(
             Ended::Dropped(cause)
         }
     }
+}
+
+/// What became of a connection's permessage-deflate offer: whether the server took it, and
+/// the data bytes before compression and on the wire. Reported without waiting: a wait here
+/// would make every client's task larger.
+fn report_deflate(shared: &Shared, ws: &Ws) {
+    let tally = ws.get_ref().deflate_tally();
+    let t = tally.unwrap_or_default();
+    shared.events.report(Event::Deflate(Deflated {
+        accepted: tally.is_some(),
+        sent: t.sent,
+        wire_sent: t.wire_sent,
+        received: t.received,
+        wire_received: t.wire_received,
+    }));
 }
 
 /// Waits `wait` before the next attempt; true when the client was stopped meanwhile.

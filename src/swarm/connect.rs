@@ -102,6 +102,7 @@ async fn open_with(
             &request,
             shared.ws_config,
             shared.plan.connect.subprotocol,
+            shared.deflate.as_ref().map(|(offer, _)| offer),
             reasons,
             retry_after,
         )
@@ -210,6 +211,9 @@ fn request(shared: &Shared, state: &mut ClientState) -> Result<Request, &'static
             headers.insert("sec-websocket-protocol", value);
         }
         None => {}
+    }
+    if let Some((_, offer)) = &shared.deflate {
+        headers.insert("sec-websocket-extensions", offer.clone());
     }
     Ok(request)
 }

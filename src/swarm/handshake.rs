@@ -3,7 +3,8 @@
 //! read buffer on to the connection, which would be the largest part of an idle client.
 //! Validation follows RFC 6455 §4.1: status 101, `Upgrade: websocket`, `Connection: upgrade`,
 //! the accept key, and a subprotocol only if one was offered (and then one of those, or the
-//! one the scenario expects).
+//! one the scenario expects); an extension only if one was offered (permessage-deflate, RFC 7692
+//! §5: then its parameters must be ones the offer allows).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
@@ -13,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::causes::connect_error;
 use super::stream::{ClientStream, Ws};
+use crate::deflate::{self, Limits, Offer, Role as Side, Transcoder};
 use crate::metrics::{ConnectError, Reasons};
 
 /// Upper bound for the response head; a server sending more is broken or hostile.
@@ -21,13 +23,14 @@ const MAX_HEADERS: usize = 64;
 
 /// Sends the upgrade request on `stream` and checks the response.
 /// `required`: the subprotocol the server must choose, as an index into those the request
-/// offers (else any offered one, or none). Why a response was refused goes to `reasons` (once
-/// per kind).
+/// offers (else any offered one, or none); `deflate`: the permessage-deflate offer the request
+/// carries. Why a response was refused goes to `reasons` (once per kind).
 pub async fn upgrade(
     mut stream: ClientStream,
     request: &Request,
     config: WebSocketConfig,
     required: Option<usize>,
+    deflate: Option<&Offer>,
     reasons: &Reasons,
     retry_after: &mut Option<u32>,
 ) -> Result<Ws, ConnectError> {
@@ -43,7 +46,7 @@ pub async fn upgrade(
     stream.inner.write_all(&head).await.map_err(io)?;
 
     let mut buf = Vec::with_capacity(512);
-    let (head_len, status, accept, upgrade, connection, protocol, after) = loop {
+    let (head_len, status, accept, upgrade, connection, protocol, after, extensions) = loop {
         let mut chunk = [0u8; 512];
         let n = stream.inner.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
@@ -71,6 +74,14 @@ pub async fn upgrade(
                     get("connection"),
                     get("sec-websocket-protocol"),
                     get("retry-after"),
+                    // Every Sec-WebSocket-Extensions line, as one list.
+                    response
+                        .headers
+                        .iter()
+                        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 );
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
@@ -108,13 +119,26 @@ pub async fn upgrade(
     if let Err((kind, why)) = check_upgrade(request, &upgrade, &connection, &accept, &protocol, required) {
         return Err(refused(kind, &|| why.clone()));
     }
-    stream.upgraded();
+    let agreed = deflate::accept(deflate, &extensions).map_err(|why| {
+        tracing::debug!(why, "extensions refused");
+        refused(ConnectError::Handshake, &|| why.clone())
+    })?;
     let tail = buf[head_len..].to_vec();
-    Ok(if tail.is_empty() {
-        WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await
-    } else {
-        WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await
-    })
+    let Some(params) = agreed else {
+        stream.upgraded(None);
+        return Ok(if tail.is_empty() {
+            WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await
+        } else {
+            WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await
+        });
+    };
+    // Frames that came with the response go through the transcoder too.
+    let limits = Limits {
+        max_message: config.max_message_size.unwrap_or(usize::MAX),
+        max_frame: config.max_frame_size.unwrap_or(usize::MAX),
+    };
+    stream.upgraded(Some(Transcoder::new(Side::Client, params, limits, tail)));
+    Ok(WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await)
 }
 
 /// A 101 is an upgrade only with `Upgrade: websocket`, `Connection: upgrade`, the accept key

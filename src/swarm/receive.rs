@@ -18,10 +18,10 @@ use super::stream::close;
 use serde_json::Value;
 
 use crate::metrics::{DropCause, Event, Reply};
-use crate::scenario::check::{self, IdFinder};
+use crate::scenario::check::{self, Check, IdFinder};
 use crate::scenario::pointer::{Found, FoundId};
 use crate::scenario::template::{parse_decimal, parse_request_id};
-use crate::scenario::{Capture, Step, Var};
+use crate::scenario::{Capture, Connect, Step, Var};
 
 /// What a message is to the connection: one reply (or push), or the replies of a batch.
 enum Classified {
@@ -92,16 +92,21 @@ impl Conn<'_> {
                 return Box::pin(self.batch(state, replies, bytes, text, now)).await;
             }
         };
+        let mut cut = None;
         if let Some(text) = text
             && !self.shared.plan.rules.is_empty()
         {
             let is_reply = !matches!(reply, Reply::Push { .. } | Reply::Unmatched);
             if !is_reply || self.shared.plan.rules.iter().any(|r| r.replies) {
                 // Boxed: only scenarios with rules pay for its state.
-                Box::pin(self.apply_rules(ws, state, text, is_reply)).await?;
+                cut = Box::pin(self.apply_rules(ws, state, text, is_reply)).await.err();
             }
         }
-        if let Some(cut) = self.mismatch(state, &reply, text) {
+        if let Some(cut) = cut.or_else(|| self.mismatch(state, &reply, text)) {
+            // The message that ends the connection (a rule's drop, not the one a `first` wait
+            // wanted) is still a message received (and, when it is a reply, an answer).
+            let bytes = bytes as u32;
+            self.shared.events.send(Event::Received { bytes, reply }).await;
             return Err(cut);
         }
         // Only plain values live across the awaits below (the task stays small).
@@ -246,6 +251,8 @@ impl Conn<'_> {
             };
             match correlation.request_id.find_all(searched) {
                 Found::None => {}
+                // An id on a message that is no reply (a request from the server): a push.
+                _ if !is_reply(&correlation.reply_if_any, text, &plan.connect) => {}
                 Found::One(id) => return Classified::One(self.reply_to(state, id, text, now)),
                 Found::Many(ids) => {
                     let replies = ids
@@ -317,6 +324,18 @@ impl Conn<'_> {
             latency_us,
         }
     }
+}
+
+/// Whether a message that carries an id is a reply: `correlation.reply_if_any`, when given
+/// (its message parsed only then).
+fn is_reply(any: &[Vec<Check>], text: &str, connect: &Connect) -> bool {
+    if any.is_empty() {
+        return true;
+    }
+    let body = connect.json_body(text);
+    let json = check::json_for(any.iter().flatten(), body);
+    any.iter()
+        .any(|all| all.iter().all(|c| c.holds(text, json.as_ref())))
 }
 
 /// What `text` is to the request step `step` sent: a stream's part or the answer, and whether

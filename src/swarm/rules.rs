@@ -9,9 +9,9 @@ use super::connection::{Conn, Cut};
 use super::receive::capture;
 use super::state::ClientState;
 use super::stream::Ws;
-use crate::metrics::Event;
+use crate::metrics::{DropCause, Event};
 use crate::scenario::template::RenderCtx;
-use crate::scenario::{CounterName, Lapse, Rule};
+use crate::scenario::{CounterName, Lapse, Rule, RuleDrop};
 
 impl Conn<'_> {
     /// Applies the rules to `text` (a reply to a request: only the rules for replies). The
@@ -47,6 +47,9 @@ impl Conn<'_> {
                     CounterName::Fixed(id) => *id,
                     CounterName::Template(name) => shared.counters.id(&name.render(json.as_ref())),
                 };
+                if rule.example {
+                    shared.counters.keep_example(id, text);
+                }
                 shared.events.send(Event::Counted(id)).await;
             }
             if let Some(template) = rule.send.as_ref().filter(|_| !self.closed()) {
@@ -86,6 +89,13 @@ impl Conn<'_> {
             if let Some(code) = rule.close {
                 self.close_after(code);
             }
+            if let Some(drop) = rule.drop {
+                let cause = match drop {
+                    RuleDrop::StompError => DropCause::StompError,
+                    RuleDrop::SocketioConnectError => DropCause::SocketioConnectError,
+                };
+                return Err(self.dropped(cause, || fatal_reason(text)));
+            }
             if let Some(lapse) = &rule.lapse
                 && let Some(within) = lapse_of(lapse, state.vars.values())
                 && let Some(extra) = self.extra.as_mut()
@@ -97,19 +107,36 @@ impl Conn<'_> {
     }
 }
 
-/// How long a rule's next match may take: fixed, or the sum of captured milliseconds (None
-/// while one has no value, or is no number).
+/// How long a rule's next match may take: its fixed part plus the captured milliseconds (None
+/// while one has no value or is no number, or when they add up to 0: no heartbeat announced).
 fn lapse_of(lapse: &Lapse, vars: &[Option<Box<str>>]) -> Option<std::time::Duration> {
-    match lapse {
-        Lapse::Fixed(d) => Some(*d),
-        Lapse::VarsMs(ids) => {
-            let mut ms: u64 = 0;
-            for id in ids {
-                let value = vars.get(usize::from(*id))?.as_deref()?;
-                ms = ms.saturating_add(value.trim().parse::<u64>().ok()?);
-            }
-            // A day at most: a hostile open packet cannot make it never fire.
-            Some(std::time::Duration::from_millis(ms.min(86_400_000)))
-        }
+    if lapse.vars_ms.is_empty() {
+        return Some(lapse.fixed);
+    }
+    let mut ms: u64 = 0;
+    for id in &lapse.vars_ms {
+        let value = vars.get(usize::from(*id))?.as_deref()?;
+        ms = ms.saturating_add(value.trim().parse::<u64>().ok()?);
+    }
+    // A day at most: a hostile announcement cannot make it never fire.
+    (ms > 0).then(|| lapse.fixed + std::time::Duration::from_millis(ms.min(86_400_000)))
+}
+
+/// What a fatal message said: its first line and `message` header (a STOMP ERROR), secrets
+/// masked, cut to 120 characters.
+fn fatal_reason(text: &str) -> String {
+    let text = crate::redact::text(text);
+    let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let said = text
+        .lines()
+        .find_map(|l| l.strip_prefix("message:"))
+        .map_or_else(String::new, |m| format!(": {m}"));
+    let all = format!("the server sent {first}{said}");
+    let cut: String = all.chars().take(120).collect();
+    if cut.len() < all.len() {
+        format!("{cut}…")
+    } else {
+        cut
     }
 }

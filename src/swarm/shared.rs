@@ -5,11 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::Uri;
+use http::{HeaderValue, Uri};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::deflate::Offer;
 use crate::metrics::requests::RequestLog;
 use crate::metrics::{Counters, EventTx, Reasons};
 use crate::scenario::{Plan, Step};
@@ -49,6 +50,8 @@ pub struct Shared {
     /// For a wss:// target: the TLS connector (the plan holds the name to check).
     pub tls: Option<tokio_rustls::TlsConnector>,
     pub ws_config: WebSocketConfig,
+    /// `[connect] compression = "deflate"`: the offer, and its `Sec-WebSocket-Extensions` value.
+    pub deflate: Option<(Offer, HeaderValue)>,
     pub events: EventTx,
     pub requests: Option<RequestLog>,
     pub stop: CancellationToken,
@@ -79,11 +82,20 @@ impl Shared {
             .tls
             .as_ref()
             .map(|tls| tokio_rustls::TlsConnector::from(tls.config.clone()));
+        let deflate = connect.deflate.map(|d| {
+            let offer = Offer {
+                client_max_window_bits: d.client_max_window_bits,
+                no_context_takeover: d.no_context_takeover,
+            };
+            let header = HeaderValue::from_str(&offer.header()).expect("an offer is a header value");
+            (offer, header)
+        });
         Shared {
             endpoint,
             connect_gate,
             tls,
             ws_config,
+            deflate,
             events: wiring.events,
             requests: wiring.requests,
             stop: wiring.stop,

@@ -2,7 +2,10 @@
 //! `no_pong`: tungstenite answers pings by itself, so the filter sits under it). Outgoing
 //! frame boundaries are always tracked, so the filter can be switched on mid-stream; the cost
 //! is a few comparisons per write. A write that makes no progress for the stall limit fails,
-//! so a server that stops reading cannot hold a client (or the run) forever.
+//! so a server that stops reading cannot hold a client (or the run) forever. A connection that
+//! negotiated permessage-deflate carries a transcoder here instead of the frame tracker, under
+//! tungstenite (`deflate`); one that did not pays nothing for it (the enum fits in the
+//! tracker's spare bits).
 
 use std::future::Future;
 use std::io;
@@ -17,6 +20,8 @@ use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::deflate::{Tally, Transcoder};
 
 /// An open connection of a client.
 pub type Ws = WebSocketStream<ClientStream>;
@@ -86,7 +91,14 @@ pub struct ClientStream {
     /// The stall limit's timer, made on the first stall only (a connection whose writes always
     /// go out carries one pointer), then reused.
     stalled: Option<Pin<Box<Sleep>>>,
-    frames: FrameTracker,
+    frames: Frames,
+}
+
+/// What follows the outgoing frames: the tracker, or with permessage-deflate the transcoder
+/// (which reads the incoming ones too, and drops pongs itself).
+enum Frames {
+    Tracked(FrameTracker),
+    Deflate(Box<Transcoder>),
 }
 
 impl ClientStream {
@@ -99,13 +111,25 @@ impl ClientStream {
             stall_ms: u32::try_from(stall.as_millis()).unwrap_or(u32::MAX).max(1),
             stalling: false,
             stalled: None,
-            frames: FrameTracker::default(),
+            frames: Frames::Tracked(FrameTracker::default()),
         }
     }
 
-    /// Marks the end of the HTTP upgrade: what follows is WebSocket frames.
-    pub fn upgraded(&mut self) {
+    /// Marks the end of the HTTP upgrade: what follows is WebSocket frames, transcoded by
+    /// `deflate` when the upgrade negotiated it.
+    pub fn upgraded(&mut self, deflate: Option<Transcoder>) {
         self.framing = true;
+        if let Some(deflate) = deflate {
+            self.frames = Frames::Deflate(Box::new(deflate));
+        }
+    }
+
+    /// The data bytes before and after compression, when deflate was negotiated.
+    pub fn deflate_tally(&self) -> Option<Tally> {
+        match &self.frames {
+            Frames::Tracked(_) => None,
+            Frames::Deflate(d) => Some(d.tally()),
+        }
     }
 
     /// Passes a write's result on, and times the stall when it is pending: progress (any
@@ -218,12 +242,12 @@ impl FrameTracker {
 }
 
 impl AsyncRead for ClientStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.frames {
+            Frames::Tracked(_) => Pin::new(&mut this.inner).poll_read(cx, buf),
+            Frames::Deflate(deflate) => deflate.poll_read(&mut this.inner, cx, buf),
+        }
     }
 }
 
@@ -236,12 +260,19 @@ impl AsyncWrite for ClientStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        let poll = match &mut this.frames {
+            Frames::Tracked(_) => Pin::new(&mut this.inner).poll_flush(cx),
+            Frames::Deflate(deflate) => deflate.poll_flush(&mut this.inner, cx),
+        };
         this.watch(cx, poll)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.frames {
+            Frames::Tracked(_) => Pin::new(&mut this.inner).poll_shutdown(cx),
+            Frames::Deflate(deflate) => deflate.poll_shutdown(&mut this.inner, cx),
+        }
     }
 }
 
@@ -252,24 +283,28 @@ impl ClientStream {
         if !this.framing {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
+        let frames = match &mut this.frames {
+            Frames::Tracked(frames) => frames,
+            Frames::Deflate(deflate) => return deflate.poll_write(&mut this.inner, cx, buf, this.drop_pongs),
+        };
         if !this.drop_pongs {
             // The common case: one write for the whole buffer; only follow frame boundaries.
             let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-            this.frames.track(&buf[..written]);
+            frames.track(&buf[..written]);
             return Poll::Ready(Ok(written));
         }
         let mut consumed = 0;
         while consumed < buf.len() {
             let rest = &buf[consumed..];
-            let run = this.frames.run(rest, this.drop_pongs);
-            if this.frames.dropping {
-                this.frames.advance(&rest[..run]);
+            let run = frames.run(rest, this.drop_pongs);
+            if frames.dropping {
+                frames.advance(&rest[..run]);
                 consumed += run;
                 continue;
             }
             match Pin::new(&mut this.inner).poll_write(cx, &rest[..run]) {
                 Poll::Ready(Ok(n)) => {
-                    this.frames.advance(&rest[..n]);
+                    frames.advance(&rest[..n]);
                     consumed += n;
                     if n < run {
                         break;

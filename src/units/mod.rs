@@ -1,5 +1,6 @@
 //! Units, the ground under everything else: human durations, byte sizes, rates, and the
-//! seeded shares and picks that split clients, faults and samples the same way every run.
+//! seeded shares and picks that split clients, faults and samples the same way every run, and
+//! the STOMP frame format.
 //! Nothing here knows about scenarios, clients or reports.
 
 pub mod close_code;
@@ -7,3 +8,4 @@ pub mod duration;
 pub mod rate;
 pub mod share;
 pub mod size;
+pub mod stomp;

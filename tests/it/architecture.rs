@@ -328,11 +328,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("redact", &[]),
     ("exit", &[]),
     ("delay", &[]),
+    // permessage-deflate under tungstenite: a leaf the clients and the built-in target share.
+    ("deflate", &[]),
     ("scenario", &["units", "redact"]),
     ("metrics", &["scenario", "units", "redact"]),
-    ("swarm", &["metrics", "scenario", "units", "redact"]),
+    ("swarm", &["metrics", "scenario", "units", "redact", "deflate"]),
     ("proxy", &["metrics", "scenario", "units", "delay"]),
-    ("server", &["metrics", "scenario", "units", "delay"]),
+    ("server", &["metrics", "scenario", "units", "delay", "deflate"]),
     ("report", &["metrics", "scenario", "units", "redact", "exit"]),
     ("limits", &["scenario"]),
     (

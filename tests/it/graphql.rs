@@ -113,6 +113,135 @@ async fn the_built_in_target_speaks_graphql_ws() {
     assert_eq!(seen.answered, c.connects + 4 * c.answered, "{seen:?} {c:?}");
 }
 
+/// Review of the presets, finding 4: the built-in target's GraphQL honours its latency and
+/// its withheld replies, as its other protocols do: a subscribe's answers come after the
+/// latency, and every third message the server receives goes unanswered (a stream that
+/// times out; the server's count of withheld answers is the tool's of timeouts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_graphql_target_keeps_its_latency_and_withholds_replies() {
+    let target = crate::support::server(Behaviour {
+        protocol: Some(Protocol::GraphqlWs),
+        batch: 2,
+        latency: std::time::Duration::from_millis(50),
+        no_reply_every: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let toml = r#"name = "graphql-behaviour"
+target = "embedded"
+duration = "2s"
+[connect]
+protocol = "graphql-ws"
+[correlation]
+timeout = "300ms"
+[[phases]]
+clients = 1
+[[steps]]
+name = "Count"
+subscribe = { query = "subscription { n }" }
+"#;
+    let (r, _dir) = run(plan(toml, &target.url())).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    // Messages 1 (connection_init), 2 and then 4, 5, 7, 8… are answered; 3, 6, 9… are not.
+    assert_eq!((c.connects, c.drops, c.check_failures), (1, 0, 0), "{c:?}");
+    assert!(c.answered >= 2 && c.timeouts >= 1, "{c:?}");
+    assert_eq!(seen.received, 1 + c.requests, "{seen:?} {c:?}");
+    assert!(
+        seen.withheld >= c.timeouts && seen.withheld <= c.timeouts + 1,
+        "the last may be under way at the end: {seen:?} {c:?}"
+    );
+    assert_eq!(seen.withheld, seen.received / 3, "{seen:?}");
+    assert_eq!(c.stream_parts, 2 * c.answered, "{c:?}");
+    // rtt is in µs; HDR rounds a value down by at most 0.1 %.
+    let fastest = r.totals.rtt.min();
+    assert!(
+        fastest >= 49_900,
+        "a stream's answer came before the latency: {fastest} µs"
+    );
+}
+
+/// Review of the presets, finding 6: the handshake goes after the setup's leading HTTP steps
+/// (it went before them, and validate refused the HTTP step there): a login whose token the
+/// upgrade and `connection_init` send. The built-in target requires the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_follows_an_http_login() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = crate::support::server(Behaviour {
+        protocol: Some(Protocol::GraphqlWs),
+        require_token: Some("tok-7".into()),
+        ..Default::default()
+    })
+    .await;
+    // POST /login → {"token":"tok-7"}, one request a connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    let logins = Arc::new(AtomicU64::new(0));
+    let counted = logins.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let logins = counted.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"token":"tok-7"}"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if tcp.write_all(response.as_bytes()).await.is_ok() {
+                    logins.fetch_add(1, Relaxed);
+                }
+            });
+        }
+    });
+    let toml = format!(
+        r#"name = "login"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "graphql-ws"
+headers = {{ Authorization = "Bearer {{{{var.token}}}}" }}
+graphql_init = '{{"token":"{{{{var.token}}}}"}}'
+[[phases]]
+clients = 2
+[[setup]]
+name = "Login"
+http = {{ method = "POST", url = "http://{http}/login" }}
+capture = {{ token = "/token" }}
+[[steps]]
+name = "Count"
+subscribe = {{ query = "subscription {{ n }}" }}
+[[steps]]
+sleep = "20ms"
+"#
+    );
+    let p = plan(&toml, &target.url());
+    let shown = p.to_string();
+    let login = shown.find("1. http  [Login] POST").expect(&shown);
+    let init = shown
+        .find(r#"send  {"type":"connection_init","payload":{"token":"{{var.token}}"}}"#)
+        .expect(&shown);
+    assert!(login < init, "{shown}");
+    let (r, _dir) = run(p).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    assert_requests_reconcile(&r);
+    assert_eq!((c.connects, c.drops, c.connect_errors), (2, 0, 0), "{c:?}");
+    assert_eq!(seen.unauthorized, 0, "{seen:?}");
+    assert_eq!(logins.load(Relaxed), 2);
+    assert!(c.answered > 2, "{c:?}");
+}
+
 #[test]
 fn graphql_mistakes_are_located() {
     let cases = [
@@ -131,6 +260,15 @@ fn graphql_mistakes_are_located() {
         (
             "[connect]\nprotocol = \"graphql-ws\"\n[[steps]]\nsubscribe = { query = \"x\", variabels = {} }\n",
             "unknown field `variabels`",
+        ),
+        // Review of the presets, finding 9: graphql_init without graphql-ws was ignored.
+        (
+            "[connect]\ngraphql_init = '{}'\n",
+            "test.toml:7:16: connect.graphql_init applies to GraphQL over WebSocket: expected `[connect] protocol = \"graphql-ws\"`",
+        ),
+        (
+            "[connect]\nprotocol = \"jsonrpc\"\ngraphql_init = '{}'\n",
+            "connect.graphql_init applies to GraphQL over WebSocket",
         ),
     ];
     for (tail, want) in cases {

@@ -165,16 +165,20 @@ count = "ticks"
     assert_eq!(counted["jsonrpc_protocol_errors"], 0, "{counted:?}");
 }
 
-/// A server that speaks another protocol (the built-in echo target hands our requests back):
-/// every "reply" is a check failure and a protocol error, not a pile of passes or timeouts.
+/// A server that speaks another protocol (the built-in echo target hands our requests back).
+/// An echoed request has a method: it is a request from the server, no reply (review of the
+/// presets, finding 2), so every call times out and every echo is a protocol error. The
+/// `[correlation]` gives only a timeout: the preset's id finder stays (finding 7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_echo_server_is_no_json_rpc_server() {
     let target = crate::support::server(Behaviour::default()).await;
     let toml = r#"name = "echo"
 target = "embedded"
-duration = "500ms"
+duration = "1s"
 [connect]
 protocol = "jsonrpc"
+[correlation]
+timeout = "100ms"
 [[phases]]
 clients = 2
 [[steps]]
@@ -182,14 +186,190 @@ call = { method = "echo", params = [1] }
 [[steps]]
 sleep = "10ms"
 [thresholds]
-check_failures = ["count == 0"]
+timeouts = ["count == 0"]
 "#;
-    let (r, _dir) = run(plan(toml, &target.url())).await;
+    let p = plan(toml, &target.url());
+    let shown = p.to_string();
+    assert!(shown.contains("correlate  id at /id, timeout 100ms"), "{shown}");
+    let (r, _dir) = run(p).await;
+    let seen = target.shutdown().await;
     let c = &r.totals.counts;
-    assert!(c.answered > 10, "{c:?}");
-    assert_eq!(c.check_failures, c.answered, "{c:?}");
-    assert_eq!(r.summary.counters["jsonrpc_protocol_errors"], c.answered);
+    assert_requests_reconcile(&r);
+    assert_eq!((c.answered, c.check_failures, c.unmatched), (0, 0, 0), "{c:?}");
+    assert!(c.timeouts >= 4, "{c:?}");
+    assert_eq!(seen.received, c.requests, "{seen:?} {c:?}");
+    assert!(c.messages_received > 0, "{c:?}");
+    assert_eq!(
+        r.summary.counters["jsonrpc_protocol_errors"], c.messages_received,
+        "every echo: {c:?}"
+    );
+    assert_eq!(c.pushes, c.messages_received, "{c:?}");
     assert!(!r.summary.thresholds[0].passed);
+}
+
+/// Review of the presets, finding 2: a request from the server (a method and an id) whose id
+/// is a pending call's does not answer that call; the reply that follows it does. A server
+/// written for the test sends, before each reply, a request of its own with the call's id.
+/// The scenario's `[correlation]` has only a timeout (finding 7: the preset fills in the id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_the_server_is_no_reply_to_the_call_with_its_id() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Requests of the server sent, replies sent.
+    let sent = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let counts = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let sent = counts.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    let call: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    let id = &call["id"];
+                    let ask = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "client_status", "params": []});
+                    if ws.send(Message::text(ask.to_string())).await.is_err() {
+                        return;
+                    }
+                    sent[0].fetch_add(1, Relaxed);
+                    let reply = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": "ok"});
+                    if ws.send(Message::text(reply.to_string())).await.is_err() {
+                        return;
+                    }
+                    sent[1].fetch_add(1, Relaxed);
+                }
+            });
+        }
+    });
+    let toml = r#"name = "asks"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "jsonrpc"
+[correlation]
+timeout = "5s"
+[[phases]]
+clients = 2
+[[steps]]
+name = "Status"
+call = { method = "status" }
+checks = [{ pointer = "/result", equals = "ok" }]
+[[steps]]
+sleep = "10ms"
+"#;
+    let p = plan(toml, &format!("ws://{addr}/"));
+    let shown = p.to_string();
+    assert!(
+        shown.contains(
+            "a reply when /result exists and /method is absent, or /error exists and /method is absent"
+        ),
+        "{shown}"
+    );
+    let (r, _dir) = run(p).await;
+    let c = &r.totals.counts;
+    let (asked, replied) = (sent[0].load(Relaxed), sent[1].load(Relaxed));
+    assert_requests_reconcile(&r);
+    assert_eq!((c.timeouts, c.unmatched, c.duplicate), (0, 0, 0), "{c:?}");
+    assert!(c.answered > 10, "{c:?}");
+    assert_eq!(c.check_failures, 0, "each call answered by its reply: {c:?}");
+    // Every request of the server that reached the client was read as one, not as a reply.
+    assert!(
+        c.answered <= replied && replied <= asked,
+        "{c:?} {asked} {replied}"
+    );
+    assert_eq!(c.pushes, c.messages_received - c.answered, "{c:?}");
+    assert!(c.pushes >= c.answered, "{c:?}");
+    assert_eq!(r.summary.counters["jsonrpc_protocol_errors"], c.pushes);
+}
+
+/// Review of the presets, finding 1: two subscriptions with one name (one in each flow) share
+/// one counter, and each notification is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_that_share_a_name_count_each_notification_once() {
+    let target = crate::support::server(Behaviour {
+        protocol: Some(Protocol::Jsonrpc),
+        push_every: Some(Duration::from_millis(50)),
+        ..Default::default()
+    })
+    .await;
+    let toml = r#"name = "shared-name"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "jsonrpc"
+[[phases]]
+clients = 4
+[[flows]]
+name = "a"
+[[flows.setup]]
+name = "Heads"
+call = { method = "eth_subscribe", params = ["newHeads"] }
+[[flows.steps]]
+sleep = "20ms"
+[[flows]]
+name = "b"
+[[flows.setup]]
+name = "Heads"
+call = { method = "eth_subscribe", params = ["newHeads"] }
+[[flows.steps]]
+sleep = "30ms"
+"#;
+    let p = plan(toml, &target.url());
+    let shown = p.to_string();
+    assert_eq!(
+        shown.matches("count notifications_Heads").count(),
+        1,
+        "one rule for the name:\n{shown}"
+    );
+    let (r, _dir) = run(p).await;
+    let seen = target.shutdown().await;
+    let c = &r.totals.counts;
+    // The subscribes are the only requests.
+    assert_eq!(
+        (c.connects, c.drops, c.requests, c.answered),
+        (4, 0, 4, 4),
+        "{c:?}"
+    );
+    assert!(seen.pushes > 20, "{seen:?}");
+    assert_eq!(c.pushes, seen.pushes, "{c:?} {seen:?}");
+    assert_eq!(
+        r.summary.counters["notifications_Heads"], seen.pushes,
+        "{:?} {seen:?}",
+        r.summary.counters
+    );
+}
+
+/// Review of the presets, finding 5: JSON-RPC replies cannot be batched by the built-in target
+/// (its batches are `{"type":"batch",…}` objects, and a JSON-RPC batch answers a batch request,
+/// which the preset does not send): refused in a scenario and by `wsstorm serve`.
+#[test]
+fn jsonrpc_replies_in_batches_are_refused() {
+    let toml = "name = \"b\"\ntarget = \"embedded\"\nduration = \"1s\"\n[embedded]\nprotocol = \"jsonrpc\"\nbatch = 3\n[connect]\nprotocol = \"jsonrpc\"\n[[phases]]\nclients = 1\n[[steps]]\ncall = { method = \"echo\" }\n";
+    let e = crate::support::refused(toml);
+    assert!(
+        e.contains("test.toml:6:9: embedded.batch: JSON-RPC answers each request on its own")
+            && e.contains("expected no batch (or 1) with protocol = \"jsonrpc\""),
+        "{e}"
+    );
+    let o = crate::support::wsstorm(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--protocol",
+        "jsonrpc",
+        "--batch",
+        "3",
+    ]);
+    let out = crate::support::text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("--batch 3: JSON-RPC answers each request on its own")
+            && out.contains("expected no --batch with --protocol jsonrpc"),
+        "{out}"
+    );
 }
 
 /// JSON-RPC steps outside the preset, and the preset's own mistakes, are located.

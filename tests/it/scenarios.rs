@@ -38,6 +38,7 @@ fn every_shipped_scenario_validates() {
             "roll-results",
             "socketio-chat",
             "sre-agent",
+            "stomp-orders",
             "websocket-first"
         ],
         "one scenario per seed system, plus the quick starts and the network chaos tour"
@@ -126,6 +127,28 @@ fn graphql_subscriptions_stream_five_nexts_each() {
         c["answered"].as_u64().map(|a| 5 * a),
         "{c}"
     );
+}
+
+#[test]
+fn stomp_orders_come_back_as_messages_and_heart_beats_reconcile() {
+    let s = run("stomp-orders", "4s");
+    let (c, counters, server) = (&s["counts"], &s["counters"], &s["embedded_server"]);
+    assert_eq!(
+        (c["drops"].as_u64(), c["timeouts"].as_u64()),
+        (Some(0), Some(0)),
+        "{c}"
+    );
+    // Every order the target delivered back is counted on its subscription; every EOL the
+    // target sent as its heart-beat, in stomp_heartbeats.
+    assert_eq!(
+        counters["stomp_messages_orders"], server["pushes"],
+        "{counters} {server}"
+    );
+    assert_eq!(
+        counters["stomp_heartbeats"], server["pings_sent"],
+        "{counters} {server}"
+    );
+    assert!(counters["stomp_heartbeats"].as_u64().unwrap() > 0, "{counters}");
 }
 
 #[test]

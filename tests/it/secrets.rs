@@ -294,3 +294,49 @@ sleep = "100ms"
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("subprotocols proto.${secret:api}, chat.v1"), "{out}");
 }
+
+/// Review of the presets, finding 10: a drop's reason quotes what the server sent — here the
+/// built-in echo target hands the GraphQL `connection_init` back, with a `[secrets]` value and
+/// an environment value in its payload, where `connection_ack` was due (`protocol_mismatch`,
+/// "got …"). The reason masks both, in summary.json and everywhere else.
+#[test]
+fn a_drop_reason_quoting_the_server_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        r#"name = "echoed-init"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "graphql-ws"
+graphql_init = '{{"token":"${{secret:api}}","user":"${{env:WSS_TEST_TOKEN}}"}}'
+[secrets]
+api = "{FROM_TABLE}"
+[reconnect]
+strategy = "constant"
+initial = "100ms"
+[[phases]]
+clients = 2
+[[steps]]
+subscribe = {{ query = "subscription {{ n }}" }}
+"#
+    );
+    std::fs::write(dir.path().join("g.toml"), scenario).unwrap();
+    let (_, out) = with_token(dir.path(), &["-vv", "run", "g.toml", "--out", "res"]);
+    assert_clean("run -vv", &out);
+    let results = dir.path().join("res");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["drops"]["protocol_mismatch"].as_u64() >= Some(1),
+        "{summary:#}"
+    );
+    let why = summary["drop_reasons"]["protocol_mismatch"].as_str().unwrap();
+    assert!(
+        why.contains(r#"got "{\"type\":\"connection_init\",\"payload\":{\"token\":\"[redacted]\",\"user\":\"[redacted]\"}}""#),
+        "{why}"
+    );
+    for file in files(&results) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert_clean(&file.display().to_string(), &String::from_utf8_lossy(&bytes));
+    }
+}

@@ -171,6 +171,11 @@ fn socketio_mistakes_are_located() {
             "[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\nemit = [\"a\"]\n",
             "`emit` and `ack` are Socket.IO steps",
         ),
+        // Review of the presets, finding 8: located at the `ack` (it was at 0..0, no line).
+        (
+            "[connect]\nprotocol = \"socketio\"\n[[steps]]\nack = true\n",
+            "test.toml:8:7: steps[0]: `ack` without `emit`",
+        ),
     ];
     for (tail, want) in cases {
         let toml = format!("name = \"m\"\ntarget = \"ws://127.0.0.1:1/\"\n[[phases]]\nclients = 1\n{tail}");
@@ -181,7 +186,8 @@ fn socketio_mistakes_are_located() {
 
 /// The preset against servers that speak something else: one that says nothing (the echo
 /// target) and one that greets otherwise. Each attempt is a `protocol_mismatch` drop that says
-/// what was expected and what came; nothing is sent.
+/// what was expected and what came; nothing is sent. The greeting that was not the open
+/// packet is a message received (review of the presets, finding 3: it was not counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_speaks_another_protocol_is_a_protocol_mismatch() {
     use futures_util::SinkExt;
@@ -226,6 +232,17 @@ ack = true
         assert_eq!((c.requests, c.timeouts), (0, 0), "{c:?}");
         let why = &r.summary.drop_reasons["protocol_mismatch"];
         assert!(why.contains("matches /^0\\{/") && why.contains(&said), "{why}");
+        // The greeter's one message a connection ended it (unless, on a busy machine, it came
+        // after the 200 ms); the echo target sent none.
+        let mismatched = r.summary.drops["protocol_mismatch"];
+        if said.starts_with("got") {
+            assert!(
+                c.messages_received >= 1 && c.messages_received <= mismatched,
+                "{c:?}"
+            );
+        } else {
+            assert_eq!(c.messages_received, 0, "{c:?}");
+        }
     }
     assert_eq!(echo.shutdown().await.received, 0, "nothing was sent");
 }
@@ -293,7 +310,7 @@ sleep = "20ms"
     let p = plan(toml, &format!("ws://{addr}/"));
     assert!(
         p.to_string()
-            .contains("within {{var.sio_ping_interval}} + {{var.sio_ping_timeout}} ms"),
+            .contains("within {{var.sio_ping_interval}} ms + {{var.sio_ping_timeout}} ms"),
         "{p}"
     );
     let (r, _dir) = run(p).await;
@@ -368,4 +385,108 @@ sleep = "20ms"
         r.summary.by_socket
     );
     assert_eq!(seen.connections, 4);
+}
+
+/// Review of the presets, finding 11: the namespace's refusal, a CONNECT_ERROR packet
+/// (`44{"message":…}`), is a drop of its own, `socketio_connect_error`, with the server's
+/// packet as its reason (it was a `protocol_mismatch`), and a message received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_namespace_connect_is_a_socketio_connect_error() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let refusals = Arc::new(AtomicU64::new(0));
+    let counted = refusals.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let refusals = counted.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let open = r#"0{"sid":"x","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+                if ws.send(Message::text(open)).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.to_text().is_ok_and(|t| t.starts_with("40")) {
+                        let no = Message::text(r#"44{"message":"not authorized"}"#);
+                        if ws.send(no).await.is_err() {
+                            return;
+                        }
+                        refusals.fetch_add(1, Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let toml = r#"name = "refused"
+target = "embedded"
+duration = "1s"
+[connect]
+protocol = "socketio"
+[reconnect]
+strategy = "constant"
+initial = "50ms"
+[[phases]]
+clients = 2
+[[steps]]
+emit = ["a"]
+ack = true
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    let refused = r
+        .summary
+        .drops
+        .get("socketio_connect_error")
+        .copied()
+        .unwrap_or(0);
+    assert!(refused >= 2, "{:?}", r.summary.drops);
+    assert_eq!(c.drops, refused, "no other cause: {:?}", r.summary.drops);
+    assert_eq!(c.requests, 0, "{c:?}");
+    assert_eq!(r.summary.counters["socketio_connect_errors"], refused);
+    let sent = refusals.load(Relaxed);
+    assert!(refused <= sent && sent <= refused + 2, "{sent} {refused}");
+    // The open packet and the refusal, a connection.
+    assert!(
+        c.messages_received >= 2 * refused && c.messages_received <= 2 * refused + 2,
+        "{c:?}"
+    );
+    let why = &r.summary.drop_reasons["socketio_connect_error"];
+    assert!(why.contains(r#"44{"message":"not authorized"}"#), "{why}");
+}
+
+/// Messages that are no Engine.IO packet, or a message with no Socket.IO packet in it, are
+/// counted as protocol errors (the server's own malformed packets: three on each connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_packets_are_counted_as_protocol_errors() {
+    let addr = crate::support::answering_server(
+        &[r#"0{"sid":"s","pingInterval":25000,"pingTimeout":20000}"#],
+        |text| match text {
+            "40" => ["40{\"sid\":\"n\"}", "9bad", "4", "47[\"x\"]", "42[\"ok\"]"]
+                .map(String::from)
+                .to_vec(),
+            _ => Vec::new(),
+        },
+    )
+    .await;
+    let toml = r#"name = "malformed"
+target = "embedded"
+duration = "600ms"
+[connect]
+protocol = "socketio"
+[[phases]]
+clients = 2
+[[steps]]
+sleep = "100ms"
+"#;
+    let (r, _dir) = crate::support::run(crate::support::plan(toml, &format!("ws://{addr}"))).await;
+    let c = &r.summary.counters;
+    let connects = r.totals.counts.connects;
+    assert_eq!(connects, 2, "{:?}", r.totals.counts);
+    assert_eq!(c["socketio_protocol_errors"], 3 * connects, "{c:?}");
+    assert_eq!(r.summary.counter_examples["socketio_protocol_errors"], "9bad");
+    assert_eq!(c["socketio_event_ok"], connects, "{c:?}");
 }

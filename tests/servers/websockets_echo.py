@@ -1,8 +1,9 @@
 """An echo server on the Python `websockets` library, for wsstorm's integration tests: a
 server no one here wrote. Listens on 127.0.0.1 (port 0: any free port), prints
 `{"port": N}` on one line when it listens, echoes every message, and prints its counts
-`{"connections": C, "messages": M, "compressed": K}` as one JSON line when stdin closes (the
-test's way of stopping it), then exits.
+`{"connections": C, "messages": M, "message_bytes": B, "compressed": K}` as one JSON line when
+stdin closes (the test's way of stopping it), then exits. `compressed` counts the connections
+that negotiated permessage-deflate.
 
 usage: websockets_echo.py [--cert PEM --key PEM] [--no-compression]
 """
@@ -14,7 +15,7 @@ import sys
 
 from websockets.asyncio.server import serve
 
-counts = {"connections": 0, "messages": 0, "compressed": 0}
+counts = {"connections": 0, "messages": 0, "message_bytes": 0, "compressed": 0}
 
 
 async def echo(ws):
@@ -24,6 +25,7 @@ async def echo(ws):
         counts["compressed"] += 1
     async for message in ws:
         counts["messages"] += 1
+        counts["message_bytes"] += len(message.encode() if isinstance(message, str) else message)
         await ws.send(message)
 
 

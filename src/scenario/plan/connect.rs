@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 
 use super::embedded::Behaviour;
-use crate::scenario::check::IdFinder;
+use crate::scenario::check::{Check, IdFinder};
 use crate::scenario::pointer::JsonPointer;
 use crate::scenario::template::Template;
 
@@ -84,14 +84,25 @@ pub struct Connect {
     pub source_addrs: Vec<std::net::IpAddr>,
     /// At most this many new connection attempts per second, over all clients.
     pub max_rate: Option<f64>,
+    /// `compression = "deflate"`: permessage-deflate offered on every upgrade.
+    pub deflate: Option<super::Deflate>,
     /// JSON pointers read the JSON after this prefix (matched at the message's start).
     pub json_after: Option<regex::Regex>,
+    /// Messages are STOMP frames: JSON pointers read a frame's body (`protocol = "stomp"`).
+    pub stomp: bool,
 }
 
 impl Connect {
     /// The part of a message that JSON pointers read: after the `json_after` prefix (the whole
-    /// message without one, or when the prefix is not there).
+    /// message without one, or when the prefix is not there); a STOMP frame's body, as its
+    /// content-length has it (nothing for a heart-beat or a malformed frame).
     pub fn json_body<'a>(&self, text: &'a str) -> &'a str {
+        if self.stomp {
+            return match crate::units::stomp::read(text) {
+                Ok(crate::units::stomp::Read::Frame(frame)) => frame.body,
+                _ => "",
+            };
+        }
         match self.json_after.as_ref().and_then(|re| re.find(text)) {
             Some(m) if m.start() == 0 => &text[m.end()..],
             _ => text,
@@ -114,6 +125,9 @@ pub struct Correlation {
     /// beyond it is not sent (counted in `capped`), so a server that never answers costs a
     /// bounded table whatever the timeout and the rate.
     pub max_in_flight: u32,
+    /// A message with an id is a reply only when one of these lists of tests holds whole
+    /// (empty: every message with an id is).
+    pub reply_if_any: Vec<Vec<Check>>,
 }
 
 /// What to read from server pushes (messages that are not correlated replies).

@@ -4,7 +4,7 @@
 use std::fmt::{self, Formatter, Result};
 use std::time::Duration;
 
-use super::{Capture, CounterName, Extract, Lapse, Plan, ReconnectAction, Scope, Step, Target, Var};
+use super::{Capture, CounterName, Extract, Plan, ReconnectAction, Scope, Step, Target, Var};
 use crate::scenario::check::Check;
 use crate::scenario::feed::Mode;
 use crate::scenario::template::Template;
@@ -97,6 +97,9 @@ impl Plan {
         if let Some(rate) = c.max_rate {
             writeln!(f, "  at most {rate}/s new connections, over all clients")?;
         }
+        if let Some(d) = &c.deflate {
+            writeln!(f, "  offers   {}", d.describe())?;
+        }
         match c.source_addrs.as_slice() {
             [] => {}
             [one] => writeln!(f, "  from     {one}")?,
@@ -109,16 +112,30 @@ impl Plan {
         for (name, value) in &c.headers {
             writeln!(f, "  header   {name}: {}", value.source())?;
         }
-        match &self.correlation {
-            Some(c) => writeln!(
-                f,
-                "correlate  id at {}, timeout {}, at most {} in flight per connection",
-                c.request_id,
-                show(c.timeout),
-                c.max_in_flight
-            ),
-            None => writeln!(f, "correlate  (none: no request expects a reply)"),
+        let Some(c) = &self.correlation else {
+            return writeln!(f, "correlate  (none: no request expects a reply)");
+        };
+        writeln!(
+            f,
+            "correlate  id at {}, timeout {}, at most {} in flight per connection",
+            c.request_id,
+            show(c.timeout),
+            c.max_in_flight
+        )?;
+        if !c.reply_if_any.is_empty() {
+            let any: Vec<String> = c
+                .reply_if_any
+                .iter()
+                .map(|all| {
+                    all.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                })
+                .collect();
+            writeln!(f, "  a reply when {}", any.join(", or "))?;
         }
+        Ok(())
     }
 
     fn show_load(&self, f: &mut Formatter<'_>) -> Result {
@@ -283,27 +300,29 @@ impl Plan {
                 None => {}
             }
             if let Some(t) = &rule.send {
-                actions.push(format!("send {}", t.source()));
+                actions.push(format!("send {}", visible(t.source())));
             }
             if let Some(code) = rule.close {
                 actions.push(format!("close ({code}), then connect again"));
             }
-            match &rule.lapse {
-                None => {}
-                Some(Lapse::Fixed(d)) => actions.push(format!(
-                    "then a heartbeat (a rule with a lapse) within {}, else drop (server_ping_timeout)",
-                    show(*d)
-                )),
-                Some(Lapse::VarsMs(ids)) => {
-                    let names: Vec<String> = ids
-                        .iter()
-                        .map(|i| format!("{{{{var.{}}}}}", self.vars[usize::from(*i)].name))
-                        .collect();
-                    actions.push(format!(
-                        "then a heartbeat (a rule with a lapse) within {} ms, else drop (server_ping_timeout)",
-                        names.join(" + ")
-                    ));
+            if let Some(lapse) = &rule.lapse {
+                let mut parts: Vec<String> = Vec::new();
+                if !lapse.fixed.is_zero() {
+                    parts.push(show(lapse.fixed));
                 }
+                parts.extend(
+                    lapse
+                        .vars_ms
+                        .iter()
+                        .map(|i| format!("{{{{var.{}}}}} ms", self.vars[usize::from(*i)].name)),
+                );
+                actions.push(format!(
+                    "then a heartbeat (a rule with a lapse) within {}, else drop (server_ping_timeout)",
+                    parts.join(" + ")
+                ));
+            }
+            if let Some(drop) = rule.drop {
+                actions.push(format!("drop ({})", crate::scenario::plan::rule_drop_name(drop)));
             }
             let replies = if rule.replies { " (replies too)" } else { "" };
             writeln!(
@@ -378,7 +397,7 @@ fn show_steps(f: &mut Formatter<'_>, steps: &[Step], plan: &Plan) -> Result {
                     0 => String::new(),
                     k => format!("[{}] ", plan.step_names[usize::from(k) - 1]),
                 };
-                writeln!(f, "  {n}. send  {named}{}{e}", template.source())?;
+                writeln!(f, "  {n}. send  {named}{}{e}", visible(template.source()))?;
             }
             Step::SendBinary(bytes) => writeln!(f, "  {n}. send  {} bytes (binary)", bytes.len())?,
             Step::WaitFor {
@@ -425,4 +444,22 @@ fn show_steps(f: &mut Formatter<'_>, steps: &[Step], plan: &Plan) -> Result {
         }
     }
     Ok(())
+}
+
+/// A template as one line: line breaks, tabs and NULs (STOMP frames) written as escapes.
+fn visible(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains(['\n', '\r', '\t', '\0']) {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    let mut out = String::with_capacity(source.len() + 8);
+    for c in source.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

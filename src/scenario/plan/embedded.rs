@@ -54,6 +54,8 @@ pub struct Behaviour {
     pub batch: u32,
     /// Speak this protocol (JSON-RPC 2.0) instead of echoing.
     pub protocol: Option<Protocol>,
+    /// Accept a client's permessage-deflate offer (granting what it asks).
+    pub compression: Option<super::Compression>,
 }
 
 impl Default for Behaviour {
@@ -76,6 +78,7 @@ impl Default for Behaviour {
             ping_timeout: Duration::from_secs(5),
             batch: 1,
             protocol: None,
+            compression: None,
         }
     }
 }
@@ -94,6 +97,10 @@ impl Behaviour {
             }
             Some(Protocol::Socketio) => {
                 "Socket.IO v5 (any namespace; events acknowledged with their arguments, or echoed)"
+                    .to_string()
+            }
+            Some(Protocol::Stomp) => {
+                "STOMP 1.2 (CONNECTED, RECEIPTs, each SEND delivered to the connection's subscriptions)"
                     .to_string()
             }
         }];
@@ -133,6 +140,9 @@ impl Behaviour {
                 ));
             }
         }
+        if let Some(c) = self.compression {
+            parts.push(format!("compression {} when offered", c.name()));
+        }
         if self.require_token.is_some() {
             parts.push("require a token (401 without)".to_string());
         }
@@ -147,7 +157,11 @@ impl Behaviour {
             }
             parts.push(push);
         }
-        if let Some(every) = self.ping_every.filter(|d| !d.is_zero()) {
+        if let Some(every) = self.ping_every.filter(|d| !d.is_zero())
+            && self.protocol == Some(Protocol::Stomp)
+        {
+            parts.push(format!("heart-beat (an EOL) every {}", show(every)));
+        } else if let Some(every) = self.ping_every.filter(|d| !d.is_zero()) {
             parts.push(format!(
                 "ping every {}, close after {} without an answer",
                 show(every),
@@ -164,6 +178,18 @@ impl Behaviour {
         match (self.ping_every.filter(|d| !d.is_zero()), self.protocol) {
             (None, Some(Protocol::Socketio)) => Some(Duration::from_secs(25)),
             (every, _) => every,
+        }
+    }
+
+    /// Why replies in batches (`batch` > 1) cannot go with `protocol`, if they cannot.
+    pub fn unbatchable(protocol: Option<Protocol>) -> Option<&'static str> {
+        match protocol? {
+            Protocol::Jsonrpc => Some(
+                "JSON-RPC answers each request on its own (a batch response, an array, answers a batch request, which the preset does not send)",
+            ),
+            Protocol::Socketio => Some("Socket.IO's packets are not JSON: a batch cannot hold them"),
+            Protocol::Stomp => Some("STOMP's frames are not JSON: a batch cannot hold them"),
+            _ => None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! reports never re-check input. The plan's types depend on nothing above them.
 
 mod chaos;
+mod compression;
 mod connect;
 mod defaults;
 mod display;
@@ -20,13 +21,14 @@ use std::time::Duration;
 pub use chaos::{
     Amount, Chaos, ChaosAction, ChaosHow, ChaosWhen, Command, Direction, Exec, Fault, RecoveryRule, Toxic,
 };
+pub use compression::{Compression, Deflate};
 pub use connect::{Connect, Correlation, Heartbeat, Pushes, Target, TargetUrl};
 pub use defaults::*;
 pub use embedded::Behaviour;
 pub use load::{CausePattern, Jitter, Load, Phase, Reconnect, ReconnectAction, ReconnectRule, Strategy};
 pub use protocol::Protocol;
 pub use report::RequestFilter;
-pub use rules::{CounterName, Lapse, NameTemplate, Rule};
+pub use rules::{CounterName, Lapse, NameTemplate, Rule, RuleDrop, rule_drop_name};
 pub use steps::{Capture, Expect, Extract, Flow, HttpStep, Program, Scope, Socket, Step, Timer, Var};
 
 use super::feed::Feed;

@@ -23,6 +23,10 @@ pub enum Protocol {
     /// ack as setup, `subscribe` steps as streams (next… then complete), pings answered.
     #[serde(rename = "graphql-ws")]
     GraphqlWs,
+    /// STOMP 1.2 over WebSocket (the v12.stomp subprotocol, as RabbitMQ and Spring serve it):
+    /// CONNECT and CONNECTED with heart-beating, SUBSCRIBE as setup, `publish` steps whose
+    /// receipts are the correlation, MESSAGE frames counted per subscription, ERROR a drop.
+    Stomp,
 }
 
 impl Protocol {
@@ -31,6 +35,7 @@ impl Protocol {
             Protocol::Jsonrpc => "jsonrpc",
             Protocol::Socketio => "socketio",
             Protocol::GraphqlWs => "graphql-ws",
+            Protocol::Stomp => "stomp",
         }
     }
 }

@@ -25,14 +25,36 @@ pub struct Rule {
     /// The next match must come within this long, else the connection drops
     /// (`server_ping_timeout`).
     pub lapse: Option<Lapse>,
+    /// The message is fatal: drop the connection with this cause.
+    pub drop: Option<RuleDrop>,
+    /// Keep the first message counted as the counter's example.
+    pub example: bool,
 }
 
-/// How long a rule's next match may take.
+/// The drop causes a rule may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleDrop {
+    /// A STOMP ERROR frame.
+    StompError,
+    /// A Socket.IO CONNECT_ERROR packet (`44`): the namespace refused the connection.
+    SocketioConnectError,
+}
+
+/// The cause's name, as drop counts show it.
+pub fn rule_drop_name(drop: RuleDrop) -> &'static str {
+    match drop {
+        RuleDrop::StompError => "stomp_error",
+        RuleDrop::SocketioConnectError => "socketio_connect_error",
+    }
+}
+
+/// How long a rule's next match may take: a fixed part plus the sum of captured values in
+/// milliseconds (by index; none armed while one has no value, or when they add up to 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lapse {
-    Fixed(std::time::Duration),
-    /// The sum of these captured values (by index), in milliseconds.
-    VarsMs(Vec<u16>),
+pub struct Lapse {
+    pub fixed: std::time::Duration,
+    pub vars_ms: Vec<u16>,
 }
 
 impl Rule {

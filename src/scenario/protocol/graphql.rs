@@ -1,9 +1,9 @@
 //! `protocol = "graphql-ws"`: GraphQL over WebSocket, the graphql-transport-ws subprotocol
 //! (the npm `graphql-ws` library's, Apollo's current one), expanded into:
 //! - the subprotocol offered and required (unless `[connect] subprotocols` names its own);
-//! - `[correlation] request_id = "/id"` (unless the scenario has its own): an operation's id
-//!   is its request number, as a string;
-//! - setup steps first in every program: `connection_init` (with `[connect] graphql_init` as
+//! - `[correlation] request_id = "/id"` (unless the scenario's names its own id): an
+//!   operation's id is its request number, as a string;
+//! - setup steps first in every program (after its HTTP steps): `connection_init` (with `[connect] graphql_init` as
 //!   its payload), then `connection_ack` awaited with `first` (another message is a
 //!   `protocol_mismatch`; the server's refusal, a close with 4403, is the drop `close_4403`);
 //! - a `subscribe = { query, variables }` step: `{"id":…,"type":"subscribe","payload":…}`,
@@ -18,10 +18,24 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::parts::{Mistake, correlate, handshake_timeout, other_action, prepend_setup, present, rule};
+use crate::scenario::plan::Protocol;
 use crate::scenario::raw::{RawCheck, RawExpect, RawMatch, RawOperation, RawScenario, RawStep};
 
 /// The subprotocol.
 const SUBPROTOCOL: &str = "graphql-transport-ws";
+
+/// `[connect] graphql_init` is the payload of GraphQL's `connection_init`: refused with
+/// another protocol (or none), where nothing would send it.
+pub(super) fn check_init(raw: &RawScenario, protocol: Option<Protocol>) -> Result<(), Mistake> {
+    match &raw.connect.graphql_init {
+        Some(init) if protocol != Some(Protocol::GraphqlWs) => Err(Mistake {
+            span: init.span(),
+            message: "connect.graphql_init applies to GraphQL over WebSocket: expected `[connect] protocol = \"graphql-ws\"`"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// Turns a `subscribe` into its send, stream and checks.
 pub(super) fn step(s: &mut RawStep, table: &str) -> Result<(), Mistake> {

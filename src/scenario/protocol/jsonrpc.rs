@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parts::{Mistake, absent, correlate, exists, other_action, present, rule};
+use super::parts::{Mistake, absent, correlate, exists, malformed, other_action, present, rule};
 use crate::scenario::raw::{RawCall, RawCapture, RawExpect, RawMatch, RawRule, RawScenario, RawStep};
 
 /// Turns a `call` or `notify` into a send (with its expectation, check and capture); the
@@ -108,10 +108,28 @@ pub(super) fn step(s: &mut RawStep, table: &str) -> Result<Option<String>, Mista
     Ok(Some(name))
 }
 
-/// The JSON-RPC correlation (unless the scenario has one) and rules, after the user's.
+/// The JSON-RPC correlation (unless the scenario names its own id) and rules, after the
+/// user's.
 pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, subscriptions: &[(Range<usize>, String)]) {
-    correlate(raw, &span, Some("/id"), None);
+    if let Some(c) = correlate(raw, &span, Some("/id"), None)
+        && c.reply_if_any.is_none()
+    {
+        // A response has a result or an error, and no method: a message from the server with
+        // a method and an id is its request, whatever its id.
+        let reply = |member| Spanned::new(span.clone(), tests(&span, &[(member, true), ("/method", false)]));
+        c.reply_if_any = Some(Spanned::new(
+            span.clone(),
+            vec![reply("/result"), reply("/error")],
+        ));
+    }
+    // One rule a name: subscriptions that share a name (in two flows, or made again) share
+    // its counter, and each notification is counted once.
+    let mut named: Vec<&str> = Vec::new();
     for (step, name) in subscriptions {
+        if named.contains(&name.as_str()) {
+            continue;
+        }
+        named.push(name);
         let mut check = present("/params/subscription");
         check.exists = None;
         check.equals = Some(Spanned::new(
@@ -133,8 +151,8 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, subscriptions: &
             true,
         ),
         // A message with an id that is no response (neither result nor error: an echo of the
-        // request, another protocol), or a response without the jsonrpc member; each counted
-        // once.
+        // request, a request from the server, which the preset does not answer, another
+        // protocol), or a response without the jsonrpc member; each counted once.
         all_of(
             &span,
             &[("/id", true), ("/result", false), ("/error", false)],
@@ -155,9 +173,10 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, subscriptions: &
             ],
             PROTOCOL_ERRORS,
         ),
+        // A notification has a method and no id.
         rule(
             &span,
-            RawMatch::One(present("/method")),
+            tests(&span, &[("/method", true), ("/id", false)]),
             "jsonrpc_notifications_{{/method}}",
             false,
         ),
@@ -169,10 +188,16 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, subscriptions: &
 const PROTOCOL_ERRORS: &str = "jsonrpc_protocol_errors";
 
 /// A rule (for replies too) whose tests are whether each pointer exists.
-fn all_of(span: &Range<usize>, tests: &[(&str, bool)], count: &str) -> Spanned<RawRule> {
-    let tests = tests
-        .iter()
-        .map(|(pointer, there)| Spanned::new(span.clone(), exists(pointer, *there)))
-        .collect();
-    rule(span, RawMatch::All(tests), count, true)
+fn all_of(span: &Range<usize>, pointers: &[(&str, bool)], count: &str) -> Spanned<RawRule> {
+    malformed(span, tests(span, pointers), count)
+}
+
+/// Tests that must all hold: whether each pointer exists.
+fn tests(span: &Range<usize>, pointers: &[(&str, bool)]) -> RawMatch {
+    RawMatch::All(
+        pointers
+            .iter()
+            .map(|(pointer, there)| Spanned::new(span.clone(), exists(pointer, *there)))
+            .collect(),
+    )
 }

@@ -5,25 +5,28 @@
 //! rest and shown by `wsstorm validate`; the user's own settings and rules come first.
 //!
 //! JSON-RPC 2.0 adds:
-//! - `[correlation] request_id = "/id"` (unless the scenario has its own);
+//! - `[correlation] request_id = "/id"` (unless the scenario's names its own id), and
+//!   `reply_if_any`: a reply has a result or an error and no method (a message with a method
+//!   and an id is a request from the server, whatever its id);
 //! - a `call = { method, params }` step: a request with a numeric id (`{{id_num}}`, from 1:
 //!   servers that test the id for truth take 0 for a notification), awaited, and checked for
 //!   a `result` and no `error` (an error reply is answered and counted in `check_failures`);
 //! - a `notify = { method, params }` step: no id, no reply;
 //! - `subscribe = true` on a call (the default for a method ending in `_subscribe`): its
-//!   result is captured as `sub_NAME` and a rule counts the notifications whose
+//!   result is captured as `sub_NAME` and a rule (one a name) counts the notifications whose
 //!   `/params/subscription` is that value in `notifications_NAME`;
 //! - rules that count error replies by code (`jsonrpc_error_CODE`), replies without the
 //!   `jsonrpc` member and messages with an id that are no response, neither result nor error
-//!   (`jsonrpc_protocol_errors`: an echo server, another protocol), and notifications by method
-//!   (`jsonrpc_notifications_METHOD`).
+//!   (`jsonrpc_protocol_errors`: a request from the server, an echo server, another protocol),
+//!   and notifications (no id) by method (`jsonrpc_notifications_METHOD`).
 //!
-//! Socket.IO: see `socketio`.
+//! Socket.IO, GraphQL over WebSocket and STOMP: see `socketio`, `graphql` and `stomp`.
 
 mod graphql;
 mod jsonrpc;
 mod parts;
 mod socketio;
+mod stomp;
 
 use std::ops::Range;
 
@@ -40,6 +43,12 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
         Ok(ns) => ns,
         Err(m) => return Err(vec![m]),
     };
+    if let Err(m) = stomp::check_table(raw, protocol.as_ref().map(|p| p.0)) {
+        return Err(vec![m]);
+    }
+    if let Err(m) = graphql::check_init(raw, protocol.as_ref().map(|p| p.0)) {
+        return Err(vec![m]);
+    }
     let mut subscriptions: Vec<(Range<usize>, String)> = Vec::new();
     each_step(raw, &mut |table, step| {
         let span = step.span();
@@ -47,7 +56,8 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
         let rpc = s.call.is_some() || s.notify.is_some();
         let sio = s.emit.is_some() || s.ack.is_some();
         let gql = s.subscribe.is_some();
-        if !rpc && !sio && !gql {
+        let stomp = s.publish.is_some();
+        if !rpc && !sio && !gql && !stomp {
             return;
         }
         let found = match protocol {
@@ -55,7 +65,16 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
             Some((Protocol::Socketio, _)) if !rpc && !gql => {
                 socketio::step(s, table, &namespace).map(|()| None)
             }
-            Some((Protocol::GraphqlWs, _)) if !rpc && !sio => graphql::step(s, table).map(|()| None),
+            Some((Protocol::GraphqlWs, _)) if !rpc && !sio && !stomp => {
+                graphql::step(s, table).map(|()| None)
+            }
+            Some((Protocol::Stomp, _)) if !rpc && !sio && !gql => stomp::step(s, table).map(|()| None),
+            _ if stomp => Err(Mistake {
+                span: span.clone(),
+                message: format!(
+                    "{table}: `publish` is a STOMP step: expected `[connect] protocol = \"stomp\"`"
+                ),
+            }),
             _ if gql => Err(Mistake {
                 span: span.clone(),
                 message: format!(
@@ -88,6 +107,7 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
         Some((Protocol::Jsonrpc, span)) => jsonrpc::expand(raw, span, &subscriptions),
         Some((Protocol::Socketio, span)) => socketio::expand(raw, span, &namespace),
         Some((Protocol::GraphqlWs, span)) => graphql::expand(raw, span),
+        Some((Protocol::Stomp, span)) => stomp::expand(raw, span),
         None => {}
     }
     Ok(())

@@ -50,8 +50,18 @@ pub(super) fn rule(span: &Range<usize>, matches: RawMatch, count: &str, replies:
             replies,
             lapse: None,
             lapse_ms: None,
+            drop: None,
+            example: false,
         },
     )
+}
+
+/// A rule counting a protocol's malformed messages (replies too), keeping the first as the
+/// counter's example.
+pub(super) fn malformed(span: &Range<usize>, matches: RawMatch, count: &str) -> Spanned<RawRule> {
+    let mut r = rule(span, matches, count, true);
+    r.get_mut().example = true;
+    r
 }
 
 /// `{ pointer = P, exists = true }`.
@@ -88,27 +98,36 @@ pub(super) fn other_action(s: &RawStep) -> Option<&'static str> {
     .find_map(|(set, key)| set.then_some(key))
 }
 
-/// The preset's correlation, unless the scenario has its own `[correlation]`: by `pointer`,
-/// or by a `regex` on the whole message.
-pub(super) fn correlate(
-    raw: &mut RawScenario,
+/// The preset's id finder, by `pointer` or by a `regex` on the whole message, unless the
+/// scenario's `[correlation]` names its own (a `[correlation]` with only `timeout` or
+/// `max_in_flight` keeps the preset's finder). The correlation, when the finder is the
+/// preset's (a preset may then add what its replies are).
+pub(super) fn correlate<'a>(
+    raw: &'a mut RawScenario,
     span: &Range<usize>,
     pointer: Option<&str>,
     regex: Option<&str>,
-) {
-    if raw.correlation.is_some() {
-        return;
-    }
+) -> Option<&'a mut RawCorrelation> {
     let at = |v: &str| Spanned::new(span.clone(), v.to_string());
-    raw.correlation = Some(Spanned::new(
-        span.clone(),
-        RawCorrelation {
-            request_id: pointer.map(at),
-            request_id_regex: regex.map(at),
-            timeout: None,
-            max_in_flight: None,
-        },
-    ));
+    let correlation = raw.correlation.get_or_insert_with(|| {
+        Spanned::new(
+            span.clone(),
+            RawCorrelation {
+                request_id: None,
+                request_id_regex: None,
+                timeout: None,
+                max_in_flight: None,
+                reply_if_any: None,
+            },
+        )
+    });
+    let c = correlation.get_mut();
+    if c.request_id.is_some() || c.request_id_regex.is_some() {
+        return None;
+    }
+    c.request_id = pointer.map(at);
+    c.request_id_regex = regex.map(at);
+    Some(c)
 }
 
 /// How long a handshake's answer may take: `connect.timeout` as written, else 5 s.
@@ -119,11 +138,12 @@ pub(super) fn handshake_timeout(raw: &RawScenario, span: &Range<usize>) -> Text 
         .unwrap_or_else(|| Spanned::new(span.clone(), "5s".to_string()))
 }
 
-/// Puts a handshake's steps first in every program's setup: each flow's and each socket's,
-/// else the scenario's.
-pub(super) fn prepend_setup<const N: usize>(
+/// Puts a handshake's steps first on the connection in every program's setup: each flow's
+/// and each socket's, else the scenario's. They go after the setup's leading HTTP steps,
+/// which run before the connect (a login whose token the handshake may send).
+pub(super) fn prepend_setup<I: IntoIterator<Item = Spanned<RawStep>>>(
     raw: &mut RawScenario,
-    handshake: impl Fn() -> [Spanned<RawStep>; N],
+    handshake: impl Fn() -> I,
 ) {
     let mut setups: Vec<&mut Vec<Spanned<RawStep>>> = Vec::new();
     setups.extend(raw.flows.iter_mut().map(|f| &mut f.get_mut().setup));
@@ -132,6 +152,15 @@ pub(super) fn prepend_setup<const N: usize>(
         setups.push(&mut raw.setup);
     }
     for setup in setups {
-        setup.splice(0..0, handshake());
+        let http = setup.iter().take_while(|s| s.get_ref().http.is_some()).count();
+        setup.splice(http..http, handshake());
+    }
+}
+
+/// `{ matches = RE }` on the whole message.
+pub(super) fn matching(re: &str) -> RawCheck {
+    RawCheck {
+        matches: Some(Spanned::new(0..0, re.to_string())),
+        ..Default::default()
     }
 }

@@ -3,26 +3,27 @@
 //! - the target's path `/socket.io/?EIO=4&transport=websocket` when the URL names none
 //!   (validate's target);
 //! - `[connect] json_after`: pointers read the JSON after a packet's header (`42/chat,17`);
-//! - `[correlation] request_id_regex` on acknowledgements, `43/chat,17[…]` (unless the scenario
-//!   has its own correlation);
-//! - setup steps first in every program: wait for the open packet `0{…}` (its sid captured as
+//! - `[correlation] request_id_regex` on acknowledgements, `43/chat,17[…]` (unless the
+//!   scenario's correlation names its own id);
+//! - setup steps first in every program (after its HTTP steps): wait for the open packet `0{…}` (its sid captured as
 //!   `sio_sid`), send the namespace connect `40/chat,{auth}`, wait for its `40…{` answer;
 //! - an `emit = ["name", args…]` step: `42/chat,["name",…]`, with `ack = true`
 //!   `42/chat,{{id_num}}[…]` awaited as a request;
 //! - rules: the server's ping `2` answered `3` (counted in `socketio_pings`), events counted by
-//!   name (`socketio_event_NAME`), `44` connect errors counted (`socketio_connect_errors`;
-//!   the setup's wait then fails the attempt), a namespace disconnect `41` counted and the
-//!   connection closed (to connect again).
+//!   name (`socketio_event_NAME`), `44` connect errors counted (`socketio_connect_errors`)
+//!   and the connection dropped (`socketio_connect_error`, with the server's packet as its
+//!   reason), a namespace disconnect `41` counted and the connection closed (to connect
+//!   again).
 
 use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parts::{Mistake, correlate, handshake_timeout, other_action, prepend_setup, rule};
-use crate::scenario::plan::Protocol;
-use crate::scenario::raw::{
-    RawCapture, RawCaptureTable, RawCheck, RawExpect, RawMatch, RawScenario, RawStep,
+use super::parts::{
+    Mistake, correlate, handshake_timeout, malformed, matching, other_action, prepend_setup, rule,
 };
+use crate::scenario::plan::{Protocol, RuleDrop};
+use crate::scenario::raw::{RawCapture, RawCaptureTable, RawExpect, RawMatch, RawScenario, RawStep};
 
 /// The namespace the scenario connects to ("/" unless `[connect.socketio] namespace`).
 pub(super) fn namespace(raw: &RawScenario, protocol: Option<Protocol>) -> Result<String, Mistake> {
@@ -63,7 +64,7 @@ pub(super) fn step(s: &mut RawStep, table: &str, ns: &str) -> Result<(), Mistake
     let ack = s.ack.take();
     let Some(emit) = s.emit.take() else {
         return Err(Mistake {
-            span: 0..0,
+            span: ack.map_or(0..0, |a| a.span()),
             message: format!("{table}: `ack` without `emit`: expected `emit = [\"event\", …]`"),
         });
     };
@@ -84,7 +85,7 @@ pub(super) fn step(s: &mut RawStep, table: &str, ns: &str) -> Result<(), Mistake
         ));
     }
     let json = serde_json::to_string(&args).map_err(|e| mistake(format!("emit: {e}")))?;
-    let ack = ack.unwrap_or(false);
+    let ack = ack.is_some_and(|a| *a.get_ref());
     if !ack && (s.expect.is_some() || s.checks.is_some() || s.capture.is_some()) {
         return Err(mistake(
             "an event without `ack = true` has no reply: expected `ack = true` for `expect`, `checks` or `capture`".into(),
@@ -174,6 +175,14 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
         false,
     );
     gone.get_mut().close = Some(Spanned::new(span.clone(), 1000));
+    // The namespace refused the connect: a drop of its own, its reason the server's packet.
+    let mut refused = rule(
+        &span,
+        RawMatch::One(matching("^44")),
+        "socketio_connect_errors",
+        false,
+    );
+    refused.get_mut().drop = Some(Spanned::new(span.clone(), RuleDrop::SocketioConnectError));
     raw.on_message.extend([
         open,
         ping,
@@ -183,20 +192,13 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>, ns: &str) {
             "socketio_event_{{/0}}",
             false,
         ),
-        rule(
-            &span,
-            RawMatch::One(matching("^44")),
-            "socketio_connect_errors",
-            false,
-        ),
+        refused,
         gone,
+        // No Engine.IO packet (types 0-6), or a message carrying no Socket.IO packet (0-6).
+        malformed(
+            &span,
+            RawMatch::One(matching("^(?:$|[^0-6]|4(?:$|[^0-6]))")),
+            "socketio_protocol_errors",
+        ),
     ]);
-}
-
-/// `{ matches = RE }` on the whole message.
-fn matching(re: &str) -> RawCheck {
-    RawCheck {
-        matches: Some(Spanned::new(0..0, re.to_string())),
-        ..Default::default()
-    }
 }

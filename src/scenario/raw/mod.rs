@@ -8,12 +8,14 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::feed::Mode;
-use super::plan::{Direction, Protocol, Strategy};
+use super::plan::{Compression, Protocol, Strategy};
 use crate::units::duration;
 
+mod chaos;
 mod steps;
 mod text;
 
+pub use chaos::*;
 pub use steps::*;
 pub use text::Text;
 
@@ -196,6 +198,10 @@ pub struct RawConnect {
     /// token).
     #[schemars(with = "Option<String>")]
     pub graphql_init: Option<Text>,
+    /// With `protocol = "stomp"`: the CONNECT frame's host, login and passcode (templates: a
+    /// secret), the heart-beats offered, and the subscriptions made at every connect.
+    #[schemars(with = "Option<RawStomp>")]
+    pub stomp: Option<Spanned<RawStomp>>,
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Text>,
     /// Bytes of read buffer per connection (tungstenite's default is 128 KiB; ours is small).
@@ -220,6 +226,17 @@ pub struct RawConnect {
     /// connects and reconnects): "500/s". Attempts beyond it wait their turn.
     #[schemars(with = "Option<String>")]
     pub max_rate: Option<Text>,
+    /// "deflate": offer permessage-deflate (RFC 7692) on every upgrade; the summary says how
+    /// many connections negotiated it, and their bytes before and after compression.
+    #[schemars(with = "Option<Compression>")]
+    pub compression: Option<Spanned<Compression>>,
+    /// With compression: the largest window the client compresses with, 2^N bytes (8 to 15).
+    #[schemars(with = "Option<u64>", range(min = 8, max = 15))]
+    pub client_max_window_bits: Option<Spanned<u64>>,
+    /// With compression: offer client_no_context_takeover and server_no_context_takeover
+    /// (each message compressed on its own, both ways).
+    #[schemars(with = "Option<bool>")]
+    pub no_context_takeover: Option<Spanned<bool>>,
 }
 
 /// `[connect.socketio]`.
@@ -231,6 +248,39 @@ pub struct RawSocketio {
     pub namespace: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub auth: Option<Text>,
+}
+
+/// `[connect.stomp]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Stomp")]
+pub struct RawStomp {
+    /// The virtual host ("/" unless given).
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub login: Option<Text>,
+    #[schemars(with = "Option<String>")]
+    pub passcode: Option<Text>,
+    /// STOMP's `heart-beat`, [cx, cy] in milliseconds: the client sends an EOL every cx, and
+    /// wants the server's at least every cy (0: none). [10000, 10000] unless given.
+    #[schemars(with = "Option<[u64; 2]>")]
+    pub heart_beat: Option<Spanned<[u64; 2]>>,
+    /// SUBSCRIBE frames sent (each with a receipt awaited) after CONNECTED: `{ id, destination
+    /// }`; the MESSAGE frames of each are counted in `stomp_messages_ID`.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStompSubscription>")]
+    pub subscribe: Vec<Spanned<RawStompSubscription>>,
+}
+
+/// A subscription of `[connect.stomp]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "StompSubscription")]
+pub struct RawStompSubscription {
+    pub id: String,
+    #[schemars(with = "String")]
+    pub destination: Text,
 }
 
 /// One address, range or block, or a list of them.
@@ -356,87 +406,6 @@ pub struct RawPushes {
     pub resume_param: Option<Text>,
 }
 
-/// A number (count) or a string ("50%").
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-#[schemars(rename = "Amount")]
-pub enum RawAmount {
-    Count(u64),
-    Text(String),
-}
-
-/// A number or a string ("64KiB", "50%").
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-#[schemars(rename = "NumberOrText")]
-pub enum RawNumberOrText {
-    Number(f64),
-    Text(String),
-}
-
-/// A command as one string (split like a shell would, without running one) or as a list.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-#[schemars(rename = "Command")]
-pub enum RawCommand {
-    Line(String),
-    Argv(Vec<String>),
-}
-
-/// One [[chaos]] entry: exactly one of `drop` (client side), `network` (a proxy fault) or
-/// `exec` (a command), with the keys that kind takes.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Chaos")]
-pub struct RawChaos {
-    #[schemars(with = "Option<String>")]
-    pub at: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub every: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub from: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub until: Option<Text>,
-    #[serde(rename = "for")]
-    #[schemars(with = "Option<String>")]
-    pub for_: Option<Text>,
-    // Client side.
-    #[schemars(with = "Option<RawAmount>")]
-    pub drop: Option<Spanned<RawAmount>>,
-    #[schemars(with = "Option<RawHow>")]
-    pub how: Option<Spanned<RawHow>>,
-    #[schemars(with = "Option<u64>")]
-    pub code: Option<Spanned<u64>>,
-    // Network side.
-    #[schemars(with = "Option<RawNetwork>")]
-    pub network: Option<Spanned<RawNetwork>>,
-    #[schemars(with = "Option<Direction>")]
-    pub direction: Option<Spanned<Direction>>,
-    #[schemars(with = "Option<RawNumberOrText>")]
-    pub toxicity: Option<Spanned<RawNumberOrText>>,
-    #[schemars(with = "Option<String>")]
-    pub latency: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub jitter: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub rate: Option<Text>,
-    #[schemars(with = "Option<String>")]
-    pub delay: Option<Text>,
-    #[schemars(with = "Option<u64>")]
-    pub average_size: Option<Spanned<u64>>,
-    #[schemars(with = "Option<u64>")]
-    pub size_variation: Option<Spanned<u64>>,
-    #[schemars(with = "Option<RawNumberOrText>")]
-    pub bytes: Option<Spanned<RawNumberOrText>>,
-    // Server side.
-    #[schemars(with = "Option<RawCommand>")]
-    pub exec: Option<Spanned<RawCommand>>,
-    #[schemars(with = "Option<bool>")]
-    pub shell: Option<Spanned<bool>>,
-    #[schemars(with = "Option<String>")]
-    pub timeout: Option<Text>,
-}
-
 /// A threshold: its expression, or a table with `abort_on_fail` (k6's abortOnFail) and a
 /// `grace` before it is checked (k6's delayAbortEval).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -474,6 +443,11 @@ pub struct RawCorrelation {
     /// a request beyond it is not sent, and counted in `capped`.
     #[schemars(with = "Option<u64>")]
     pub max_in_flight: Option<Spanned<u64>>,
+    /// A message that carries an id is a reply only when one of these holds (each a test, or
+    /// a list of tests that must all hold); another is no reply (a request from the server):
+    /// it goes through the rules as a push. Without it, every message with an id is a reply.
+    #[schemars(with = "Option<Vec<RawMatch>>")]
+    pub reply_if_any: Option<Spanned<Vec<Spanned<RawMatch>>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -515,8 +489,10 @@ pub struct RawEmbedded {
     #[schemars(with = "Option<String>")]
     pub push_every: Option<Text>,
     pub push_skip: Option<Vec<u64>>,
-    /// Answer in batches of this many replies: `{"type":"batch","messages":[…]}`.
-    pub batch: Option<u32>,
+    /// Answer in batches of this many replies: `{"type":"batch","messages":[…]}` (not with
+    /// "jsonrpc" or "socketio"; with "graphql-ws", the `next` messages a subscribe gets).
+    #[schemars(with = "Option<u32>")]
+    pub batch: Option<Spanned<u32>>,
     /// Speak this protocol: "jsonrpc" answers JSON-RPC 2.0 calls (methods `echo`, `fail`,
     /// `eth_subscribe`, `eth_unsubscribe`; any other is -32601), and sends each subscription
     /// a notification every `push_every`; "socketio" speaks Socket.IO v5 (the open packet,
@@ -527,6 +503,8 @@ pub struct RawEmbedded {
     pub ping_every: Option<Text>,
     #[schemars(with = "Option<String>")]
     pub ping_timeout: Option<Text>,
+    /// "deflate": accept a client's permessage-deflate offer (granting what it asks).
+    pub compression: Option<Compression>,
 }
 
 /// How a reconnect's wait is randomised: "none", "full", "equal", or a duration added at
@@ -566,50 +544,5 @@ impl<'de> Deserialize<'de> for RawJitter {
                 }
             },
         })
-    }
-}
-
-/// How chaos drops a client's connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(rename = "How")]
-pub enum RawHow {
-    /// A TCP reset.
-    Reset,
-    /// A close frame with `code` (1000 unless given).
-    Close,
-    /// Stop reading and answering pings (half-open).
-    Silent,
-    /// Keep working but drop pongs.
-    NoPong,
-}
-
-/// The network faults of the built-in proxy (Toxiproxy's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(rename = "Network")]
-pub enum RawNetwork {
-    Latency,
-    Bandwidth,
-    Blackhole,
-    Refuse,
-    Reset,
-    SlowClose,
-    Slicer,
-    LimitData,
-}
-
-impl RawNetwork {
-    pub fn name(self) -> &'static str {
-        match self {
-            RawNetwork::Latency => "latency",
-            RawNetwork::Bandwidth => "bandwidth",
-            RawNetwork::Blackhole => "blackhole",
-            RawNetwork::Refuse => "refuse",
-            RawNetwork::Reset => "reset",
-            RawNetwork::SlowClose => "slow_close",
-            RawNetwork::Slicer => "slicer",
-            RawNetwork::LimitData => "limit_data",
-        }
     }
 }

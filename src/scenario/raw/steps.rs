@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::text::Text;
+use crate::scenario::plan::RuleDrop;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,9 +82,15 @@ pub struct RawStep {
     /// `error` is a check failure).
     #[schemars(with = "Option<RawOperation>")]
     pub subscribe: Option<Spanned<RawOperation>>,
+    /// With `protocol = "stomp"`: a SEND frame, `{ destination = "/queue/orders", body = …,
+    /// headers = { … } }`; with a `receipt` header (unless `receipt = false`) awaited and
+    /// timed as a request, its RECEIPT the reply.
+    #[schemars(with = "Option<RawPublish>")]
+    pub publish: Option<Spanned<RawPublish>>,
     /// With `emit`: ask for an acknowledgement (`42<id>[…]` → `43<id>[…]`), awaited and timed
     /// as a request.
-    pub ack: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub ack: Option<Spanned<bool>>,
 }
 
 /// A GraphQL operation: its document, its variables (a TOML table written as JSON, or a
@@ -98,6 +105,24 @@ pub struct RawOperation {
     pub variables: Option<Spanned<toml::Value>>,
     #[serde(rename = "operationName")]
     pub operation_name: Option<String>,
+}
+
+/// A STOMP SEND: the destination, the body (a string as it is, or a TOML table written as
+/// JSON), its content-type, more headers, and whether to ask for a receipt (the default).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Publish")]
+pub struct RawPublish {
+    #[schemars(with = "String")]
+    pub destination: Text,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub body: Option<Spanned<toml::Value>>,
+    #[schemars(with = "Option<String>")]
+    pub content_type: Option<Text>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: BTreeMap<String, Text>,
+    pub receipt: Option<bool>,
 }
 
 /// A JSON-RPC call or notification: the method, and its params (a TOML value written as
@@ -148,9 +173,18 @@ pub struct RawRule {
     #[schemars(with = "Option<String>")]
     pub lapse: Option<Text>,
     /// As `lapse`, the sum of these captured values in milliseconds (Socket.IO's pingInterval
-    /// and pingTimeout from its open packet); not armed while one has no value.
+    /// and pingTimeout from its open packet); not armed while one has no value, or when they
+    /// add up to 0 (no heartbeat announced). With `lapse` too, the two add up.
     #[schemars(with = "Option<Vec<String>>")]
     pub lapse_ms: Option<Spanned<Vec<String>>>,
+    /// The message is the server's report of a fatal error: the connection drops with this
+    /// cause ("stomp_error"), its reason the message's first line and `message` header.
+    #[schemars(with = "Option<RuleDrop>")]
+    pub drop: Option<Spanned<RuleDrop>>,
+    /// With `count`: keep the first message counted as the counter's example (summary
+    /// `counter_examples`, masked and cut to 200 characters): what a malformed one looked like.
+    #[serde(default)]
+    pub example: bool,
 }
 
 /// A rule's `match`: one test, or a list of them that must all hold.

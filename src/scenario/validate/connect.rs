@@ -5,15 +5,15 @@ use http::{HeaderName, HeaderValue};
 use toml::Spanned;
 
 use super::validator::Validator;
-use crate::scenario::check::IdFinder;
-use crate::scenario::plan::{Connect, Correlation, Heartbeat, Pushes, Target};
+use crate::scenario::check::{Check, IdFinder};
+use crate::scenario::plan::{Connect, Correlation, Heartbeat, Protocol, Pushes, Target};
 use crate::scenario::plan::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CORRELATION_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE,
     DEFAULT_READ_BUFFER, MAX_IN_FLIGHT,
 };
 use crate::scenario::pointer::JsonPointer;
 use crate::scenario::raw::{
-    RawAddrs, RawConnect, RawCorrelation, RawHeartbeat, RawPushes, RawScenario, Text,
+    RawAddrs, RawConnect, RawCorrelation, RawHeartbeat, RawMatch, RawPushes, RawScenario, Text,
 };
 use crate::scenario::sources;
 use crate::scenario::template::Template;
@@ -52,6 +52,7 @@ impl Validator<'_> {
             Some(addrs) => self.source_addrs(addrs),
             None => Some(Vec::new()),
         };
+        let deflate = self.compression(raw);
         let (subprotocols, offer, subprotocol) = subprotocols?;
         Some(Connect {
             url: self.url.take(),
@@ -66,7 +67,12 @@ impl Validator<'_> {
             heartbeat: heartbeat.map_or(Some(None), |h| h.map(Some))?,
             source_addrs: source_addrs?,
             max_rate: max_rate.map_or(Some(None), |r| r.map(Some))?,
+            deflate: deflate?,
             json_after: json_after?,
+            stomp: raw
+                .protocol
+                .as_ref()
+                .is_some_and(|p| *p.get_ref() == Protocol::Stomp),
         })
     }
 
@@ -297,11 +303,54 @@ impl Validator<'_> {
                 }
             }
         };
+        let reply_if_any = self.reply_if_any(c.reply_if_any.as_ref());
         Some(Correlation {
             request_id: request_id?,
             timeout: timeout?,
             max_in_flight: max_in_flight?,
+            reply_if_any: reply_if_any?,
         })
+    }
+
+    /// `correlation.reply_if_any`: tests, or lists of tests that must all hold.
+    fn reply_if_any(&mut self, raw: Option<&Spanned<Vec<Spanned<RawMatch>>>>) -> Option<Vec<Vec<Check>>> {
+        let Some(list) = raw else {
+            return Some(Vec::new());
+        };
+        if list.get_ref().is_empty() {
+            self.error(
+                list.span(),
+                "correlation.reply_if_any: an empty list: expected at least one test (or no reply_if_any)",
+            );
+            return None;
+        }
+        let mut any = Vec::new();
+        let mut ok = true;
+        for (i, m) in list.get_ref().iter().enumerate() {
+            let what = format!("correlation.reply_if_any[{i}]");
+            let all = match m.get_ref() {
+                RawMatch::One(c) => self.check_at(m.span(), c, &what).map(|c| vec![c]),
+                RawMatch::All(tests) if tests.is_empty() => {
+                    self.error(
+                        m.span(),
+                        format!("{what}: an empty list: expected at least one test"),
+                    );
+                    None
+                }
+                RawMatch::All(tests) => tests
+                    .iter()
+                    .enumerate()
+                    .map(|(j, c)| self.check(c, &format!("{what}[{j}]")))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect(),
+            };
+            match all {
+                Some(all) => any.push(all),
+                None => ok = false,
+            }
+        }
+        ok.then_some(any)
     }
 
     pub(super) fn pointer(&mut self, text: &Text, what: &str) -> Option<JsonPointer> {

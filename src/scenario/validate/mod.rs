@@ -5,6 +5,7 @@
 
 mod captures;
 mod chaos;
+mod compression;
 mod connect;
 mod feed;
 mod flows;

@@ -35,18 +35,7 @@ impl Validator<'_> {
         for (i, spanned) in raw.on_message.iter().enumerate() {
             let r = spanned.get_ref();
             let what = format!("on_message[{i}]");
-            if r.send.is_none()
-                && r.capture.is_none()
-                && r.count.is_none()
-                && r.close.is_none()
-                && r.since.is_none()
-                && r.lapse.is_none()
-                && r.lapse_ms.is_none()
-            {
-                self.error(
-                    spanned.span(),
-                    format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count`, `close`, `since` or `lapse`"),
-                );
+            if !self.rule_acts(spanned, &what) {
                 ok = false;
                 continue;
             }
@@ -123,6 +112,8 @@ impl Validator<'_> {
                         close,
                         since,
                         lapse,
+                        drop: r.drop.as_ref().map(|d| *d.get_ref()),
+                        example: r.example,
                     });
                 }
                 _ => ok = false,
@@ -131,43 +122,70 @@ impl Validator<'_> {
         ok.then_some((rules, counters))
     }
 
-    /// A rule's `lapse` or `lapse_ms` (not both); `Some(None)` without either.
+    /// Whether a rule has an action, and not two that end the connection.
+    fn rule_acts(&mut self, spanned: &Spanned<RawRule>, what: &str) -> bool {
+        let r = spanned.get_ref();
+        if r.send.is_none()
+            && r.capture.is_none()
+            && r.count.is_none()
+            && r.close.is_none()
+            && r.since.is_none()
+            && r.lapse.is_none()
+            && r.lapse_ms.is_none()
+            && r.drop.is_none()
+        {
+            self.error(
+                spanned.span(),
+                format!("{what}: a rule without an action: expected at least one of `send`, `capture`, `count`, `close`, `since`, `lapse` or `drop`"),
+            );
+            return false;
+        }
+        if r.example && r.count.is_none() {
+            self.error(
+                spanned.span(),
+                format!("{what}: `example` without `count`: expected a counter whose example to keep"),
+            );
+            return false;
+        }
+        if let (Some(d), Some(_)) = (&r.drop, &r.close) {
+            self.error(
+                d.span(),
+                format!("{what}: both `drop` and `close`: expected one (a drop ends the connection already)"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A rule's `lapse` and `lapse_ms` (they add up); `Some(None)` without either.
     fn lapse(&mut self, r: &RawRule, what: &str, captured: &[&String]) -> Option<Option<Lapse>> {
-        match (&r.lapse, &r.lapse_ms) {
-            (None, None) => Some(None),
-            (Some(t), None) => self
-                .positive_duration(t, &format!("{what}.lapse"))
-                .map(|d| Some(Lapse::Fixed(d))),
-            (None, Some(names)) => {
-                let mut ids = Vec::new();
-                for name in names.get_ref() {
-                    match self.vars.iter().position(|v| &v.name == name) {
-                        Some(i) if captured.contains(&name) && !names.get_ref().is_empty() => {
-                            ids.push(i as u16)
-                        }
-                        _ => {
-                            self.error(names.span(), format!("{what}.lapse_ms: {name:?} is captured by no step or rule: expected the names of captured values"));
-                            return None;
-                        }
+        if r.lapse.is_none() && r.lapse_ms.is_none() {
+            return Some(None);
+        }
+        let fixed = match &r.lapse {
+            None => std::time::Duration::ZERO,
+            Some(t) => self.positive_duration(t, &format!("{what}.lapse"))?,
+        };
+        let mut vars_ms = Vec::new();
+        if let Some(names) = &r.lapse_ms {
+            for name in names.get_ref() {
+                match self.vars.iter().position(|v| &v.name == name) {
+                    Some(i) if captured.contains(&name) => vars_ms.push(i as u16),
+                    _ => {
+                        self.error(names.span(), format!("{what}.lapse_ms: {name:?} is captured by no step or rule: expected the names of captured values"));
+                        return None;
                     }
                 }
-                if ids.is_empty() {
-                    self.error(
-                        names.span(),
-                        format!("{what}.lapse_ms: an empty list: expected the names of captured values"),
-                    );
-                    return None;
-                }
-                Some(Some(Lapse::VarsMs(ids)))
             }
-            (Some(t), Some(_)) => {
+            if vars_ms.is_empty() {
                 self.error(
-                    t.span(),
-                    format!("{what}: both `lapse` and `lapse_ms`: expected one"),
+                    names.span(),
+                    format!("{what}.lapse_ms: an empty list: expected the names of captured values"),
                 );
-                None
+                return None;
             }
         }
+        Some(Some(Lapse { fixed, vars_ms }))
     }
 
     /// A rule's `match`: one test, or a list that must all hold.

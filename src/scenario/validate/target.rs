@@ -187,8 +187,18 @@ impl Validator<'_> {
             }
         }
         b.push_skip = e.push_skip.clone().unwrap_or_default();
-        b.batch = e.batch.unwrap_or(1).clamp(1, 1000);
+        b.batch = e.batch.as_ref().map_or(1, |n| *n.get_ref()).clamp(1, 1000);
         b.protocol = e.protocol;
+        if let Some(n) = e.batch.as_ref().filter(|_| b.batch > 1)
+            && let (Some(why), Some(p)) = (Behaviour::unbatchable(b.protocol), b.protocol)
+        {
+            self.error(
+                n.span(),
+                format!("embedded.batch: {why}: expected no batch (or 1) with protocol = \"{p}\""),
+            );
+            ok = false;
+        }
+        b.compression = e.compression;
         ok.then_some(b)
     }
 

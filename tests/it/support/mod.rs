@@ -152,6 +152,44 @@ pub fn assert_requests_reconcile(r: &RunResult) {
     );
 }
 
+/// A server that answers each text message with what `answer` gives (in order), on every
+/// connection; `greeting` is sent first on each.
+pub async fn answering_server(
+    greeting: &'static [&'static str],
+    answer: fn(&str) -> Vec<String>,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                for g in greeting {
+                    if ws.send(Message::text(*g)).await.is_err() {
+                        return;
+                    }
+                }
+                while let Some(Ok(m)) = ws.next().await {
+                    match m {
+                        Message::Text(t) => {
+                            for out in answer(t.as_str()) {
+                                if ws.send(Message::text(out)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Message::Close(_) => break,
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A one-connection server that reads `n` requests carrying `"id"`, then answers them in
 /// reverse order, answers the first one twice, sends a reply with an id nobody sent and a
 /// push without an id; then stays open, silent.
