@@ -117,7 +117,10 @@ fn feed(unzip: &mut Decompress, mut data: &[u8], limit: usize, out: &mut Vec<u8>
     loop {
         // Room doubling as the message grows, up to one byte past the limit (to see it
         // passed): a small message holds little, a bomb never more than the limit.
-        let room = (limit + 1).saturating_sub(out.len()).min(out.len().max(CHUNK));
+        let room = limit
+            .saturating_add(1)
+            .saturating_sub(out.len())
+            .min(out.len().max(CHUNK));
         if out.capacity() - out.len() < room {
             out.reserve_exact(room);
         }

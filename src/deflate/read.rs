@@ -192,6 +192,10 @@ impl Reader {
     /// Inflates the compressed frame `head` (all of it read) into one plain frame for
     /// tungstenite.
     fn inflate(&mut self, head: Head) -> Result<(), Broken> {
+        // RFC 6455 5.1: a client masks every frame, a server none.
+        if head.mask.is_some() != (self.role == Role::Server) {
+            return Err(Broken::Corrupt);
+        }
         let start = self.at + head.size;
         let end = start + head.len as usize;
         if let Some(key) = head.mask {
@@ -200,7 +204,7 @@ impl Reader {
         self.wire += head.len;
         self.ready.clear();
         self.ready.resize(MAX_HEAD, 0);
-        let limit = MAX_HEAD + (self.limits.max_message - self.message_len);
+        let limit = MAX_HEAD.saturating_add(self.limits.max_message.saturating_sub(self.message_len));
         let last = head.fin();
         self.inflater
             .inflate(&self.raw[start..end], last, limit, &mut self.ready)?;
@@ -211,6 +215,11 @@ impl Reader {
         let mask = (self.role == Role::Server).then_some([0; 4]);
         self.ready_at = write_head(head.first_with_rsv1(false), mask, n, &mut self.ready);
         self.at = end;
+        if self.at == self.raw.len() {
+            // A large compressed frame must not leave its size behind on an idle connection.
+            self.at = 0;
+            empty(&mut self.raw);
+        }
         self.in_message = !last;
         if last {
             self.message_len = 0;

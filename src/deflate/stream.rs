@@ -279,6 +279,22 @@ mod tests {
         }
     }
 
+    /// RFC 6455 5.1: a server masks no frame; a masked compressed one fails the read.
+    #[tokio::test]
+    async fn a_masked_frame_from_the_server_is_refused() {
+        let mut packed = Vec::new();
+        super::super::codec::Deflater::new(15, false).compress(b"hello", true, &mut packed);
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let mut client = ws(a, Role::Client, params(false, 15)).await;
+        let mut frame = vec![0xC1, 0x80 | packed.len() as u8, 0, 0, 0, 0];
+        frame.extend(&packed);
+        b.write_all(&frame).await.unwrap();
+        match client.next().await {
+            Some(Err(Error::Io(e))) => assert_eq!(Broken::of(&e), Some(Broken::Corrupt)),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn an_uncompressed_message_and_a_control_frame_between_fragments_pass() {
         let (a, mut b) = tokio::io::duplex(1 << 16);

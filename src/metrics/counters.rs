@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// The most distinct counter names in a run.
 pub const MAX_COUNTERS: usize = 1000;
@@ -12,9 +13,21 @@ pub const MAX_COUNTERS: usize = 1000;
 /// Where names beyond `MAX_COUNTERS` are counted.
 pub const OTHER: &str = "other_counters";
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     inner: Mutex<Inner>,
+    /// Whether each counter has its example: read without the lock, so that a server flooding
+    /// malformed messages does not make every client wait on it.
+    has_example: Box<[AtomicBool]>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            inner: Mutex::default(),
+            has_example: (0..MAX_COUNTERS).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -67,8 +80,14 @@ impl Counters {
     /// Keeps `text` as counter `id`'s example unless it has one: secrets masked, cut to
     /// 200 characters (so the examples of a run are bounded as its names are).
     pub fn keep_example(&self, id: u32, text: &str) {
+        let Some(flag) = self.has_example.get(id as usize) else {
+            return;
+        };
+        if flag.load(Relaxed) {
+            return;
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.examples.contains_key(&id) {
+        if flag.swap(true, Relaxed) {
             return;
         }
         let masked = crate::redact::text(text);

@@ -11,6 +11,9 @@ use crate::units::stomp::{self, Frame, Read, escape};
 
 /// A connection's subscriptions at most: a client cannot grow the server without bound.
 const MAX_SUBSCRIPTIONS: usize = 256;
+/// The bytes one SEND may fan out to at most (its body times the subscriptions to its
+/// destination): past it, an ERROR instead of the copies.
+const MAX_FAN_OUT: usize = 16 << 20;
 
 /// One connection's STOMP session.
 pub struct Stomp {
@@ -90,6 +93,14 @@ impl Stomp {
                     return error("SEND needs a destination header", Some(&frame));
                 };
                 let content_type = frame.header("content-type");
+                let copies = self
+                    .subscriptions
+                    .iter()
+                    .filter(|(d, _)| *d == destination)
+                    .count();
+                if copies.saturating_mul(frame.body.len()) > MAX_FAN_OUT {
+                    return error("the SEND's copies to its subscribers exceed 16 MiB", Some(&frame));
+                }
                 for (_, id) in self.subscriptions.iter().filter(|(d, _)| *d == destination) {
                     self.delivered += 1;
                     let mut message = format!(

@@ -144,8 +144,12 @@ fn stomp_orders_come_back_as_messages_and_heart_beats_reconcile() {
         counters["stomp_messages_orders"], server["pushes"],
         "{counters} {server}"
     );
-    assert_eq!(
-        counters["stomp_heartbeats"], server["pings_sent"],
+    // An EOL sent as a client's close frame left may not be read: one a connection at most.
+    let beats = counters["stomp_heartbeats"].as_u64().unwrap();
+    let sent = server["pings_sent"].as_u64().unwrap();
+    let connections = server["connections"].as_u64().unwrap();
+    assert!(
+        beats <= sent && sent - beats <= connections,
         "{counters} {server}"
     );
     assert!(counters["stomp_heartbeats"].as_u64().unwrap() > 0, "{counters}");

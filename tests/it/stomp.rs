@@ -292,9 +292,12 @@ async fn stomp_against_the_built_in_target_reconciles() {
         r.summary.counters["stomp_messages_orders"], seen.pushes,
         "{seen:?}"
     );
-    assert_eq!(
-        r.summary.counters["stomp_heartbeats"], seen.pings_sent,
-        "{seen:?}"
+    // An EOL the target sent as the client's close frame left may not be read: one a
+    // connection at most.
+    let beats = r.summary.counters["stomp_heartbeats"];
+    assert!(
+        beats <= seen.pings_sent && seen.pings_sent - beats <= seen.connections,
+        "{beats} {seen:?}"
     );
     assert!(seen.pings_sent > 0);
     assert_eq!(c.answered, seen.answered, "{c:?} {seen:?}");
@@ -327,6 +330,18 @@ fn stomp_mistakes_are_refused_with_their_place() {
     for (toml, expected) in [
         (
             format!("{base}[[steps]]\npublish = {{ destination = \"/q\" }}\n"),
+            "`publish` is a STOMP step: expected `[connect] protocol = \"stomp\"`",
+        ),
+        (
+            format!(
+                "{base}[connect]\nprotocol = \"jsonrpc\"\n[[steps]]\npublish = {{ destination = \"/q\" }}\n"
+            ),
+            "`publish` is a STOMP step: expected `[connect] protocol = \"stomp\"`",
+        ),
+        (
+            format!(
+                "{base}[connect]\nprotocol = \"socketio\"\n[[steps]]\npublish = {{ destination = \"/q\" }}\n"
+            ),
             "`publish` is a STOMP step: expected `[connect] protocol = \"stomp\"`",
         ),
         (
@@ -396,4 +411,65 @@ async fn frames_without_nul_are_protocol_errors() {
         "MESSAGE\nsubscription:x\n\nno nul"
     );
     assert_eq!(c["stomp_heartbeats"], connects, "{c:?}");
+}
+
+/// Header values are escaped as STOMP wants, but `${…}` and `{{…}}` in them stay whole: a
+/// token from the environment in a header, a client's number in a destination.
+#[test]
+fn substitutions_in_stomp_headers_are_kept_whole() {
+    let toml = r#"name = "s"
+target = "ws://127.0.0.1:1"
+duration = "1s"
+[connect]
+protocol = "stomp"
+stomp = { subscribe = [{ id = "a", destination = "/queue/${env:QUEUE}:{{client}}" }] }
+[[phases]]
+clients = 1
+[[steps]]
+publish = { destination = "/q:{{client}}", headers = { auth = "Bearer ${env:TOKEN}" } }
+"#;
+    let env = |name: &str| match name {
+        "TOKEN" => Some("t:k".to_string()),
+        "QUEUE" => Some("orders".to_string()),
+        _ => None,
+    };
+    let plan = wsstorm::scenario::parse(Path::new("s.toml"), toml, &Default::default(), &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = plan.to_string();
+    assert!(
+        shown.contains(r"SEND\ndestination:/q\c{{client}}\nauth:Bearer ${env:TOKEN}\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(r"destination:/queue/${env:QUEUE}\c{{client}}\n"),
+        "{shown}"
+    );
+    assert!(!shown.contains("t:k"), "{shown}");
+}
+
+/// A CONNECTED without heart-beat (STOMP's 0,0) arms no liveness and fails no capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_without_heart_beat_is_no_capture_failure() {
+    let addr = crate::support::answering_server(&[], |text| {
+        if text.starts_with("CONNECT\n") {
+            vec!["CONNECTED\nversion:1.2\n\n\0".to_string()]
+        } else if let Some(id) = text.split("receipt:").nth(1).and_then(|t| t.split('\n').next()) {
+            vec![format!("RECEIPT\nreceipt-id:{id}\n\n\0")]
+        } else {
+            Vec::new()
+        }
+    })
+    .await;
+    let toml = ORDERS
+        .replace("2s", "800ms")
+        .replace("heart_beat = [500, 500]", "heart_beat = [0, 100]");
+    let (r, _dir) = run(plan(&toml, &format!("ws://{addr}"))).await;
+    let c = &r.totals.counts;
+    assert!(c.answered > 0, "{c:?}");
+    assert_eq!(
+        (c.capture_failures, c.drops),
+        (0, 0),
+        "{c:?} {:?}",
+        r.summary.drop_reasons
+    );
 }

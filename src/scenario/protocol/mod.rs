@@ -61,8 +61,8 @@ pub fn expand(raw: &mut RawScenario) -> Result<(), Vec<Mistake>> {
             return;
         }
         let found = match protocol {
-            Some((Protocol::Jsonrpc, _)) if !sio => jsonrpc::step(s, table),
-            Some((Protocol::Socketio, _)) if !rpc && !gql => {
+            Some((Protocol::Jsonrpc, _)) if !sio && !gql && !stomp => jsonrpc::step(s, table),
+            Some((Protocol::Socketio, _)) if !rpc && !gql && !stomp => {
                 socketio::step(s, table, &namespace).map(|()| None)
             }
             Some((Protocol::GraphqlWs, _)) if !rpc && !sio && !stomp => {

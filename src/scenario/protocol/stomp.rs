@@ -11,7 +11,7 @@
 //!   awaited by its RECEIPT unless `receipt = false`;
 //! - `[[every]]`: an EOL every cx milliseconds (the client's heart-beat);
 //! - rules: heart-beats counted (`stomp_heartbeats`); while the server announces its own, one
-//!   of its frames is due within cy + 2 × its interval, else `server_ping_timeout`; MESSAGE
+//!   of its frames is due within 2 × (cy + its interval), else `server_ping_timeout`; MESSAGE
 //!   frames counted per subscription (`stomp_messages_ID`); ERROR frames counted
 //!   (`stomp_errors`) and the connection dropped as `stomp_error`; a message that does not end
 //!   in NUL counted in `stomp_protocol_errors`.
@@ -140,12 +140,12 @@ pub(super) fn step(s: &mut RawStep, table: &str) -> Result<(), Mistake> {
             "publish.body holds a NUL: expected text without one (a NUL ends a frame)".into(),
         ));
     }
-    let mut frame = format!("SEND\ndestination:{}\n", escape(destination.get_ref()));
+    let mut frame = format!("SEND\ndestination:{}\n", escaped(destination.get_ref()));
     let content_type = content_type
         .map(Spanned::into_inner)
         .or_else(|| json.then(|| "application/json".to_string()));
     if let Some(t) = content_type {
-        frame.push_str(&format!("content-type:{}\n", escape(&t)));
+        frame.push_str(&format!("content-type:{}\n", escaped(&t)));
     }
     for (name, value) in &headers {
         if name.is_empty()
@@ -156,7 +156,7 @@ pub(super) fn step(s: &mut RawStep, table: &str) -> Result<(), Mistake> {
                 "publish.headers: {name:?}: expected a header name without ':' or line breaks, other than receipt and destination"
             )));
         }
-        frame.push_str(&format!("{}:{}\n", escape(name), escape(value.get_ref())));
+        frame.push_str(&format!("{}:{}\n", escape(name), escaped(value.get_ref())));
     }
     if receipt {
         frame.push_str("receipt:{{seq}}\n");
@@ -258,13 +258,17 @@ fn handshake(raw: &mut RawScenario, span: &Range<usize>, table: &RawStomp, cx: u
             },
         ];
         for sub in &table.subscribe {
-            let sub = sub.get_ref();
+            // Where a mistake in it is reported: the subscription's own place.
+            let (place, sub) = (sub.span(), sub.get_ref());
             steps.push(RawStep {
-                send: Some(at(&format!(
-                    "SUBSCRIBE\nid:{}\ndestination:{}\nack:auto\nreceipt:{{{{seq}}}}\n\n\0",
-                    escape(&sub.id),
-                    escape(sub.destination.get_ref())
-                ))),
+                send: Some(Spanned::new(
+                    place,
+                    format!(
+                        "SUBSCRIBE\nid:{}\ndestination:{}\nack:auto\nreceipt:{{{{seq}}}}\n\n\0",
+                        escape(&sub.id),
+                        escaped(sub.destination.get_ref())
+                    ),
+                )),
                 expect: Some(Spanned::new(span.clone(), RawExpect::Response)),
                 ..Default::default()
             });
@@ -288,10 +292,13 @@ fn heart_beat_rules(raw: &mut RawScenario, span: &Range<usize>, cy: u64) {
         false,
     ));
     if cy > 0 {
-        // The server's frames are due every max(its interval, cy): cy + twice its interval
-        // leaves a margin, and an interval of 0 (it sends none) arms nothing.
+        // The server's frames are due every max(its interval, cy): twice cy plus twice its
+        // interval is at least twice that; an interval of 0, or none announced (STOMP's
+        // "0,0"), arms nothing.
         let interval = "stomp_server_heart_beat".to_string();
-        let mut connected = rule(&span, RawMatch::One(matching(&command("CONNECTED"))), "", false);
+        let announced = [command("CONNECTED"), "\\nheart-beat:[0-9]+,".to_string()]
+            .map(|re| Spanned::new(span.clone(), matching(&re)));
+        let mut connected = rule(&span, RawMatch::All(announced.into()), "", false);
         let from = RawCapture::Table(RawCaptureTable {
             pointer: None,
             regex: Some("\\nheart-beat:([0-9]+),".into()),
@@ -300,7 +307,7 @@ fn heart_beat_rules(raw: &mut RawScenario, span: &Range<usize>, cy: u64) {
         let c = connected.get_mut();
         c.count = None;
         c.capture = Some([(interval.clone(), Spanned::new(span.clone(), from))].into());
-        c.lapse = Some(at(&format!("{cy}ms")));
+        c.lapse = Some(at(&format!("{}ms", 2 * cy)));
         c.lapse_ms = Some(Spanned::new(
             span.clone(),
             vec![interval.clone(), interval.clone()],
@@ -309,10 +316,32 @@ fn heart_beat_rules(raw: &mut RawScenario, span: &Range<usize>, cy: u64) {
         let mut any = rule(&span, RawMatch::One(matching("^")), "", true);
         let a = any.get_mut();
         a.count = None;
-        a.lapse = Some(at(&format!("{cy}ms")));
+        a.lapse = Some(at(&format!("{}ms", 2 * cy)));
         a.lapse_ms = Some(Spanned::new(span.clone(), vec![interval.clone(), interval]));
         raw.on_message.extend([connected, any]);
     }
+}
+
+/// A header value as a template: its literal text escaped as STOMP 1.2 wants, its `${…}` and
+/// `{{…}}` substitutions left whole (their values are not escaped when rendered).
+fn escaped(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while !rest.is_empty() {
+        let next = [rest.find("${"), rest.find("{{")].into_iter().flatten().min();
+        let Some(at) = next else {
+            out.push_str(&escape(rest));
+            break;
+        };
+        out.push_str(&escape(&rest[..at]));
+        let close = if rest[at..].starts_with("${") { "}" } else { "}}" };
+        let end = rest[at..]
+            .find(close)
+            .map_or(rest.len(), |e| at + e + close.len());
+        out.push_str(&rest[at..end]);
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// The CONNECT frame (its header values are not escaped: STOMP 1.2 leaves CONNECT's alone).
