@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::pointer::{Found, FoundId, JsonPointer};
 
-pub const EXPECTED: &str = "expected a table such as { pointer = \"/status\", equals = \"ok\" }, { pointer = \"/data\", exists = true } or { matches = \"^pong\" } (a regular expression on the value at `pointer`, or on the whole message)";
+pub const EXPECTED: &str = "expected a table such as { pointer = \"/status\", equals = \"ok\" }, { pointer = \"/data\", exists = true } or { matches = \"^pong\" } (a regular expression on the value at `pointer`, or on the whole message; `not_matches` negates it)";
 
 /// One test of a message: the value at `pointer` (or the whole message without one).
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub enum Test {
     Equals(Value),
     /// A string value (or the JSON text of another value, or the whole message) matches.
     Matches(Regex),
+    /// As `Matches`, negated: also when the value is not there (or the message is no JSON).
+    NotMatches(Regex),
     /// The value equals a value this connection captured (`equals = "{{var.sub}}"`): the
     /// variable's index and name. Never holds while the variable has no value.
     EqualsVar(u16, String),
@@ -38,7 +40,7 @@ impl Check {
         if let Some(p) = pointer {
             JsonPointer::parse(p)?;
         }
-        if pointer.is_none() && !matches!(test, Test::Matches(_)) {
+        if pointer.is_none() && !matches!(test, Test::Matches(_) | Test::NotMatches(_)) {
             return Err(format!(
                 "`equals` and `exists` test the value at a `pointer`: {EXPECTED}"
             ));
@@ -62,10 +64,17 @@ impl Check {
     /// As `holds`, with the connection's captured values (for `EqualsVar`).
     pub fn holds_in(&self, text: &str, json: Option<&Value>, vars: &[Option<Box<str>>]) -> bool {
         let Some(pointer) = &self.pointer else {
-            return matches!(&self.test, Test::Matches(re) if re.is_match(text));
+            return match &self.test {
+                Test::Matches(re) => re.is_match(text),
+                Test::NotMatches(re) => !re.is_match(text),
+                _ => false,
+            };
         };
         let value = json.and_then(|j| j.pointer(pointer));
         match (&self.test, value) {
+            (Test::NotMatches(re), Some(Value::String(s))) => !re.is_match(s),
+            (Test::NotMatches(re), Some(v)) => !re.is_match(&v.to_string()),
+            (Test::NotMatches(_), None) => true,
             (Test::Exists(want), v) => v.is_some() == *want,
             (_, None) => false,
             (Test::Equals(want), Some(v)) => same(want, v),
@@ -102,6 +111,7 @@ impl fmt::Display for Check {
             Test::Exists(false) => write!(f, "{at} is absent"),
             Test::Equals(v) => write!(f, "{at} == {v}"),
             Test::Matches(re) => write!(f, "{at} matches /{re}/"),
+            Test::NotMatches(re) => write!(f, "{at} does not match /{re}/ (or is absent)"),
             Test::EqualsVar(_, name) => write!(f, "{at} == {{{{var.{name}}}}}"),
         }
     }
@@ -204,6 +214,16 @@ mod tests {
             &[check(Some("/status"), Test::Exists(true)), check(None, re("ok"))],
             reply
         ));
+        let not = |s: &str| Test::NotMatches(Regex::new(s).unwrap());
+        assert!(!holds(check(Some("/status"), not("^(ok|fine)$"))));
+        assert!(holds(check(Some("/status"), not("^fine$"))));
+        assert!(holds(check(Some("/missing"), not("x"))), "absent: no match");
+        assert!(
+            check(Some("/status"), not("ok")).holds("not json", None),
+            "no JSON: no match"
+        );
+        assert!(holds(check(None, not("^pong"))));
+        assert!(!holds(check(None, not("status"))));
     }
 
     #[test]

@@ -69,6 +69,13 @@ async fn graphql_ws_subscriptions_streams_and_errors_reconcile() {
     assert!(invalid > 0);
     assert_eq!(by("Invalid").check_failures, invalid, "{c:?}");
     assert_eq!(r.summary.counters["graphql_operation_errors"], invalid);
+    // Every message the real server sent is one graphql-transport-ws has.
+    assert_eq!(
+        r.summary.counters.get("graphql_protocol_errors"),
+        None,
+        "{:?}",
+        r.summary.counters
+    );
     // Every stream is timed to its first reply (an `error` alone is its first and last).
     assert_eq!(r.totals.rtt_first.count(), countdowns + booms + invalid);
 }
@@ -278,4 +285,41 @@ fn graphql_mistakes_are_located() {
         let e = crate::support::refused(&toml);
         assert!(e.contains(want), "{toml}\n---\n{e}\n--- wanted: {want}");
     }
+}
+
+/// A message of no graphql-transport-ws type (the legacy protocol's `data`, or no JSON) is a
+/// protocol error, the first kept as its example.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_no_known_type_are_protocol_errors() {
+    let addr = crate::support::answering_server(&[], |text| {
+        if text.contains("connection_init") {
+            [
+                r#"{"type":"connection_ack"}"#,
+                "not json",
+                r#"{"id":"1","type":"data"}"#,
+                r#"{"type":"ping"}"#,
+            ]
+            .map(String::from)
+            .to_vec()
+        } else {
+            Vec::new()
+        }
+    })
+    .await;
+    let toml = r#"name = "graphql-malformed"
+target = "embedded"
+duration = "600ms"
+[connect]
+protocol = "graphql-ws"
+[[phases]]
+clients = 2
+[[steps]]
+sleep = "100ms"
+"#;
+    let (r, _dir) = crate::support::run(crate::support::plan(toml, &format!("ws://{addr}"))).await;
+    let (c, connects) = (&r.summary.counters, r.totals.counts.connects);
+    assert_eq!(connects, 2, "{:?}", r.totals.counts);
+    assert_eq!(c["graphql_protocol_errors"], 2 * connects, "{c:?}");
+    assert_eq!(c["graphql_pings"], connects, "{c:?}");
+    assert_eq!(r.summary.counter_examples["graphql_protocol_errors"], "not json");
 }

@@ -17,7 +17,9 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parts::{Mistake, correlate, handshake_timeout, other_action, prepend_setup, present, rule};
+use super::parts::{
+    Mistake, correlate, handshake_timeout, malformed, other_action, prepend_setup, present, rule,
+};
 use crate::scenario::plan::Protocol;
 use crate::scenario::raw::{RawCheck, RawExpect, RawMatch, RawOperation, RawScenario, RawStep};
 
@@ -160,15 +162,25 @@ pub(super) fn expand(raw: &mut RawScenario, span: Range<usize>) {
             "graphql_errors",
             true,
         ),
+        // A message of no type graphql-transport-ws has for the server's side (or no JSON).
+        malformed(
+            &span,
+            RawMatch::One(at_type(
+                "not_matches",
+                "^(connection_ack|next|error|complete|ping|pong)$",
+            )),
+            "graphql_protocol_errors",
+        ),
     ]);
 }
 
-/// A test of `/type`: `equals` a value or `matches` a pattern.
+/// A test of `/type`: `equals` a value, `matches` a pattern or `not_matches` it.
 fn at_type(how: &str, value: &str) -> RawCheck {
     let text = Spanned::new(0..0, value.to_string());
     RawCheck {
         pointer: Some(Spanned::new(0..0, "/type".to_string())),
         equals: (how == "equals").then(|| Spanned::new(0..0, toml::Value::String(value.to_string()))),
+        not_matches: (how == "not_matches").then(|| text.clone()),
         matches: (how == "matches").then_some(text),
         ..Default::default()
     }

@@ -80,6 +80,7 @@ pub(super) fn exists(pointer: &str, exists: bool) -> RawCheck {
         equals: None,
         exists: Some(exists),
         matches: None,
+        not_matches: None,
     }
 }
 

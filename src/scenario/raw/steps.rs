@@ -260,6 +260,10 @@ pub struct RawCheck {
     pub exists: Option<bool>,
     #[schemars(with = "Option<String>")]
     pub matches: Option<Text>,
+    /// The value (or the whole message) does not match this regular expression, or is not
+    /// there: a message of a kind the protocol does not know.
+    #[schemars(with = "Option<String>")]
+    pub not_matches: Option<Text>,
 }
 
 /// What a `send` step waits for: one correlated reply, or a stream of them.

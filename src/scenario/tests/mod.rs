@@ -355,7 +355,7 @@ fn richer_steps_are_checked_and_mistakes_located() {
             with(
                 "send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"\nchecks = [{ pointer = \"/a\", exists = true, matches = \"x\" }]",
             ),
-            "exactly one of `equals`, `exists` or `matches`",
+            "exactly one of `equals`, `exists`, `matches` or `not_matches`",
         ),
         (
             with("send = '{\"request_id\":\"{{id}}\"}'\nexpect = \"response\"\nchecks = [{ exists = true }]"),

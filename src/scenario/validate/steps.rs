@@ -436,8 +436,8 @@ impl Validator<'_> {
         c: &RawCheck,
         what: &str,
     ) -> Option<Check> {
-        let test = match (&c.equals, c.exists, &c.matches) {
-            (Some(v), None, None) if captured_name(v.get_ref()).is_some() => {
+        let test = match (&c.equals, c.exists, &c.matches, &c.not_matches) {
+            (Some(v), None, None, None) if captured_name(v.get_ref()).is_some() => {
                 let name = captured_name(v.get_ref()).unwrap_or_default();
                 if !what.contains(".match") && !what.ends_with(".wait_for") {
                     self.error(v.span(), format!("{what}.equals: a captured value is compared only in a rule's `match` or a `wait_for`: expected a value here"));
@@ -454,22 +454,29 @@ impl Validator<'_> {
                     }
                 }
             }
-            (Some(v), None, None) => match serde_json::to_value(v.get_ref()) {
+            (Some(v), None, None, None) => match serde_json::to_value(v.get_ref()) {
                 Ok(v) => Test::Equals(v),
                 Err(e) => {
                     self.error(v.span(), format!("{what}.equals: {e}"));
                     return None;
                 }
             },
-            (None, Some(b), None) => Test::Exists(b),
-            (None, None, Some(re)) => Test::Matches(self.parsed(re, &format!("{what}.matches"), |t| {
-                regex::Regex::new(t).map_err(|e| e.to_string())
-            })?),
+            (None, Some(b), None, None) => Test::Exists(b),
+            (None, None, Some(re), None) => {
+                Test::Matches(self.parsed(re, &format!("{what}.matches"), |t| {
+                    regex::Regex::new(t).map_err(|e| e.to_string())
+                })?)
+            }
+            (None, None, None, Some(re)) => {
+                Test::NotMatches(self.parsed(re, &format!("{what}.not_matches"), |t| {
+                    regex::Regex::new(t).map_err(|e| e.to_string())
+                })?)
+            }
             _ => {
                 self.error(
                     span,
                     format!(
-                        "{what}: expected exactly one of `equals`, `exists` or `matches`; {}",
+                        "{what}: expected exactly one of `equals`, `exists`, `matches` or `not_matches`; {}",
                         check::EXPECTED
                     ),
                 );

@@ -153,7 +153,7 @@ pub fn assert_requests_reconcile(r: &RunResult) {
 }
 
 /// A server that answers each text message with what `answer` gives (in order), on every
-/// connection; `greeting` is sent first on each.
+/// connection; `greeting` is sent first on each. It takes the first subprotocol offered.
 pub async fn answering_server(
     greeting: &'static [&'static str],
     answer: fn(&str) -> Vec<String>,
@@ -163,7 +163,20 @@ pub async fn answering_server(
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                #[allow(clippy::result_large_err)]
+                let first_offered = |request: &http::Request<()>, mut response: http::Response<()>| {
+                    let offered = request
+                        .headers()
+                        .get("sec-websocket-protocol")
+                        .and_then(|v| v.to_str().ok());
+                    if let Some(first) = offered.and_then(|v| v.split(',').next()) {
+                        response
+                            .headers_mut()
+                            .insert("sec-websocket-protocol", first.trim().parse().unwrap());
+                    }
+                    Ok(response)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, first_offered).await else {
                     return;
                 };
                 for g in greeting {
