@@ -21,7 +21,7 @@ use crate::metrics::{DropCause, Event, Reply};
 use crate::scenario::check::{self, Check, IdFinder};
 use crate::scenario::pointer::{Found, FoundId};
 use crate::scenario::template::{parse_decimal, parse_request_id};
-use crate::scenario::{Capture, Connect, Step, Var};
+use crate::scenario::{Capture, Step, Var};
 
 /// What a message is to the connection: one reply (or push), or the replies of a batch.
 enum Classified {
@@ -191,13 +191,12 @@ impl Conn<'_> {
                     return None;
                 };
                 let text = text?;
-                let body = shared.plan.connect.json_body(text);
-                let json =
-                    check::json_for(std::iter::once(check), body).or_else(|| captures_json(captures, body));
-                if !check.holds_in(text, json.as_ref(), state.vars.values()) {
+                let mut json = Lazy::new(shared.plan.connect.json_body(text));
+                let json = json.get(check.needs_json() || captures.iter().any(|c| c.from.needs_json()));
+                if !check.holds_in(text, json, state.vars.values()) {
                     return None;
                 }
-                self.capture_failures += capture(captures, text, json.as_ref(), state, &shared.plan.vars);
+                self.capture_failures += capture(captures, text, json, state, &shared.plan.vars);
                 self.block = Block::Ready;
                 Some(now.saturating_duration_since(until - *timeout).as_micros() as u64)
             }
@@ -239,37 +238,50 @@ impl Conn<'_> {
         }))
     }
 
-    /// Relates an incoming message to this connection's requests and pushes.
+    /// Relates an incoming message to this connection's requests and pushes. The message's
+    /// JSON, when that was parsed on the way, is kept for the rules (in `extra`, which a
+    /// scenario with rules has), so they read it without parsing it again.
     fn classify(&mut self, state: &mut ClientState, text: Option<&str>, now: Instant) -> Classified {
         let shared = self.shared;
         let plan = &shared.plan;
-        if let (Some(correlation), Some(text)) = (&plan.correlation, text) {
-            // A pointer reads the JSON (after `json_after`); a regex, the whole message.
-            let searched = match &correlation.request_id {
-                IdFinder::Pointer(_) => plan.connect.json_body(text),
-                IdFinder::Regex(_) => text,
-            };
-            match correlation.request_id.find_all(searched) {
-                Found::None => {}
-                // An id on a message that is no reply (a request from the server): a push.
-                _ if !is_reply(&correlation.reply_if_any, text, &plan.connect) => {}
-                Found::One(id) => return Classified::One(self.reply_to(state, id, text, now)),
-                Found::Many(ids) => {
-                    let replies = ids
-                        .into_iter()
-                        .map(|id| self.reply_to(state, id, text, now))
-                        .collect();
-                    return Classified::Batch(replies);
-                }
-            }
+        let (Some(correlation), Some(text)) = (&plan.correlation, text) else {
+            return Classified::One(self.push(state, text));
+        };
+        // A pointer reads the JSON (after `json_after`); a regex, the whole message.
+        let body = plan.connect.json_body(text);
+        let searched = match &correlation.request_id {
+            IdFinder::Pointer(_) => body,
+            IdFinder::Regex(_) => text,
+        };
+        let mut json = Lazy::new(body);
+        let classified = match correlation.request_id.find_all(searched) {
+            Found::None => None,
+            // An id on a message that is no reply (a request from the server): a push.
+            _ if !is_reply(&correlation.reply_if_any, text, &mut json) => None,
+            Found::One(id) => Some(Classified::One(self.reply_to(state, id, text, &mut json, now))),
+            Found::Many(ids) => Some(Classified::Batch(
+                ids.into_iter()
+                    .map(|id| self.reply_to(state, id, text, &mut json, now))
+                    .collect(),
+            )),
+        };
+        if let Some(extra) = self.extra.as_mut() {
+            extra.parsed = json.parsed;
         }
-        Classified::One(self.push(state, text))
+        classified.unwrap_or_else(|| Classified::One(self.push(state, Some(text))))
     }
 
     /// What a message carrying `id` is to this connection: `client-seq` as `{{id}}` writes it,
     /// or the request's number alone (`{{seq}}`, a JSON number or a decimal string) for servers
     /// that choose numeric ids: a client's numbers are its own, so a connection's are too.
-    fn reply_to(&mut self, state: &mut ClientState, id: FoundId<'_>, text: &str, now: Instant) -> Reply {
+    fn reply_to(
+        &mut self,
+        state: &mut ClientState,
+        id: FoundId<'_>,
+        text: &str,
+        json: &mut Lazy<'_>,
+        now: Instant,
+    ) -> Reply {
         let seq = match &id {
             FoundId::Number(n) => Some(*n),
             FoundId::Text(id) => match parse_request_id(id) {
@@ -283,9 +295,8 @@ impl Conn<'_> {
         };
         let shared = self.shared;
         let failures = &mut self.capture_failures;
-        let body = shared.plan.connect.json_body(text);
         self.pending.resolve(seq, now, |step| {
-            judge(shared.step(usize::from(step)), text, body, |captures, json| {
+            judge(shared.step(usize::from(step)), text, json, |captures, json| {
                 *failures += capture(captures, text, json, state, &shared.plan.vars);
             })
         })
@@ -326,51 +337,72 @@ impl Conn<'_> {
     }
 }
 
-/// Whether a message that carries an id is a reply: `correlation.reply_if_any`, when given
-/// (its message parsed only then).
-fn is_reply(any: &[Vec<Check>], text: &str, connect: &Connect) -> bool {
+/// A message's JSON (its body, as pointers read it), parsed the first time a test, capture or
+/// rule asks, then shared: one parse a message, however many read it.
+pub(super) struct Lazy<'a> {
+    body: &'a str,
+    /// None: not parsed yet; Some(None): no JSON.
+    parsed: Option<Option<Value>>,
+}
+
+impl<'a> Lazy<'a> {
+    pub(super) fn new(body: &'a str) -> Self {
+        Lazy { body, parsed: None }
+    }
+
+    /// From an earlier parse (None: not parsed yet).
+    pub(super) fn from(body: &'a str, parsed: Option<Option<Value>>) -> Self {
+        Lazy { body, parsed }
+    }
+
+    /// The JSON when `needed` (parsed now if it was not), else what an earlier parse gave.
+    pub(super) fn get(&mut self, needed: bool) -> Option<&Value> {
+        if needed && self.parsed.is_none() {
+            self.parsed = Some(serde_json::from_str(self.body).ok());
+        }
+        self.parsed.as_ref().and_then(Option::as_ref)
+    }
+}
+
+/// Whether a message that carries an id is a reply: `correlation.reply_if_any`, when given.
+fn is_reply(any: &[Vec<Check>], text: &str, json: &mut Lazy<'_>) -> bool {
     if any.is_empty() {
         return true;
     }
-    let body = connect.json_body(text);
-    let json = check::json_for(any.iter().flatten(), body);
-    any.iter()
-        .any(|all| all.iter().all(|c| c.holds(text, json.as_ref())))
+    let json = json.get(any.iter().flatten().any(Check::needs_json));
+    any.iter().any(|all| all.iter().all(|c| c.holds(text, json)))
 }
 
 /// What `text` is to the request step `step` sent: a stream's part or the answer, and whether
-/// it passes the step's checks (the reply is parsed as JSON once, and only when a check or a
-/// capture needs it). An answer's captures are handed to `take`.
-fn judge(step: &Step, text: &str, body: &str, take: impl FnOnce(&[Capture], Option<&Value>)) -> Judged {
+/// it passes the step's checks (the reply's JSON is read only when a check or a capture needs
+/// it). An answer's captures are handed to `take`.
+fn judge(
+    step: &Step,
+    text: &str,
+    json: &mut Lazy<'_>,
+    take: impl FnOnce(&[Capture], Option<&Value>),
+) -> Judged {
     let Step::Send {
         expect: Some(expect), ..
     } = step
     else {
         return Judged::PLAIN;
     };
-    let json = check::json_for(expect.checks.iter().chain(&expect.last), body)
-        .or_else(|| captures_json(&expect.captures, body));
+    let needed = expect.checks.iter().chain(&expect.last).any(Check::needs_json)
+        || expect.captures.iter().any(|c| c.from.needs_json());
+    let json = json.get(needed);
     if let Some(last) = &expect.last
-        && !last.holds(text, json.as_ref())
+        && !last.holds(text, json)
     {
         return Judged::Part;
     }
     if !expect.captures.is_empty() {
-        take(&expect.captures, json.as_ref());
+        take(&expect.captures, json);
     }
     Judged::Answer {
         stream: expect.last.is_some(),
-        failed: !expect.checks.iter().all(|c| c.holds(text, json.as_ref())),
+        failed: !expect.checks.iter().all(|c| c.holds(text, json)),
     }
-}
-
-/// The message's JSON, when a capture reads it by pointer.
-fn captures_json(captures: &[Capture], text: &str) -> Option<Value> {
-    captures
-        .iter()
-        .any(|c| c.from.needs_json())
-        .then(|| serde_json::from_str(text).ok())
-        .flatten()
 }
 
 /// Takes the values `captures` name from a message into the client's variables; returns how

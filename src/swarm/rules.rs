@@ -2,11 +2,10 @@
 //! (a push, an application ping, an error with no id) goes through the rules, in order; every
 //! rule whose `match` holds applies its actions: capture, count, send, close.
 
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::connection::{Conn, Cut};
-use super::receive::capture;
+use super::receive::{Lazy, capture};
 use super::state::ClientState;
 use super::stream::Ws;
 use crate::metrics::{DropCause, Event};
@@ -15,7 +14,8 @@ use crate::scenario::{CounterName, Lapse, Rule, RuleDrop};
 
 impl Conn<'_> {
     /// Applies the rules to `text` (a reply to a request: only the rules for replies). The
-    /// message's JSON is parsed once, when a rule reads it.
+    /// message's JSON is parsed once, when a rule reads it, unless the correlation parsed it
+    /// already (kept in `extra`).
     pub(super) async fn apply_rules(
         &mut self,
         ws: &mut Ws,
@@ -23,29 +23,30 @@ impl Conn<'_> {
         text: &str,
         reply: bool,
     ) -> Result<(), Cut> {
+        let parsed = self.extra.as_mut().and_then(|e| e.parsed.take());
         let shared = self.shared;
         let plan = &shared.plan;
-        let json: Option<Value> = plan
+        let needed = plan
             .rules
             .iter()
             .filter(|r| r.replies || !reply)
-            .any(Rule::needs_json)
-            .then(|| serde_json::from_str(plan.connect.json_body(text)).ok())
-            .flatten();
+            .any(Rule::needs_json);
+        let mut lazy = Lazy::from(plan.connect.json_body(text), parsed);
+        let json = lazy.get(needed);
         for (index, rule) in plan.rules.iter().enumerate() {
             if (reply && !rule.replies)
                 || !rule
                     .matches
                     .iter()
-                    .all(|m| m.holds_in(text, json.as_ref(), state.vars.values()))
+                    .all(|m| m.holds_in(text, json, state.vars.values()))
             {
                 continue;
             }
-            self.capture_failures += capture(&rule.captures, text, json.as_ref(), state, &plan.vars);
+            self.capture_failures += capture(&rule.captures, text, json, state, &plan.vars);
             if let Some(count) = &rule.count {
                 let id = match count {
                     CounterName::Fixed(id) => *id,
-                    CounterName::Template(name) => shared.counters.id(&name.render(json.as_ref())),
+                    CounterName::Template(name) => shared.counters.id(&name.render(json)),
                 };
                 if rule.example {
                     shared.counters.keep_example(id, text);
