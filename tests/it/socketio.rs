@@ -446,7 +446,13 @@ ack = true
     assert!(refused >= 2, "{:?}", r.summary.drops);
     assert_eq!(c.drops, refused, "no other cause: {:?}", r.summary.drops);
     assert_eq!(c.requests, 0, "{c:?}");
-    assert_eq!(r.summary.counters["socketio_connect_errors"], refused);
+    // A refusal read after the client's own close frame left (the run's end) is counted, but
+    // the connection was closing already: no drop. One a client at most.
+    let counted = r.summary.counters["socketio_connect_errors"];
+    assert!(
+        refused <= counted && counted <= refused + 2,
+        "{counted} {refused}"
+    );
     let sent = refusals.load(Relaxed);
     assert!(refused <= sent && sent <= refused + 2, "{sent} {refused}");
     // The open packet and the refusal, a connection.
