@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod deflate;
 pub mod delay;
 pub mod exit;
+pub mod httpc;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;

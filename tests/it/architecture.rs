@@ -330,9 +330,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("delay", &[]),
     // permessage-deflate under tungstenite: a leaf the clients and the built-in target share.
     ("deflate", &[]),
+    // One HTTP request: the HTTP steps' and the remote write's.
+    ("httpc", &[]),
     ("scenario", &["units", "redact"]),
     ("metrics", &["scenario", "units", "redact"]),
-    ("swarm", &["metrics", "scenario", "units", "redact", "deflate"]),
+    ("swarm", &["metrics", "scenario", "units", "redact", "deflate", "httpc"]),
     ("proxy", &["metrics", "scenario", "units", "delay"]),
     ("server", &["metrics", "scenario", "units", "delay", "deflate"]),
     ("report", &["metrics", "scenario", "units", "redact", "exit"]),
