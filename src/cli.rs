@@ -161,6 +161,44 @@ pub struct RunArgs {
     /// Progress as one JSON line per second on stdout (what --workers reads from its workers).
     #[arg(long, hide = true)]
     pub progress_json: bool,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// The live export of a run's series to Prometheus.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve the run's series for Prometheus to scrape at http://ADDR/metrics (text format, or
+    /// OpenMetrics when asked) while it runs; with --workers, their sum.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Write the run's series to a Prometheus remote-write receiver (remote write 1.0), every
+    /// --metrics-interval: prometheus-rw=URL (a user:password@ in the URL is sent as basic
+    /// authorization, never shown).
+    #[arg(long, value_name = "prometheus-rw=URL", value_parser = crate::observe::parse_out)]
+    pub metrics_out: Option<crate::observe::Receiver>,
+    /// How often the remote write sends, in whole seconds.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::observe::parse_interval)]
+    pub metrics_interval: Duration,
+    /// The run_id label of the series (default: the results directory's name). Give every
+    /// segment of one run the same id, so that PromQL sums them.
+    #[arg(long, value_name = "ID", env = "WSSTORM_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Series as one JSON line per second on stdout (what --workers reads from its workers).
+    #[arg(long, hide = true)]
+    pub metrics_json: bool,
+}
+
+impl MetricsArgs {
+    pub fn options(&self) -> crate::observe::Options {
+        crate::observe::Options {
+            listen: self.metrics_listen,
+            remote_write: self.metrics_out.clone(),
+            interval: self.metrics_interval,
+            run_id: self.run_id.clone(),
+            to_parent: self.metrics_json,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod exit;
 pub mod httpc;
 pub mod limits;
 pub mod metrics;
+pub mod observe;
 pub mod proxy;
 pub mod redact;
 pub mod report;

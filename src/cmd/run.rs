@@ -35,7 +35,7 @@ pub async fn run(args: RunArgs, globals: &Globals, console: &Console) -> Outcome
         dir: args.out.clone(),
         force: args.force,
     };
-    let result = run::execute(plan, out, console, controls).await?;
+    let result = run::execute(plan, out, &args.metrics.options(), console, controls).await?;
     show(&result.summary, console);
     console.say(format_args!("results     {}", result.dir.display()));
     Ok(result.exit())
@@ -71,12 +71,20 @@ async fn in_workers(
     console: &Console,
     controls: &Controls,
 ) -> Outcome {
-    let argv = |part: &Part<'_>| worker_args(&args.scenario, globals, part);
+    let live = args.metrics.options();
+    let argv = |part: &Part<'_>| {
+        let mut a = worker_args(&args.scenario, globals, part);
+        // The parent exports the sum of its workers' series.
+        if live.exports() {
+            a.push("--metrics-json".into());
+        }
+        a
+    };
     let out = Out {
         dir: args.out.clone(),
         force: args.force,
     };
-    let done = workers::run(plan, n, &out, argv, console, controls).await?;
+    let done = workers::run(plan, n, (&out, &live), argv, console, controls).await?;
     let merged = &done.merged;
     console.show(&merged.summary.render_text());
     console.say(format_args!(

@@ -131,6 +131,13 @@ impl AbortGate {
     }
 }
 
+/// Something that follows the totals live (the Prometheus export): told of each chaos action
+/// as it fires, and of the totals at every one-second tick and once more at the end.
+pub trait Watch: Send {
+    fn chaos(&mut self, index: u32, name: &'static str);
+    fn tick(&mut self, totals: &Totals, elapsed: Duration, last: bool);
+}
+
 /// Runs until every `EventTx` is dropped. Outputs go to `out` as they happen.
 pub async fn collect(
     mut rx: EventRx,
@@ -139,6 +146,7 @@ pub async fn collect(
     gate: AbortGate,
     rule: RecoveryRule,
     mut totals: Totals,
+    mut watch: Option<Box<dyn Watch>>,
 ) -> Collected {
     let mut aborted = None;
     let mut window_rtt = Latency::new();
@@ -179,6 +187,9 @@ pub async fn collect(
                 if n == 0 {
                     recovery.window(&window_rtt, now);
                     emit(&totals, &mut window_rtt, &mut last, &mut timeline, now);
+                    if let Some(w) = &mut watch {
+                        w.tick(&totals, now, true);
+                    }
                     return Collected { totals, recovery: recovery.finish(), aborted };
                 }
                 let before = totals.counts.connected();
@@ -186,6 +197,9 @@ pub async fn collect(
                 for event in buf.drain(..) {
                     if let Event::Chaos { index, name, selected, .. } = event {
                         recovery.chaos(index, name, selected, now, totals.counts.connected(), &window_rtt);
+                        if let Some(w) = &mut watch {
+                            w.chaos(index, name);
+                        }
                         chaos = true;
                     }
                     timeline.apply(&event);
@@ -205,6 +219,9 @@ pub async fn collect(
                 recovery.connected(totals.counts.connected(), elapsed);
                 recovery.window(&window_rtt, elapsed);
                 emit(&totals, &mut window_rtt, &mut last, &mut timeline, elapsed);
+                if let Some(w) = &mut watch {
+                    w.tick(&totals, elapsed, false);
+                }
                 // Only while the run goes: not in the drain after its end or a stop.
                 if aborted.is_none() && !gate.stop.is_cancelled() {
                     aborted = gate.check(&totals, elapsed);

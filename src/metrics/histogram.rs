@@ -33,6 +33,19 @@ impl Latency {
         self.0.saturating_record(us.clamp(LOWEST_US, HIGHEST_US));
     }
 
+    /// Each value recorded, as its bucket's lowest and middle value (µs), with how many times
+    /// it was: for fixed-bucket exports (a value on a bound counts as under it).
+    pub fn each(&self, mut f: impl FnMut(u64, u64, u64)) {
+        for v in self.0.iter_recorded() {
+            let at = v.value_iterated_to();
+            f(
+                self.0.lowest_equivalent(at),
+                self.0.median_equivalent(at),
+                v.count_at_value(),
+            );
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.0.len()
     }

@@ -20,7 +20,7 @@ pub use counters::Counters;
 pub use event::{Cause, ConnectError, Deflated, DropCause, Event, HttpEnd, Reply};
 pub use histogram::Latency;
 pub use measure::Verdict;
-pub use observed::{ExecReport, ProxyCounts, ServerCounts};
+pub use observed::{ExecReport, LiveExport, ProxyCounts, RemoteWriteReport, ServerCounts};
 pub use reasons::Reasons;
 pub use recovery::Recovery;
 pub use totals::{Counts, Totals};

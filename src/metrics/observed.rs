@@ -98,3 +98,27 @@ pub struct ExecReport {
     /// Why it could not start.
     pub error: Option<String>,
 }
+
+/// What the live export of a run did (`--metrics-listen`, `--metrics-out`), for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveExport {
+    /// The address scrapes were served on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<RemoteWriteReport>,
+}
+
+/// The Prometheus remote write of a run: samples delivered, and those that were not (the
+/// receiver was down or refused them, or the queue was full).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteWriteReport {
+    /// Without its user part.
+    pub url: String,
+    pub samples_sent: u64,
+    pub samples_dropped: u64,
+    /// Requests that failed (each retry counts).
+    pub requests_failed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}

@@ -271,6 +271,8 @@ fn merge_summaries(shards: &[Summary]) -> Result<Summary, MergeError> {
     merged.exec = shards.iter().flat_map(|s| s.exec.clone()).collect();
     merged.embedded_server = None;
     merged.proxy = None;
+    // Each shard's export is its own (in its summary).
+    merged.live_metrics = None;
     Ok(merged)
 }
 

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod console;
 pub mod html;
 pub mod junit;
+pub mod live;
 pub mod markup;
 pub mod merge;
 pub mod progress;

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::by_step;
 pub use super::stats::{CountStats, LatencyStats};
-use crate::metrics::{Aborted, Counts, ExecReport, ProxyCounts, Recovery, ServerCounts, Totals, Verdict};
+use crate::metrics::{
+    Aborted, Counts, ExecReport, LiveExport, ProxyCounts, Recovery, ServerCounts, Totals, Verdict,
+};
 use crate::scenario::Chaos;
 use crate::scenario::segment::Segment;
 
@@ -135,6 +137,9 @@ pub struct Summary {
     /// What the built-in proxy saw, when network chaos ran clients through it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyCounts>,
+    /// What the live export did (`--metrics-listen`, `--metrics-out`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_metrics: Option<LiveExport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +194,7 @@ pub struct RunInfo {
     pub warnings: Vec<String>,
     pub embedded_server: Option<ServerCounts>,
     pub proxy: Option<ProxyCounts>,
+    pub live: Option<LiveExport>,
     pub exec: Vec<ExecReport>,
     pub aborted: Option<Aborted>,
     /// The first message of each cause: (connect errors, drops).
@@ -261,6 +267,7 @@ impl Summary {
             thresholds: verdicts.iter().map(ThresholdResult::of).collect(),
             embedded_server: info.embedded_server,
             proxy: info.proxy,
+            live_metrics: info.live,
         }
     }
 
@@ -479,6 +486,9 @@ impl Summary {
 
     /// What the embedded server, the chaos proxy and the exec commands saw.
     fn text_sides(&self, s: &mut String) {
+        if let Some(live) = &self.live_metrics {
+            super::live::text(live, s);
+        }
         if let Some(server) = &self.embedded_server {
             let _ = writeln!(
                 s,

@@ -19,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exit::Exit;
 use crate::limits;
+use crate::metrics::collector::Watch;
 use crate::metrics::requests::RequestLog;
-use crate::metrics::{self, ProxyCounts, Reasons, ServerCounts, Totals};
+use crate::metrics::{self, LiveExport, ProxyCounts, Reasons, ServerCounts, Totals};
+use crate::observe::{self, Live};
 use crate::proxy::Proxy;
 use crate::report::requests::RequestsWriter;
 use crate::report::summary::{Outcome, RunInfo};
@@ -123,10 +125,11 @@ struct Results {
     started_at: DateTime<Utc>,
 }
 
-/// The files written while the run goes.
+/// The files written while the run goes, and the live export's feed.
 struct Files {
     streams: report::Streams,
     requests: Option<RequestsWriter>,
+    live: Option<Box<dyn Watch>>,
 }
 
 impl Results {
@@ -143,19 +146,26 @@ impl Results {
             .map(|_| RequestsWriter::create(&dir, &plan.step_names))
             .transpose()
             .map_err(RunError::io(cannot_write()))?;
-        Ok((Results { dir, started_at }, Files { streams, requests }))
+        let files = Files {
+            streams,
+            requests,
+            live: None,
+        };
+        Ok((Results { dir, started_at }, files))
     }
 }
 
-/// What a run starts besides its clients: the embedded target and the chaos proxy.
+/// What a run starts besides its clients: the embedded target, the chaos proxy and the live
+/// export.
 struct Around {
     server: Option<Server>,
     proxy: Option<Proxy>,
     endpoint: Endpoint,
+    live: Option<Live>,
 }
 
 impl Around {
-    async fn start(plan: &Plan) -> Result<Around, RunError> {
+    async fn start(plan: &Plan, live: Option<Live>) -> Result<Around, RunError> {
         let (server, uri, authority) = match &plan.target {
             Target::Embedded(behaviour) => {
                 let server = server::start(([127, 0, 0, 1], 0).into(), behaviour.clone())
@@ -182,10 +192,16 @@ impl Around {
             server,
             proxy,
             endpoint: Endpoint { uri, connect_to },
+            live,
         })
     }
 
-    async fn shutdown(self) -> (Option<ServerCounts>, Option<ProxyCounts>) {
+    /// Stops what it started; the live export delivers the run's last series first.
+    async fn shutdown(self) -> (Option<ServerCounts>, Option<ProxyCounts>, Option<LiveExport>) {
+        let live = match self.live {
+            Some(live) => Some(live.finish().await),
+            None => None,
+        };
         let proxy = match self.proxy {
             Some(proxy) => Some(proxy.shutdown().await),
             None => None,
@@ -194,7 +210,7 @@ impl Around {
             Some(server) => Some(server.shutdown().await),
             None => None,
         };
-        (server, proxy)
+        (server, proxy, live)
     }
 }
 
@@ -282,10 +298,12 @@ pub fn results_dir(plan: &Plan, out: &Out, started: DateTime<Utc>) -> Result<Pat
     })
 }
 
-/// Runs a validated plan; `out` says where its results go.
+/// Runs a validated plan; `out` says where its results go, `live` where its series go while
+/// it runs.
 pub async fn execute(
     plan: Plan,
     out: Out,
+    live: &observe::Options,
     console: &Console,
     controls: Controls,
 ) -> Result<RunResult, RunError> {
@@ -296,8 +314,20 @@ pub async fn execute(
             plan.file.display()
         )));
     }
-    let (results, files) = Results::open(&plan, &out)?;
-    let around = Around::start(&plan).await?;
+    let (results, mut files) = Results::open(&plan, &out)?;
+    let exported = start_live(&plan, live, &results, console).await?;
+    files.live = match (&exported, live.to_parent) {
+        (Some(l), _) => Some(l.feed(&plan)),
+        (None, true) => {
+            let console = console.clone();
+            Some(observe::Feed::to_parent(
+                &plan,
+                Box::new(move |line| console.data(line)),
+            ))
+        }
+        (None, false) => None,
+    };
+    let around = Around::start(&plan, exported).await?;
     announce(&plan, &results, &around, console);
     let Some(start) = wait_for_start(&plan, results.started_at, &controls, console).await else {
         // Stopped before the timeline began: nothing was sent.
@@ -306,6 +336,31 @@ pub async fn execute(
     let plan = Arc::new(plan);
     let measured = measure(plan.clone(), files, &results, &around, &start, console, &controls).await;
     finish(&plan, results, around, Some((start, measured)), &controls).await
+}
+
+/// The live export `options` ask for, labelled with this run (its id by default the results
+/// directory's name); an address that cannot be had stops the run before anything is sent.
+async fn start_live(
+    plan: &Plan,
+    options: &observe::Options,
+    results: &Results,
+    console: &Console,
+) -> Result<Option<Live>, RunError> {
+    let run_id = options.run_id.clone().unwrap_or_else(|| {
+        results
+            .dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    });
+    let labels = observe::labels(&plan.name, &run_id, plan.segment);
+    let warner = console.clone();
+    let live = Live::start(options, labels, Box::new(move |w| warner.warn(w)))
+        .await
+        .map_err(|e| RunError::Unusable(format!("--metrics-listen: {e} (nothing was sent)")))?;
+    if let Some(addr) = live.as_ref().and_then(Live::listening) {
+        console.say(format_args!("metrics     http://{addr}/metrics"));
+    }
+    Ok(live)
 }
 
 /// The start of a run, said before it begins: what runs against what, and what this machine
@@ -386,6 +441,7 @@ async fn measure(
         gate,
         plan.recovery,
         totals,
+        files.live,
     ));
     let streamer = tokio::spawn(report::stream(
         samples_rx,
@@ -463,7 +519,7 @@ async fn finish(
     controls: &Controls,
 ) -> Result<RunResult, RunError> {
     let uri = around.endpoint.uri.to_string();
-    let (server, proxy) = around.shutdown().await;
+    let (server, proxy, live) = around.shutdown().await;
     let (start, measured) = match ran {
         Some((start, measured)) => (Some(start), Some(measured)),
         None => (None, None),
@@ -515,6 +571,7 @@ async fn finish(
         outcome,
         embedded_server: server,
         proxy,
+        live,
         exec,
         aborted,
         reasons,

@@ -13,6 +13,7 @@ use super::pool::Pool;
 use super::{Controls, RunError};
 use crate::exit::Exit;
 use crate::limits;
+use crate::observe::{self, Live};
 use crate::report::merge::{self, Merged, OutDir};
 use crate::report::progress::Snapshot;
 use crate::report::{self, Console, Out, Progress};
@@ -75,16 +76,32 @@ pub struct WorkersRun {
 
 /// Runs `plan` in `n` worker processes, each started with the arguments `args` gives for its
 /// part, and merges their results.
+/// `live` is the export of the workers' summed series.
 pub async fn run(
     plan: &Plan,
     n: u32,
-    out: &Out,
+    (out, live): (&Out, &observe::Options),
     args: impl Fn(&Part<'_>) -> Vec<OsString>,
     console: &Console,
     controls: &Controls,
 ) -> Result<WorkersRun, RunError> {
     let started = Utc::now();
     let dir = super::results_dir(plan, out, started)?;
+    let run_id = live.run_id.clone().unwrap_or_else(|| {
+        dir.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    });
+    let warner = console.clone();
+    let exported = Live::start(
+        live,
+        observe::labels(&plan.name, &run_id, None),
+        Box::new(move |w| warner.warn(w)),
+    )
+    .await
+    .map_err(|e| RunError::Unusable(format!("--metrics-listen: {e} (nothing was sent)")))?;
+    if let Some(addr) = exported.as_ref().and_then(Live::listening) {
+        console.say(format_args!("metrics     http://{addr}/metrics"));
+    }
     // Time for every child to start (and its embedded target) before the shared start.
     let lead = Duration::from_millis(500 + 100 * u64::from(n));
     let start_at = plan
@@ -107,8 +124,16 @@ pub async fn run(
     })?;
     let mut progress = Progress::of(console, plan.duration);
     let mut latest = vec![Snapshot::default(); n as usize];
+    let mut series = vec![observe::Families::default(); n as usize];
     let statuses = pool
         .wait(controls, false, |i, line| {
+            if let Some(f) = observe::read_worker_line(line) {
+                series[i] = f;
+                if let Some(live) = &exported {
+                    live.publish(observe::Families::sum(&series));
+                }
+                return;
+            }
             match serde_json::from_str::<Snapshot>(line) {
                 Ok(s) => {
                     latest[i] = s;
@@ -119,6 +144,18 @@ pub async fn run(
         })
         .await;
     progress.finish();
+    // Every worker has ended: their last series are the run's (a worker that died before
+    // its end keeps what it last said).
+    let live_export = match exported {
+        Some(live) => {
+            live.publish(observe::Families {
+                last: true,
+                ..observe::Families::sum(&series)
+            });
+            Some(live.finish().await)
+        }
+        None => None,
+    };
     for (i, status) in statuses.iter().enumerate() {
         let code = status.and_then(|s| s.code());
         match status {
@@ -139,8 +176,15 @@ pub async fn run(
             dir.join("workers").display()
         )));
     }
-    let merged = merge::merge(&written, &dir, OutDir::Owned)
+    let mut merged = merge::merge(&written, &dir, OutDir::Owned)
         .map_err(|e| RunError::Unusable(format!("merging the workers: {e}")))?;
+    if live_export.is_some() {
+        merged.summary.live_metrics = live_export;
+        report::write_reports(&dir, &merged.summary).map_err(|e| RunError::Io {
+            context: format!("cannot write the summary in {}", dir.display()),
+            source: e,
+        })?;
+    }
     Ok(WorkersRun {
         dir,
         workers: n,

@@ -44,4 +44,3 @@ pub fn render(
         max_body,
     })
 }
-

@@ -334,23 +334,30 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("httpc", &[]),
     ("scenario", &["units", "redact"]),
     ("metrics", &["scenario", "units", "redact"]),
-    ("swarm", &["metrics", "scenario", "units", "redact", "deflate", "httpc"]),
+    (
+        "swarm",
+        &["metrics", "scenario", "units", "redact", "deflate", "httpc"],
+    ),
     ("proxy", &["metrics", "scenario", "units", "delay"]),
     ("server", &["metrics", "scenario", "units", "delay", "deflate"]),
     ("report", &["metrics", "scenario", "units", "redact", "exit"]),
+    // The live export: the collector's totals as Prometheus series, scraped or written.
+    ("observe", &["metrics", "scenario", "units", "redact", "httpc"]),
     ("limits", &["scenario"]),
     (
         "run",
         &[
-            "swarm", "proxy", "server", "report", "metrics", "scenario", "limits", "units", "redact", "exit",
+            "swarm", "proxy", "server", "report", "metrics", "observe", "scenario", "limits", "units",
+            "redact", "exit",
         ],
     ),
     // Its value parsers: `--workers N|auto` is the run's to read.
-    ("cli", &["run", "scenario", "units"]),
+    ("cli", &["run", "scenario", "units", "observe"]),
     (
         "cmd",
         &[
-            "cli", "run", "report", "proxy", "server", "metrics", "scenario", "units", "redact", "exit",
+            "cli", "run", "report", "proxy", "server", "metrics", "observe", "scenario", "units", "redact",
+            "exit",
         ],
     ),
     ("<main>", &["cli", "cmd", "redact"]),

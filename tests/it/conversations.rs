@@ -785,6 +785,7 @@ async fn named_steps_merge_exactly() {
         let r = wsstorm::run::execute(
             p,
             wsstorm::report::Out::at(&out),
+            &Default::default(),
             &wsstorm::report::console::Console::quiet(),
             Default::default(),
         )

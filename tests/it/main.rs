@@ -23,6 +23,7 @@ mod jsonrpc;
 mod lifecycle;
 mod netns;
 mod network;
+mod observe;
 mod open;
 mod policy;
 mod reports;

@@ -243,7 +243,16 @@ async fn shards_start_together_at_start_at_and_a_late_one_says_so() {
             dir.path()
                 .join(format!("s{index}-{}", start_at.timestamp_millis())),
         );
-        async move { execute(plan, out, &wsstorm::report::Console::quiet(), Controls::default()).await }
+        async move {
+            execute(
+                plan,
+                out,
+                &Default::default(),
+                &wsstorm::report::Console::quiet(),
+                Controls::default(),
+            )
+            .await
+        }
     };
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
     let began = std::time::Instant::now();

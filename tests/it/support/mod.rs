@@ -134,9 +134,16 @@ pub async fn run(plan: Plan) -> (RunResult, tempfile::TempDir) {
 
 pub async fn run_with(plan: Plan, controls: Controls) -> (RunResult, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let result = execute(plan, Out::at(dir.path().join("out")), &Console::quiet(), controls)
-        .await
-        .expect("run completes");
+    let live = wsstorm::observe::Options::default();
+    let result = execute(
+        plan,
+        Out::at(dir.path().join("out")),
+        &live,
+        &Console::quiet(),
+        controls,
+    )
+    .await
+    .expect("run completes");
     // Every summary a test produces matches the committed schema.
     check_summary_schema(&result);
     (result, dir)

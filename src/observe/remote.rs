@@ -1,0 +1,397 @@
+//! `--metrics-out prometheus-rw=URL`: Prometheus remote write 1.0 (a protobuf `WriteRequest`,
+//! snappy block-compressed, POSTed), one request per `--metrics-interval` with every series
+//! of the latest snapshot, and the run's final totals last.
+//!
+//! It never holds the run up: requests wait in a bounded queue (the oldest goes when it is
+//! full) and are sent one at a time, retried with backoff while the receiver fails in a way
+//! that may pass (no connection, 5xx, 429). A receiver that refuses a request (another 4xx)
+//! loses that request only. The first failure is said once; what could not be delivered is
+//! counted, and the summary shows it. Every series is cumulative, so a lost request costs
+//! resolution, not counts, as long as a later one arrives.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use prost::Message;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
+
+use super::families::{BUCKETS, Families, Kind};
+use crate::httpc::{self, Reply};
+use crate::metrics::observed::RemoteWriteReport;
+
+/// Requests waiting to be sent: two minutes at the default interval.
+const QUEUE: usize = 120;
+/// How long the run's end waits for the queue to drain.
+const FLUSH: Duration = Duration::from_secs(5);
+const REQUEST_TIME: Duration = Duration::from_secs(10);
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// prompb's messages, the subset remote write 1.0 sends.
+mod prompb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+        #[prost(message, repeated, tag = "3")]
+        pub metadata: Vec<MetricMetadata>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadata {
+        /// 1 counter, 2 gauge, 3 histogram.
+        #[prost(int32, tag = "1")]
+        pub r#type: i32,
+        #[prost(string, tag = "2")]
+        pub metric_family_name: String,
+        #[prost(string, tag = "4")]
+        pub help: String,
+    }
+}
+
+/// Where to write: the URL without its user part (shown), and the basic authorization the
+/// user part gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receiver {
+    pub url: String,
+    authorization: Option<String>,
+}
+
+impl Receiver {
+    /// `http[s]://[user:password@]host[:port]/path`.
+    pub fn parse(url: &str) -> Result<Receiver, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(s, _)| *s == "http" || *s == "https")
+            .ok_or_else(|| {
+                "expected an http:// or https:// URL (e.g. http://127.0.0.1:9090/api/v1/write)".to_string()
+            })?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (user, host) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, authority),
+        };
+        let shown = format!("{scheme}://{host}{}", if path.is_empty() { "/" } else { path });
+        let uri: http::Uri = shown.parse().map_err(|e| format!("{e}"))?;
+        if uri.host().is_none_or(str::is_empty) {
+            return Err("the URL has no host".into());
+        }
+        let authorization = user.map(|user| {
+            use base64::Engine as _;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user))
+        });
+        Ok(Receiver {
+            url: shown,
+            authorization,
+        })
+    }
+}
+
+/// One request's body, and how many samples it carries.
+struct Batch {
+    body: Bytes,
+    samples: u64,
+}
+
+/// How a request went wrong: whether it may pass if tried again, and why.
+struct Failure {
+    again: bool,
+    why: String,
+}
+
+/// A request on its way.
+type Sending = std::pin::Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+
+/// Writes every `interval` of the run's timeline (and its end) until the snapshots stop;
+/// `warn` says the first failure.
+pub async fn write(
+    mut latest: watch::Receiver<Arc<Families>>,
+    common: Arc<Vec<(String, String)>>,
+    to: Receiver,
+    interval: Duration,
+    warn: Box<dyn Fn(String) + Send>,
+) -> RemoteWriteReport {
+    let tls = to.url.starts_with("https://").then(https);
+    let mut report = RemoteWriteReport {
+        url: to.url.clone(),
+        ..RemoteWriteReport::default()
+    };
+    let mut queue: VecDeque<Batch> = VecDeque::new();
+    let mut sending: Option<Sending> = None;
+    let mut retry_at: Option<Instant> = None;
+    let mut attempts = 0u32;
+    let mut written_s: Option<f64> = None;
+    let mut ending: Option<Instant> = None;
+    loop {
+        if sending.is_none()
+            && retry_at.is_none()
+            && let Some(front) = queue.front()
+        {
+            sending = Some(Box::pin(post(front.body.clone(), to.clone(), tls.clone())));
+        }
+        // The end: what is still queued (or on its way) when time is up is dropped.
+        if let Some(deadline) = ending
+            && (queue.is_empty() || Instant::now() >= deadline)
+        {
+            report.samples_dropped += queue.iter().map(|b| b.samples).sum::<u64>();
+            return report;
+        }
+        tokio::select! {
+            changed = latest.changed(), if ending.is_none() => {
+                let Ok(()) = changed else {
+                    ending = Some(Instant::now() + FLUSH);
+                    continue;
+                };
+                let families = latest.borrow_and_update().clone();
+                let due = written_s.is_none_or(|at| families.elapsed_s + 0.001 >= at + interval.as_secs_f64());
+                if families.last || due {
+                    written_s = Some(families.elapsed_s);
+                    if queue.len() >= QUEUE {
+                        // The oldest that is not being sent (or waiting to be sent again).
+                        let busy = usize::from(sending.is_some() || retry_at.is_some());
+                        if let Some(old) = queue.remove(busy) {
+                            report.samples_dropped += old.samples;
+                        }
+                    }
+                    queue.push_back(encode(&families, &common));
+                }
+                if families.last {
+                    ending = Some(Instant::now() + FLUSH);
+                }
+            }
+            done = async { sending.as_mut().expect("polled only while sending").await }, if sending.is_some() => {
+                sending = None;
+                match done {
+                    Ok(()) => {
+                        let sent = queue.pop_front().expect("the batch sent is the front");
+                        report.samples_sent += sent.samples;
+                        attempts = 0;
+                    }
+                    Err(failure) => {
+                        report.requests_failed += 1;
+                        if report.first_error.is_none() {
+                            warn(format!(
+                                "remote write to {}: {}; the run goes on, and the samples that cannot be delivered are counted in the summary",
+                                to.url, failure.why
+                            ));
+                            report.first_error = Some(failure.why);
+                        }
+                        if failure.again {
+                            attempts += 1;
+                            let backoff = BACKOFF_FIRST.saturating_mul(1 << attempts.min(5)).min(BACKOFF_MAX);
+                            retry_at = Some(Instant::now() + backoff);
+                        } else if let Some(lost) = queue.pop_front() {
+                            report.samples_dropped += lost.samples;
+                        }
+                    }
+                }
+            }
+            () = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+            }
+            () = sleep_until(ending.unwrap_or_else(Instant::now)), if ending.is_some() => {}
+        }
+    }
+}
+
+/// The system's roots (none found: an empty store, and each request fails saying why).
+fn https() -> Arc<tokio_rustls::rustls::ClientConfig> {
+    use tokio_rustls::rustls;
+    crate::scenario::tls::build(&crate::scenario::tls::TlsOptions::default(), "localhost")
+        .map(|tls| tls.config)
+        .unwrap_or_else(|_| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        })
+}
+
+async fn post(
+    body: Bytes,
+    to: Receiver,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> Result<(), Failure> {
+    let mut request = http::Request::post(&to.url)
+        .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+        .header(http::header::CONTENT_ENCODING, "snappy")
+        .header(
+            http::header::USER_AGENT,
+            concat!("wsstorm/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+    if let Some(auth) = &to.authorization {
+        request = request.header(http::header::AUTHORIZATION, auth);
+    }
+    let request = request.body(Full::new(body)).map_err(|e| Failure {
+        again: false,
+        why: e.to_string(),
+    })?;
+    let done = httpc::exchange(
+        httpc::Outgoing {
+            request,
+            timeout: REQUEST_TIME,
+            max_body: 4096,
+        },
+        tls,
+    )
+    .await;
+    match done.reply {
+        Reply::Response { status, .. } if (200..300).contains(&status) => Ok(()),
+        Reply::Response { status, body } => Err(Failure {
+            again: status >= 500 || status == 429,
+            why: format!(
+                "HTTP {status} {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+            ),
+        }),
+        Reply::Failed(why) => Err(Failure { again: true, why }),
+        Reply::TimedOut => Err(Failure {
+            again: true,
+            why: format!("no response within {}s", REQUEST_TIME.as_secs()),
+        }),
+    }
+}
+
+/// The snapshot as one request: every series with one sample, stamped now.
+fn encode(families: &Families, common: &[(String, String)]) -> Batch {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut request = prompb::WriteRequest::default();
+    let mut one = |name: String, own: &[(String, String)], le: Option<&str>, value: f64| {
+        let mut labels: Vec<prompb::Label> = common
+            .iter()
+            .chain(own)
+            .map(|(k, v)| prompb::Label {
+                name: k.clone(),
+                value: crate::redact::text(v).into_owned(),
+            })
+            .chain(le.map(|le| prompb::Label {
+                name: "le".into(),
+                value: le.into(),
+            }))
+            .chain([prompb::Label {
+                name: "__name__".into(),
+                value: name,
+            }])
+            .collect();
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        request.timeseries.push(prompb::TimeSeries {
+            labels,
+            samples: vec![prompb::Sample {
+                value,
+                timestamp: now_ms,
+            }],
+        });
+    };
+    let mut metadata = Vec::new();
+    for family in &families.families {
+        let name = &family.name;
+        let kind = match family.kind {
+            Kind::Counter => 1,
+            Kind::Gauge => 2,
+            Kind::Histogram => 3,
+        };
+        metadata.push(prompb::MetricMetadata {
+            r#type: kind,
+            metric_family_name: name.clone(),
+            help: family.help.clone(),
+        });
+        for s in &family.series {
+            match family.kind {
+                Kind::Counter => one(format!("{name}_total"), &s.labels, None, s.value),
+                Kind::Gauge => one(name.clone(), &s.labels, None, s.value),
+                Kind::Histogram => {
+                    for ((_, le), n) in BUCKETS.iter().zip(&s.buckets) {
+                        one(format!("{name}_bucket"), &s.labels, Some(le), *n as f64);
+                    }
+                    one(format!("{name}_bucket"), &s.labels, Some("+Inf"), s.count as f64);
+                    one(format!("{name}_sum"), &s.labels, None, s.value);
+                    one(format!("{name}_count"), &s.labels, None, s.count as f64);
+                }
+            }
+        }
+    }
+    request.metadata = metadata;
+    let samples = request.timeseries.len() as u64;
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("a request under snappy's 4 GiB limit");
+    Batch {
+        body: body.into(),
+        samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_part_of_the_url_is_authorization_and_never_shown() {
+        let r = Receiver::parse("https://me:s3cret@prom.example:9090/api/v1/write").unwrap();
+        assert_eq!(r.url, "https://prom.example:9090/api/v1/write");
+        assert_eq!(r.authorization.as_deref(), Some("Basic bWU6czNjcmV0"));
+        assert!(Receiver::parse("127.0.0.1:9090").unwrap_err().contains("http://"));
+        assert!(Receiver::parse("http:///x").is_err());
+        assert_eq!(Receiver::parse("http://h:1").unwrap().url, "http://h:1/");
+    }
+
+    #[test]
+    fn a_request_decodes_to_sorted_labels_and_one_sample_a_series() {
+        let mut totals = crate::metrics::Totals::default();
+        totals.counts.requests = 42;
+        totals.rtt.record_us(300);
+        let families = super::super::build::families(&totals, 3, &[], 1.0, false);
+        let common = vec![("scenario".to_string(), "s".to_string())];
+        let batch = encode(&families, &common);
+        let raw = snap::raw::Decoder::new().decompress_vec(&batch.body).unwrap();
+        let request = prompb::WriteRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(request.timeseries.len() as u64, batch.samples);
+        assert_eq!(batch.samples, families.samples());
+        let requests = request
+            .timeseries
+            .iter()
+            .find(|t| t.labels.iter().any(|l| l.value == "wsstorm_requests_total"))
+            .unwrap();
+        assert_eq!(requests.samples[0].value, 42.0);
+        for t in &request.timeseries {
+            assert!(
+                t.labels.windows(2).all(|w| w[0].name < w[1].name),
+                "{:?}",
+                t.labels
+            );
+        }
+    }
+}
