@@ -175,7 +175,7 @@ pub struct MetricsArgs {
     /// Write the run's series to a Prometheus remote-write receiver (remote write 1.0), every
     /// --metrics-interval: prometheus-rw=URL (a user:password@ in the URL is sent as basic
     /// authorization, never shown).
-    #[arg(long, value_name = "prometheus-rw=URL", value_parser = crate::observe::parse_out)]
+    #[arg(long, value_name = "prometheus-rw=URL", env = "WSSTORM_METRICS_OUT", value_parser = crate::observe::parse_out)]
     pub metrics_out: Option<crate::observe::Receiver>,
     /// How often the remote write sends, in whole seconds.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::observe::parse_interval)]

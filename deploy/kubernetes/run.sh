@@ -9,6 +9,9 @@
 # the shared start the shards are created (default 60 s: time to schedule pods and pull the
 # image; a shard that starts later says so in its summary). Exits with the merge's code:
 # 0 passed, 3 thresholds crossed, other codes for a failed run. See docs/distributed.md.
+# PROMETHEUS_WRITE_URL (e.g. http://prometheus.monitoring:9090/api/v1/write) makes every shard
+# remote-write its series there while it runs, labelled run_id=RUN_ID and segment=INDEX/N, so
+# that one Prometheus shows the whole run live (docs/observability.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 scenario=${1:-$here/scenario.toml}
@@ -33,6 +36,7 @@ kubectl create configmap wsstorm-run \
     --from-literal=start-at="$start_at" \
     --from-literal=target="$target" \
     --from-literal=run-id="$run_id" \
+    ${PROMETHEUS_WRITE_URL:+--from-literal=metrics-out="prometheus-rw=$PROMETHEUS_WRITE_URL"} \
     --dry-run=client -o yaml | kubectl apply -f -
 
 for_this_run() {

@@ -346,6 +346,11 @@ async fn start_live(
     results: &Results,
     console: &Console,
 ) -> Result<Option<Live>, RunError> {
+    // A worker's series go to its parent, which exports the sum (a WSSTORM_METRICS_OUT the
+    // worker inherited would count them twice).
+    if options.to_parent {
+        return Ok(None);
+    }
     let run_id = options.run_id.clone().unwrap_or_else(|| {
         results
             .dir

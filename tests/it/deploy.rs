@@ -181,8 +181,12 @@ async fn the_jobs_commands_shard_and_merge_a_run_exactly() {
     let variables = |c: &Container, index: Option<u32>| -> HashMap<String, String> {
         c.env
             .iter()
-            .map(|(name, from)| {
+            .filter_map(|(name, from)| {
                 let value = match from["configMapKeyRef"]["key"].as_str() {
+                    // An optional key run.sh did not set: no variable.
+                    Some(key) if from["configMapKeyRef"]["optional"].as_bool() == Some(true) => {
+                        config.get(key)?.clone()
+                    }
                     Some(key) => config[key].clone(),
                     None => {
                         assert_eq!(
@@ -192,7 +196,7 @@ async fn the_jobs_commands_shard_and_merge_a_run_exactly() {
                         index.expect("the completion index").to_string()
                     }
                 };
-                (name.clone(), value)
+                Some((name.clone(), value))
             })
             .collect()
     };

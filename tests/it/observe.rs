@@ -296,23 +296,24 @@ fn remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_worke
         m["counts"]["connects"].as_f64().unwrap()
     );
 
-    // Two workers: the parent writes their sum.
-    let o = wsstorm(
-        &[
+    // Two workers, the receiver given in the environment (as the Kubernetes Job gives it):
+    // the parent writes their sum, and the workers, which inherit it, write nothing.
+    let o = binary()
+        .args([
             "run",
             "live.toml",
             "--workers",
             "2",
             "--out",
             "workers",
-            "--metrics-out",
-            &url,
             "--run-id",
             "workers",
             "-q",
-        ],
-        cwd,
-    );
+        ])
+        .env("WSSTORM_METRICS_OUT", &url)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let w = summary(&cwd.join("workers"));
     assert_eq!(
