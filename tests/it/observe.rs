@@ -183,6 +183,60 @@ fn by_label(p: &Prometheus, metric: &str, label: &str, run_id: &str) -> Value {
     Value::Object(got)
 }
 
+/// Every query of deploy/grafana/wsstorm.json (its panels and its chaos annotation) is valid
+/// PromQL over series this run wrote, and those a run with client chaos has give data over
+/// the last two minutes.
+fn dashboard_queries_answer(p: &Prometheus, run_id: &str) {
+    let path = crate::support::repo().join("deploy/grafana/wsstorm.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries: Vec<(String, String)> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| {
+            let title = panel["title"].as_str().unwrap().to_string();
+            panel["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    let chaos = dashboard["annotations"]["list"][0]["expr"].as_str().unwrap();
+    queries.push(("chaos annotation".into(), chaos.to_string()));
+    // Past the run's last sample (a range's end is a whole second).
+    let end = chrono::Utc::now().timestamp() + 2;
+    let mut empty = Vec::new();
+    for (title, expr) in &queries {
+        let expr = expr
+            .replace("$scenario", ".*")
+            .replace("$run_id", run_id)
+            .replace("$__rate_interval", "1m");
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={end}&step=1",
+            encode(&expr),
+            end - 120
+        );
+        let (status, body) = get(p.port, &path).expect("Prometheus answers");
+        assert_eq!(status, 200, "{title}: {expr}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["data"]["result"].as_array().unwrap().is_empty() {
+            empty.push(title.clone());
+        }
+    }
+    empty.dedup();
+    // No named steps, rule counters or connect errors in this run: those panels stay empty.
+    assert_eq!(
+        empty,
+        [
+            "Connect errors by cause (so far)",
+            "Named steps: rtt p99",
+            "Scenario counters"
+        ],
+        "panels without data"
+    );
+}
+
 #[test]
 fn remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_workers() {
     let test = "remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_workers";
@@ -240,6 +294,7 @@ fn remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_worke
         p.scalar(r#"sum(wsstorm_rtt_seconds_count{run_id="one"})"#),
         s["latency"]["rtt"]["count"].as_f64().unwrap()
     );
+    dashboard_queries_answer(&p, "one");
     let rw = &s["live_metrics"]["remote_write"];
     assert_eq!(
         (rw["samples_dropped"].as_u64(), rw["requests_failed"].as_u64()),
