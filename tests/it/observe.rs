@@ -531,3 +531,29 @@ fn a_receiver_that_is_down_costs_a_warning_and_the_dropped_samples() {
         "the password was shown"
     );
 }
+
+/// The quick start's Grafana provisioning (docs/observability.md): the dashboard provider
+/// reads where the `docker run` mounts wsstorm.json, the data source is the Prometheus the
+/// quick start starts, with the uid the dashboard's default data source names.
+#[test]
+fn the_grafana_provisioning_finds_the_dashboard_and_the_prometheus() {
+    let repo = crate::support::repo();
+    let read = |p: &str| std::fs::read_to_string(repo.join(p)).unwrap();
+    let yaml = |p: &str| yaml_rust2::YamlLoader::load_from_str(&read(p)).unwrap().remove(0);
+    let providers = yaml("deploy/grafana/provisioning/dashboards/wsstorm.yaml");
+    let path = providers["providers"][0]["options"]["path"].as_str().unwrap();
+    let docs = read("docs/observability.md");
+    assert!(
+        docs.contains(&format!("deploy/grafana/wsstorm.json:{path}/wsstorm.json:ro")),
+        "the docs mount the dashboard at {path}"
+    );
+    assert!(docs.contains("deploy/grafana/provisioning:/etc/grafana/provisioning:ro"));
+    let sources = yaml("deploy/grafana/provisioning/datasources/prometheus.yaml");
+    let source = &sources["datasources"][0];
+    assert_eq!(source["type"].as_str(), Some("prometheus"));
+    assert_eq!(source["url"].as_str(), Some("http://127.0.0.1:9090"));
+    assert!(docs.contains("--web.listen-address=127.0.0.1:9090"));
+    let dashboard: Value = serde_json::from_str(&read("deploy/grafana/wsstorm.json")).unwrap();
+    assert_eq!(dashboard["uid"], "wsstorm", "the docs open /d/wsstorm");
+    assert_eq!(dashboard["templating"]["list"][0]["type"], "datasource");
+}
