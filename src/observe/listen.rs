@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +41,17 @@ pub struct Exposed {
 }
 
 impl Listener {
-    /// Binds `addr` now (an address that cannot be had is an error before the run starts).
-    pub async fn bind(addr: SocketAddr, exposed: Exposed) -> std::io::Result<Listener> {
-        let listener = TcpListener::bind(addr).await?;
+    /// Binds `addr` (before anything else of the run: an address that cannot be had is an
+    /// error before anything is sent or written).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+
+    /// Serves on a listener [`Listener::bind`] made.
+    pub fn serve(listener: std::net::TcpListener, exposed: Exposed) -> std::io::Result<Listener> {
+        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(listener, exposed, stop.clone()));

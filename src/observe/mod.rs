@@ -57,9 +57,11 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Whether this process serves or writes anything itself.
+    /// Whether this process serves or writes anything itself: not a worker, whose series go
+    /// to its parent, which exports the sum (a WSSTORM_METRICS_OUT the worker inherited would
+    /// count them twice).
     pub fn exports(&self) -> bool {
-        self.listen.is_some() || self.remote_write.is_some()
+        !self.to_parent && (self.listen.is_some() || self.remote_write.is_some())
     }
 }
 
@@ -104,9 +106,24 @@ pub struct Live {
 }
 
 impl Live {
-    /// Binds the scrape address and starts the remote writer; None when neither was asked.
-    pub async fn start(
+    /// Binds the scrape address `options` ask for, if any: first, so that one that cannot be
+    /// had stops the run before anything is sent or written.
+    pub fn bind(options: &Options) -> Result<Option<std::net::TcpListener>, String> {
+        if !options.exports() {
+            return Ok(None);
+        }
+        options
+            .listen
+            .map(|addr| {
+                Listener::bind(addr).map_err(|e| format!("--metrics-listen {addr}: {e} (nothing was sent)"))
+            })
+            .transpose()
+    }
+
+    /// Serves scrapes on `bound` and starts the remote writer; None when neither was asked.
+    pub fn start(
         options: &Options,
+        bound: Option<std::net::TcpListener>,
         common: Vec<(String, String)>,
         warn: Box<dyn Fn(String) + Send>,
     ) -> std::io::Result<Option<Live>> {
@@ -115,17 +132,14 @@ impl Live {
         }
         let common = Arc::new(common);
         let (tx, rx) = watch::channel(Arc::new(Families::default()));
-        let listener = match options.listen {
-            Some(addr) => Some(
-                Listener::bind(
-                    addr,
-                    Exposed {
-                        latest: rx.clone(),
-                        common: common.clone(),
-                    },
-                )
-                .await?,
-            ),
+        let listener = match bound {
+            Some(bound) => Some(Listener::serve(
+                bound,
+                Exposed {
+                    latest: rx.clone(),
+                    common: common.clone(),
+                },
+            )?),
             None => None,
         };
         let remote = options

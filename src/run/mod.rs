@@ -314,8 +314,9 @@ pub async fn execute(
             plan.file.display()
         )));
     }
+    let bound = Live::bind(live).map_err(RunError::Unusable)?;
     let (results, mut files) = Results::open(&plan, &out)?;
-    let exported = start_live(&plan, live, &results, console).await?;
+    let exported = start_live((&plan.name, plan.segment), live, bound, &results.dir, console)?;
     files.live = match (&exported, live.to_parent) {
         (Some(l), _) => Some(l.feed(&plan)),
         (None, true) => {
@@ -338,30 +339,23 @@ pub async fn execute(
     finish(&plan, results, around, Some((start, measured)), &controls).await
 }
 
-/// The live export `options` ask for, labelled with this run (its id by default the results
-/// directory's name); an address that cannot be had stops the run before anything is sent.
-async fn start_live(
-    plan: &Plan,
+/// The live export `options` ask for on `bound`, labelled with the scenario, the segment and
+/// the run id (by default the results directory's name), and said.
+pub(crate) fn start_live(
+    (scenario, segment): (&str, Option<crate::scenario::segment::Segment>),
     options: &observe::Options,
-    results: &Results,
+    bound: Option<std::net::TcpListener>,
+    dir: &std::path::Path,
     console: &Console,
 ) -> Result<Option<Live>, RunError> {
-    // A worker's series go to its parent, which exports the sum (a WSSTORM_METRICS_OUT the
-    // worker inherited would count them twice).
-    if options.to_parent {
-        return Ok(None);
-    }
     let run_id = options.run_id.clone().unwrap_or_else(|| {
-        results
-            .dir
-            .file_name()
+        dir.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     });
-    let labels = observe::labels(&plan.name, &run_id, plan.segment);
+    let labels = observe::labels(scenario, &run_id, segment);
     let warner = console.clone();
-    let live = Live::start(options, labels, Box::new(move |w| warner.warn(w)))
-        .await
-        .map_err(|e| RunError::Unusable(format!("--metrics-listen: {e} (nothing was sent)")))?;
+    let live = Live::start(options, bound, labels, Box::new(move |w| warner.warn(w)))
+        .map_err(RunError::io("cannot serve --metrics-listen"))?;
     if let Some(addr) = live.as_ref().and_then(Live::listening) {
         console.say(format_args!("metrics     http://{addr}/metrics"));
     }

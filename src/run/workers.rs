@@ -85,23 +85,10 @@ pub async fn run(
     console: &Console,
     controls: &Controls,
 ) -> Result<WorkersRun, RunError> {
+    let bound = Live::bind(live).map_err(RunError::Unusable)?;
     let started = Utc::now();
     let dir = super::results_dir(plan, out, started)?;
-    let run_id = live.run_id.clone().unwrap_or_else(|| {
-        dir.file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    });
-    let warner = console.clone();
-    let exported = Live::start(
-        live,
-        observe::labels(&plan.name, &run_id, None),
-        Box::new(move |w| warner.warn(w)),
-    )
-    .await
-    .map_err(|e| RunError::Unusable(format!("--metrics-listen: {e} (nothing was sent)")))?;
-    if let Some(addr) = exported.as_ref().and_then(Live::listening) {
-        console.say(format_args!("metrics     http://{addr}/metrics"));
-    }
+    let exported = super::start_live((&plan.name, None), live, bound, &dir, console)?;
     // Time for every child to start (and its embedded target) before the shared start.
     let lead = Duration::from_millis(500 + 100 * u64::from(n));
     let start_at = plan

@@ -557,3 +557,50 @@ fn the_grafana_provisioning_finds_the_dashboard_and_the_prometheus() {
     assert_eq!(dashboard["uid"], "wsstorm", "the docs open /d/wsstorm");
     assert_eq!(dashboard["templating"]["list"][0]["type"], "datasource");
 }
+
+/// Mistakes in the export's flags are bad input (exit 2) that names the flag and what was
+/// expected; a scrape address that is taken stops the run before anything is sent or written.
+#[test]
+fn export_mistakes_are_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::write(cwd.join("live.toml"), CHAOS).unwrap();
+    for (flag, value, expected) in [
+        (
+            "--metrics-out",
+            "http://127.0.0.1:9/api/v1/write",
+            "expected prometheus-rw=URL",
+        ),
+        (
+            "--metrics-out",
+            "prometheus-rw=127.0.0.1:9090",
+            "expected an http:// or https:// URL",
+        ),
+        (
+            "--metrics-interval",
+            "500ms",
+            "expected whole seconds, at least 1s",
+        ),
+        ("--metrics-listen", "localhost:9464", "invalid socket address"),
+    ] {
+        let o = wsstorm(&["run", "live.toml", "--out", "out", flag, value], cwd);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{flag} {value}: {}", text(&o));
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for workers in [None, Some("2")] {
+        let mut args = vec!["run", "live.toml", "--out", "out", "--metrics-listen", &addr];
+        if let Some(n) = workers {
+            args.extend(["--workers", n]);
+        }
+        let o = wsstorm(&args, cwd);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("--metrics-listen {addr}: ")) && text(&o).contains("nothing was sent"),
+            "{}",
+            text(&o)
+        );
+        assert!(!cwd.join("out").exists(), "no results directory was made");
+    }
+}
