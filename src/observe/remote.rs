@@ -395,3 +395,141 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod receiver_tests {
+    use std::sync::Mutex;
+
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    /// A receiver on 127.0.0.1:0 answering each request with the next status of `statuses`
+    /// (204 after them), keeping the requests' decoded sample counts.
+    async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(u16, usize)>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(VecDeque::from(statuses)));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (log, statuses) = (log.clone(), statuses.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                        let (log, statuses) = (log.clone(), statuses.clone());
+                        async move {
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+                            let n = prompb::WriteRequest::decode(raw.as_slice())
+                                .unwrap()
+                                .timeseries
+                                .len();
+                            let status = statuses.lock().unwrap().pop_front().unwrap_or(204);
+                            log.lock().unwrap().push((status, n));
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from_static(b"no")))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn snapshot(elapsed_s: f64, last: bool) -> Arc<Families> {
+        let mut totals = crate::metrics::Totals::default();
+        totals.counts.requests = elapsed_s as u64;
+        Arc::new(super::super::build::families(&totals, 1, &[], elapsed_s, last))
+    }
+
+    /// Three snapshots: the first meets a 500 and is sent again, the second a 400 and is
+    /// dropped, the last is delivered; what the report says adds up to what the receiver saw.
+    #[tokio::test]
+    async fn retries_what_may_pass_drops_what_is_refused_and_counts_both() {
+        let (url, seen) = receiver(vec![500, 204, 400]).await;
+        let (tx, rx) = watch::channel(Arc::new(Families::default()));
+        let warned = Arc::new(Mutex::new(Vec::new()));
+        let w = warned.clone();
+        let writer = tokio::spawn(write(
+            rx,
+            Arc::new(vec![("run_id".into(), "t".into())]),
+            Receiver::parse(&url).unwrap(),
+            Duration::from_secs(1),
+            Box::new(move |m| w.lock().unwrap().push(m)),
+        ));
+        let per = snapshot(1.0, false).samples();
+        for (at, last) in [(1.0, false), (2.0, false), (3.0, true)] {
+            // Each after the one before was answered, so that the order is the receiver's.
+            let answered = seen.lock().unwrap().len();
+            tx.send_replace(snapshot(at, last));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while seen.lock().unwrap().len() < answered + 1 + usize::from(at == 1.0) {
+                assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let report = writer.await.unwrap();
+        let statuses: Vec<u16> = seen.lock().unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(statuses, [500, 204, 400, 204]);
+        assert!(seen.lock().unwrap().iter().all(|s| s.1 as u64 == per));
+        assert_eq!(
+            (
+                report.samples_sent,
+                report.samples_dropped,
+                report.requests_failed
+            ),
+            (2 * per, per, 2)
+        );
+        assert_eq!(warned.lock().unwrap().len(), 1, "warned once: {warned:?}");
+        assert!(report.first_error.unwrap().starts_with("HTTP 500 no"));
+    }
+
+    /// A receiver that never answers holds nothing up: the run's end waits the flush time at
+    /// most, and everything queued counts as dropped.
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_is_given_up_at_the_end() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        // Accepts, and never reads or answers.
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                open.push(tcp);
+            }
+        });
+        let (tx, rx) = watch::channel(Arc::new(Families::default()));
+        let writer = tokio::spawn(write(
+            rx,
+            Arc::new(Vec::new()),
+            Receiver::parse(&url).unwrap(),
+            Duration::from_secs(1),
+            Box::new(|_| {}),
+        ));
+        let started = Instant::now();
+        for at in 1..=3 {
+            tx.send_replace(snapshot(f64::from(at), at == 3));
+            tokio::task::yield_now().await;
+        }
+        let report = writer.await.unwrap();
+        assert!(
+            started.elapsed() <= FLUSH + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            (report.samples_sent, report.samples_dropped),
+            (0, 3 * snapshot(1.0, false).samples())
+        );
+        held.abort();
+    }
+}
