@@ -1,0 +1,540 @@
+#!/usr/bin/env bash
+# The live export's cost (issue 20), side by side in one run: workload A of bench/run.sh
+# (CPU per correlated round trip, closed loop, 50 connections) plain, with --metrics-listen
+# scraped once a second, and with --metrics-out prometheus-rw=URL writing to a real local
+# Prometheus every second; then workload B (memory per idle connection, 10000 connections)
+# plain and with both.
+#
+#   bench/observe.sh                       # RUNS=3, A_DURATION=15: ~8 minutes (plus the build)
+#   RUNS=1 A_DURATION=5 bench/observe.sh   # a quick smoke run
+#   SCRAPER=curl bench/observe.sh          # scrape with curl once a second, not Prometheus
+#
+# A. Per repetition, the three variants one after another, the order rotated each repetition
+#    (plain listen rw, listen rw plain, rw plain listen) so that drift does not favour one:
+#      plain   wsstorm run closed-loop.toml
+#      listen  ... --metrics-listen 127.0.0.1:MPORT, scraped every 1 s by the local Prometheus
+#              (or, with SCRAPER=curl, by `curl` in a loop)
+#      rw      ... --metrics-out prometheus-rw=http://127.0.0.1:PPORT/api/v1/write (every 1 s)
+#    Figure: user + sys of the wsstorm process / counts.answered, in µs, as run.sh measures it.
+# B. Per repetition, plain and export (--metrics-listen, scraped, and --metrics-out together),
+#    each as a 1-connection baseline and 10000 idle connections: (peak RSS held with 10000 -
+#    peak RSS held with 1) / 9999, as run.sh measures it.
+#
+# Everything runs on loopback (127.0.0.1). The echo server is pinned to CPU $SERVER_CPU, the
+# generator to CPU $GEN_CPU, Prometheus and the scraper to CPU $AUX_CPU (the server's by
+# default: the generator's CPU stays the generator's). Prometheus (/usr/bin/prometheus, with
+# --web.enable-remote-write-receiver) runs for the whole script with its TSDB in a temporary
+# directory, and is queried after each run to check that the samples arrived. Every process the
+# script starts is bounded in time (timeout(1), measure.py's deadline) and stopped by its PID on
+# exit. Results: the table on stdout and in bench/.cache/observe-results.txt; raw data in
+# bench/.cache/observe/<UTC timestamp>/. See bench/README.md.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+CACHE="$BENCH/.cache"
+
+RUNS=${RUNS:-3}                  # repetitions of every measurement (medians are reported)
+A_DURATION=${A_DURATION:-15}     # seconds of load per workload-A run
+BASE_DURATION=${BASE_DURATION:-5} # seconds of the 1-connection baseline runs of workload B
+WORKLOADS=${WORKLOADS:-A B}      # A, B or both
+GEN_CPU=${GEN_CPU:-0}            # CPU the generator is pinned to
+SERVER_CPU=${SERVER_CPU:-1}      # CPU the echo server is pinned to
+AUX_CPU=${AUX_CPU:-$SERVER_CPU}  # CPU Prometheus and the curl scraper are pinned to
+SCRAPER=${SCRAPER:-prometheus}   # who scrapes --metrics-listen: prometheus or curl
+PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
+PYTHON=${PYTHON:-python3}
+
+log() { printf '[observe %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- processes this script started, stopped by PID on exit -----------------------------------
+SERVER_PID=""
+PROM_PID=""
+SCRAPE_PID=""
+MEASURE_PID=""
+CHILD_PIDFILE=""
+PROM_DATA=""
+stop_pid() { # PID: SIGTERM, wait up to 3 s, then SIGKILL (only a process this script started)
+    local pid=$1
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6; do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$MEASURE_PID" ]] && kill -0 "$MEASURE_PID" 2>/dev/null; then
+        kill -TERM "$MEASURE_PID" 2>/dev/null || true   # measure.py forwards it to its command
+        for _ in 1 2 3 4 5 6; do kill -0 "$MEASURE_PID" 2>/dev/null || break; sleep 0.5; done
+        if kill -0 "$MEASURE_PID" 2>/dev/null; then
+            local child
+            child=$(cat "$CHILD_PIDFILE" 2>/dev/null || true)
+            [[ -n "$child" ]] && kill -KILL "$child" 2>/dev/null || true
+            kill -KILL "$MEASURE_PID" 2>/dev/null || true
+        fi
+    fi
+    stop_pid "$SCRAPE_PID"
+    stop_pid "$PROM_PID"
+    stop_pid "$SERVER_PID"
+    [[ -n "$PROM_DATA" && -d "$PROM_DATA" ]] && rm -rf -- "$PROM_DATA"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted: stopping the processes this run started"; exit 130' INT TERM
+
+# ---- prerequisites ----------------------------------------------------------------------------
+command -v taskset >/dev/null || die "taskset (util-linux) is needed"
+command -v curl >/dev/null || die "curl is needed"
+command -v "$PYTHON" >/dev/null || die "python3 is needed"
+[[ -x "$PROMETHEUS" ]] || die "no Prometheus at $PROMETHEUS (Debian: apt-get install prometheus)"
+(( $(nproc) >= 2 )) || log "warning: fewer than 2 CPUs: the generator and the server share one"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
+[[ "$SCRAPER" == prometheus || "$SCRAPER" == curl ]] || die "SCRAPER must be prometheus or curl"
+mkdir -p "$CACHE"
+
+if [[ -n "${WSSTORM:-}" ]]; then
+    log "using the given binary WSSTORM=$WSSTORM (no build)"
+else
+    log "building wsstorm (cargo build --release)"
+    (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed"
+    WSSTORM="${CARGO_TARGET_DIR:-$ROOT/target}/release/wsstorm"
+fi
+[[ -x "$WSSTORM" ]] || die "no wsstorm binary at $WSSTORM"
+
+# ---- parameters read from the scenario files (as run.sh does) ---------------------------------
+toml_value() { # FILE KEY: the first `KEY = VALUE` (quotes and trailing comment removed)
+    sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"#]*\)\"\{0,1\}.*/\1/p" "$1" \
+        | head -n1 | tr -d '[:space:]'
+}
+seconds() { # "5s" -> 5
+    [[ "$1" =~ ^([0-9]+)s$ ]] || die "expected whole seconds such as \"5s\", got '$1'"
+    echo "${BASH_REMATCH[1]}"
+}
+A_CLIENTS=$(toml_value "$BENCH/scenarios/closed-loop.toml" clients)
+B_CONNS=$(toml_value "$BENCH/scenarios/idle.toml" clients)
+B_RAMP=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" ramp)")
+B_HOLD=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" hold)")
+B_DURATION=$((B_RAMP + B_HOLD))
+
+if [[ " $WORKLOADS " == *" B "* ]]; then
+    NEED_FDS=$((B_CONNS + 1024))
+    if (( $(ulimit -n) < NEED_FDS )); then
+        hard=$(ulimit -Hn)
+        if [[ "$hard" != unlimited ]] && (( hard < NEED_FDS )); then
+            die "workload B needs $NEED_FDS open files but the hard limit is $hard (ulimit -Hn)"
+        fi
+        ulimit -n "$NEED_FDS"
+    fi
+fi
+
+free_port() {
+    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PORT=${PORT:-$(free_port)}       # echo server
+PROM_PORT=$(free_port)           # Prometheus (web, API, remote-write receiver)
+METRICS_PORT=$(free_port)        # wsstorm --metrics-listen
+while [[ "$PROM_PORT" == "$PORT" ]]; do PROM_PORT=$(free_port); done
+while [[ "$METRICS_PORT" == "$PORT" || "$METRICS_PORT" == "$PROM_PORT" ]]; do METRICS_PORT=$(free_port); done
+TARGET="ws://127.0.0.1:$PORT/"
+PROM_URL="http://127.0.0.1:$PROM_PORT"
+RW_URL="$PROM_URL/api/v1/write"
+METRICS_ADDR="127.0.0.1:$METRICS_PORT"
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR="$CACHE/observe/$STAMP"
+mkdir -p "$RUN_DIR"
+# A private copy, so a rebuild in the (shared) target directory cannot change it mid-run.
+cp "$WSSTORM" "$RUN_DIR/wsstorm"
+WSSTORM="$RUN_DIR/wsstorm"
+WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
+GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY=$(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l || echo 0)
+if (( GIT_DIRTY > 0 )); then GIT_REV+=" (+$GIT_DIRTY uncommitted files under src/ or Cargo.*)"; fi
+
+for f in closed-loop.toml idle.toml idle-baseline.toml; do
+    "$WSSTORM" validate "$BENCH/scenarios/$f" --target "$TARGET" >/dev/null \
+        || die "wsstorm validate rejected bench/scenarios/$f"
+done
+
+# Upper bound on the whole script; the server and Prometheus stop by themselves after it.
+LIFETIME=$(( 120 + RUNS * (3 * (A_DURATION + 20) + 2 * (BASE_DURATION + 15) + 2 * (B_DURATION + 35)) ))
+
+wait_tcp() { # PORT PID LOG: until PORT accepts, or PID exited
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || die "a process exited before it listened on $1 (see $3)"
+        sleep 0.1
+    done
+    die "nothing listens on $1 (see $3)"
+}
+child_of() { # PID: its first child (the process timeout(1) runs)
+    awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null || true
+}
+
+# ---- echo server --------------------------------------------------------------------------------
+log "echo server: wsstorm serve --listen 127.0.0.1:$PORT on CPU $SERVER_CPU (at most ${LIFETIME}s)"
+taskset -c "$SERVER_CPU" timeout "$LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" \
+    >"$RUN_DIR/server.log" 2>&1 &
+SERVER_PID=$!
+wait_tcp "$PORT" "$SERVER_PID" "$RUN_DIR/server.log"
+SERVER_CHILD=$(child_of "$SERVER_PID")
+
+# ---- Prometheus: the remote-write receiver, and (SCRAPER=prometheus) the scraper ---------------
+PROM_DATA=$(mktemp -d "${TMPDIR:-/tmp}/wsstorm-observe-tsdb.XXXXXX")
+{
+    echo "global:"
+    echo "  scrape_interval: 1s"
+    echo "  scrape_timeout: 1s"
+    if [[ "$SCRAPER" == prometheus ]]; then
+        # Scrapes $METRICS_ADDR all the time: only the listen runs (and B's export runs) serve
+        # it; in the others the connection is refused, which costs the generator nothing.
+        echo "scrape_configs:"
+        echo "  - job_name: wsstorm"
+        echo "    static_configs:"
+        echo "      - targets: ['$METRICS_ADDR']"
+    fi
+} >"$RUN_DIR/prometheus.yml"
+PROMETHEUS_VERSION=$("$PROMETHEUS" --version 2>&1 | head -n1)
+log "$PROMETHEUS_VERSION on 127.0.0.1:$PROM_PORT, CPU $AUX_CPU (at most ${LIFETIME}s)"
+taskset -c "$AUX_CPU" timeout "$LIFETIME" "$PROMETHEUS" --config.file="$RUN_DIR/prometheus.yml" \
+    --storage.tsdb.path="$PROM_DATA" --web.listen-address="127.0.0.1:$PROM_PORT" \
+    --web.enable-remote-write-receiver >"$RUN_DIR/prometheus.log" 2>&1 &
+PROM_PID=$!
+wait_tcp "$PROM_PORT" "$PROM_PID" "$RUN_DIR/prometheus.log"
+for _ in $(seq 1 100); do
+    curl -sf --max-time 1 "$PROM_URL/-/ready" >/dev/null 2>&1 && break
+    kill -0 "$PROM_PID" 2>/dev/null || die "Prometheus exited (see $RUN_DIR/prometheus.log)"
+    sleep 0.2
+done
+curl -sf --max-time 1 "$PROM_URL/-/ready" >/dev/null || die "Prometheus is not ready (see $RUN_DIR/prometheus.log)"
+PROM_CHILD=$(child_of "$PROM_PID")
+
+proc_cpu_ticks() { # PID: utime + stime in clock ticks (0 when unknown)
+    local f
+    f=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    awk '{print $12 + $13}' <<<"$f"
+}
+
+# The samples Prometheus holds of one run (its run_id), by the way they came (job="wsstorm":
+# scraped; no job: remote-written), and the samples per scrape.
+prom_check() { # NAME RUN_ID
+    local q="sum by (job) (count_over_time(wsstorm_answered_total{run_id=\"$2\"}[1h]))"
+    curl -s --max-time 5 -G "$PROM_URL/api/v1/query" --data-urlencode "query=$q" \
+        >"$RUN_DIR/$1.prom-samples.json" 2>/dev/null || log "warning: Prometheus query failed for $1"
+    q="max_over_time(scrape_samples_scraped{job=\"wsstorm\"}[5m])"
+    curl -s --max-time 5 -G "$PROM_URL/api/v1/query" --data-urlencode "query=$q" \
+        >"$RUN_DIR/$1.prom-scrape.json" 2>/dev/null || true
+}
+
+# ---- the curl scraper (SCRAPER=curl): one GET /metrics a second -------------------------------
+start_scraper() { # DEADLINE
+    [[ "$SCRAPER" == curl ]] || return 0
+    taskset -c "$AUX_CPU" timeout "$1" bash -c \
+        'while :; do curl -s -o /dev/null --max-time 1 "$1" || true; sleep 1; done' _ "http://$METRICS_ADDR/metrics" &
+    SCRAPE_PID=$!
+}
+stop_scraper() {
+    stop_pid "$SCRAPE_PID"
+    SCRAPE_PID=""
+}
+
+# measure NAME DEADLINE [measure.py options] -- COMMAND...: one generator run, pinned to GEN_CPU
+# (as run.sh's), plus Prometheus's CPU time over the run.
+measure() {
+    local name=$1 deadline=$2
+    shift 2
+    local opts=()
+    while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+    shift
+    CHILD_PIDFILE="$RUN_DIR/$name.pid"
+    local prom_before
+    prom_before=$(proc_cpu_ticks "$PROM_CHILD")
+    "$PYTHON" "$BENCH/scripts/measure.py" --out "$RUN_DIR/$name.json" --deadline "$deadline" \
+        --pidfile "$CHILD_PIDFILE" --stdout "$RUN_DIR/$name.stdout" --stderr "$RUN_DIR/$name.stderr" \
+        --watch-cpus "$GEN_CPU,$SERVER_CPU" --other-pid "${SERVER_CHILD:-0}" \
+        "${opts[@]}" -- taskset -c "$GEN_CPU" "$@" &
+    MEASURE_PID=$!
+    local rc=0
+    wait "$MEASURE_PID" || rc=$?
+    MEASURE_PID=""
+    echo $(( $(proc_cpu_ticks "$PROM_CHILD") - prom_before )) >"$RUN_DIR/$name.prom-ticks"
+    if (( rc != 0 )); then
+        log "warning: $name exited with $rc (see $RUN_DIR/$name.stderr)"
+    fi
+    sleep 2 # let the server finish closing, and Prometheus take the last samples
+}
+
+variant_flags() { # VARIANT RUN_ID: the flags of one variant
+    case $1 in
+        plain) ;;
+        listen) printf '%s\n' --metrics-listen "$METRICS_ADDR" --run-id "$2" ;;
+        rw) printf '%s\n' --metrics-out "prometheus-rw=$RW_URL" --run-id "$2" ;;
+        export) printf '%s\n' --metrics-listen "$METRICS_ADDR" --metrics-out "prometheus-rw=$RW_URL" --run-id "$2" ;;
+    esac
+}
+
+cat >"$RUN_DIR/meta.json" <<EOF
+{
+  "started": "$STAMP",
+  "runs": $RUNS,
+  "workloads": "$WORKLOADS",
+  "a_clients": $A_CLIENTS,
+  "a_duration": $A_DURATION,
+  "b_conns": $B_CONNS,
+  "b_ramp": $B_RAMP,
+  "b_hold": $B_HOLD,
+  "base_duration": $BASE_DURATION,
+  "gen_cpu": $GEN_CPU,
+  "server_cpu": $SERVER_CPU,
+  "aux_cpu": $AUX_CPU,
+  "scraper": "$SCRAPER",
+  "target": "$TARGET",
+  "metrics_listen": "$METRICS_ADDR",
+  "remote_write": "$RW_URL",
+  "nproc": $(nproc),
+  "cpu_model": "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')",
+  "kernel": "$(uname -r)",
+  "mem": "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)",
+  "wsstorm_version": "$WSSTORM_VERSION",
+  "git": "$GIT_REV",
+  "prometheus_version": "$PROMETHEUS_VERSION",
+  "clk_tck": $(getconf CLK_TCK)
+}
+EOF
+
+# ---- A: CPU per correlated round trip, three variants alternated -------------------------------
+VARIANTS=(plain listen rw)
+if [[ " $WORKLOADS " == *" A "* ]]; then for i in $(seq 1 "$RUNS"); do
+    for k in 0 1 2; do
+        v=${VARIANTS[$(( (i - 1 + k) % 3 ))]}
+        name="a-$v-$i"
+        rid="observe-$STAMP-$name"
+        mapfile -t flags < <(variant_flags "$v" "$rid")
+        log "A run $i/$RUNS: $v ${flags[*]:0:2}, $A_CLIENTS connections, ${A_DURATION}s"
+        if [[ $v == listen ]]; then start_scraper $((A_DURATION + 40)); fi
+        measure "$name" $((A_DURATION + 30)) -- \
+            "$WSSTORM" run "$BENCH/scenarios/closed-loop.toml" --target "$TARGET" --duration "${A_DURATION}s" \
+            --out "$RUN_DIR/$name" --quiet "${flags[@]}"
+        if [[ $v == listen ]]; then stop_scraper; fi
+        if [[ $v != plain ]]; then prom_check "$name" "$rid"; fi
+    done
+done; fi
+
+# ---- B: memory per idle connection, plain and with both exports -------------------------------
+SAMPLE=(--count-sockets --port "$PORT" --interval 0.25)
+B_VARIANTS=(plain export)
+if [[ " $WORKLOADS " == *" B "* ]]; then for i in $(seq 1 "$RUNS"); do
+    for k in 0 1; do
+        v=${B_VARIANTS[$(( (i - 1 + k) % 2 ))]}
+        name="b-$v-base-$i"
+        rid="observe-$STAMP-$name"
+        mapfile -t flags < <(variant_flags "$v" "$rid")
+        log "B run $i/$RUNS: $v baseline, 1 connection, ${BASE_DURATION}s"
+        if [[ $v == export ]]; then start_scraper $((BASE_DURATION + 45)); fi
+        measure "$name" $((BASE_DURATION + 30)) "${SAMPLE[@]}" --hold-sockets 1 -- \
+            "$WSSTORM" run "$BENCH/scenarios/idle-baseline.toml" --target "$TARGET" --duration "${BASE_DURATION}s" \
+            --out "$RUN_DIR/$name" --quiet "${flags[@]}"
+        if [[ $v == export ]]; then stop_scraper; prom_check "$name" "$rid"; fi
+
+        name="b-$v-$i"
+        rid="observe-$STAMP-$name"
+        mapfile -t flags < <(variant_flags "$v" "$rid")
+        log "B run $i/$RUNS: $v, $B_CONNS idle connections (ramp ${B_RAMP}s, hold ${B_HOLD}s)"
+        if [[ $v == export ]]; then start_scraper $((B_DURATION + 55)); fi
+        measure "$name" $((B_DURATION + 40)) "${SAMPLE[@]}" --hold-sockets "$B_CONNS" -- \
+            "$WSSTORM" run "$BENCH/scenarios/idle.toml" --target "$TARGET" --out "$RUN_DIR/$name" --quiet "${flags[@]}"
+        if [[ $v == export ]]; then stop_scraper; prom_check "$name" "$rid"; fi
+    done
+done; fi
+
+# ---- report -----------------------------------------------------------------------------------
+rc=0
+"$PYTHON" - "$RUN_DIR" >"$RUN_DIR/results.txt" <<'PY' || rc=$?
+import json, os, statistics, sys
+
+run_dir = sys.argv[1]
+def load(name):
+    with open(os.path.join(run_dir, name)) as f:
+        return json.load(f)
+def exists(name):
+    return os.path.exists(os.path.join(run_dir, name))
+meta = load("meta.json")
+runs, hz = int(meta["runs"]), int(meta["clk_tck"])
+gen_cpu, srv_cpu = str(meta["gen_cpu"]), str(meta["server_cpu"])
+problems, warnings, out = [], [], []
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+def rng(v, d):
+    v = [x for x in v if x is not None]
+    return f"{min(v):.{d}f}–{max(v):.{d}f}" if v else "n/a"
+def f(v, d):
+    return "n/a" if v is None else f"{v:.{d}f}"
+def prom_samples(name):
+    """Samples Prometheus holds of a run: (scraped, remote-written)."""
+    if not exists(f"{name}.prom-samples.json"):
+        return None, None
+    try:
+        res = load(f"{name}.prom-samples.json")["data"]["result"]
+    except (ValueError, KeyError, TypeError):
+        return None, None
+    scraped = sum(int(r["value"][1]) for r in res if r["metric"].get("job") == "wsstorm")
+    written = sum(int(r["value"][1]) for r in res if "job" not in r["metric"])
+    return scraped, written
+def samples_per_scrape(name):
+    try:
+        res = load(f"{name}.prom-scrape.json")["data"]["result"]
+        return int(float(res[0]["value"][1])) if res else None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+def prom_pct(name, wall):
+    try:
+        with open(os.path.join(run_dir, f"{name}.prom-ticks")) as fh:
+            return 100 * int(fh.read().strip()) / hz / wall
+    except (OSError, ValueError):
+        return None
+def live_check(label, name, v, s, expect_s):
+    """The export's own report in summary.json, and what Prometheus got."""
+    if v == "plain":
+        if s.get("live_metrics"):
+            problems.append(f"{label}: a plain run exported ({s['live_metrics']})")
+        return
+    live = s.get("live_metrics") or {}
+    rw = live.get("remote_write")
+    if v in ("rw", "export"):
+        if not rw or rw.get("samples_sent", 0) == 0 or rw.get("samples_dropped") or rw.get("requests_failed"):
+            problems.append(f"{label}: remote write {rw}")
+    scraped, written = prom_samples(name)
+    want = max(1, expect_s - 3)
+    if v in ("listen", "export") and meta["scraper"] == "prometheus" and (scraped or 0) < want:
+        problems.append(f"{label}: Prometheus scraped {scraped} samples of wsstorm_answered_total, expected >= {want}")
+    if v in ("rw", "export") and (written or 0) < want:
+        problems.append(f"{label}: Prometheus holds {written} remote-written samples of wsstorm_answered_total, expected >= {want}")
+
+names = {"plain": "plain", "listen": "--metrics-listen, scraped every 1 s",
+         "rw": "--metrics-out prometheus-rw, every 1 s", "export": "--metrics-listen (scraped) + --metrics-out"}
+out.append(f"wsstorm live export (issue 20): bench/observe.sh, {meta['started']}")
+out.append(f"machine: {meta['nproc']} CPUs, {meta['cpu_model']}, Linux {meta['kernel']}, {meta['mem']}")
+out.append(f"{meta['wsstorm_version']}, git {meta['git']}; {meta['prometheus_version']}")
+out.append(f"generator on CPU {meta['gen_cpu']}, echo server on CPU {meta['server_cpu']}, Prometheus"
+           f"{' and curl' if meta['scraper'] == 'curl' else ''} on CPU {meta['aux_cpu']}; scraper: {meta['scraper']}; "
+           f"RUNS={runs}; medians [min–max]")
+
+if " A " in f" {meta['workloads']} ":
+    a = {v: {"us": [], "rate": [], "srv": [], "gen_other": [], "prom": [], "spm": []} for v in ("plain", "listen", "rw")}
+    for v in a:
+        for i in range(1, runs + 1):
+            name = f"a-{v}-{i}"
+            m, s = load(f"{name}.json"), load(f"{name}/summary.json")
+            c = s["counts"]
+            rts = c["answered"]
+            bad = {k: c[k] for k in ("timeouts", "lost", "unmatched", "duplicate", "drops", "connect_errors") if c[k]}
+            if c["connects"] != int(meta["a_clients"]) or bad or m["exit_code"] != 0 or m["killed"]:
+                problems.append(f"A {v} run {i}: connects={c['connects']} exit={m['exit_code']} killed={m['killed']} {bad}")
+            live_check(f"A {v} run {i}", name, v, s, int(meta["a_duration"]))
+            a[v]["us"].append(m["cpu_s"] * 1e6 / rts if rts else None)
+            a[v]["rate"].append(rts / s["elapsed_s"] if rts else None)
+            cpus, wall = m.get("cpus") or {}, m["wall_s"]
+            g = cpus.get(gen_cpu)
+            su, ss = m.get("other_pid_utime_s"), m.get("other_pid_stime_s")
+            a[v]["srv"].append(100 * (su + ss) / wall if su is not None else None)
+            other = max(0.0, 100 * (g["user"] + g["nice"] - m["utime_s"]) / wall) if g else None
+            a[v]["gen_other"].append(other)
+            if other is not None and other > 10:
+                warnings.append(f"A {v} run {i}: other processes used {other:.0f} % of the generator's CPU (user)")
+            a[v]["prom"].append(prom_pct(name, wall))
+            a[v]["spm"].append(samples_per_scrape(name) if v == "listen" else None)
+    base = med(a["plain"]["us"])
+    out.append("")
+    out.append(f"A. CPU per correlated round trip ({meta['a_clients']} connections, closed loop, "
+               f"{meta['a_duration']} s per run): user + sys of wsstorm / answered")
+    hdr = f"{'variant':<42} {'µs / rt':>7}  {'min–max':<11} {'× plain':>7}  {'paired × [min–max]':<21} {'rt/s':>7}  {'server CPU':>10}  {'Prometheus CPU':>14}"
+    out.append(hdr)
+    out.append("-" * len(hdr))
+    verdict = []
+    for v in ("plain", "listen", "rw"):
+        us = a[v]["us"]
+        ratio = med(us) / base if base and med(us) else None
+        paired = [x / p if x and p else None for x, p in zip(us, a["plain"]["us"])]
+        pr = "" if v == "plain" else f"{f(med(paired), 3)} [{rng(paired, 3)}]"
+        out.append(f"{names[v]:<42} {f(med(us), 2):>7}  {rng(us, 2):<11} {f(ratio, 3):>7}  {pr:<21} "
+                   f"{f(med(a[v]['rate']), 0):>7}  {f(med(a[v]['srv']), 0) + ' %':>10}  {f(med(a[v]['prom']), 1) + ' %':>14}")
+        if v != "plain" and ratio is not None:
+            verdict.append(f"{v}: {100 * (ratio - 1):+.1f} % ({'within' if ratio <= 1.05 else 'OVER'} the 5 % budget)")
+    for v in ("plain", "listen", "rw"):
+        out.append(f"  raw µs / rt, {v:<6} (repetition 1..{runs}): " + ", ".join(f(x, 2) for x in a[v]["us"])
+                   + "   others' user time on the generator's CPU: " + ", ".join(f(x, 0) + " %" for x in a[v]["gen_other"]))
+    out.append("paired ×: each repetition's variant / the same repetition's plain run. "
+               "server CPU, Prometheus CPU: % of one CPU over the run.")
+    spm = med(a["listen"]["spm"])
+    if spm:
+        out.append(f"samples per scrape (Prometheus' scrape_samples_scraped): {spm}")
+    out.append("budget (issue 20: within 5 % of plain): " + "; ".join(verdict))
+
+if " B " in f" {meta['workloads']} ":
+    n = int(meta["b_conns"])
+    b = {v: {"per": [], "base": [], "full": [], "base_cpu": [], "base_wall": []} for v in ("plain", "export")}
+    for v in b:
+        for i in range(1, runs + 1):
+            hb = hf = None
+            for suffix, want, dur in ((f"base-{i}", 1, int(meta["base_duration"])),
+                                      (f"{i}", n, int(meta["b_ramp"]) + int(meta["b_hold"]))):
+                name = f"b-{v}-{suffix}"
+                m, s = load(f"{name}.json"), load(f"{name}/summary.json")
+                c = s["counts"]
+                if m["held_hwm_kib"] is None or m["exit_code"] != 0 or m["killed"]:
+                    problems.append(f"B {v} {name}: never held {want} connections (max {m['max_sockets']}), "
+                                    f"exit={m['exit_code']} killed={m['killed']}")
+                if c["connects"] != want or c["connect_errors"] or c["drops"]:
+                    problems.append(f"B {name}: connects={c['connects']} errors={c['connect_errors']} drops={c['drops']}")
+                live_check(f"B {name}", name, v, s, dur)
+                if want == 1:
+                    hb = m["held_hwm_kib"]
+                    b[v]["base_cpu"].append(m["cpu_s"])
+                    b[v]["base_wall"].append(m["wall_s"])
+                else:
+                    hf = m["held_hwm_kib"]
+            b[v]["base"].append(hb / 1024 if hb else None)
+            b[v]["full"].append(hf / 1024 if hf else None)
+            b[v]["per"].append((hf - hb) / (n - 1) if hb and hf else None)
+    out.append("")
+    out.append(f"B. Memory per idle connection ({n} connections, ramp {meta['b_ramp']} s, hold {meta['b_hold']} s): "
+               f"(peak RSS held with {n} − with 1) / {n - 1}")
+    hdr = f"{'variant':<42} {'KiB / conn':>10}  {'min–max':<11} {'peak, 1 conn':>12}  {'peak, ' + str(n):>12}"
+    out.append(hdr)
+    out.append("-" * len(hdr))
+    for v in ("plain", "export"):
+        out.append(f"{names[v]:<42} {f(med(b[v]['per']), 2):>10}  {rng(b[v]['per'], 2):<11} "
+                   f"{f(med(b[v]['base']), 2) + ' MiB':>12}  {f(med(b[v]['full']), 1) + ' MiB':>12}")
+    for v in ("plain", "export"):
+        out.append(f"  raw KiB / conn, {v:<6} (repetition 1..{runs}): " + ", ".join(f(x, 2) for x in b[v]["per"]))
+    p, e = med(b["plain"]["per"]), med(b["export"]["per"])
+    if p and e:
+        out.append(f"export − plain: {e - p:+.2f} KiB per connection ({100 * (e / p - 1):+.1f} %); "
+                   f"fixed cost (1-connection peak): {med(b['export']['base']) - med(b['plain']['base']):+.2f} MiB")
+    # The export's own CPU, where nothing else moves: the 1-connection idle runs, export minus
+    # plain in the same repetition, per second of the run (start-up and the final flush included).
+    cost = [1e3 * (e - p) / w for e, p, w in zip(b["export"]["base_cpu"], b["plain"]["base_cpu"], b["export"]["base_wall"])]
+    if cost and all(x is not None for x in cost):
+        out.append(f"the export's own CPU (1-connection runs, export − plain, listen scraped + remote write): "
+                   f"{med(cost):.2f} ms per second of run [{rng(cost, 2)}] = {med(cost) / 10:.2f} % of one CPU "
+                   f"(plain: {1e3 * med(b['plain']['base_cpu']):.0f} ms, export: {1e3 * med(b['export']['base_cpu']):.0f} ms "
+                   f"of CPU per {int(meta['base_duration'])} s run)")
+
+if warnings:
+    out.append("")
+    out += ["warning: " + w for w in warnings]
+if problems:
+    out.append("")
+    out += ["FAILED: " + p for p in problems]
+print("\n".join(out))
+sys.exit(1 if problems else 0)
+PY
+cp "$RUN_DIR/results.txt" "$CACHE/observe-results.txt"
+echo
+cat "$CACHE/observe-results.txt"
+echo "(also in $CACHE/observe-results.txt; raw data in $RUN_DIR)"
+exit "$rc"
