@@ -175,14 +175,20 @@ pub struct MetricsArgs {
     /// Write the run's series to a Prometheus remote-write receiver (remote write 1.0), every
     /// --metrics-interval: prometheus-rw=URL (a user:password@ in the URL is sent as basic
     /// authorization, never shown).
-    #[arg(long, value_name = "prometheus-rw=URL", env = "WSSTORM_METRICS_OUT", value_parser = crate::observe::parse_out)]
-    pub metrics_out: Option<crate::observe::Receiver>,
+    // Checked after parsing (`options`): clap would quote a bad value, password and all.
+    #[arg(
+        long,
+        value_name = "prometheus-rw=URL",
+        env = "WSSTORM_METRICS_OUT",
+        hide_env_values = true
+    )]
+    pub metrics_out: Option<String>,
     /// How often the remote write sends, in whole seconds.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::observe::parse_interval)]
     pub metrics_interval: Duration,
     /// The run_id label of the series (default: the results directory's name). Give every
     /// segment of one run the same id, so that PromQL sums them.
-    #[arg(long, value_name = "ID", env = "WSSTORM_RUN_ID")]
+    #[arg(long, value_name = "ID", env = "WSSTORM_RUN_ID", hide_env_values = true)]
     pub run_id: Option<String>,
     /// Series as one JSON line per second on stdout (what --workers reads from its workers).
     #[arg(long, hide = true)]
@@ -190,14 +196,21 @@ pub struct MetricsArgs {
 }
 
 impl MetricsArgs {
-    pub fn options(&self) -> crate::observe::Options {
-        crate::observe::Options {
+    /// What the flags ask of the live export; a bad --metrics-out is said without its value.
+    pub fn options(&self) -> Result<crate::observe::Options, String> {
+        let remote_write = self
+            .metrics_out
+            .as_deref()
+            .map(crate::observe::parse_out)
+            .transpose()
+            .map_err(|e| format!("--metrics-out (or WSSTORM_METRICS_OUT): {e}"))?;
+        Ok(crate::observe::Options {
             listen: self.metrics_listen,
-            remote_write: self.metrics_out.clone(),
+            remote_write,
             interval: self.metrics_interval,
             run_id: self.run_id.clone(),
             to_parent: self.metrics_json,
-        }
+        })
     }
 }
 

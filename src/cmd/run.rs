@@ -15,6 +15,7 @@ use crate::scenario::{self, Overrides, Plan};
 use crate::units::duration;
 
 pub async fn run(args: RunArgs, globals: &Globals, console: &Console) -> Outcome {
+    let live = args.metrics.options().map_err(CmdError::Invalid)?;
     let controls = Controls::default();
     signals::listen(controls.clone(), console.clone());
     let overrides = overrides(&args.scenario)?;
@@ -28,14 +29,14 @@ pub async fn run(args: RunArgs, globals: &Globals, console: &Console) -> Outcome
         }
         let n = workers::count(w, &plan);
         if n > 1 {
-            return in_workers(&args, globals, &plan, n, console, &controls).await;
+            return in_workers(&args, globals, (&plan, &live), n, console, &controls).await;
         }
     }
     let out = Out {
         dir: args.out.clone(),
         force: args.force,
     };
-    let result = run::execute(plan, out, &args.metrics.options(), console, controls).await?;
+    let result = run::execute(plan, out, &live, console, controls).await?;
     show(&result.summary, console);
     console.say(format_args!("results     {}", result.dir.display()));
     Ok(result.exit())
@@ -66,12 +67,11 @@ fn show(summary: &Summary, console: &Console) {
 async fn in_workers(
     args: &RunArgs,
     globals: &Globals,
-    plan: &Plan,
+    (plan, live): (&Plan, &crate::observe::Options),
     n: u32,
     console: &Console,
     controls: &Controls,
 ) -> Outcome {
-    let live = args.metrics.options();
     let argv = |part: &Part<'_>| {
         let mut a = worker_args(&args.scenario, globals, part);
         // The parent exports the sum of its workers' series.
@@ -84,7 +84,7 @@ async fn in_workers(
         dir: args.out.clone(),
         force: args.force,
     };
-    let done = workers::run(plan, n, (&out, &live), argv, console, controls).await?;
+    let done = workers::run(plan, n, (&out, live), argv, console, controls).await?;
     let merged = &done.merged;
     console.show(&merged.summary.render_text());
     console.say(format_args!(

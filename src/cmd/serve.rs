@@ -49,7 +49,7 @@ pub async fn serve(args: ServeArgs, globals: &Globals, console: &Console) -> Out
             CmdError::Failed(format!("cannot listen on {}: {e}", listen.join(", ")))
         })?;
     if args.counts_json {
-        let json = |c: ServerCounts| console.data(&serde_json::to_string(&c).expect("counts serialize"));
+        let json = |c: ServerCounts| console.machine(&serde_json::to_string(&c).expect("counts serialize"));
         signals::until_ctrl_c(Some(Duration::from_secs(1)), || json(server.counts())).await;
         json(server.shutdown().await);
         return Ok(Exit::Success);

@@ -145,10 +145,11 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
             .iter()
             .map(|(name, help, read)| single(name, help, Kind::Gauge, read(c))),
     );
+    // Label values from the scenario (counter and step names) masked here, one by one.
     let by = |key: &str, values: Vec<(String, u64)>| {
         values
             .into_iter()
-            .map(|(v, n)| Series::plain(vec![(key.to_string(), v)], n as f64))
+            .map(|(v, n)| Series::plain(vec![(key.to_string(), masked(&v))], n as f64))
             .collect::<Vec<_>>()
     };
     let counter = |name: &str, help: &str, series| Family {
@@ -187,7 +188,7 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
             .collect(),
     ));
     let steps: Vec<_> = totals.steps.iter().collect();
-    let step_label = |name: &str| vec![("step".to_string(), name.to_string())];
+    let step_label = |name: &str| vec![("step".to_string(), masked(name))];
     for (name, help, read) in [
         (
             "wsstorm_step_requests",
@@ -239,6 +240,10 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
         last,
         families: all,
     }
+}
+
+fn masked(value: &str) -> String {
+    crate::redact::text(value).into_owned()
 }
 
 fn named<K: ToString>(map: &std::collections::BTreeMap<K, u64>) -> Vec<(String, u64)> {

@@ -105,6 +105,17 @@ impl Families {
         all
     }
 
+    /// A process that ended without its last series (a worker that died): what it counted
+    /// stays, but nothing of it is connected or under way any more.
+    pub fn gone(&mut self) {
+        for family in self.families.iter_mut().filter(|f| f.kind == Kind::Gauge) {
+            for series in &mut family.series {
+                series.value = 0.0;
+            }
+        }
+        self.last = true;
+    }
+
     /// The value of a counter or gauge series (tests, the workers' parent).
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.families
@@ -228,6 +239,16 @@ mod tests {
         let rtt = &sum.families[2].series[0];
         assert_eq!((rtt.value, rtt.buckets.clone(), rtt.count), (1.0, vec![2, 4], 4));
         assert!(!Families::sum([]).last, "nothing summed is not a run's end");
+        let mut dead = b.clone();
+        dead.families.push(one(
+            "wsstorm_connected",
+            Kind::Gauge,
+            vec![Series::plain(vec![], 9.0)],
+        ));
+        dead.gone();
+        assert_eq!(dead.value("wsstorm_connected", &[]), Some(0.0));
+        assert_eq!(dead.value("wsstorm_requests", &[]), Some(7.0), "its counts stay");
+        assert!(dead.last);
         let line = serde_json::to_string(&sum).unwrap();
         assert_eq!(serde_json::from_str::<Families>(&line).unwrap(), sum);
     }

@@ -1,7 +1,8 @@
 //! `--metrics-listen`: the run's series for Prometheus to scrape, over HTTP/1.1, rendered from
 //! the latest one-second snapshot at each request (what the run does costs the scrape
-//! nothing). At most `MAX_CONNECTIONS` scrapers at once, each with a time limit, so a scraper
-//! that misbehaves cannot grow the run's memory.
+//! nothing). At most `MAX_CONNECTIONS` connections at once (one more is answered 503 at once),
+//! one request each, each with a time limit, so a scraper that misbehaves can neither grow the
+//! run's memory nor make the others wait.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,8 +24,8 @@ use super::families::Families;
 use super::text::{Format, render};
 
 const MAX_CONNECTIONS: usize = 32;
-/// How long a scraper may take over one connection.
-const CONNECTION_TIME: Duration = Duration::from_secs(30);
+/// How long a scraper may take over one connection (one request).
+const CONNECTION_TIME: Duration = Duration::from_secs(10);
 
 /// The scrape endpoint, serving until `stop`.
 pub struct Listener {
@@ -67,11 +68,7 @@ impl Listener {
 async fn serve(listener: TcpListener, exposed: Exposed, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = stop.cancelled() => return,
-        };
-        let tcp = tokio::select! {
+        let mut tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 // Out of descriptors, a connection reset before accept: try again shortly.
@@ -82,13 +79,26 @@ async fn serve(listener: TcpListener, exposed: Exposed, stop: CancellationToken)
             },
             () = stop.cancelled() => return,
         };
+        // Over the limit: told at once (and closed), so that a scraper never waits behind
+        // connections that hold the slots.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let busy =
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(busy)).await;
+            });
+            continue;
+        };
         let exposed = exposed.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| answer(request, exposed.clone()));
+            // One request a connection: a scrape is one GET.
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(5))
+                .keep_alive(false)
                 .serve_connection(TokioIo::new(tcp), service);
             tokio::select! {
                 _ = tokio::time::timeout(CONNECTION_TIME, connection) => {}
@@ -126,7 +136,9 @@ async fn answer(
                 .unwrap_or("");
             let format = Format::accepted(accept);
             let latest = exposed.latest.borrow().clone();
-            let body = crate::redact::text(&render(&latest, &exposed.common, format)).into_owned();
+            // Label values are masked where they are made (`labels`, `build`): masking the
+            // body would corrupt it (a secret `0.25` in a bucket bound).
+            let body = render(&latest, &exposed.common, format);
             Ok(reply(StatusCode::OK, format.content_type(), body))
         }
         "/" => Ok(reply(

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use families::Families;
 use listen::{Exposed, Listener};
@@ -69,10 +70,9 @@ impl Options {
 pub fn parse_out(text: &str) -> Result<Receiver, String> {
     match text.split_once('=') {
         Some(("prometheus-rw", url)) => Receiver::parse(url),
-        _ => Err(format!(
-            "{:?}: expected prometheus-rw=URL (e.g. prometheus-rw=http://127.0.0.1:9090/api/v1/write)",
-            crate::redact::text(text)
-        )),
+        _ => Err(
+            "expected prometheus-rw=URL (e.g. prometheus-rw=http://127.0.0.1:9090/api/v1/write)".to_string(),
+        ),
     }
 }
 
@@ -103,6 +103,7 @@ pub struct Live {
     latest: Arc<watch::Sender<Arc<Families>>>,
     listener: Option<Listener>,
     remote: Option<JoinHandle<RemoteWriteReport>>,
+    end: remote::End,
 }
 
 impl Live {
@@ -142,14 +143,21 @@ impl Live {
             )?),
             None => None,
         };
-        let remote = options
-            .remote_write
-            .clone()
-            .map(|to| tokio::spawn(remote::write(rx, common, to, options.interval, warn)));
+        let end = remote::End::default();
+        let remote = options.remote_write.clone().map(|to| {
+            tokio::spawn(remote::write(
+                rx,
+                common,
+                to,
+                options.interval,
+                (warn, end.clone()),
+            ))
+        });
         Ok(Some(Live {
             latest: Arc::new(tx),
             listener,
             remote,
+            end,
         }))
     }
 
@@ -167,13 +175,21 @@ impl Live {
         Box::new(Feed::new(plan, Sink::Publish(self.latest.clone())))
     }
 
-    /// Waits for the remote writer to deliver what it can (a few seconds at most) and stops
-    /// serving scrapes.
-    pub async fn finish(self) -> LiveExport {
+    /// Waits for the remote writer to deliver what it can (a few seconds at most, none once
+    /// `halt` is cancelled: a second Ctrl-C) and stops serving scrapes.
+    pub async fn finish(self, halt: &CancellationToken) -> LiveExport {
         let listen = self.listening().map(|a| a.to_string());
-        drop(self.latest);
+        self.end.soon.cancel();
         let remote_write = match self.remote {
-            Some(task) => task.await.ok(),
+            Some(mut task) => {
+                tokio::select! {
+                    done = &mut task => done.ok(),
+                    () = halt.cancelled() => {
+                        self.end.now.cancel();
+                        task.await.ok()
+                    }
+                }
+            }
             None => None,
         };
         if let Some(listener) = self.listener {

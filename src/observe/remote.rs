@@ -18,6 +18,7 @@ use http_body_util::Full;
 use prost::Message;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 
 use super::families::{BUCKETS, Families, Kind};
 use crate::httpc::{self, Reply};
@@ -77,16 +78,18 @@ mod prompb {
     }
 }
 
-/// Where to write: the URL without its user part (shown), and the basic authorization the
-/// user part gave.
+/// Where to write: the URL requests go to, the same without its user part and with its query
+/// masked (shown), and the basic authorization the user part gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receiver {
     pub url: String,
+    target: String,
     authorization: Option<String>,
 }
 
 impl Receiver {
-    /// `http[s]://[user:password@]host[:port]/path`.
+    /// `http[s]://[user:password@]host[:port]/path[?query]`, the user part percent-encoded as
+    /// URLs have it. An error never quotes the URL: it may hold a password.
     pub fn parse(url: &str) -> Result<Receiver, String> {
         let (scheme, rest) = url
             .split_once("://")
@@ -94,25 +97,73 @@ impl Receiver {
             .ok_or_else(|| {
                 "expected an http:// or https:// URL (e.g. http://127.0.0.1:9090/api/v1/write)".to_string()
             })?;
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        // An `@` after the authority is a user part whose `/` was not encoded.
+        if !authority.contains('@') && path.split(['?', '#']).next().is_some_and(|p| p.contains('@')) {
+            return Err("a `/` in the URL's user part must be percent-encoded (as %2F)".into());
+        }
         let (user, host) = match authority.rsplit_once('@') {
             Some((user, host)) => (Some(user), host),
             None => (None, authority),
         };
-        let shown = format!("{scheme}://{host}{}", if path.is_empty() { "/" } else { path });
-        let uri: http::Uri = shown.parse().map_err(|e| format!("{e}"))?;
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        let target = format!("{scheme}://{host}{path}");
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|e| format!("not a URL ({e}): expected http://host:port/path"))?;
         if uri.host().is_none_or(str::is_empty) {
             return Err("the URL has no host".into());
         }
-        let authorization = user.map(|user| {
-            use base64::Engine as _;
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user))
-        });
+        if uri.authority().is_some_and(|a| a.as_str().contains(':')) && uri.port_u16().is_none() {
+            return Err("the URL's port is not a number from 1 to 65535".into());
+        }
+        let authorization = user
+            .map(|user| {
+                use base64::Engine as _;
+                let decoded = percent_decode(user).ok_or("the URL's user part has a broken %-escape")?;
+                // The password is a secret from now on: masked wherever it would be shown.
+                if let Some((_, password)) = decoded.split_once(':') {
+                    crate::redact::register([&password.to_string()]);
+                }
+                Ok::<_, String>(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(decoded)
+                ))
+            })
+            .transpose()?;
+        let shown = match target.split_once('?') {
+            Some((before, _)) => format!("{before}?…"),
+            None => target.clone(),
+        };
         Ok(Receiver {
             url: shown,
+            target,
             authorization,
         })
     }
+}
+
+/// `%XX` escapes decoded (None when one is broken or the result is not UTF-8).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// One request's body, and how many samples it carries.
@@ -130,94 +181,177 @@ struct Failure {
 /// A request on its way.
 type Sending = std::pin::Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 
-/// Writes every `interval` of the run's timeline (and its end) until the snapshots stop;
-/// `warn` says the first failure.
+/// How the run tells the writer it is over: `soon` (deliver what is queued, within
+/// [`FLUSH`]), or `now` (a second Ctrl-C: stop at once, counting what is queued as dropped).
+#[derive(Clone, Default)]
+pub struct End {
+    pub soon: CancellationToken,
+    pub now: CancellationToken,
+}
+
+/// The writer's state between events.
+struct Writer {
+    to: Receiver,
+    common: Arc<Vec<(String, String)>>,
+    interval: f64,
+    warn: Box<dyn Fn(String) + Send>,
+    report: RemoteWriteReport,
+    queue: VecDeque<Batch>,
+    /// Failed attempts at the front batch, in a row.
+    attempts: u32,
+    retry_at: Option<Instant>,
+    /// The timeline's second of the last snapshot queued, and the timestamp it got.
+    written_s: Option<f64>,
+    stamped_ms: i64,
+    /// When the run's end stops the delivery.
+    deadline: Option<Instant>,
+}
+
+impl Writer {
+    /// Queues the snapshot when its interval is due (and the run's last always). The last
+    /// holds every count: the batches still waiting behind it would only add resolution, so
+    /// they give way to it rather than hold it up.
+    fn snapshot(&mut self, families: &Families, busy: bool) {
+        let due = self
+            .written_s
+            .is_none_or(|at| families.elapsed_s + 0.001 >= at + self.interval);
+        if !(families.last || due) {
+            return;
+        }
+        self.written_s = Some(families.elapsed_s);
+        let keep = usize::from(busy);
+        if families.last {
+            self.drop_from(keep);
+        } else if self.queue.len() >= QUEUE {
+            // The oldest that is not being sent (or waiting to be sent again).
+            if let Some(old) = self.queue.remove(keep) {
+                self.report.samples_dropped += old.samples;
+            }
+        }
+        // Strictly increasing: two snapshots in one millisecond (the last tick and the end)
+        // are two samples, not a duplicate the receiver refuses.
+        self.stamped_ms = chrono::Utc::now().timestamp_millis().max(self.stamped_ms + 1);
+        self.queue
+            .push_back(encode(families, &self.common, self.stamped_ms));
+        if families.last {
+            self.end();
+        }
+    }
+
+    /// The batches from `from` on, counted as dropped.
+    fn drop_from(&mut self, from: usize) {
+        let from = from.min(self.queue.len());
+        self.report.samples_dropped += self.queue.drain(from..).map(|b| b.samples).sum::<u64>();
+    }
+
+    fn end(&mut self) {
+        self.deadline.get_or_insert_with(|| Instant::now() + FLUSH);
+    }
+
+    fn sent(&mut self, result: Result<(), Failure>) {
+        match result {
+            Ok(()) => {
+                let sent = self.queue.pop_front().expect("the batch sent is the front");
+                self.report.samples_sent += sent.samples;
+                self.attempts = 0;
+            }
+            Err(failure) => {
+                let again = failure.again;
+                self.failed(failure.why);
+                if again {
+                    self.attempts += 1;
+                    let backoff = BACKOFF_FIRST
+                        .saturating_mul(1 << self.attempts.min(5))
+                        .min(BACKOFF_MAX);
+                    self.retry_at = Some(Instant::now() + backoff);
+                } else {
+                    if let Some(lost) = self.queue.pop_front() {
+                        self.report.samples_dropped += lost.samples;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A failed request: counted, and the first said once.
+    fn failed(&mut self, why: String) {
+        self.report.requests_failed += 1;
+        if self.report.first_error.is_none() {
+            (self.warn)(format!(
+                "remote write to {}: {why}; the run goes on, and the samples that cannot be delivered are counted in the summary",
+                self.to.url
+            ));
+            self.report.first_error = Some(why);
+        }
+    }
+}
+
+/// Writes every `interval` of the run's timeline (and its end) until the run ends; `warn`
+/// says the first failure.
 pub async fn write(
     mut latest: watch::Receiver<Arc<Families>>,
     common: Arc<Vec<(String, String)>>,
     to: Receiver,
     interval: Duration,
-    warn: Box<dyn Fn(String) + Send>,
+    (warn, end): (Box<dyn Fn(String) + Send>, End),
 ) -> RemoteWriteReport {
-    let tls = to.url.starts_with("https://").then(https);
-    let mut report = RemoteWriteReport {
-        url: to.url.clone(),
-        ..RemoteWriteReport::default()
+    let tls = to.target.starts_with("https://").then(https);
+    let mut w = Writer {
+        report: RemoteWriteReport {
+            url: to.url.clone(),
+            ..RemoteWriteReport::default()
+        },
+        to,
+        common,
+        interval: interval.as_secs_f64(),
+        warn,
+        queue: VecDeque::new(),
+        attempts: 0,
+        retry_at: None,
+        written_s: None,
+        stamped_ms: 0,
+        deadline: None,
     };
-    let mut queue: VecDeque<Batch> = VecDeque::new();
     let mut sending: Option<Sending> = None;
-    let mut retry_at: Option<Instant> = None;
-    let mut attempts = 0u32;
-    let mut written_s: Option<f64> = None;
-    let mut ending: Option<Instant> = None;
     loop {
         if sending.is_none()
-            && retry_at.is_none()
-            && let Some(front) = queue.front()
+            && w.retry_at.is_none()
+            && let Some(front) = w.queue.front()
         {
-            sending = Some(Box::pin(post(front.body.clone(), to.clone(), tls.clone())));
+            sending = Some(Box::pin(post(front.body.clone(), w.to.clone(), tls.clone())));
         }
-        // The end: what is still queued (or on its way) when time is up is dropped.
-        if let Some(deadline) = ending
-            && (queue.is_empty() || Instant::now() >= deadline)
+        // The end: what is still queued (or on its way) when time is up is dropped, and a
+        // request still unanswered then is a failure.
+        if let Some(deadline) = w.deadline
+            && (w.queue.is_empty() || Instant::now() >= deadline || end.now.is_cancelled())
         {
-            report.samples_dropped += queue.iter().map(|b| b.samples).sum::<u64>();
-            return report;
+            if sending.is_some() {
+                w.failed(format!(
+                    "no response before the run's end ({}s after it)",
+                    FLUSH.as_secs()
+                ));
+            }
+            w.drop_from(0);
+            return w.report;
         }
         tokio::select! {
-            changed = latest.changed(), if ending.is_none() => {
-                let Ok(()) = changed else {
-                    ending = Some(Instant::now() + FLUSH);
-                    continue;
-                };
-                let families = latest.borrow_and_update().clone();
-                let due = written_s.is_none_or(|at| families.elapsed_s + 0.001 >= at + interval.as_secs_f64());
-                if families.last || due {
-                    written_s = Some(families.elapsed_s);
-                    if queue.len() >= QUEUE {
-                        // The oldest that is not being sent (or waiting to be sent again).
-                        let busy = usize::from(sending.is_some() || retry_at.is_some());
-                        if let Some(old) = queue.remove(busy) {
-                            report.samples_dropped += old.samples;
-                        }
-                    }
-                    queue.push_back(encode(&families, &common));
+            changed = latest.changed(), if w.deadline.is_none() => match changed {
+                Ok(()) => {
+                    let families = latest.borrow_and_update().clone();
+                    w.snapshot(&families, sending.is_some() || w.retry_at.is_some());
                 }
-                if families.last {
-                    ending = Some(Instant::now() + FLUSH);
-                }
-            }
+                Err(_) => w.end(),
+            },
             done = async { sending.as_mut().expect("polled only while sending").await }, if sending.is_some() => {
                 sending = None;
-                match done {
-                    Ok(()) => {
-                        let sent = queue.pop_front().expect("the batch sent is the front");
-                        report.samples_sent += sent.samples;
-                        attempts = 0;
-                    }
-                    Err(failure) => {
-                        report.requests_failed += 1;
-                        if report.first_error.is_none() {
-                            warn(format!(
-                                "remote write to {}: {}; the run goes on, and the samples that cannot be delivered are counted in the summary",
-                                to.url, failure.why
-                            ));
-                            report.first_error = Some(failure.why);
-                        }
-                        if failure.again {
-                            attempts += 1;
-                            let backoff = BACKOFF_FIRST.saturating_mul(1 << attempts.min(5)).min(BACKOFF_MAX);
-                            retry_at = Some(Instant::now() + backoff);
-                        } else if let Some(lost) = queue.pop_front() {
-                            report.samples_dropped += lost.samples;
-                        }
-                    }
-                }
+                w.sent(done);
             }
-            () = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                retry_at = None;
+            () = sleep_until(w.retry_at.unwrap_or_else(Instant::now)), if w.retry_at.is_some() => {
+                w.retry_at = None;
             }
-            () = sleep_until(ending.unwrap_or_else(Instant::now)), if ending.is_some() => {}
+            () = sleep_until(w.deadline.unwrap_or_else(Instant::now)), if w.deadline.is_some() => {}
+            () = end.soon.cancelled(), if w.deadline.is_none() => w.end(),
+            () = end.now.cancelled() => w.end(),
         }
     }
 }
@@ -244,7 +378,7 @@ async fn post(
     to: Receiver,
     tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 ) -> Result<(), Failure> {
-    let mut request = http::Request::post(&to.url)
+    let mut request = http::Request::post(&to.target)
         .header(http::header::CONTENT_TYPE, "application/x-protobuf")
         .header(http::header::CONTENT_ENCODING, "snappy")
         .header(
@@ -274,7 +408,9 @@ async fn post(
             again: status >= 500 || status == 429,
             why: format!(
                 "HTTP {status} {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+                    .trim()
+                    .replace(|c: char| c.is_control(), " ")
             ),
         }),
         Reply::Failed(why) => Err(Failure { again: true, why }),
@@ -286,16 +422,16 @@ async fn post(
 }
 
 /// The snapshot as one request: every series with one sample, stamped now.
-fn encode(families: &Families, common: &[(String, String)]) -> Batch {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+fn encode(families: &Families, common: &[(String, String)], now_ms: i64) -> Batch {
     let mut request = prompb::WriteRequest::default();
     let mut one = |name: String, own: &[(String, String)], le: Option<&str>, value: f64| {
         let mut labels: Vec<prompb::Label> = common
             .iter()
             .chain(own)
+            // Masked where they were made (`labels`, `build`).
             .map(|(k, v)| prompb::Label {
                 name: k.clone(),
-                value: crate::redact::text(v).into_owned(),
+                value: v.clone(),
             })
             .chain(le.map(|le| prompb::Label {
                 name: "le".into(),
@@ -363,9 +499,24 @@ mod tests {
         let r = Receiver::parse("https://me:s3cret@prom.example:9090/api/v1/write").unwrap();
         assert_eq!(r.url, "https://prom.example:9090/api/v1/write");
         assert_eq!(r.authorization.as_deref(), Some("Basic bWU6czNjcmV0"));
+        assert_eq!(crate::redact::text("s3cret!"), "[redacted]!");
         assert!(Receiver::parse("127.0.0.1:9090").unwrap_err().contains("http://"));
         assert!(Receiver::parse("http:///x").is_err());
         assert_eq!(Receiver::parse("http://h:1").unwrap().url, "http://h:1/");
+        // Escaped as URLs escape it: sent decoded.
+        let r = Receiver::parse("http://me:p%40ss%2Fw@h:1/w").unwrap();
+        assert_eq!(r.authorization.as_deref(), Some("Basic bWU6cEBzcy93"));
+        // A `/` not escaped: refused, without quoting the URL.
+        let e = Receiver::parse("http://me:hun/ter2@h:1/w").unwrap_err();
+        assert!(e.contains("%2F") && !e.contains("ter2"), "{e}");
+        assert!(Receiver::parse("http://me:%zz@h:1/w").is_err());
+        assert!(Receiver::parse("http://h:99999/w").unwrap_err().contains("port"));
+        // A query's token is sent, not shown.
+        let r = Receiver::parse("http://h:1/w?token=abc").unwrap();
+        assert_eq!(
+            (r.url.as_str(), r.target.as_str()),
+            ("http://h:1/w?…", "http://h:1/w?token=abc")
+        );
     }
 
     #[test]
@@ -375,7 +526,7 @@ mod tests {
         totals.rtt.record_us(300);
         let families = super::super::build::families(&totals, 3, &[], 1.0, false);
         let common = vec![("scenario".to_string(), "s".to_string())];
-        let batch = encode(&families, &common);
+        let batch = encode(&families, &common, 1);
         let raw = snap::raw::Decoder::new().decompress_vec(&batch.body).unwrap();
         let request = prompb::WriteRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(request.timeseries.len() as u64, batch.samples);
@@ -465,7 +616,7 @@ mod receiver_tests {
             Arc::new(vec![("run_id".into(), "t".into())]),
             Receiver::parse(&url).unwrap(),
             Duration::from_secs(1),
-            Box::new(move |m| w.lock().unwrap().push(m)),
+            (Box::new(move |m| w.lock().unwrap().push(m)), End::default()),
         ));
         let per = snapshot(1.0, false).samples();
         for (at, last) in [(1.0, false), (2.0, false), (3.0, true)] {
@@ -496,6 +647,35 @@ mod receiver_tests {
 
     /// A receiver that never answers holds nothing up: the run's end waits the flush time at
     /// most, and everything queued counts as dropped.
+    /// The run's end while the receiver lags: the final totals go next, the batches that
+    /// waited behind them are dropped (they held no count the last does not), and two
+    /// snapshots in one millisecond get distinct timestamps.
+    #[test]
+    fn the_last_snapshot_goes_before_what_waited_and_timestamps_increase() {
+        let mut w = Writer {
+            to: Receiver::parse("http://127.0.0.1:9/").unwrap(),
+            common: Arc::new(Vec::new()),
+            interval: 1.0,
+            warn: Box::new(|_| {}),
+            report: RemoteWriteReport::default(),
+            queue: VecDeque::new(),
+            attempts: 0,
+            retry_at: None,
+            written_s: None,
+            stamped_ms: i64::MAX / 2,
+            deadline: None,
+        };
+        let per = snapshot(1.0, false).samples();
+        for at in 1..=4 {
+            w.snapshot(&snapshot(f64::from(at), false), true);
+        }
+        w.snapshot(&snapshot(4.002, true), true);
+        assert_eq!(w.queue.len(), 2, "the one being sent, then the last");
+        assert_eq!(w.report.samples_dropped, 3 * per);
+        assert_eq!(w.stamped_ms, i64::MAX / 2 + 5, "one millisecond apart at least");
+        assert!(w.deadline.is_some());
+    }
+
     #[tokio::test]
     async fn a_receiver_that_never_answers_is_given_up_at_the_end() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -513,7 +693,7 @@ mod receiver_tests {
             Arc::new(Vec::new()),
             Receiver::parse(&url).unwrap(),
             Duration::from_secs(1),
-            Box::new(|_| {}),
+            (Box::new(|_| {}), End::default()),
         ));
         let started = Instant::now();
         for at in 1..=3 {

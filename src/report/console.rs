@@ -95,6 +95,24 @@ impl Console {
         self.err(&format!("{what}\n"));
     }
 
+    /// A line for the parent of `run --workers` to read: numbers, and names already masked
+    /// where they were made, written as they are (masking the serialised line would corrupt
+    /// it: a secret `true` or `0.25` in a flag or a bucket bound).
+    pub fn machine(&self, line: &str) {
+        let mut stdout = io::stdout().lock();
+        if self.stdout_gone.load(Relaxed) {
+            return;
+        }
+        if stdout
+            .write_all(line.as_bytes())
+            .and_then(|()| stdout.write_all(b"\n"))
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            self.stdout_gone.store(true, Relaxed);
+        }
+    }
+
     fn out(&self, text: &str) {
         write_to(&mut io::stdout().lock(), &self.stdout_gone, text);
     }

@@ -132,8 +132,9 @@ impl Progress {
             }
             // The parent may be gone (it was killed); the run goes on regardless.
             Progress::Json(console) => {
+                // Numbers only: nothing to mask, and masking could corrupt them.
                 if let Ok(line) = serde_json::to_string(snapshot) {
-                    console.data(&line);
+                    console.machine(&line);
                 }
             }
             Progress::Quiet => {}

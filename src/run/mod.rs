@@ -196,10 +196,14 @@ impl Around {
         })
     }
 
-    /// Stops what it started; the live export delivers the run's last series first.
-    async fn shutdown(self) -> (Option<ServerCounts>, Option<ProxyCounts>, Option<LiveExport>) {
+    /// Stops what it started; the live export delivers the run's last series first (unless
+    /// `halt`: stop at once).
+    async fn shutdown(
+        self,
+        halt: &CancellationToken,
+    ) -> (Option<ServerCounts>, Option<ProxyCounts>, Option<LiveExport>) {
         let live = match self.live {
-            Some(live) => Some(live.finish().await),
+            Some(live) => Some(live.finish(halt).await),
             None => None,
         };
         let proxy = match self.proxy {
@@ -323,7 +327,7 @@ pub async fn execute(
             let console = console.clone();
             Some(observe::Feed::to_parent(
                 &plan,
-                Box::new(move |line| console.data(line)),
+                Box::new(move |line| console.machine(line)),
             ))
         }
         (None, false) => None,
@@ -518,7 +522,7 @@ async fn finish(
     controls: &Controls,
 ) -> Result<RunResult, RunError> {
     let uri = around.endpoint.uri.to_string();
-    let (server, proxy, live) = around.shutdown().await;
+    let (server, proxy, live) = around.shutdown(&controls.halt).await;
     let (start, measured) = match ran {
         Some((start, measured)) => (Some(start), Some(measured)),
         None => (None, None),

@@ -353,10 +353,20 @@ fn remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_worke
 
     // Two workers, the receiver given in the environment (as the Kubernetes Job gives it):
     // the parent writes their sum, and the workers, which inherit it, write nothing.
+    // A secret that reads `true` is masked in what is shown, and never corrupts the
+    // workers' lines to their parent (their `"last":true`).
+    std::fs::write(
+        cwd.join("secret.toml"),
+        CHAOS.replace(
+            "[reconnect]",
+            "[connect]\nheaders = { \"X-Token\" = \"${env:WSSTORM_TOK}\" }\n[reconnect]",
+        ),
+    )
+    .unwrap();
     let o = binary()
         .args([
             "run",
-            "live.toml",
+            "secret.toml",
             "--workers",
             "2",
             "--out",
@@ -366,6 +376,7 @@ fn remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_worke
             "-q",
         ])
         .env("WSSTORM_METRICS_OUT", &url)
+        .env("WSSTORM_TOK", "true")
         .current_dir(cwd)
         .output()
         .unwrap();
@@ -385,6 +396,16 @@ fn remote_write_reconciles_with_the_summary_for_a_run_its_segments_and_its_worke
         w["drops"]
     );
     assert_eq!(w["live_metrics"]["remote_write"]["samples_dropped"], 0, "{w}");
+    assert_eq!(
+        p.scalar(r#"sum(wsstorm_connected{run_id="workers"})"#),
+        0.0,
+        "all closed at the end"
+    );
+    assert!(
+        !text(&o).contains("worker 0:") && !text(&o).contains("worker 1:"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -408,6 +429,8 @@ fn a_scrape_sees_every_client_connected_during_the_hold_and_promtool_passes_it()
         r#"name = "hold"
 target = "embedded"
 duration = "30s"
+[connect]
+headers = { "X-Token" = "${env:WSSTORM_TOK}" }
 [correlation]
 request_id = "/request_id"
 [[phases]]
@@ -433,6 +456,8 @@ sleep = "50ms"
             "held",
             "-q",
         ])
+        // A secret that is also a bucket bound: masked where shown, never in the exposition.
+        .env("WSSTORM_TOK", "0.25")
         .current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -485,6 +510,7 @@ sleep = "50ms"
     assert!(exposition.contains(
         "wsstorm_rtt_seconds_bucket{scenario=\"hold\",run_id=\"held\",segment=\"0/1\",le=\"+Inf\"}"
     ));
+    assert!(exposition.contains(",le=\"0.25\"} "), "{exposition}");
     assert_eq!(status.code(), Some(130));
     let s = summary(&cwd.join("out"));
     assert_eq!(s["live_metrics"]["listen"], addr.as_str());
@@ -603,4 +629,73 @@ fn export_mistakes_are_refused_before_anything_is_sent() {
         );
         assert!(!cwd.join("out").exists(), "no results directory was made");
     }
+}
+
+/// Stopped while it waits for `--start-at`, a run that exports ends at once like any other
+/// (exit 130, nothing sent); a receiver's password never shows, whether the URL is bad or good,
+/// nor in `--help` when the environment gives it.
+#[test]
+fn an_export_never_holds_a_stop_up_or_shows_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::write(cwd.join("live.toml"), CHAOS).unwrap();
+    let url = format!("prometheus-rw=http://me:hunter2@127.0.0.1:{}/w", free_port());
+    let mut run = binary()
+        .args([
+            "run",
+            "live.toml",
+            "--out",
+            "out",
+            "--start-at",
+            "+60s",
+            "--metrics-out",
+            &url,
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the run did not end within 20s of its Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130));
+    let s = summary(&cwd.join("out"));
+    assert_eq!(s["counts"]["connect_attempts"], 0, "nothing was sent");
+    assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"));
+
+    for bad in [
+        "prometheus-rw=ftp://me:hunter2@127.0.0.1:1/x",
+        "prometheus-rw=http://me:hun/ter2@127.0.0.1:1/x",
+        "prometheus-rw=http://me:hunter2@127.0.0.1:99999/x",
+        "prometheus-http://me:hunter2@127.0.0.1:1/x",
+    ] {
+        let o = wsstorm(&["run", "live.toml", "--out", "bad", "--metrics-out", bad], cwd);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("--metrics-out"), "{}", text(&o));
+        assert!(
+            !text(&o).contains("hunter2") && !text(&o).contains("ter2"),
+            "{}",
+            text(&o)
+        );
+    }
+    let help = binary()
+        .args(["run", "--help"])
+        .env("WSSTORM_METRICS_OUT", &url)
+        .output()
+        .unwrap();
+    assert!(text(&help).contains("--metrics-out"));
+    assert!(!text(&help).contains("hunter2"), "{}", text(&help));
 }
