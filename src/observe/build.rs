@@ -187,6 +187,22 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
             })
             .collect(),
     ));
+    steps(totals, &mut all);
+    Families {
+        elapsed_s,
+        last,
+        families: all,
+    }
+}
+
+/// The named steps' counters and histograms, and the run's histograms.
+fn steps(totals: &Totals, all: &mut Vec<Family>) {
+    let counter = |name: &str, help: &str, series| Family {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind: Kind::Counter,
+        series,
+    };
     let steps: Vec<_> = totals.steps.iter().collect();
     let step_label = |name: &str| vec![("step".to_string(), masked(name))];
     for (name, help, read) in [
@@ -235,11 +251,6 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
             .map(|(step, t)| histogram_series(step_label(step), &t.rtt))
             .collect(),
     ));
-    Families {
-        elapsed_s,
-        last,
-        families: all,
-    }
 }
 
 fn masked(value: &str) -> String {

@@ -12,6 +12,8 @@
 pub mod build;
 pub mod families;
 pub mod listen;
+pub mod prompb;
+pub mod receiver;
 pub mod remote;
 pub mod text;
 

@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use prost::Message;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::families::{BUCKETS, Families, Kind};
+use super::families::Families;
+use super::prompb::{Batch, encode};
+pub use super::receiver::Receiver;
 use crate::httpc::{self, Reply};
 use crate::metrics::observed::RemoteWriteReport;
 
@@ -31,146 +32,6 @@ const FLUSH: Duration = Duration::from_secs(5);
 const REQUEST_TIME: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// prompb's messages, the subset remote write 1.0 sends.
-mod prompb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-        #[prost(message, repeated, tag = "3")]
-        pub metadata: Vec<MetricMetadata>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricMetadata {
-        /// 1 counter, 2 gauge, 3 histogram.
-        #[prost(int32, tag = "1")]
-        pub r#type: i32,
-        #[prost(string, tag = "2")]
-        pub metric_family_name: String,
-        #[prost(string, tag = "4")]
-        pub help: String,
-    }
-}
-
-/// Where to write: the URL requests go to, the same without its user part and with its query
-/// masked (shown), and the basic authorization the user part gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receiver {
-    pub url: String,
-    target: String,
-    authorization: Option<String>,
-}
-
-impl Receiver {
-    /// `http[s]://[user:password@]host[:port]/path[?query]`, the user part percent-encoded as
-    /// URLs have it. An error never quotes the URL: it may hold a password.
-    pub fn parse(url: &str) -> Result<Receiver, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .filter(|(s, _)| *s == "http" || *s == "https")
-            .ok_or_else(|| {
-                "expected an http:// or https:// URL (e.g. http://127.0.0.1:9090/api/v1/write)".to_string()
-            })?;
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        // An `@` after the authority is a user part whose `/` was not encoded.
-        if !authority.contains('@') && path.split(['?', '#']).next().is_some_and(|p| p.contains('@')) {
-            return Err("a `/` in the URL's user part must be percent-encoded (as %2F)".into());
-        }
-        let (user, host) = match authority.rsplit_once('@') {
-            Some((user, host)) => (Some(user), host),
-            None => (None, authority),
-        };
-        let path = if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("/{path}")
-        };
-        let target = format!("{scheme}://{host}{path}");
-        let uri: http::Uri = target
-            .parse()
-            .map_err(|e| format!("not a URL ({e}): expected http://host:port/path"))?;
-        if uri.host().is_none_or(str::is_empty) {
-            return Err("the URL has no host".into());
-        }
-        if uri.authority().is_some_and(|a| a.as_str().contains(':')) && uri.port_u16().is_none() {
-            return Err("the URL's port is not a number from 1 to 65535".into());
-        }
-        let authorization = user
-            .map(|user| {
-                use base64::Engine as _;
-                let decoded = percent_decode(user).ok_or("the URL's user part has a broken %-escape")?;
-                // The password is a secret from now on: masked wherever it would be shown.
-                if let Some((_, password)) = decoded.split_once(':') {
-                    crate::redact::register([&password.to_string()]);
-                }
-                Ok::<_, String>(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(decoded)
-                ))
-            })
-            .transpose()?;
-        let shown = match target.split_once('?') {
-            Some((before, _)) => format!("{before}?…"),
-            None => target.clone(),
-        };
-        Ok(Receiver {
-            url: shown,
-            target,
-            authorization,
-        })
-    }
-}
-
-/// `%XX` escapes decoded (None when one is broken or the result is not UTF-8).
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// One request's body, and how many samples it carries.
-struct Batch {
-    body: Bytes,
-    samples: u64,
-}
 
 /// How a request went wrong: whether it may pass if tried again, and why.
 struct Failure {
@@ -421,135 +282,11 @@ async fn post(
     }
 }
 
-/// The snapshot as one request: every series with one sample, stamped now.
-fn encode(families: &Families, common: &[(String, String)], now_ms: i64) -> Batch {
-    let mut request = prompb::WriteRequest::default();
-    let mut one = |name: String, own: &[(String, String)], le: Option<&str>, value: f64| {
-        let mut labels: Vec<prompb::Label> = common
-            .iter()
-            .chain(own)
-            // Masked where they were made (`labels`, `build`).
-            .map(|(k, v)| prompb::Label {
-                name: k.clone(),
-                value: v.clone(),
-            })
-            .chain(le.map(|le| prompb::Label {
-                name: "le".into(),
-                value: le.into(),
-            }))
-            .chain([prompb::Label {
-                name: "__name__".into(),
-                value: name,
-            }])
-            .collect();
-        labels.sort_by(|a, b| a.name.cmp(&b.name));
-        request.timeseries.push(prompb::TimeSeries {
-            labels,
-            samples: vec![prompb::Sample {
-                value,
-                timestamp: now_ms,
-            }],
-        });
-    };
-    let mut metadata = Vec::new();
-    for family in &families.families {
-        let name = &family.name;
-        let kind = match family.kind {
-            Kind::Counter => 1,
-            Kind::Gauge => 2,
-            Kind::Histogram => 3,
-        };
-        metadata.push(prompb::MetricMetadata {
-            r#type: kind,
-            metric_family_name: name.clone(),
-            help: family.help.clone(),
-        });
-        for s in &family.series {
-            match family.kind {
-                Kind::Counter => one(format!("{name}_total"), &s.labels, None, s.value),
-                Kind::Gauge => one(name.clone(), &s.labels, None, s.value),
-                Kind::Histogram => {
-                    for ((_, le), n) in BUCKETS.iter().zip(&s.buckets) {
-                        one(format!("{name}_bucket"), &s.labels, Some(le), *n as f64);
-                    }
-                    one(format!("{name}_bucket"), &s.labels, Some("+Inf"), s.count as f64);
-                    one(format!("{name}_sum"), &s.labels, None, s.value);
-                    one(format!("{name}_count"), &s.labels, None, s.count as f64);
-                }
-            }
-        }
-    }
-    request.metadata = metadata;
-    let samples = request.timeseries.len() as u64;
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .expect("a request under snappy's 4 GiB limit");
-    Batch {
-        body: body.into(),
-        samples,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_user_part_of_the_url_is_authorization_and_never_shown() {
-        let r = Receiver::parse("https://me:s3cret@prom.example:9090/api/v1/write").unwrap();
-        assert_eq!(r.url, "https://prom.example:9090/api/v1/write");
-        assert_eq!(r.authorization.as_deref(), Some("Basic bWU6czNjcmV0"));
-        assert_eq!(crate::redact::text("s3cret!"), "[redacted]!");
-        assert!(Receiver::parse("127.0.0.1:9090").unwrap_err().contains("http://"));
-        assert!(Receiver::parse("http:///x").is_err());
-        assert_eq!(Receiver::parse("http://h:1").unwrap().url, "http://h:1/");
-        // Escaped as URLs escape it: sent decoded.
-        let r = Receiver::parse("http://me:p%40ss%2Fw@h:1/w").unwrap();
-        assert_eq!(r.authorization.as_deref(), Some("Basic bWU6cEBzcy93"));
-        // A `/` not escaped: refused, without quoting the URL.
-        let e = Receiver::parse("http://me:hun/ter2@h:1/w").unwrap_err();
-        assert!(e.contains("%2F") && !e.contains("ter2"), "{e}");
-        assert!(Receiver::parse("http://me:%zz@h:1/w").is_err());
-        assert!(Receiver::parse("http://h:99999/w").unwrap_err().contains("port"));
-        // A query's token is sent, not shown.
-        let r = Receiver::parse("http://h:1/w?token=abc").unwrap();
-        assert_eq!(
-            (r.url.as_str(), r.target.as_str()),
-            ("http://h:1/w?…", "http://h:1/w?token=abc")
-        );
-    }
-
-    #[test]
-    fn a_request_decodes_to_sorted_labels_and_one_sample_a_series() {
-        let mut totals = crate::metrics::Totals::default();
-        totals.counts.requests = 42;
-        totals.rtt.record_us(300);
-        let families = super::super::build::families(&totals, 3, &[], 1.0, false);
-        let common = vec![("scenario".to_string(), "s".to_string())];
-        let batch = encode(&families, &common, 1);
-        let raw = snap::raw::Decoder::new().decompress_vec(&batch.body).unwrap();
-        let request = prompb::WriteRequest::decode(raw.as_slice()).unwrap();
-        assert_eq!(request.timeseries.len() as u64, batch.samples);
-        assert_eq!(batch.samples, families.samples());
-        let requests = request
-            .timeseries
-            .iter()
-            .find(|t| t.labels.iter().any(|l| l.value == "wsstorm_requests_total"))
-            .unwrap();
-        assert_eq!(requests.samples[0].value, 42.0);
-        for t in &request.timeseries {
-            assert!(
-                t.labels.windows(2).all(|w| w[0].name < w[1].name),
-                "{:?}",
-                t.labels
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod receiver_tests {
     use std::sync::Mutex;
+
+    use prost::Message;
 
     use http_body_util::BodyExt;
     use hyper::service::service_fn;
@@ -574,7 +311,7 @@ mod receiver_tests {
                         async move {
                             let body = request.into_body().collect().await.unwrap().to_bytes();
                             let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-                            let n = prompb::WriteRequest::decode(raw.as_slice())
+                            let n = crate::observe::prompb::messages::WriteRequest::decode(raw.as_slice())
                                 .unwrap()
                                 .timeseries
                                 .len();

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 
 use crate::metrics::LiveExport;
 
-pub fn text(live: &LiveExport, s: &mut String) {
+pub fn text(live: Option<&LiveExport>, s: &mut String) {
+    let Some(live) = live else {
+        return;
+    };
     if let Some(addr) = &live.listen {
         let _ = writeln!(s, "metrics     served for scraping on http://{addr}/metrics");
     }

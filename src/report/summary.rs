@@ -486,9 +486,7 @@ impl Summary {
 
     /// What the embedded server, the chaos proxy and the exec commands saw.
     fn text_sides(&self, s: &mut String) {
-        if let Some(live) = &self.live_metrics {
-            super::live::text(live, s);
-        }
+        super::live::text(self.live_metrics.as_ref(), s);
         if let Some(server) = &self.embedded_server {
             let _ = writeln!(
                 s,

@@ -5,6 +5,7 @@
 
 pub mod close_code;
 pub mod duration;
+pub mod percent;
 pub mod rate;
 pub mod share;
 pub mod size;

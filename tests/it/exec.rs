@@ -2,23 +2,14 @@
 //! measured; failing, hanging and missing commands are reported and the run goes on; nothing a
 //! server sent ever reaches a command.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_requests_reconcile, check_summary_schema, plan, run, server};
+use crate::support::{assert_requests_reconcile, check_summary_schema, free_port, plan, run, server};
 use wsstorm::scenario::Behaviour;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsstorm");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);

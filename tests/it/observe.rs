@@ -15,18 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{binary, check_schema, skip, text};
+use crate::support::{binary, check_schema, free_port, skip, text};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A Prometheus of this test's own.
 struct Prometheus {

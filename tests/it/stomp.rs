@@ -3,14 +3,13 @@
 //! as the drop `stomp_error`. Against RabbitMQ with its Web-STOMP plugin (Debian's
 //! rabbitmq-server, started here once for all its cases), and the built-in target.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wsstorm::scenario::{Behaviour, Protocol};
 
-use crate::support::{assert_requests_reconcile, plan, refused, run, server, skip};
+use crate::support::{assert_requests_reconcile, free_port, plan, refused, run, server, skip};
 
 const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 const RABBITMQCTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
@@ -23,14 +22,6 @@ struct Rabbit {
     node: String,
     epmd_port: u16,
     web_stomp: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Rabbit {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::server;
+use crate::support::{free_port, server};
 use wsstorm::report::Summary;
 use wsstorm::scenario::Behaviour;
 
@@ -134,15 +134,6 @@ fn workers_refuse_a_segment_and_foreign_source_addresses_are_named() {
         stderr.contains("s.toml:5:") && stderr.contains("ends before it begins"),
         "{stderr}"
     );
-}
-
-/// A free port on 127.0.0.1 (bound and released: the next bind by another process may race).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `serve --workers 2` on two ports: both ports answer, from two processes, and the counts it

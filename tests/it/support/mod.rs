@@ -58,6 +58,15 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED: {test}: {why}");
 }
 
+/// A port free on 127.0.0.1 now (for a server that must be told its port before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The repository's root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
