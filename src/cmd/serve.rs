@@ -164,6 +164,9 @@ async fn in_workers(args: ServeArgs, globals: &Globals, console: &Console) -> Ou
     let mut due = args.stats_every.map(|every| (every, Instant::now() + every));
     let statuses = pool
         .wait(&controls, true, |i, line| {
+            let Some(line) = line else {
+                return;
+            };
             match serde_json::from_str::<ServerCounts>(line) {
                 Ok(c) => {
                     latest[i] = c;

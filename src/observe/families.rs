@@ -148,6 +148,62 @@ impl Families {
     }
 }
 
+/// The `--workers` parent's sum of its workers' series, made once a second of the timeline:
+/// when every worker still running has reached that second (a worker two seconds behind the
+/// others holds them up no longer).
+pub struct WorkerSum {
+    parts: Vec<Families>,
+    ended: Vec<bool>,
+    published_s: f64,
+}
+
+impl WorkerSum {
+    pub fn new(workers: usize) -> WorkerSum {
+        WorkerSum {
+            parts: vec![Families::default(); workers],
+            ended: vec![false; workers],
+            // Second 0 is the start: nothing to show.
+            published_s: 0.0,
+        }
+    }
+
+    /// Worker `i`'s latest series; the sum when a second is complete.
+    pub fn add(&mut self, i: usize, families: Families) -> Option<Families> {
+        self.parts[i] = families;
+        let newest = self.parts.iter().map(|p| p.elapsed_s.floor()).fold(0.0, f64::max);
+        let running = self
+            .parts
+            .iter()
+            .zip(&self.ended)
+            .filter(|(p, ended)| !**ended && !p.last)
+            .map(|(p, _)| p.elapsed_s.floor());
+        let ready = running.fold(newest, f64::min).max(newest - 1.0);
+        (ready > self.published_s).then(|| {
+            self.published_s = ready;
+            Families::sum(&self.parts)
+        })
+    }
+
+    /// Worker `i` ended: a worker that died before its last series keeps its counts and
+    /// loses its gauges. The sum, at once.
+    pub fn gone(&mut self, i: usize) -> Option<Families> {
+        self.ended[i] = true;
+        if self.parts[i].last {
+            return None;
+        }
+        self.parts[i].gone();
+        Some(Families::sum(&self.parts))
+    }
+
+    /// The sum at the run's end.
+    pub fn last(&self) -> Families {
+        Families {
+            last: true,
+            ..Families::sum(&self.parts)
+        }
+    }
+}
+
 impl Series {
     pub fn plain(labels: Vec<(String, String)>, value: f64) -> Series {
         Series {
@@ -181,6 +237,53 @@ mod tests {
             kind,
             series,
         }
+    }
+
+    fn at(elapsed_s: f64, requests: f64, last: bool) -> Families {
+        Families {
+            elapsed_s,
+            last,
+            families: vec![one(
+                "wsstorm_requests",
+                Kind::Counter,
+                vec![Series::plain(vec![], requests)],
+            )],
+        }
+    }
+
+    #[test]
+    fn the_workers_sum_waits_for_every_running_worker_and_drops_a_dead_ones_gauges() {
+        let mut sum = WorkerSum::new(2);
+        assert!(
+            sum.add(0, at(1.0, 10.0, false)).is_none(),
+            "worker 1 has not reached 1 s"
+        );
+        let first = sum.add(1, at(1.0, 5.0, false)).expect("both at 1 s");
+        assert_eq!(first.value("wsstorm_requests", &[]), Some(15.0));
+        assert!(sum.add(1, at(2.0, 9.0, false)).is_none());
+        // Worker 0 stalls: two seconds behind, it no longer holds the sum up.
+        assert!(sum.add(1, at(3.0, 12.0, false)).is_some());
+        let mut dying = at(2.0, 20.0, false);
+        dying.families.push(one(
+            "wsstorm_connected",
+            Kind::Gauge,
+            vec![Series::plain(vec![], 4.0)],
+        ));
+        assert!(sum.add(0, dying).is_none());
+        let after = sum.gone(0).expect("a death is published at once");
+        assert_eq!(after.value("wsstorm_connected", &[]), Some(0.0));
+        assert_eq!(after.value("wsstorm_requests", &[]), Some(32.0));
+        assert!(
+            sum.add(1, at(4.0, 14.0, false)).is_some(),
+            "the dead one waits for nothing"
+        );
+        assert!(sum.add(1, at(4.2, 15.0, true)).is_none());
+        assert!(sum.gone(1).is_none(), "ended with its last series");
+        let last = sum.last();
+        assert_eq!(
+            (last.last, last.value("wsstorm_requests", &[])),
+            (true, Some(35.0))
+        );
     }
 
     #[test]

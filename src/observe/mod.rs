@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use families::Families;
+pub use families::{Families, WorkerSum};
 use listen::{Exposed, Listener};
 pub use remote::Receiver;
 

@@ -23,10 +23,16 @@ impl Receiver {
             })?;
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
-        // An `@` after the authority is a user part whose `/` was not encoded.
-        if !authority.contains('@') && path.split(['?', '#']).next().is_some_and(|p| p.contains('@')) {
-            return Err("a `/` in the URL's user part must be percent-encoded (as %2F)".into());
+        // An `@` after the authority is a user part whose `/`, `?` or `#` was not encoded: the
+        // rest of the password would go to another host, or be shown.
+        if !authority.contains('@') && path.contains('@') {
+            return Err(
+                "a `/`, `?` or `#` in the URL's user part must be percent-encoded (%2F, %3F, %23), and an `@` after the host too (%40)"
+                    .into(),
+            );
         }
+        // A fragment is never sent.
+        let path = path.split('#').next().unwrap_or_default();
         let (user, host) = match authority.rsplit_once('@') {
             Some((user, host)) => (Some(user), host),
             None => (None, authority),
@@ -90,8 +96,18 @@ mod tests {
         let r = Receiver::parse("http://me:p%40ss%2Fw@h:1/w").unwrap();
         assert_eq!(r.authorization.as_deref(), Some("Basic bWU6cEBzcy93"));
         // A `/` not escaped: refused, without quoting the URL.
-        let e = Receiver::parse("http://me:hun/ter2@h:1/w").unwrap_err();
-        assert!(e.contains("%2F") && !e.contains("ter2"), "{e}");
+        for bad in [
+            "http://me:hun/ter2@h:1/w",
+            "http://me:1234#ter2@h:1/w",
+            "http://me:1234?ter2@h:1/w",
+        ] {
+            let e = Receiver::parse(bad).unwrap_err();
+            assert!(e.contains("%2F") && !e.contains("ter2"), "{e}");
+        }
+        assert_eq!(
+            Receiver::parse("http://h:1/w#frag").unwrap().target,
+            "http://h:1/w"
+        );
         assert!(Receiver::parse("http://me:%zz@h:1/w").is_err());
         assert!(Receiver::parse("http://h:99999/w").unwrap_err().contains("port"));
         // A query's token is sent, not shown.

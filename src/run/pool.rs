@@ -21,7 +21,8 @@ pub struct Pool {
     waits: Vec<JoinHandle<std::io::Result<ExitStatus>>>,
     /// How many interrupts every child should have had.
     interrupts: watch::Sender<u8>,
-    lines: mpsc::UnboundedReceiver<(usize, String)>,
+    /// A line, or None once the child's stdout closed (it ended, or died).
+    lines: mpsc::UnboundedReceiver<(usize, Option<String>)>,
 }
 
 impl Pool {
@@ -51,8 +52,9 @@ impl Pool {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let _ = tx.send((i, line));
+                    let _ = tx.send((i, Some(line)));
                 }
+                let _ = tx.send((i, None));
             });
             waits.push(tokio::spawn(own(child, interrupts.subscribe())));
         }
@@ -63,7 +65,8 @@ impl Pool {
         })
     }
 
-    /// Waits for every child, handing each stdout line to `line`; passes each of the parent's
+    /// Waits for every child, handing each stdout line to `line` (and None when a child's
+    /// stdout closes); passes each of the parent's
     /// interrupts (Ctrl-C, SIGTERM) on to every child as one SIGINT. With `all_or_none`, a
     /// child that fails stops the others at once (a server that cannot bind its port makes
     /// the others pointless).
@@ -71,7 +74,7 @@ impl Pool {
         mut self,
         controls: &Controls,
         all_or_none: bool,
-        mut line: impl FnMut(usize, &str),
+        mut line: impl FnMut(usize, Option<&str>),
     ) -> Vec<Option<ExitStatus>> {
         let mut pending: futures_util::stream::FuturesUnordered<_> = self
             .waits
@@ -93,7 +96,7 @@ impl Pool {
                     None => break,
                 },
                 got = self.lines.recv(), if reading => match got {
-                    Some((i, text)) => line(i, &text),
+                    Some((i, text)) => line(i, text.as_deref()),
                     None => reading = false,
                 },
                 _ = controls.stop.cancelled(), if *self.interrupts.borrow() < 1 => {
@@ -106,7 +109,7 @@ impl Pool {
         }
         // The lines still on their way once the children have ended.
         while let Some((i, text)) = self.lines.recv().await {
-            line(i, &text);
+            line(i, text.as_deref());
         }
         statuses
     }

@@ -111,17 +111,19 @@ pub async fn run(
     })?;
     let mut progress = Progress::of(console, plan.duration);
     let mut latest = vec![Snapshot::default(); n as usize];
-    let mut series = vec![observe::Families::default(); n as usize];
-    // Added up once a second of the timeline (the first worker to reach it), not per line.
-    let mut published_s = f64::NEG_INFINITY;
+    let mut sum = observe::WorkerSum::new(n as usize);
     let statuses = pool
         .wait(controls, false, |i, line| {
+            let Some(line) = line else {
+                // Its stdout closed: ended (its last series is in) or died (its gauges go).
+                if let Some(f) = sum.gone(i) {
+                    exported.iter().for_each(|live| live.publish(f.clone()));
+                }
+                return;
+            };
             if let Some(f) = observe::read_worker_line(line) {
-                let second = f.elapsed_s.floor();
-                series[i] = f;
-                if let Some(live) = exported.as_ref().filter(|_| second > published_s) {
-                    published_s = second;
-                    live.publish(observe::Families::sum(&series));
+                if let Some(f) = sum.add(i, f) {
+                    exported.iter().for_each(|live| live.publish(f.clone()));
                 }
                 return;
             }
@@ -135,17 +137,10 @@ pub async fn run(
         })
         .await;
     progress.finish();
-    // Every worker has ended: their last series are the run's. One that died before its end
-    // keeps what it counted, and nothing of it is connected any more.
-    for s in series.iter_mut().filter(|s| !s.last) {
-        s.gone();
-    }
+    // Every worker has ended: their last series are the run's.
     let live_export = match exported {
         Some(live) => {
-            live.publish(observe::Families {
-                last: true,
-                ..observe::Families::sum(&series)
-            });
+            live.publish(sum.last());
             Some(live.finish(&controls.halt).await)
         }
         None => None,
