@@ -65,6 +65,35 @@ pub struct Family {
     pub series: Vec<Series>,
 }
 
+impl Family {
+    /// Each sample of the family as both exposition formats and remote write have it: its
+    /// name (a counter's with `_total`; a histogram's `_bucket` per bound and `+Inf`, `_sum`,
+    /// `_count`), its series' own labels, its `le` if a bucket, and its value.
+    pub fn each_sample(&self, mut f: impl FnMut(&str, &[(String, String)], Option<&str>, f64)) {
+        let name = &self.name;
+        let (total, bucket, sum, count) = (
+            format!("{name}_total"),
+            format!("{name}_bucket"),
+            format!("{name}_sum"),
+            format!("{name}_count"),
+        );
+        for s in &self.series {
+            match self.kind {
+                Kind::Counter => f(&total, &s.labels, None, s.value),
+                Kind::Gauge => f(name, &s.labels, None, s.value),
+                Kind::Histogram => {
+                    for ((_, le), n) in BUCKETS.iter().zip(&s.buckets) {
+                        f(&bucket, &s.labels, Some(le), *n as f64);
+                    }
+                    f(&bucket, &s.labels, Some("+Inf"), s.count as f64);
+                    f(&sum, &s.labels, None, s.value);
+                    f(&count, &s.labels, None, s.count as f64);
+                }
+            }
+        }
+    }
+}
+
 /// Every metric of a run at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Families {
@@ -116,7 +145,8 @@ impl Families {
         self.last = true;
     }
 
-    /// The value of a counter or gauge series (tests, the workers' parent).
+    /// The value of a counter or gauge series.
+    #[cfg(test)]
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.families
             .iter()
@@ -135,16 +165,11 @@ impl Families {
 
     /// How many samples the series make (a histogram's buckets, +Inf, sum and count each).
     pub fn samples(&self) -> u64 {
-        self.families
-            .iter()
-            .map(|f| {
-                let each = match f.kind {
-                    Kind::Histogram => BUCKETS.len() as u64 + 3,
-                    Kind::Counter | Kind::Gauge => 1,
-                };
-                each * f.series.len() as u64
-            })
-            .sum()
+        let mut n = 0;
+        for family in &self.families {
+            family.each_sample(|_, _, _, _| n += 1);
+        }
+        n
     }
 }
 

@@ -247,10 +247,7 @@ impl Watch for Feed {
     }
 
     fn tick(&mut self, totals: &Totals, elapsed: Duration, last: bool) {
-        let whole = self
-            .load
-            .target_at(elapsed.min(self.planned.saturating_sub(Duration::from_millis(1))));
-        let target = self.segment.map_or(whole, |s| s.share(whole));
+        let target = self.load.target_of(elapsed, self.planned, self.segment);
         let families = build::families(totals, target, &self.chaos, elapsed.as_secs_f64(), last);
         match &self.sink {
             Sink::Publish(tx) => {

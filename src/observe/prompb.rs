@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use prost::Message;
 
-use super::families::{BUCKETS, Families, Kind};
+use super::families::{Families, Kind};
 
 /// prompb's messages, the subset remote write 1.0 sends.
 pub mod messages {
@@ -101,20 +101,7 @@ pub fn encode(families: &Families, common: &[(String, String)], now_ms: i64) -> 
             metric_family_name: name.clone(),
             help: family.help.clone(),
         });
-        for s in &family.series {
-            match family.kind {
-                Kind::Counter => one(format!("{name}_total"), &s.labels, None, s.value),
-                Kind::Gauge => one(name.clone(), &s.labels, None, s.value),
-                Kind::Histogram => {
-                    for ((_, le), n) in BUCKETS.iter().zip(&s.buckets) {
-                        one(format!("{name}_bucket"), &s.labels, Some(le), *n as f64);
-                    }
-                    one(format!("{name}_bucket"), &s.labels, Some("+Inf"), s.count as f64);
-                    one(format!("{name}_sum"), &s.labels, None, s.value);
-                    one(format!("{name}_count"), &s.labels, None, s.count as f64);
-                }
-            }
-        }
+        family.each_sample(|name, own, le, value| one(name.to_string(), own, le, value));
     }
     request.metadata = metadata;
     let samples = request.timeseries.len() as u64;

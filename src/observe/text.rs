@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::families::{BUCKETS, Families, Kind, Series};
+use super::families::{Families, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -44,20 +44,7 @@ pub fn render(families: &Families, common: &[(String, String)], format: Format) 
         };
         let _ = writeln!(out, "# HELP {typed} {}", escape_help(&family.help));
         let _ = writeln!(out, "# TYPE {typed} {kind}");
-        for series in &family.series {
-            match family.kind {
-                Kind::Counter => sample(
-                    &mut out,
-                    &format!("{name}_total"),
-                    common,
-                    series,
-                    None,
-                    series.value,
-                ),
-                Kind::Gauge => sample(&mut out, name, common, series, None, series.value),
-                Kind::Histogram => histogram(&mut out, name, common, series),
-            }
-        }
+        family.each_sample(|name, own, le, value| sample(&mut out, name, common, own, le, value));
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
@@ -65,28 +52,11 @@ pub fn render(families: &Families, common: &[(String, String)], format: Format) 
     out
 }
 
-fn histogram(out: &mut String, name: &str, common: &[(String, String)], series: &Series) {
-    let bucket = format!("{name}_bucket");
-    for ((_, le), n) in BUCKETS.iter().zip(&series.buckets) {
-        sample(out, &bucket, common, series, Some(le), *n as f64);
-    }
-    sample(out, &bucket, common, series, Some("+Inf"), series.count as f64);
-    sample(out, &format!("{name}_sum"), common, series, None, series.value);
-    sample(
-        out,
-        &format!("{name}_count"),
-        common,
-        series,
-        None,
-        series.count as f64,
-    );
-}
-
 fn sample(
     out: &mut String,
     name: &str,
     common: &[(String, String)],
-    series: &Series,
+    own: &[(String, String)],
     le: Option<&str>,
     value: f64,
 ) {
@@ -94,7 +64,7 @@ fn sample(
     out.push('{');
     let labels = common
         .iter()
-        .chain(&series.labels)
+        .chain(own)
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .chain(le.map(|le| ("le", le)));
     for (i, (k, v)) in labels.enumerate() {
@@ -116,7 +86,7 @@ fn escape_help(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::families::Family;
+    use super::super::families::{BUCKETS, Family, Series};
     use super::*;
 
     fn families() -> Families {

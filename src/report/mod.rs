@@ -214,12 +214,7 @@ pub async fn stream(
     while let Some(output) = outputs.recv().await {
         match output {
             Output::Sample(sample) => {
-                let whole = load.target_at(
-                    sample
-                        .elapsed
-                        .min(planned.saturating_sub(Duration::from_millis(1))),
-                );
-                let target = segment.map_or(whole, |s| s.share(whole));
+                let target = load.target_of(sample.elapsed, planned, segment);
                 elapsed = sample.elapsed;
                 if result.is_ok() {
                     result = files

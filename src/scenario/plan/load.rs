@@ -30,6 +30,18 @@ impl Load {
         self.phases.iter().map(|p| p.ramp + p.hold).sum()
     }
 
+    /// The clients a run of `planned` length wants connected at `t` of its timeline, of
+    /// `segment`'s share: the run's end (and the drain after it) counts as its last moment.
+    pub fn target_of(
+        &self,
+        t: Duration,
+        planned: Duration,
+        segment: Option<crate::scenario::segment::Segment>,
+    ) -> u64 {
+        let whole = self.target_at(t.min(planned.saturating_sub(Duration::from_millis(1))));
+        segment.map_or(whole, |s| s.share(whole))
+    }
+
     /// How many clients the plan wants connected at `t` (linear during ramps).
     pub fn target_at(&self, t: Duration) -> u64 {
         let mut from = 0u64;
