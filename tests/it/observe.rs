@@ -691,3 +691,46 @@ fn an_export_never_holds_a_stop_up_or_shows_its_password() {
     assert!(text(&help).contains("--metrics-out"));
     assert!(!text(&help).contains("hunter2"), "{}", text(&help));
 }
+
+/// A closed stdout (`| head -1`) never ends a run that exports: its scrape endpoint and its
+/// remote write go on, and the run writes its summary with what the export did.
+#[test]
+fn a_closed_stdout_does_not_stop_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::write(cwd.join("live.toml"), CHAOS).unwrap();
+    let url = format!("prometheus-rw=http://127.0.0.1:{}/w", free_port());
+    let mut run = binary()
+        .args(["run", "live.toml", "--out", "out", "--metrics-out", &url])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The reader goes away at once.
+    drop(run.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the run did not end within 30s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    let s = summary(&cwd.join("out"));
+    assert!(s["counts"]["requests"].as_u64().unwrap() > 0, "{s}");
+    let live = &s["live_metrics"];
+    assert!(
+        live["listen"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{live}"
+    );
+    assert!(
+        live["remote_write"]["samples_dropped"].as_u64().unwrap() > 0,
+        "{live}"
+    );
+}
