@@ -20,6 +20,8 @@ use crate::metrics::{ConnectError, Reasons};
 /// Upper bound for the response head; a server sending more is broken or hostile.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
+/// At most this much of a refused upgrade's body is read, to show it.
+const BODY_SHOWN: usize = 2048;
 
 /// Sends the upgrade request on `stream` and checks the response.
 /// `required`: the subprotocol the server must choose, as an index into those the request
@@ -46,7 +48,7 @@ pub async fn upgrade(
     stream.inner.write_all(&head).await.map_err(io)?;
 
     let mut buf = Vec::with_capacity(512);
-    let (head_len, status, accept, upgrade, connection, protocol, after, extensions) = loop {
+    let (head_len, status, accept, upgrade, connection, protocol, after, extensions, length) = loop {
         let mut chunk = [0u8; 512];
         let n = stream.inner.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
@@ -82,6 +84,7 @@ pub async fn upgrade(
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
+                    get("content-length").and_then(|l| l.trim().parse::<usize>().ok()),
                 );
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
@@ -99,6 +102,9 @@ pub async fn upgrade(
         }
     };
     if status != 101 {
+        // The body that explains a refusal may come after the head: what of it is shown.
+        let shown = head_len + length.unwrap_or(BODY_SHOWN).min(BODY_SHOWN);
+        read_more(&mut stream.inner, &mut buf, shown).await;
         if matches!(status, 429 | 503) {
             *retry_after = after.as_deref().and_then(retry_after_secs);
         }
@@ -139,6 +145,21 @@ pub async fn upgrade(
     };
     stream.upgraded(Some(Transcoder::new(Side::Client, params, limits, tail)));
     Ok(WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await)
+}
+
+/// Reads on until `buf` holds `until` bytes, the server closes, or 500 ms have passed: a
+/// refused upgrade's body, for `-v` and the connect error's reason.
+async fn read_more<S: tokio::io::AsyncRead + Unpin>(inner: &mut S, buf: &mut Vec<u8>, until: usize) {
+    let read = async {
+        let mut chunk = [0u8; 512];
+        while buf.len() < until {
+            match inner.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n.min(until - buf.len())]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), read).await;
 }
 
 /// A 101 is an upgrade only with `Upgrade: websocket`, `Connection: upgrade`, the accept key

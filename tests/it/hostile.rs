@@ -23,6 +23,10 @@ enum Hostile {
     WrongAcceptKey,
     /// 200 instead of 101.
     Status200,
+    /// 403, its body (why) sent 300 ms after its head.
+    RefusalExplainedLater,
+    /// 403 without a length, its body dripped without end.
+    EndlessRefusal,
     /// Drips a valid 101 response one byte per second.
     Slowloris,
     /// Chooses a subprotocol the client did not offer.
@@ -143,6 +147,22 @@ async fn serve(mut tcp: TcpStream, how: Hostile) {
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 .await;
             tokio::time::sleep(hold).await;
+            return;
+        }
+        Hostile::RefusalExplainedLater => {
+            let why = "tenant quota exceeded";
+            let head = format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n", why.len());
+            let _ = tcp.write_all(head.as_bytes()).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = tcp.write_all(why.as_bytes()).await;
+            tokio::time::sleep(hold).await;
+            return;
+        }
+        Hostile::EndlessRefusal => {
+            let _ = tcp.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+            while tcp.write_all(&[b'x'; 100]).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             return;
         }
         Hostile::Slowloris => {
@@ -321,6 +341,7 @@ hostile_tests! {
     never_answers: NeverAnswers => connect error "timeout";
     wrong_accept_key: WrongAcceptKey => connect error "handshake";
     status_200_instead_of_101: Status200 => connect error "http_200";
+    a_refusal_whose_body_never_ends: EndlessRefusal => connect error "http_403";
     slowloris_handshake: Slowloris => connect error "timeout";
     unoffered_subprotocol: UnofferedSubprotocol => connect error "subprotocol";
     ;
@@ -345,6 +366,16 @@ hostile_tests! {
 
 /// A flood of pings is answered, costs no connection, and requests still go out; the run ends
 /// on time.
+/// A refused upgrade's body (why the server refused) often comes in a segment of its own after
+/// the head: it is read (500 ms at most, 2 KiB at most) and shown in the connect error's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusals_body_sent_after_its_head_is_its_reason() {
+    let (errors, _, r) = against(Hostile::RefusalExplainedLater).await;
+    assert_eq!(errors, ["http_403"]);
+    let why = &r.summary.connect_error_reasons["http_403"];
+    assert_eq!(why, "HTTP/1.1 403 Forbidden: tenant quota exceeded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood() {
     let (errors, drops, r) = against(Hostile::PingFlood).await;
