@@ -18,9 +18,6 @@ pub(super) struct Extra {
     pub since: Vec<(Name, Instant)>,
     /// A rule with `lapse` matched: its next match is due by then, and the rule's index.
     pub lapse: Option<(Instant, usize)>,
-    /// The message's JSON as the correlation parsed it (None: not parsed), for the rules to
-    /// read: set for every message that is looked for an id, taken by the rules.
-    pub parsed: Option<Option<serde_json::Value>>,
 }
 
 impl Extra {
@@ -28,15 +25,12 @@ impl Extra {
     pub(super) fn of(plan: &Plan, now: Instant) -> Option<Box<Extra>> {
         let http = plan.all_steps().any(|s| matches!(s, Step::Http(_)));
         let lapse = plan.rules.iter().any(|r| r.lapse.is_some());
-        // The rules read the JSON the correlation parsed (a reply's, or a message with an id).
-        let shared_json = plan.correlation.is_some() && !plan.rules.is_empty();
-        (http || lapse || shared_json || !plan.timers.is_empty()).then(|| {
+        (http || lapse || !plan.timers.is_empty()).then(|| {
             Box::new(Extra {
                 timers: (!plan.timers.is_empty()).then(|| Timers::new(&plan.timers, now)),
                 http: None,
                 since: Vec::new(),
                 lapse: None,
-                parsed: None,
             })
         })
     }

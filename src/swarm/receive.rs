@@ -18,10 +18,10 @@ use super::stream::close;
 use serde_json::Value;
 
 use crate::metrics::{DropCause, Event, Reply};
-use crate::scenario::check::{self, Check, IdFinder};
+use crate::scenario::check::{Check, IdFinder};
 use crate::scenario::pointer::{Found, FoundId};
 use crate::scenario::template::{parse_decimal, parse_request_id};
-use crate::scenario::{Capture, Step, Var};
+use crate::scenario::{Capture, Connect, Step, Var};
 
 /// What a message is to the connection: one reply (or push), or the replies of a batch.
 enum Classified {
@@ -73,7 +73,8 @@ impl Conn<'_> {
                 } else {
                     self.dropped(cause, || why)
                 };
-                close(ws, CloseCode::Normal).await;
+                // Boxed: once a connection, and its future would otherwise sit in every task.
+                Box::pin(close(ws, CloseCode::Normal)).await;
                 return Err(cut);
             }
             // Pings: tungstenite answers them itself.
@@ -85,63 +86,123 @@ impl Conn<'_> {
                 }));
             }
         };
-        let reply = match self.classify(state, text, now) {
-            Classified::One(reply) => reply,
-            // Boxed: rare, and its list would otherwise sit in every task.
-            Classified::Batch(replies) => {
-                return Box::pin(self.batch(state, replies, bytes, text, now)).await;
-            }
-        };
-        let mut cut = None;
         if let Some(text) = text
             && !self.shared.plan.rules.is_empty()
         {
-            let is_reply = !matches!(reply, Reply::Push { .. } | Reply::Unmatched);
-            if !is_reply || self.shared.plan.rules.iter().any(|r| r.replies) {
-                // Boxed: only scenarios with rules pay for its state.
-                cut = Box::pin(self.apply_rules(ws, state, text, is_reply)).await.err();
+            // Boxed: only scenarios with rules pay for its state.
+            return Box::pin(self.take_with_rules(ws, state, text, bytes, now)).await;
+        }
+        // The message's JSON is parsed at most once, by whichever of the correlation, the
+        // checks or a `wait_for` first reads it; it is gone before the awaits below.
+        let (reply, waited_us, cut) = {
+            let mut json = text.map(|t| Lazy::new(&self.shared.plan.connect, t));
+            match self.classify(state, json.as_mut(), now) {
+                Classified::One(reply) => {
+                    let (waited_us, cut) = self.settle_one(state, reply, None, json, now);
+                    (reply, waited_us, cut)
+                }
+                // Boxed: rare, and its list would otherwise sit in every task.
+                Classified::Batch(replies) => {
+                    let waited_us = self.settle_batch(state, &replies, json, now);
+                    return Box::pin(self.batch(replies, bytes, waited_us)).await;
+                }
             }
+        };
+        self.report(reply, waited_us, cut, bytes).await
+    }
+
+    /// `on_message` for a text message in a scenario with rules: they see the message (a reply
+    /// only when a rule is for replies) after the correlation, and read the JSON it parsed.
+    async fn take_with_rules(
+        &mut self,
+        ws: &mut Ws,
+        state: &mut ClientState,
+        text: &str,
+        bytes: usize,
+        now: Instant,
+    ) -> Result<(), Cut> {
+        let mut json = Lazy::new(&self.shared.plan.connect, text);
+        let reply = match self.classify(state, Some(&mut json), now) {
+            Classified::One(reply) => reply,
+            Classified::Batch(replies) => {
+                let waited_us = self.settle_batch(state, &replies, Some(json), now);
+                return self.batch(replies, bytes, waited_us).await;
+            }
+        };
+        let is_reply = !matches!(reply, Reply::Push { .. } | Reply::Unmatched);
+        let mut cut = None;
+        if !is_reply || self.shared.plan.rules.iter().any(|r| r.replies) {
+            cut = self.apply_rules(ws, state, &mut json, is_reply).await.err();
         }
-        if let Some(cut) = cut.or_else(|| self.mismatch(state, &reply, text)) {
-            // The message that ends the connection (a rule's drop, not the one a `first` wait
-            // wanted) is still a message received (and, when it is a reply, an answer).
-            let bytes = bytes as u32;
-            self.shared.events.send(Event::Received { bytes, reply }).await;
-            return Err(cut);
+        let (waited_us, cut) = self.settle_one(state, reply, cut, Some(json), now);
+        self.report(reply, waited_us, cut, bytes).await
+    }
+
+    /// What one reply or push settles in the program (how long a `wait_for` waited for it, in
+    /// µs), unless it is cut: by `cut` (a rule's), or as the mismatch a `first` wait sees.
+    fn settle_one(
+        &mut self,
+        state: &mut ClientState,
+        reply: Reply,
+        cut: Option<Cut>,
+        mut json: Option<Lazy<'_>>,
+        now: Instant,
+    ) -> (Option<u64>, Option<Cut>) {
+        let cut = cut.or_else(|| self.mismatch(state, &reply, json.as_mut()));
+        if cut.is_some() {
+            return (None, cut);
         }
-        // Only plain values live across the awaits below (the task stays small).
-        let waited_us = self.settle(state, reply, text, now);
-        let events = &self.shared.events;
+        (self.settle(state, reply, json.as_mut(), now), None)
+    }
+
+    /// What a batch's replies settle in the program (a batch is never cut).
+    fn settle_batch(
+        &mut self,
+        state: &mut ClientState,
+        replies: &[Reply],
+        mut json: Option<Lazy<'_>>,
+        now: Instant,
+    ) -> Option<u64> {
+        let mut waited_us = None;
+        for reply in replies {
+            waited_us = waited_us.or(self.settle(state, *reply, json.as_mut(), now));
+        }
+        waited_us
+    }
+
+    /// Sends what one message came to: a reply or push, how long a `wait_for` waited for it,
+    /// and the cut it caused. Only plain values live across its awaits (the task stays small).
+    fn report(
+        &mut self,
+        reply: Reply,
+        waited_us: Option<u64>,
+        cut: Option<Cut>,
+        bytes: usize,
+    ) -> impl Future<Output = Result<(), Cut>> {
+        // Not an `async fn`: its arguments would be kept twice in the task.
         let failed = std::mem::take(&mut self.capture_failures);
-        if failed > 0 {
-            events.send(Event::CaptureFailed(failed)).await;
+        let events = &self.shared.events;
+        async move {
+            if failed > 0 {
+                events.send(Event::CaptureFailed(failed)).await;
+            }
+            // The message that ends the connection (a rule's drop, not the one a `first` wait
+            // wanted) is still a message received (and, when a reply, an answer).
+            let bytes = bytes as u32;
+            events.send(Event::Received { bytes, reply }).await;
+            if let Some(cut) = cut {
+                return Err(cut);
+            }
+            if let Some(us) = waited_us {
+                events.send(Event::WaitedFor { us }).await;
+            }
+            Ok(())
         }
-        events
-            .send(Event::Received {
-                bytes: bytes as u32,
-                reply,
-            })
-            .await;
-        if let Some(us) = waited_us {
-            events.send(Event::WaitedFor { us }).await;
-        }
-        Ok(())
     }
 
     /// A message that answers several requests at once (a batch): one message received, each
     /// id its own reply.
-    async fn batch(
-        &mut self,
-        state: &mut ClientState,
-        replies: Vec<Reply>,
-        bytes: usize,
-        text: Option<&str>,
-        now: Instant,
-    ) -> Result<(), Cut> {
-        let mut waited_us = None;
-        for reply in &replies {
-            waited_us = waited_us.or(self.settle(state, *reply, text, now));
-        }
+    async fn batch(&mut self, replies: Vec<Reply>, bytes: usize, waited_us: Option<u64>) -> Result<(), Cut> {
         let events = &self.shared.events;
         let failed = std::mem::take(&mut self.capture_failures);
         if failed > 0 {
@@ -170,7 +231,7 @@ impl Conn<'_> {
         &mut self,
         state: &mut ClientState,
         reply: Reply,
-        text: Option<&str>,
+        json: Option<&mut Lazy<'_>>,
         now: Instant,
     ) -> Option<u64> {
         match (reply, self.block) {
@@ -190,8 +251,8 @@ impl Conn<'_> {
                 else {
                     return None;
                 };
-                let text = text?;
-                let mut json = Lazy::new(shared.plan.connect.json_body(text));
+                let json = json?;
+                let text = json.text();
                 let json = json.get(check.needs_json() || captures.iter().any(|c| c.from.needs_json()));
                 if !check.holds_in(text, json, state.vars.values()) {
                     return None;
@@ -206,7 +267,7 @@ impl Conn<'_> {
 
     /// A `wait_for` with `first` under way, and a message that is not the one: the server
     /// speaks another protocol (`protocol_mismatch`, saying what came).
-    fn mismatch(&self, state: &ClientState, reply: &Reply, text: Option<&str>) -> Option<Cut> {
+    fn mismatch(&self, state: &ClientState, reply: &Reply, json: Option<&mut Lazy<'_>>) -> Option<Cut> {
         if !matches!(self.block, Block::Message(_)) || !matches!(reply, Reply::Push { .. } | Reply::Unmatched)
         {
             return None;
@@ -218,10 +279,10 @@ impl Conn<'_> {
         else {
             return None;
         };
-        if let Some(text) = text {
-            let body = shared.plan.connect.json_body(text);
-            let json = check::json_for(std::iter::once(check), body);
-            if check.holds_in(text, json.as_ref(), state.vars.values()) {
+        let text = json.as_ref().map(|j| j.text());
+        if let Some(json) = json {
+            let text = json.text();
+            if check.holds_in(text, json.get(check.needs_json()), state.vars.values()) {
                 return None;
             }
         }
@@ -241,34 +302,33 @@ impl Conn<'_> {
     /// Relates an incoming message to this connection's requests and pushes. The message's
     /// JSON, when that was parsed on the way, is kept for the rules (in `extra`, which a
     /// scenario with rules has), so they read it without parsing it again.
-    fn classify(&mut self, state: &mut ClientState, text: Option<&str>, now: Instant) -> Classified {
+    fn classify(&mut self, state: &mut ClientState, json: Option<&mut Lazy<'_>>, now: Instant) -> Classified {
         let shared = self.shared;
         let plan = &shared.plan;
-        let (Some(correlation), Some(text)) = (&plan.correlation, text) else {
-            return Classified::One(self.push(state, text));
+        let Some(correlation) = &plan.correlation else {
+            return Classified::One(self.push(state, json));
         };
+        let Some(json) = json else {
+            return Classified::One(self.push(state, None));
+        };
+        let text = json.text();
         // A pointer reads the JSON (after `json_after`); a regex, the whole message.
-        let body = plan.connect.json_body(text);
         let searched = match &correlation.request_id {
-            IdFinder::Pointer(_) => body,
+            IdFinder::Pointer(_) => json.body(),
             IdFinder::Regex(_) => text,
         };
-        let mut json = Lazy::new(body);
         let classified = match correlation.request_id.find_all(searched) {
             Found::None => None,
             // An id on a message that is no reply (a request from the server): a push.
-            _ if !is_reply(&correlation.reply_if_any, text, &mut json) => None,
-            Found::One(id) => Some(Classified::One(self.reply_to(state, id, text, &mut json, now))),
+            _ if !is_reply(&correlation.reply_if_any, text, json) => None,
+            Found::One(id) => Some(Classified::One(self.reply_to(state, id, text, json, now))),
             Found::Many(ids) => Some(Classified::Batch(
                 ids.into_iter()
-                    .map(|id| self.reply_to(state, id, text, &mut json, now))
+                    .map(|id| self.reply_to(state, id, text, json, now))
                     .collect(),
             )),
         };
-        if let Some(extra) = self.extra.as_mut() {
-            extra.parsed = json.parsed;
-        }
-        classified.unwrap_or_else(|| Classified::One(self.push(state, Some(text))))
+        classified.unwrap_or_else(|| Classified::One(self.push(state, Some(json))))
     }
 
     /// What a message carrying `id` is to this connection: `client-seq` as `{{id}}` writes it,
@@ -304,12 +364,12 @@ impl Conn<'_> {
 
     /// A message that is no reply: a push, with its sequence and latency when the scenario
     /// names them.
-    fn push(&self, state: &mut ClientState, text: Option<&str>) -> Reply {
-        let plan = &self.shared.plan;
-        // A push: check its sequence and latency when the scenario names them.
+    fn push(&self, state: &mut ClientState, json: Option<&mut Lazy<'_>>) -> Reply {
+        let pushes = &self.shared.plan.pushes;
         let (mut gap, mut repeated, mut latency_us) = (0, false, None);
-        if let Some(text) = text.map(|t| plan.connect.json_body(t)) {
-            if let Some(pointer) = &plan.pushes.sequence
+        let read = pushes.sequence.is_some() || pushes.sent_at.is_some();
+        if let Some(text) = json.filter(|_| read).map(|j| j.body()) {
+            if let Some(pointer) = &pushes.sequence
                 && let Some(FoundId::Number(seq)) = pointer.find(text)
             {
                 match state.last_push_seq {
@@ -319,7 +379,7 @@ impl Conn<'_> {
                 }
                 state.last_push_seq = Some(state.last_push_seq.map_or(seq, |last| last.max(seq)));
             }
-            if let Some(pointer) = &plan.pushes.sent_at
+            if let Some(pointer) = &pushes.sent_at
                 && let Some(FoundId::Number(sent_us)) = pointer.find(text)
             {
                 let now_us = SystemTime::now()
@@ -337,28 +397,43 @@ impl Conn<'_> {
     }
 }
 
-/// A message's JSON (its body, as pointers read it), parsed the first time a test, capture or
-/// rule asks, then shared: one parse a message, however many read it.
+/// A text message, with its body (what JSON pointers read: after `json_after`, a STOMP
+/// frame's body) found and its JSON parsed the first time a test, capture or rule asks, then
+/// shared: one read and one parse a message, however many look at it.
 pub(super) struct Lazy<'a> {
-    body: &'a str,
+    text: &'a str,
+    connect: &'a Connect,
+    /// None: not found yet.
+    body: Option<&'a str>,
     /// None: not parsed yet; Some(None): no JSON.
     parsed: Option<Option<Value>>,
 }
 
 impl<'a> Lazy<'a> {
-    pub(super) fn new(body: &'a str) -> Self {
-        Lazy { body, parsed: None }
+    pub(super) fn new(connect: &'a Connect, text: &'a str) -> Self {
+        Lazy {
+            text,
+            connect,
+            body: None,
+            parsed: None,
+        }
     }
 
-    /// From an earlier parse (None: not parsed yet).
-    pub(super) fn from(body: &'a str, parsed: Option<Option<Value>>) -> Self {
-        Lazy { body, parsed }
+    /// The whole message.
+    pub(super) fn text(&self) -> &'a str {
+        self.text
     }
 
-    /// The JSON when `needed` (parsed now if it was not), else what an earlier parse gave.
+    /// The part of the message JSON pointers read.
+    pub(super) fn body(&mut self) -> &'a str {
+        self.body.get_or_insert_with(|| self.connect.json_body(self.text))
+    }
+
+    /// The body's JSON when `needed` (parsed now if it was not), else what an earlier parse
+    /// gave.
     pub(super) fn get(&mut self, needed: bool) -> Option<&Value> {
         if needed && self.parsed.is_none() {
-            self.parsed = Some(serde_json::from_str(self.body).ok());
+            self.parsed = Some(serde_json::from_str(self.body()).ok());
         }
         self.parsed.as_ref().and_then(Option::as_ref)
     }

@@ -13,17 +13,17 @@ use crate::scenario::template::RenderCtx;
 use crate::scenario::{CounterName, Lapse, Rule, RuleDrop};
 
 impl Conn<'_> {
-    /// Applies the rules to `text` (a reply to a request: only the rules for replies). The
-    /// message's JSON is parsed once, when a rule reads it, unless the correlation parsed it
-    /// already (kept in `extra`).
+    /// Applies the rules to a message (a reply to a request: only the rules for replies). Its
+    /// JSON is parsed once, when a rule reads it, unless the correlation or a check parsed it
+    /// already.
     pub(super) async fn apply_rules(
         &mut self,
         ws: &mut Ws,
         state: &mut ClientState,
-        text: &str,
+        lazy: &mut Lazy<'_>,
         reply: bool,
     ) -> Result<(), Cut> {
-        let parsed = self.extra.as_mut().and_then(|e| e.parsed.take());
+        let text = lazy.text();
         let shared = self.shared;
         let plan = &shared.plan;
         let needed = plan
@@ -31,7 +31,6 @@ impl Conn<'_> {
             .iter()
             .filter(|r| r.replies || !reply)
             .any(Rule::needs_json);
-        let mut lazy = Lazy::from(plan.connect.json_body(text), parsed);
         let json = lazy.get(needed);
         for (index, rule) in plan.rules.iter().enumerate() {
             if (reply && !rule.replies)
