@@ -66,6 +66,17 @@ pub fn text(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An excerpt of what a server sent, for a reason or an example: masked, then cut to
+/// `max_chars` characters, with `…` when it was cut.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let masked = self::text(text);
+    let mut cut: String = masked.chars().take(max_chars).collect();
+    if cut.len() < masked.len() {
+        cut.push('…');
+    }
+    cut
+}
+
 /// Standard error with secrets masked: the log writer.
 pub struct Stderr;
 

@@ -90,11 +90,7 @@ impl Counters {
         if flag.swap(true, Relaxed) {
             return;
         }
-        let masked = crate::redact::text(text);
-        let mut example: String = masked.chars().take(EXAMPLE_CHARS).collect();
-        if example.len() < masked.len() {
-            example.push('…');
-        }
+        let example = crate::redact::excerpt(text, EXAMPLE_CHARS);
         inner.examples.insert(id, example.into());
     }
 

@@ -289,11 +289,7 @@ impl Conn<'_> {
         Some(self.dropped(DropCause::ProtocolMismatch, || {
             let came = text.map_or_else(
                 || "a binary message".to_string(),
-                |t| {
-                    let t = crate::redact::text(t);
-                    let cut: String = t.chars().take(80).collect();
-                    format!("{cut:?}{}", if cut.len() < t.len() { "…" } else { "" })
-                },
+                |t| format!("{:?}", crate::redact::excerpt(t, 80)),
             );
             format!("expected the first message to be one where {check}; got {came}")
         }))

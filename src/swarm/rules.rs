@@ -125,18 +125,16 @@ fn lapse_of(lapse: &Lapse, vars: &[Option<Box<str>>]) -> Option<std::time::Durat
 /// What a fatal message said: its first line and `message` header (a STOMP ERROR), secrets
 /// masked, cut to 120 characters.
 fn fatal_reason(text: &str) -> String {
-    let text = crate::redact::text(text);
-    let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or_default();
-    let said = text
+    use crate::units::stomp::{Read, read};
+    let first = text
         .lines()
-        .find_map(|l| l.strip_prefix("message:"))
-        .map_or_else(String::new, |m| format!(": {m}"));
-    let all = format!("the server sent {first}{said}");
-    let cut: String = all.chars().take(120).collect();
-    if cut.len() < all.len() {
-        format!("{cut}…")
-    } else {
-        cut
-    }
+        .map(str::trim_end)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let said = match read(text) {
+        Ok(Read::Frame(frame)) => frame.header("message").map(|m| format!(": {m}")),
+        _ => None,
+    };
+    let said = said.unwrap_or_default();
+    crate::redact::excerpt(&format!("the server sent {first}{said}"), 120)
 }
