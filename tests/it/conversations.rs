@@ -1334,3 +1334,36 @@ count = "pings"
     assert_eq!(c.pushes, 3, "{c:?}");
     assert_eq!((c.drops, c.messages_sent), (0, 0), "{c:?}");
 }
+
+/// A rule that captures and drops the connection on the same message: what its captures did
+/// not find is still counted (it went with the dropped connection before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_capture_failures_count_when_it_drops_the_connection() {
+    let addr = crate::support::answering_server(&[r#"{"type":"fatal"}"#], |_| Vec::new()).await;
+    let toml = r#"name = "fatal"
+target = "ws://127.0.0.1:9/"
+duration = "1s"
+[reconnect]
+strategy = "constant"
+initial = "50ms"
+[[phases]]
+clients = 2
+[[steps]]
+sleep = "100ms"
+[[on_message]]
+match = { pointer = "/type", equals = "fatal" }
+capture = { why = "/reason" }
+drop = "stomp_error"
+"#;
+    let (r, _dir) = run(plan(toml, &format!("ws://{addr}/"))).await;
+    let c = &r.totals.counts;
+    let drops = r.summary.drops.get("stomp_error").copied().unwrap_or(0);
+    assert!(drops >= 2, "{c:?} {:?}", r.summary.drops);
+    // One failure a fatal message; one more a client at most, for a message read after its
+    // own close frame left at the end (counted by the rule, no drop: it was closing).
+    assert!(
+        (drops..=drops + 2).contains(&c.capture_failures),
+        "{} failures, {drops} drops",
+        c.capture_failures
+    );
+}
