@@ -24,6 +24,14 @@ impl Reasons {
         keep(&self.connect, kind, why);
     }
 
+    /// Whether a reason for `kind` is kept already.
+    pub fn knows_connect(&self, kind: ConnectError) -> bool {
+        self.connect
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&kind)
+    }
+
     /// Keeps `why()` for `cause`, if it is the first of that cause.
     pub fn dropped(&self, cause: DropCause, why: impl FnOnce() -> String) {
         keep(&self.drops, cause, why);

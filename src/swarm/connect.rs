@@ -6,7 +6,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
@@ -60,6 +60,7 @@ async fn open_with(
         ConnectError::Handshake
     })?;
     let connect_timeout = shared.plan.connect.timeout;
+    let deadline = Instant::now() + connect_timeout;
     let connect_to = &shared.endpoint.connect_to;
     let attempt = async {
         let started = Instant::now();
@@ -104,7 +105,10 @@ async fn open_with(
             shared.plan.connect.subprotocol,
             shared.deflate.as_ref().map(|(offer, _)| offer),
             reasons,
-            retry_after,
+            handshake::Refusal {
+                retry_after,
+                deadline,
+            },
         )
         .await?;
         Ok(Opened {
@@ -113,7 +117,7 @@ async fn open_with(
             upgrade_us: connected.elapsed().as_micros() as u64,
         })
     };
-    timeout(connect_timeout, attempt).await.map_err(|_| {
+    timeout_at(deadline, attempt).await.map_err(|_| {
         reasons.connect(ConnectError::Timeout, || {
             format!("no open connection within connect.timeout ({connect_timeout:?}) to {connect_to}")
         });

@@ -7,6 +7,7 @@
 //! §5: then its parameters must be ones the offer allows).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -20,13 +21,15 @@ use crate::metrics::{ConnectError, Reasons};
 /// Upper bound for the response head; a server sending more is broken or hostile.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-/// At most this much of a refused upgrade's body is read, to show it.
+/// At most this much of a refused upgrade's body is read, to show it, for at most this long.
 const BODY_SHOWN: usize = 2048;
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Sends the upgrade request on `stream` and checks the response.
 /// `required`: the subprotocol the server must choose, as an index into those the request
 /// offers (else any offered one, or none); `deflate`: the permessage-deflate offer the request
-/// carries. Why a response was refused goes to `reasons` (once per kind).
+/// carries. Why a response was refused goes to `reasons` (once per kind), and when to come
+/// back to `refusal`.
 pub async fn upgrade(
     mut stream: ClientStream,
     request: &Request,
@@ -34,7 +37,7 @@ pub async fn upgrade(
     required: Option<usize>,
     deflate: Option<&Offer>,
     reasons: &Reasons,
-    retry_after: &mut Option<u32>,
+    refusal: Refusal<'_>,
 ) -> Result<Ws, ConnectError> {
     let refused = |kind: ConnectError, why: &dyn Fn() -> String| {
         reasons.connect(kind, why);
@@ -48,7 +51,7 @@ pub async fn upgrade(
     stream.inner.write_all(&head).await.map_err(io)?;
 
     let mut buf = Vec::with_capacity(512);
-    let (head_len, status, accept, upgrade, connection, protocol, after, extensions, length) = loop {
+    let (head_len, status, accept, upgrade, connection, protocol, after, extensions, length, chunked) = loop {
         let mut chunk = [0u8; 512];
         let n = stream.inner.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
@@ -85,6 +88,7 @@ pub async fn upgrade(
                         .collect::<Vec<_>>()
                         .join(", "),
                     get("content-length").and_then(|l| l.trim().parse::<usize>().ok()),
+                    get("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")),
                 );
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
@@ -94,7 +98,7 @@ pub async fn upgrade(
                 }));
             }
             Err(e) => {
-                let start = cut(&String::from_utf8_lossy(&buf), 80).to_string();
+                let start = crate::redact::excerpt(&String::from_utf8_lossy(&buf), 80);
                 return Err(refused(ConnectError::Handshake, &|| {
                     format!("the answer to the upgrade is not HTTP ({e}): {start:?}")
                 }));
@@ -102,24 +106,31 @@ pub async fn upgrade(
         }
     };
     if status != 101 {
-        // The body that explains a refusal may come after the head: what of it is shown.
-        let shown = head_len + length.unwrap_or(BODY_SHOWN).min(BODY_SHOWN);
-        read_more(&mut stream.inner, &mut buf, shown).await;
+        let kind = ConnectError::HttpStatus(status);
         if matches!(status, 429 | 503) {
-            *retry_after = after.as_deref().and_then(retry_after_secs);
+            *refusal.retry_after = after.as_deref().and_then(retry_after_secs);
+        }
+        // The body that explains a refusal may come after the head. It is read when it will
+        // be shown (the first of its kind, or -v), and within the connect timeout.
+        let bodiless = status < 200 || matches!(status, 204 | 304);
+        if !bodiless && (!reasons.knows_connect(kind) || tracing::enabled!(tracing::Level::DEBUG)) {
+            let until = head_len + length.unwrap_or(BODY_SHOWN).min(BODY_SHOWN);
+            let deadline = refusal.deadline.min(Instant::now() + BODY_WAIT);
+            let read = read_more(&mut stream.inner, &mut buf, until, chunked);
+            let _ = tokio::time::timeout_at(deadline, read).await;
         }
         // -v shows what the server said (users debug 401/403/429 on upgrade with this).
         tracing::debug!(
             status,
             // Masked before it is cut, so that no part of a secret it echoes is shown.
-            response = %cut(&crate::redact::text(&String::from_utf8_lossy(&buf)), 2048),
+            response = %crate::redact::excerpt(&String::from_utf8_lossy(&buf), head_len + BODY_SHOWN),
             "upgrade refused"
         );
-        return Err(refused(ConnectError::HttpStatus(status), &|| {
+        return Err(refused(kind, &|| {
             let text = String::from_utf8_lossy(&buf);
             let first = text.lines().next().unwrap_or_default();
             let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-            format!("{first}: {}", cut(body, 200))
+            format!("{first}: {}", crate::redact::excerpt(body, 200))
         }));
     }
     if let Err((kind, why)) = check_upgrade(request, &upgrade, &connection, &accept, &protocol, required) {
@@ -147,19 +158,30 @@ pub async fn upgrade(
     Ok(WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await)
 }
 
-/// Reads on until `buf` holds `until` bytes, the server closes, or 500 ms have passed: a
-/// refused upgrade's body, for `-v` and the connect error's reason.
-async fn read_more<S: tokio::io::AsyncRead + Unpin>(inner: &mut S, buf: &mut Vec<u8>, until: usize) {
-    let read = async {
-        let mut chunk = [0u8; 512];
-        while buf.len() < until {
-            match inner.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n.min(until - buf.len())]),
-            }
+/// When to come back after a refused upgrade, and until when its body may be read.
+pub struct Refusal<'a> {
+    /// A 429's or 503's `Retry-After`, in seconds.
+    pub retry_after: &'a mut Option<u32>,
+    /// The connect timeout's end.
+    pub deadline: Instant,
+}
+
+/// Reads on until `buf` holds `until` bytes, the last chunk of a `chunked` body has come, or
+/// the server closes or fails: a refused upgrade's body, for `-v` and the connect error's
+/// reason.
+async fn read_more<S: tokio::io::AsyncRead + Unpin>(
+    inner: &mut S,
+    buf: &mut Vec<u8>,
+    until: usize,
+    chunked: bool,
+) {
+    let mut chunk = [0u8; 512];
+    while buf.len() < until && !(chunked && buf.ends_with(b"\r\n0\r\n\r\n")) {
+        match inner.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n.min(until - buf.len())]),
         }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), read).await;
+    }
 }
 
 /// A 101 is an upgrade only with `Upgrade: websocket`, `Connection: upgrade`, the accept key
@@ -241,15 +263,6 @@ fn request_head(request: &Request) -> Vec<u8> {
     }
     head.extend_from_slice(b"\r\n");
     head
-}
-
-/// The first `max` bytes of `text`, on a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// The longest `Retry-After` honoured (a server may ask for days).

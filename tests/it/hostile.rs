@@ -364,8 +364,6 @@ hostile_tests! {
     field_05_a_fin_without_a_close_frame_is_close_1006: FinWithoutClose => drop "close_1006";
 }
 
-/// A flood of pings is answered, costs no connection, and requests still go out; the run ends
-/// on time.
 /// A refused upgrade's body (why the server refused) often comes in a segment of its own after
 /// the head: it is read (500 ms at most, 2 KiB at most) and shown in the connect error's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +374,20 @@ async fn a_refusals_body_sent_after_its_head_is_its_reason() {
     assert_eq!(why, "HTTP/1.1 403 Forbidden: tenant quota exceeded");
 }
 
+/// A refusal whose body never ends, with a connect timeout shorter than the body's wait: its
+/// body is read until the timeout's end, and it stays the refusal it is (not a timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusals_body_is_read_within_the_connect_timeout() {
+    let addr = hostile(Hostile::EndlessRefusal).await;
+    let toml = SCENARIO.replace("timeout = \"1s\"", "timeout = \"200ms\"");
+    let (r, _dir) = run(plan(&toml, &format!("ws://{addr}/"))).await;
+    let errors: Vec<_> = r.summary.connect_errors.keys().collect();
+    assert_eq!(errors, ["http_403"], "{:?}", r.summary.connect_error_reasons);
+    assert!(r.summary.connect_error_reasons["http_403"].contains("xxxx"));
+}
+
+/// A flood of pings is answered, costs no connection, and requests still go out; the run ends
+/// on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood() {
     let (errors, drops, r) = against(Hostile::PingFlood).await;
