@@ -105,6 +105,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_excerpt_masks_before_it_cuts() {
+        register(&["tail-s3cr3t-9876".to_string()]);
+        let text = format!("{}tail-s3cr3t-9876 and more", "x".repeat(195));
+        let shown = excerpt(&text, 200);
+        assert_eq!(shown, format!("{}[reda…", "x".repeat(195)));
+        assert_eq!(excerpt("short", 200), "short");
+    }
+
+    #[test]
     fn secrets_are_masked_longest_first_and_short_ones_left() {
         register(&[
             "abc".to_string(),

@@ -1,5 +1,5 @@
 //! What a connection keeps only when its scenario needs it, boxed, so that a scenario without
-//! timers, HTTP steps or rules pays one word per connection for all of it.
+//! timers, HTTP steps or rules with `lapse` pays one word per connection for all of it.
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

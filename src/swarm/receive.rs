@@ -295,9 +295,9 @@ impl Conn<'_> {
         }))
     }
 
-    /// Relates an incoming message to this connection's requests and pushes. The message's
-    /// JSON, when that was parsed on the way, is kept for the rules (in `extra`, which a
-    /// scenario with rules has), so they read it without parsing it again.
+    /// Relates an incoming message to this connection's requests and pushes. What it reads
+    /// of the message (its body, its JSON) stays in `json`, for the rules, a `first` wait's
+    /// check and a `wait_for` to read without reading it again.
     fn classify(&mut self, state: &mut ClientState, json: Option<&mut Lazy<'_>>, now: Instant) -> Classified {
         let shared = self.shared;
         let plan = &shared.plan;

@@ -122,19 +122,40 @@ fn lapse_of(lapse: &Lapse, vars: &[Option<Box<str>>]) -> Option<std::time::Durat
     (ms > 0).then(|| lapse.fixed + std::time::Duration::from_millis(ms.min(86_400_000)))
 }
 
-/// What a fatal message said: its first line and `message` header (a STOMP ERROR), secrets
-/// masked, cut to 120 characters.
+/// What a fatal message said: its first line and `message` header (a STOMP ERROR's, escapes
+/// undone), secrets masked, cut to 120 characters.
 fn fatal_reason(text: &str) -> String {
-    use crate::units::stomp::{Read, read};
-    let first = text
-        .lines()
-        .map(str::trim_end)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default();
-    let said = match read(text) {
-        Ok(Read::Frame(frame)) => frame.header("message").map(|m| format!(": {m}")),
-        _ => None,
-    };
-    let said = said.unwrap_or_default();
+    let mut lines = text.lines().map(str::trim_end).skip_while(|l| l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    // The header lines (up to the blank line): a malformed frame's are read too.
+    let said = lines
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("message:"))
+        .map_or_else(String::new, |m| format!(": {}", crate::units::stomp::unescape(m)));
     crate::redact::excerpt(&format!("the server sent {first}{said}"), 120)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fatal_reason;
+
+    #[test]
+    fn a_fatal_reason_reads_the_message_header_escapes_undone_also_of_a_malformed_frame() {
+        let error = "ERROR\nmessage:bad\\cframe\ncontent-type:text/plain\n\nthe body";
+        // No NUL: malformed, and its message header still read.
+        assert_eq!(fatal_reason(error), "the server sent ERROR: bad:frame");
+        assert_eq!(
+            fatal_reason(&format!("{error}\0")),
+            "the server sent ERROR: bad:frame"
+        );
+        // A body line that looks like a header is no header.
+        assert_eq!(
+            fatal_reason("ERROR\n\nmessage:not a header\0"),
+            "the server sent ERROR"
+        );
+        assert_eq!(
+            fatal_reason(r#"44{"message":"not authorized"}"#),
+            r#"the server sent 44{"message":"not authorized"}"#
+        );
+    }
 }
