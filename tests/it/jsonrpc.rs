@@ -80,10 +80,15 @@ sleep = "20ms"
         "{counted:?}"
     );
     assert_eq!(c.check_failures, by("Missing").answered + by("Fail").answered);
-    assert_eq!(
-        seen.received,
-        c.requests + by("Echo").requests,
-        "a notification per Echo"
+    // Every message the tool sent reached the server: its calls, and a notification a pass.
+    // A pass the end cut short after its Echo lacks its notification (one a client at most:
+    // CI once saw 804 received against 805 when this counted one notification per Echo).
+    assert_eq!(seen.received, c.messages_sent, "{c:?} {seen:?}");
+    let notifications = c.messages_sent - c.requests;
+    let echoes = by("Echo").requests;
+    assert!(
+        (echoes.saturating_sub(3)..=echoes).contains(&notifications),
+        "{notifications} notifications for {echoes} echoes"
     );
     // Every notification the server sent reached its subscription's rule.
     assert!(seen.pushes > 30, "{seen:?}");
