@@ -394,7 +394,7 @@ impl Conn<'_> {
                 .as_ref()
                 .and_then(|e| e.lapse)
                 .filter(|_| self.mode != Mode::Stopping)
-                .map(|(at, _)| at),
+                .map(|(at, _, _)| at),
         ]
         .into_iter()
         .flatten()
@@ -417,15 +417,15 @@ impl Conn<'_> {
                 "a reply to a setup step did not come within correlation.timeout".into()
             }));
         }
-        if let Some((_, rule)) = self
+        if let Some((_, within, rule)) = self
             .extra
             .as_ref()
             .and_then(|e| e.lapse)
-            .filter(|(at, _)| *at <= now && self.mode != Mode::Stopping)
+            .filter(|(at, _, _)| *at <= now && self.mode != Mode::Stopping)
         {
             return Err(self.dropped(DropCause::ServerPingTimeout, || {
                 format!(
-                    "no message where {} came in time (on_message[{rule}].lapse)",
+                    "no message where {} came in time: within {within:?} of the last (on_message[{rule}].lapse)",
                     self.shared.plan.rules[rule]
                         .matches
                         .iter()

@@ -16,8 +16,9 @@ pub(super) struct Extra {
     pub http: Option<(JoinHandle<Done>, usize)>,
     /// When each named HTTP step last sent, for rules with `since`, until a rule matched.
     pub since: Vec<(Name, Instant)>,
-    /// A rule with `lapse` matched: its next match is due by then, and the rule's index.
-    pub lapse: Option<(Instant, usize)>,
+    /// A rule with `lapse` matched: its next match is due by then (this long after), and the
+    /// rule's index.
+    pub lapse: Option<(Instant, std::time::Duration, usize)>,
 }
 
 impl Extra {

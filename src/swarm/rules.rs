@@ -100,7 +100,7 @@ impl Conn<'_> {
                 && let Some(within) = lapse_of(lapse, state.vars.values())
                 && let Some(extra) = self.extra.as_mut()
             {
-                extra.lapse = Some((tokio::time::Instant::now() + within, index));
+                extra.lapse = Some((tokio::time::Instant::now() + within, within, index));
             }
         }
         Ok(())
