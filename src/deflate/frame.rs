@@ -9,6 +9,7 @@ const RSV1: u8 = 0x40;
 /// RSV2 and RSV3: no extension here gives them a meaning.
 const RSV23: u8 = 0x30;
 const CONTINUATION: u8 = 0x0;
+pub const OPCODE_PONG: u8 = 0xA;
 
 /// A frame's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,18 +24,19 @@ pub struct Head {
 }
 
 impl Head {
+    /// The length of a header whose second byte is `second` (mask bit, length code).
+    pub fn size(second: u8) -> usize {
+        2 + length_bytes(second) + if second & 0x80 != 0 { 4 } else { 0 }
+    }
+
     /// The header at the start of `bytes`, once all of it is there.
     pub fn parse(bytes: &[u8]) -> Option<Head> {
         let [first, second, ..] = *bytes else {
             return None;
         };
-        let ext = match second & 0x7F {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
+        let ext = length_bytes(second);
         let masked = second & 0x80 != 0;
-        let size = 2 + ext + if masked { 4 } else { 0 };
+        let size = Head::size(second);
         if bytes.len() < size {
             return None;
         }
@@ -85,6 +87,15 @@ impl Head {
     /// A data frame's first byte with RSV1 as given (FIN and the opcode kept, RSV2-3 clear).
     pub fn first_with_rsv1(&self, rsv1: bool) -> u8 {
         (self.first & (FIN | 0x0F)) | if rsv1 { RSV1 } else { 0 }
+    }
+}
+
+/// How many bytes after the second give the payload's length.
+fn length_bytes(second: u8) -> usize {
+    match second & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
     }
 }
 

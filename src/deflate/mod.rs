@@ -13,5 +13,6 @@ mod stream;
 mod write;
 
 pub use common::{Broken, Limits, Role};
+pub use frame::{Head, OPCODE_PONG};
 pub use negotiate::{Offer, Params, accept, answer};
 pub use stream::{Socket, Tally, Transcoder};

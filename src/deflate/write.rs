@@ -12,9 +12,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::AsyncWrite;
 
 use super::codec::Deflater;
-use super::frame::{Head, MAX_HEAD, apply_mask, write_head};
+use super::frame::{Head, MAX_HEAD, OPCODE_PONG, apply_mask, write_head};
 
-const OPCODE_PONG: u8 = 0xA;
 /// A buffer larger than this is let go once it is empty.
 const KEEP: usize = 64 << 10;
 

@@ -21,12 +21,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::deflate::{Tally, Transcoder};
+use crate::deflate::{Head, OPCODE_PONG, Tally, Transcoder};
 
 /// An open connection of a client.
 pub type Ws = WebSocketStream<ClientStream>;
-
-const OPCODE_PONG: u8 = 0xA;
 
 /// The bytes' way: plain TCP, or TLS over it (boxed: rustls's state is large, and plain
 /// connections should not carry its size).
@@ -220,23 +218,14 @@ impl FrameTracker {
         // A run within the header is at most its 14 bytes.
         self.have += bytes.len() as u8;
         if self.have >= 2 && self.need == 0 {
-            let ext = match self.header[1] & 0x7F {
-                126 => 2,
-                127 => 8,
-                _ => 0,
-            };
-            let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
-            self.need = 2 + ext + mask;
+            // At most 14.
+            self.need = Head::size(self.header[1]) as u8;
         }
         if self.need != 0 && self.have == self.need {
-            let len = match self.header[1] & 0x7F {
-                126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
-                127 => u64::from_be_bytes(self.header[2..10].try_into().expect("8 bytes")),
-                n => u64::from(n),
-            };
+            let head = Head::parse(&self.header[..usize::from(self.have)]).expect("a whole header");
             self.have = 0;
             self.need = 0;
-            self.payload_left = len;
+            self.payload_left = head.len;
         }
     }
 }
