@@ -327,25 +327,7 @@ impl Validator<'_> {
         let mut any = Vec::new();
         let mut ok = true;
         for (i, m) in list.get_ref().iter().enumerate() {
-            let what = format!("correlation.reply_if_any[{i}]");
-            let all = match m.get_ref() {
-                RawMatch::One(c) => self.check_at(m.span(), c, &what).map(|c| vec![c]),
-                RawMatch::All(tests) if tests.is_empty() => {
-                    self.error(
-                        m.span(),
-                        format!("{what}: an empty list: expected at least one test"),
-                    );
-                    None
-                }
-                RawMatch::All(tests) => tests
-                    .iter()
-                    .enumerate()
-                    .map(|(j, c)| self.check(c, &format!("{what}[{j}]")))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .collect(),
-            };
-            match all {
+            match self.all_of(m, &format!("correlation.reply_if_any[{i}]")) {
                 Some(all) => any.push(all),
                 None => ok = false,
             }

@@ -39,7 +39,7 @@ impl Validator<'_> {
                 ok = false;
                 continue;
             }
-            let matches = self.rule_match(&r.matches, &what);
+            let matches = self.all_of(&r.matches, &format!("{what}.match"));
             let captures = self.captures(r.capture.as_ref(), &what);
             let send = r.send.as_ref().and_then(|t| {
                 let template = self.template(t, &format!("{what}.send"))?;
@@ -188,23 +188,22 @@ impl Validator<'_> {
         Some(Some(Lapse { fixed, vars_ms }))
     }
 
-    /// A rule's `match`: one test, or a list that must all hold.
-    fn rule_match(&mut self, raw: &Spanned<RawMatch>, what: &str) -> Option<Vec<Check>> {
+    /// Tests that must all hold (a rule's `match`, one of `correlation.reply_if_any`): one
+    /// test, or a list of them; `what` names it in errors.
+    pub(super) fn all_of(&mut self, raw: &Spanned<RawMatch>, what: &str) -> Option<Vec<Check>> {
         match raw.get_ref() {
-            RawMatch::One(c) => self
-                .check_at(raw.span(), c, &format!("{what}.match"))
-                .map(|c| vec![c]),
+            RawMatch::One(c) => self.check_at(raw.span(), c, what).map(|c| vec![c]),
             RawMatch::All(list) if list.is_empty() => {
                 self.error(
                     raw.span(),
-                    format!("{what}.match: an empty list: expected at least one test"),
+                    format!("{what}: an empty list: expected at least one test"),
                 );
                 None
             }
             RawMatch::All(list) => list
                 .iter()
                 .enumerate()
-                .map(|(j, c)| self.check(c, &format!("{what}.match[{j}]")))
+                .map(|(j, c)| self.check(c, &format!("{what}[{j}]")))
                 .collect::<Vec<_>>()
                 .into_iter()
                 .collect(),
