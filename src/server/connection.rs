@@ -254,7 +254,6 @@ impl Conn {
             let ping = if socketio {
                 Message::text("2")
             } else if self.stomp.is_some() {
-                timers.heard();
                 Message::text("\n")
             } else {
                 Message::Ping(Default::default())

@@ -3,7 +3,7 @@
 
 use tokio::time::{Duration, Instant};
 
-use crate::scenario::Behaviour;
+use crate::scenario::{Behaviour, Protocol};
 
 /// What is due when the connection's timer fires.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub(super) struct Timers<'a> {
     next_ping: Instant,
     /// Set by the first unanswered ping; cleared by any frame from the client.
     answer_due: Option<Instant>,
+    /// Whether a ping wants an answer (STOMP's heart-beat, an EOL, wants none).
+    answered: bool,
 }
 
 impl<'a> Timers<'a> {
@@ -41,6 +43,7 @@ impl<'a> Timers<'a> {
             ping_every,
             next_ping: since + ping_every.unwrap_or_default(),
             answer_due: None,
+            answered: behaviour.protocol != Some(Protocol::Stomp),
         }
     }
 
@@ -87,7 +90,9 @@ impl<'a> Timers<'a> {
             && now >= self.next_ping
         {
             due.ping = true;
-            self.answer_due.get_or_insert(now + self.behaviour.ping_timeout);
+            if self.answered {
+                self.answer_due.get_or_insert(now + self.behaviour.ping_timeout);
+            }
             self.next_ping = now + every;
         }
         due
@@ -144,5 +149,22 @@ mod tests {
         );
         assert!(t.fire(t0 + ms(450)).idle);
         assert_eq!(Timers::new(&Behaviour::default(), t0, None).deadline(), None);
+    }
+
+    #[test]
+    fn a_stomp_heart_beat_wants_no_answer() {
+        let b = Behaviour {
+            protocol: Some(Protocol::Stomp),
+            ping_every: Some(ms(100)),
+            ping_timeout: ms(150),
+            ..Behaviour::default()
+        };
+        let t0 = Instant::now();
+        let mut t = Timers::new(&b, t0, None);
+        for i in 1..=5 {
+            let due = t.fire(t0 + ms(100 * i));
+            assert!(due.ping && !due.idle, "beat {i}: {due:?}");
+            assert_eq!(t.deadline(), Some(t0 + ms(100 * (i + 1))));
+        }
     }
 }
