@@ -57,6 +57,15 @@ enum Due {
     At(std::time::Instant, Arc<DelayLine<Message>>),
 }
 
+/// What a data message brings: frames that go out at once (a STOMP SEND's MESSAGEs), the
+/// reply to send now (None: none, withheld or delayed), and whether the session ends then.
+#[derive(Default)]
+struct Answered {
+    first: Vec<String>,
+    reply: Option<Message>,
+    close: bool,
+}
+
 /// What one connection works with besides its socket.
 pub(super) struct Conn {
     pub(super) shared: Arc<Shared>,
@@ -69,11 +78,8 @@ pub(super) struct Conn {
     batched: Vec<String>,
     /// With `--protocol jsonrpc`: the connection's subscriptions.
     jsonrpc: Option<JsonRpc>,
-    /// With `--protocol stomp`: the session, the frames its last answer sends at once, and
-    /// whether the session ends after them.
+    /// With `--protocol stomp`: the session.
     stomp: Option<Stomp>,
-    outbox: Vec<String>,
-    ending: bool,
     /// The connection's number (in Socket.IO session ids).
     n: u64,
 }
@@ -97,8 +103,6 @@ impl Conn {
             batched: Vec::new(),
             jsonrpc,
             stomp,
-            outbox: Vec::new(),
-            ending: false,
             n,
         }
     }
@@ -193,9 +197,9 @@ impl Conn {
                             }
                         }
                         m @ (Message::Text(_) | Message::Binary(_)) => {
-                            let reply = self.answer(m, &replies_tx);
+                            let answered = self.answer(m, &replies_tx);
                             // STOMP's frames sent at once: MESSAGEs are pushes.
-                            for frame in std::mem::take(&mut self.outbox) {
+                            for frame in answered.first {
                                 let push = frame.starts_with("MESSAGE");
                                 if ws.send(Message::text(frame)).await.is_err() {
                                     return End::Peer;
@@ -204,7 +208,7 @@ impl Conn {
                                     stats.pushes.fetch_add(1, Relaxed);
                                 }
                             }
-                            if let Some(reply) = reply {
+                            if let Some(reply) = answered.reply {
                                 stats.answered.fetch_add(1, Relaxed);
                                 if let Some(reply) = self.batched(reply)
                                     && ws.send(reply).await.is_err()
@@ -212,7 +216,7 @@ impl Conn {
                                     return End::Peer;
                                 }
                             }
-                            if self.ending {
+                            if answered.close {
                                 return End::Done;
                             }
                         }
@@ -264,41 +268,45 @@ impl Conn {
         Ok(())
     }
 
-    /// What to do with a data message: withhold it, hand it to the delay line (which brings
-    /// it back through `replies`), or echo it now (returned).
-    fn answer(&mut self, message: Message, replies: &mpsc::UnboundedSender<Message>) -> Option<Message> {
+    /// What to do with a data message: withhold its reply, hand it to the delay line (which
+    /// brings it back through `replies`), or send it now (with what goes before it).
+    fn answer(&mut self, message: Message, replies: &mpsc::UnboundedSender<Message>) -> Answered {
         let (behaviour, stats) = (&self.shared.behaviour, &self.shared.stats);
         let n = stats.received.fetch_add(1, Relaxed) + 1;
+        let mut answered = Answered::default();
         // A JSON-RPC notification has no reply (and is not a withheld one).
-        let message = match (&mut self.jsonrpc, behaviour.protocol) {
-            (Some(rpc), _) => Message::text(rpc.answer(message.to_text().unwrap_or_default())?),
-            (None, Some(Protocol::Stomp)) => {
+        let reply = match (&mut self.jsonrpc, behaviour.protocol) {
+            (Some(rpc), _) => rpc
+                .answer(message.to_text().unwrap_or_default())
+                .map(Message::text),
+            (None, Some(Protocol::Stomp)) => self.stomp.as_mut().and_then(|stomp| {
                 let beat = behaviour.ping_interval().map_or(0, |d| d.as_millis() as u64);
-                let answer = self
-                    .stomp
-                    .as_mut()?
-                    .answer(message.to_text().unwrap_or_default(), beat);
-                self.outbox = answer.now;
-                self.ending = answer.close;
-                Message::text(answer.receipt?)
-            }
+                let answer = stomp.answer(message.to_text().unwrap_or_default(), beat);
+                answered.first = answer.now;
+                answered.close = answer.close;
+                answer.receipt.map(Message::text)
+            }),
             (None, Some(Protocol::Socketio)) => {
                 let text = message.to_text().unwrap_or_default();
                 if text == "3" {
                     stats.pongs_received.fetch_add(1, Relaxed);
                 }
-                Message::text(socketio::answer(text, self.n)?)
+                socketio::answer(text, self.n).map(Message::text)
             }
-            _ => message,
+            _ => Some(message),
         };
-        match self.due(n) {
+        let Some(reply) = reply else {
+            return answered;
+        };
+        answered.reply = match self.due(n) {
             Due::Withheld => None,
-            Due::Now => Some(message),
+            Due::Now => Some(reply),
             Due::At(at, delay) => {
-                delay.send_at(at, message, replies.clone());
+                delay.send_at(at, reply, replies.clone());
                 None
             }
-        }
+        };
+        answered
     }
 
     /// GraphQL's answers to a message, as the behaviour says: withheld together, delayed
