@@ -47,13 +47,13 @@ PYTHON=${PYTHON:-python3}
 
 log() { printf '[observe %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/scripts/common.sh
+source "$BENCH/scripts/common.sh"
 
 # ---- processes this script started, stopped by PID on exit -----------------------------------
 SERVER_PID=""
 PROM_PID=""
 SCRAPE_PID=""
-MEASURE_PID=""
-CHILD_PIDFILE=""
 PROM_DATA=""
 stop_pid() { # PID: SIGTERM, wait up to 3 s, then SIGKILL (only a process this script started)
     local pid=$1
@@ -66,16 +66,7 @@ stop_pid() { # PID: SIGTERM, wait up to 3 s, then SIGKILL (only a process this s
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n "$MEASURE_PID" ]] && kill -0 "$MEASURE_PID" 2>/dev/null; then
-        kill -TERM "$MEASURE_PID" 2>/dev/null || true   # measure.py forwards it to its command
-        for _ in 1 2 3 4 5 6; do kill -0 "$MEASURE_PID" 2>/dev/null || break; sleep 0.5; done
-        if kill -0 "$MEASURE_PID" 2>/dev/null; then
-            local child
-            child=$(cat "$CHILD_PIDFILE" 2>/dev/null || true)
-            [[ -n "$child" ]] && kill -KILL "$child" 2>/dev/null || true
-            kill -KILL "$MEASURE_PID" 2>/dev/null || true
-        fi
-    fi
+    stop_measure
     stop_pid "$SCRAPE_PID"
     stop_pid "$PROM_PID"
     stop_pid "$SERVER_PID"
@@ -95,44 +86,12 @@ command -v "$PYTHON" >/dev/null || die "python3 is needed"
 [[ "$SCRAPER" == prometheus || "$SCRAPER" == curl ]] || die "SCRAPER must be prometheus or curl"
 mkdir -p "$CACHE"
 
-if [[ -n "${WSSTORM:-}" ]]; then
-    log "using the given binary WSSTORM=$WSSTORM (no build)"
-else
-    log "building wsstorm (cargo build --release)"
-    (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed"
-    WSSTORM="${CARGO_TARGET_DIR:-$ROOT/target}/release/wsstorm"
-fi
-[[ -x "$WSSTORM" ]] || die "no wsstorm binary at $WSSTORM"
+build_wsstorm
 
 # ---- parameters read from the scenario files (as run.sh does) ---------------------------------
-toml_value() { # FILE KEY: the first `KEY = VALUE` (quotes and trailing comment removed)
-    sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"#]*\)\"\{0,1\}.*/\1/p" "$1" \
-        | head -n1 | tr -d '[:space:]'
-}
-seconds() { # "5s" -> 5
-    [[ "$1" =~ ^([0-9]+)s$ ]] || die "expected whole seconds such as \"5s\", got '$1'"
-    echo "${BASH_REMATCH[1]}"
-}
-A_CLIENTS=$(toml_value "$BENCH/scenarios/closed-loop.toml" clients)
-B_CONNS=$(toml_value "$BENCH/scenarios/idle.toml" clients)
-B_RAMP=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" ramp)")
-B_HOLD=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" hold)")
-B_DURATION=$((B_RAMP + B_HOLD))
+read_shapes
 
-if [[ " $WORKLOADS " == *" B "* ]]; then
-    NEED_FDS=$((B_CONNS + 1024))
-    if (( $(ulimit -n) < NEED_FDS )); then
-        hard=$(ulimit -Hn)
-        if [[ "$hard" != unlimited ]] && (( hard < NEED_FDS )); then
-            die "workload B needs $NEED_FDS open files but the hard limit is $hard (ulimit -Hn)"
-        fi
-        ulimit -n "$NEED_FDS"
-    fi
-fi
-
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+[[ " $WORKLOADS " == *" B "* ]] && raise_open_files
 PORT=${PORT:-$(free_port)}       # echo server
 PROM_PORT=$(free_port)           # Prometheus (web, API, remote-write receiver)
 METRICS_PORT=$(free_port)        # wsstorm --metrics-listen
@@ -146,10 +105,7 @@ METRICS_ADDR="127.0.0.1:$METRICS_PORT"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RUN_DIR="$CACHE/observe/$STAMP"
 mkdir -p "$RUN_DIR"
-# A private copy, so a rebuild in the (shared) target directory cannot change it mid-run.
-cp "$WSSTORM" "$RUN_DIR/wsstorm"
-WSSTORM="$RUN_DIR/wsstorm"
-WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
+private_wsstorm
 GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY=$(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l || echo 0)
 if (( GIT_DIRTY > 0 )); then GIT_REV+=" (+$GIT_DIRTY uncommitted files under src/ or Cargo.*)"; fi
@@ -162,17 +118,6 @@ done
 # Upper bound on the whole script; the server and Prometheus stop by themselves after it.
 LIFETIME=$(( 120 + RUNS * (3 * (A_DURATION + 20) + 2 * (BASE_DURATION + 15) + 2 * (B_DURATION + 35)) ))
 
-wait_tcp() { # PORT PID LOG: until PORT accepts, or PID exited
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || die "a process exited before it listened on $1 (see $3)"
-        sleep 0.1
-    done
-    die "nothing listens on $1 (see $3)"
-}
-child_of() { # PID: its first child (the process timeout(1) runs)
-    awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null || true
-}
 
 # ---- echo server --------------------------------------------------------------------------------
 log "echo server: wsstorm serve --listen 127.0.0.1:$PORT on CPU $SERVER_CPU (at most ${LIFETIME}s)"
@@ -244,26 +189,10 @@ stop_scraper() {
 # measure NAME DEADLINE [measure.py options] -- COMMAND...: one generator run, pinned to GEN_CPU
 # (as run.sh's), plus Prometheus's CPU time over the run.
 measure() {
-    local name=$1 deadline=$2
-    shift 2
-    local opts=()
-    while [[ $1 != -- ]]; do opts+=("$1"); shift; done
-    shift
-    CHILD_PIDFILE="$RUN_DIR/$name.pid"
     local prom_before
     prom_before=$(proc_cpu_ticks "$PROM_CHILD")
-    "$PYTHON" "$BENCH/scripts/measure.py" --out "$RUN_DIR/$name.json" --deadline "$deadline" \
-        --pidfile "$CHILD_PIDFILE" --stdout "$RUN_DIR/$name.stdout" --stderr "$RUN_DIR/$name.stderr" \
-        --watch-cpus "$GEN_CPU,$SERVER_CPU" --other-pid "${SERVER_CHILD:-0}" \
-        "${opts[@]}" -- taskset -c "$GEN_CPU" "$@" &
-    MEASURE_PID=$!
-    local rc=0
-    wait "$MEASURE_PID" || rc=$?
-    MEASURE_PID=""
-    echo $(( $(proc_cpu_ticks "$PROM_CHILD") - prom_before )) >"$RUN_DIR/$name.prom-ticks"
-    if (( rc != 0 )); then
-        log "warning: $name exited with $rc (see $RUN_DIR/$name.stderr)"
-    fi
+    measured "$@"
+    echo $(( $(proc_cpu_ticks "$PROM_CHILD") - prom_before )) >"$RUN_DIR/$1.prom-ticks"
     sleep 2 # let the server finish closing, and Prometheus take the last samples
 }
 

@@ -41,24 +41,15 @@ PYTHON=${PYTHON:-python3}
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/scripts/common.sh
+source "$BENCH/scripts/common.sh"
 
 # ---- processes this script started, stopped by PID on exit -----------------------------------
 SERVER_PID=""
-MEASURE_PID=""
-CHILD_PIDFILE=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n "$MEASURE_PID" ]] && kill -0 "$MEASURE_PID" 2>/dev/null; then
-        kill -TERM "$MEASURE_PID" 2>/dev/null || true   # measure.py forwards it to its command
-        for _ in 1 2 3 4 5 6; do kill -0 "$MEASURE_PID" 2>/dev/null || break; sleep 0.5; done
-        if kill -0 "$MEASURE_PID" 2>/dev/null; then
-            local child
-            child=$(cat "$CHILD_PIDFILE" 2>/dev/null || true)
-            [[ -n "$child" ]] && kill -KILL "$child" 2>/dev/null || true
-            kill -KILL "$MEASURE_PID" 2>/dev/null || true
-        fi
-    fi
+    stop_measure
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -83,55 +74,23 @@ fi
 K6_VERSION_TEXT=$("$K6" version | head -n1)
 log "$K6_VERSION_TEXT"
 
-if [[ -n "${WSSTORM:-}" ]]; then
-    log "using the given binary WSSTORM=$WSSTORM (no build)"
-else
-    log "building wsstorm (cargo build --release)"
-    (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed"
-    WSSTORM="${CARGO_TARGET_DIR:-$ROOT/target}/release/wsstorm"
-fi
-[[ -x "$WSSTORM" ]] || die "no wsstorm binary at $WSSTORM"
+build_wsstorm
 
 # ---- parameters read from the scenario files, so both tools run the same shape -----------------
-toml_value() { # FILE KEY: the first `KEY = VALUE` (quotes and trailing comment removed)
-    sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"#]*\)\"\{0,1\}.*/\1/p" "$1" \
-        | head -n1 | tr -d '[:space:]'
-}
-seconds() { # "5s" -> 5
-    [[ "$1" =~ ^([0-9]+)s$ ]] || die "expected whole seconds such as \"5s\", got '$1'"
-    echo "${BASH_REMATCH[1]}"
-}
-A_CLIENTS=$(toml_value "$BENCH/scenarios/closed-loop.toml" clients)
-B_CONNS=$(toml_value "$BENCH/scenarios/idle.toml" clients)
-B_RAMP=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" ramp)")
-B_HOLD=$(seconds "$(toml_value "$BENCH/scenarios/idle.toml" hold)")
-B_DURATION=$((B_RAMP + B_HOLD))
+read_shapes
 C_CLIENTS=$(toml_value "$BENCH/scenarios/connect-cycle.toml" clients)
-
-# Each idle connection is a file descriptor, in the generator and in the server.
-NEED_FDS=$((B_CONNS + 1024))
-if (( $(ulimit -n) < NEED_FDS )); then
-    hard=$(ulimit -Hn)
-    if [[ "$hard" != unlimited ]] && (( hard < NEED_FDS )); then
-        die "workload B needs $NEED_FDS open files but the hard limit is $hard (ulimit -Hn)"
-    fi
-    ulimit -n "$NEED_FDS"
-fi
-log "open files limit: $(ulimit -n)"
+raise_open_files
 
 # ---- echo server --------------------------------------------------------------------------------
 if [[ -z "$PORT" ]]; then
-    PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
 fi
 TARGET="ws://127.0.0.1:$PORT/"
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RUN_DIR="$CACHE/runs/$STAMP"
 mkdir -p "$RUN_DIR"
-# A private copy, so a rebuild in the (shared) target directory cannot change it mid-run.
-cp "$WSSTORM" "$RUN_DIR/wsstorm"
-WSSTORM="$RUN_DIR/wsstorm"
-WSSTORM_VERSION="$("$WSSTORM" --version 2>/dev/null | head -n1 || echo "wsstorm (version unknown)"), sha256 $(sha256sum "$WSSTORM" | cut -c1-12)"
+private_wsstorm
 
 for f in closed-loop.toml closed-loop-proxy.toml closed-loop-paced.toml closed-loop-paced-proxy.toml \
     idle.toml idle-baseline.toml connect-cycle.toml; do
@@ -149,35 +108,13 @@ log "echo server: wsstorm serve --listen 127.0.0.1:$PORT ${SERVER_FLAGS[*]} on C
 taskset -c "$SERVER_CPU" timeout "$SERVER_LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" "${SERVER_FLAGS[@]}" \
     >"$RUN_DIR/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 50); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    kill -0 "$SERVER_PID" 2>/dev/null || die "the echo server exited (see $RUN_DIR/server.log)"
-    sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || die "the echo server does not listen on $PORT"
+wait_tcp "$PORT" "$SERVER_PID" "$RUN_DIR/server.log"
 # The wsstorm process itself (timeout's child), to account for its CPU time in each run.
-SERVER_CHILD=$(cat "/proc/$SERVER_PID/task/$SERVER_PID/children" 2>/dev/null | awk '{print $1}')
+SERVER_CHILD=$(child_of "$SERVER_PID")
 
 # measure NAME DEADLINE [measure.py options] -- COMMAND...: one generator run, pinned to GEN_CPU.
 measure() {
-    local name=$1 deadline=$2
-    shift 2
-    local opts=()
-    while [[ $1 != -- ]]; do opts+=("$1"); shift; done
-    shift
-    CHILD_PIDFILE="$RUN_DIR/$name.pid"
-    "$PYTHON" "$BENCH/scripts/measure.py" --out "$RUN_DIR/$name.json" --deadline "$deadline" \
-        --pidfile "$CHILD_PIDFILE" --stdout "$RUN_DIR/$name.stdout" --stderr "$RUN_DIR/$name.stderr" \
-        --watch-cpus "$GEN_CPU,$SERVER_CPU" --other-pid "${SERVER_CHILD:-0}" \
-        "${opts[@]}" -- taskset -c "$GEN_CPU" "$@" &
-    MEASURE_PID=$!
-    local rc=0
-    wait "$MEASURE_PID" || rc=$?
-    MEASURE_PID=""
-    # wsstorm exits 3 when a threshold is crossed (none is set here); anything else is reported.
-    if (( rc != 0 )); then
-        log "warning: $name exited with $rc (see $RUN_DIR/$name.stderr)"
-    fi
+    measured "$@"
     sleep 2 # let the server finish closing before the next run
 }
 
