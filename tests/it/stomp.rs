@@ -241,7 +241,15 @@ send = "BOGUS\n\n\u0000"
     let (r, _dir) = run(plan(bogus, &rabbit.url())).await;
     let errors = r.summary.counters["stomp_errors"];
     assert!(errors >= 2, "{:?}", r.summary.drops);
-    assert_eq!(r.summary.drops["stomp_error"], errors, "{:?}", r.summary.drops);
+    // Every ERROR drops its connection, but one the run's end meets after a client's own close
+    // frame (counted, no drop: the connection was closing): one a client at most. CI saw 47
+    // errors against 46 drops.
+    let drops = r.summary.drops["stomp_error"];
+    assert!(
+        (drops..=drops + 2).contains(&errors),
+        "{errors} errors, {:?}",
+        r.summary.drops
+    );
     assert!(
         r.summary.drop_reasons["stomp_error"].contains("the server sent ERROR: Bad command"),
         "{:?}",
