@@ -118,7 +118,6 @@ done
 # Upper bound on the whole script; the server and Prometheus stop by themselves after it.
 LIFETIME=$(( 120 + RUNS * (3 * (A_DURATION + 20) + 2 * (BASE_DURATION + 15) + 2 * (B_DURATION + 35)) ))
 
-
 # ---- echo server --------------------------------------------------------------------------------
 log "echo server: wsstorm serve --listen 127.0.0.1:$PORT on CPU $SERVER_CPU (at most ${LIFETIME}s)"
 taskset -c "$SERVER_CPU" timeout "$LIFETIME" "$WSSTORM" serve --listen "127.0.0.1:$PORT" \

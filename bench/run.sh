@@ -111,6 +111,7 @@ SERVER_PID=$!
 wait_tcp "$PORT" "$SERVER_PID" "$RUN_DIR/server.log"
 # The wsstorm process itself (timeout's child), to account for its CPU time in each run.
 SERVER_CHILD=$(child_of "$SERVER_PID")
+[[ -n "$SERVER_CHILD" ]] || log "warning: the echo server's process is unknown: its CPU time is not counted"
 
 # measure NAME DEADLINE [measure.py options] -- COMMAND...: one generator run, pinned to GEN_CPU.
 measure() {

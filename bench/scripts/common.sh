@@ -1,7 +1,9 @@
-# What bench/run.sh and bench/observe.sh share; sourced by them once they have set BENCH, ROOT,
-# PYTHON, GEN_CPU and SERVER_CPU and defined log and die. Nothing here starts a process that
-# outlives the function that started it, except `measured`'s measure.py, whose PID is in
-# MEASURE_PID (and its command's in the file CHILD_PIDFILE) for the caller's cleanup.
+# shellcheck shell=bash
+# What bench/run.sh and bench/observe.sh share, sourced by them. The functions use BENCH, ROOT,
+# PYTHON, GEN_CPU, SERVER_CPU, log and die; private_wsstorm and measured also RUN_DIR (measured
+# SERVER_CHILD when set); raise_open_files comes after read_shapes. Nothing here starts a
+# process that outlives the function that started it, except `measured`'s measure.py, whose
+# PID is in MEASURE_PID (and its command's in the file CHILD_PIDFILE) for the caller's cleanup.
 
 MEASURE_PID=""
 CHILD_PIDFILE=""

@@ -25,7 +25,7 @@ pub struct Head {
 
 impl Head {
     /// The length of a header whose second byte is `second` (mask bit, length code).
-    pub fn size(second: u8) -> usize {
+    pub fn size_for(second: u8) -> usize {
         2 + length_bytes(second) + if second & 0x80 != 0 { 4 } else { 0 }
     }
 
@@ -36,7 +36,7 @@ impl Head {
         };
         let ext = length_bytes(second);
         let masked = second & 0x80 != 0;
-        let size = Head::size(second);
+        let size = Head::size_for(second);
         if bytes.len() < size {
             return None;
         }

@@ -13,6 +13,6 @@ mod stream;
 mod write;
 
 pub use common::{Broken, Limits, Role};
-pub use frame::{Head, OPCODE_PONG};
+pub(crate) use frame::{Head, OPCODE_PONG};
 pub use negotiate::{Offer, Params, accept, answer};
 pub use stream::{Socket, Tally, Transcoder};

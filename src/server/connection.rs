@@ -57,8 +57,9 @@ enum Due {
     At(std::time::Instant, Arc<DelayLine<Message>>),
 }
 
-/// What a data message brings: frames that go out at once (a STOMP SEND's MESSAGEs), the
-/// reply to send now (None: none, withheld or delayed), and whether the session ends then.
+/// What a data message brings: frames that go out at once, first (STOMP's CONNECTED, a SEND's
+/// MESSAGEs, an ERROR), the reply to send now (None: none, withheld or delayed), and whether
+/// the session ends after them.
 #[derive(Default)]
 struct Answered {
     first: Vec<String>,
@@ -269,7 +270,8 @@ impl Conn {
     }
 
     /// What to do with a data message: withhold its reply, hand it to the delay line (which
-    /// brings it back through `replies`), or send it now (with what goes before it).
+    /// brings it back through `replies`), or return it to send now; frames that go first are
+    /// returned whatever becomes of the reply.
     fn answer(&mut self, message: Message, replies: &mpsc::UnboundedSender<Message>) -> Answered {
         let (behaviour, stats) = (&self.shared.behaviour, &self.shared.stats);
         let n = stats.received.fetch_add(1, Relaxed) + 1;

@@ -27,7 +27,7 @@ pub(super) struct Timers<'a> {
     /// Set by the first unanswered ping; cleared by any frame from the client.
     answer_due: Option<Instant>,
     /// Whether a ping wants an answer (STOMP's heart-beat, an EOL, wants none).
-    answered: bool,
+    wants_answer: bool,
 }
 
 impl<'a> Timers<'a> {
@@ -43,7 +43,7 @@ impl<'a> Timers<'a> {
             ping_every,
             next_ping: since + ping_every.unwrap_or_default(),
             answer_due: None,
-            answered: behaviour.protocol != Some(Protocol::Stomp),
+            wants_answer: behaviour.protocol != Some(Protocol::Stomp),
         }
     }
 
@@ -90,7 +90,7 @@ impl<'a> Timers<'a> {
             && now >= self.next_ping
         {
             due.ping = true;
-            if self.answered {
+            if self.wants_answer {
                 self.answer_due.get_or_insert(now + self.behaviour.ping_timeout);
             }
             self.next_ping = now + every;

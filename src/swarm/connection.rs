@@ -425,7 +425,7 @@ impl Conn<'_> {
         {
             return Err(self.dropped(DropCause::ServerPingTimeout, || {
                 format!(
-                    "no message where {} came in time: within {within:?} of the last (on_message[{rule}].lapse)",
+                    "no message where {} came in time: none within {within:?} of the one before (on_message[{rule}].lapse)",
                     self.shared.plan.rules[rule]
                         .matches
                         .iter()

@@ -219,7 +219,7 @@ impl FrameTracker {
         self.have += bytes.len() as u8;
         if self.have >= 2 && self.need == 0 {
             // At most 14.
-            self.need = Head::size(self.header[1]) as u8;
+            self.need = Head::size_for(self.header[1]) as u8;
         }
         if self.need != 0 && self.have == self.need {
             let head = Head::parse(&self.header[..usize::from(self.have)]).expect("a whole header");
@@ -388,6 +388,30 @@ mod tests {
         let kept: Vec<u8> = [text.clone(), pong, text.clone(), text].concat();
         for chunk in [1, 5, 1 << 20] {
             assert_eq!(filter_after(&stream, chunk, true, split), kept, "chunk {chunk}");
+        }
+    }
+
+    /// An unmasked frame (headers of 2, 4 and 10 bytes), as a server writes them.
+    fn unmasked(opcode: u8, payload_len: usize) -> Vec<u8> {
+        let mut f = frame(opcode, payload_len);
+        f[1] &= 0x7F;
+        let at = f.len() - payload_len - 4;
+        f.drain(at..at + 4);
+        f
+    }
+
+    #[test]
+    fn unmasked_and_empty_frames_are_followed_too() {
+        let (pong, empty, mid, big) = (
+            unmasked(OPCODE_PONG, 0),
+            unmasked(0x1, 0),
+            unmasked(0x2, 126),
+            unmasked(0x2, 70_000),
+        );
+        let stream: Vec<u8> = [pong.clone(), empty.clone(), mid.clone(), pong, big.clone()].concat();
+        let kept: Vec<u8> = [empty, mid, big].concat();
+        for chunk in [1, 2, 9, 1 << 20] {
+            assert_eq!(filter(&stream, chunk, true), kept, "chunk {chunk}");
         }
     }
 
