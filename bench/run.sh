@@ -137,10 +137,7 @@ cat >"$RUN_DIR/meta.json" <<EOF
   "gen_cpu": $GEN_CPU,
   "server_cpu": $SERVER_CPU,
   "target": "$TARGET",
-  "nproc": $(nproc),
-  "cpu_model": "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')",
-  "kernel": "$(uname -r)",
-  "mem": "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)",
+$(machine_json)
   "wsstorm_version": "$WSSTORM_VERSION",
   "k6_version": "$K6_VERSION_TEXT"
 }

@@ -75,6 +75,16 @@ raise_open_files() {
     log "open files limit: $(ulimit -n)"
 }
 
+# The machine, as lines of a JSON object (each with its comma): for the runs' meta.json.
+machine_json() {
+    cat <<EOF
+  "nproc": $(nproc),
+  "cpu_model": "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')",
+  "kernel": "$(uname -r)",
+  "mem": "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)",
+EOF
+}
+
 free_port() {
     "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
