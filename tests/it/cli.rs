@@ -247,17 +247,7 @@ fn ctrl_c_writes_every_report_and_exits_with_the_interrupted_code() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(15),
-            "stopped after Ctrl-C"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = crate::support::wait_within(&mut child, std::time::Duration::from_secs(15), "after Ctrl-C");
     assert_eq!(status.code(), Some(130));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -159,17 +159,7 @@ fn sigterm_writes_complete_reports() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "stopped after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = crate::support::wait_within(&mut child, Duration::from_secs(15), "after SIGTERM");
     assert!(!status.success(), "{status:?}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -14,7 +14,9 @@ use nix::unistd::Pid;
 use wsstorm::report::summary::Outcome;
 use wsstorm::scenario::Behaviour;
 
-use crate::support::{assert_requests_reconcile, binary, plan, run, server, silent_server, text, wsstorm_in};
+use crate::support::{
+    assert_requests_reconcile, binary, plan, run, server, silent_server, text, wait_within, wsstorm_in,
+};
 
 fn summary_in(dir: &Path) -> wsstorm::report::Summary {
     let text = std::fs::read_to_string(dir.join("summary.json"))
@@ -24,21 +26,6 @@ fn summary_in(dir: &Path) -> wsstorm::report::Summary {
 
 fn signal(child: &Child, signal: Signal) {
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-}
-
-/// Waits for `child`, at most `limit`; kills it and fails past that.
-fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what}: still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A small closed loop against `url` for `duration`.

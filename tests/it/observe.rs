@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{binary, check_schema, free_port, skip, text};
+use crate::support::{binary, check_schema, free_port, skip, text, wait_within};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -652,17 +652,7 @@ fn an_export_never_holds_a_stop_up_or_shows_its_password() {
     std::thread::sleep(Duration::from_millis(1500));
     let pid = nix::unistd::Pid::from_raw(run.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = run.kill();
-            panic!("the run did not end within 20s of its Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_within(&mut run, Duration::from_secs(20), "the run after its Ctrl-C");
     assert_eq!(status.code(), Some(130));
     let s = summary(&cwd.join("out"));
     assert_eq!(s["counts"]["connect_attempts"], 0, "nothing was sent");
@@ -710,17 +700,7 @@ fn a_closed_stdout_does_not_stop_the_export() {
         .unwrap();
     // The reader goes away at once.
     drop(run.stdout.take());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = run.kill();
-            panic!("the run did not end within 30s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_within(&mut run, Duration::from_secs(30), "the run");
     assert_eq!(status.code(), Some(0));
     let s = summary(&cwd.join("out"));
     assert!(s["counts"]["requests"].as_u64().unwrap() > 0, "{s}");

@@ -117,6 +117,21 @@ pub fn rows_in(dir: &Path) -> Vec<Row> {
         .collect()
 }
 
+/// Waits for `child`, at most `limit`; kills it and fails past that.
+pub fn wait_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Validates scenario text, pointing it at `url`.
 pub fn plan(toml: &str, url: &str) -> Plan {
     let overrides = Overrides {
