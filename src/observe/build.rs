@@ -123,11 +123,8 @@ pub struct ChaosFired {
 pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f64, last: bool) -> Families {
     let c = &totals.counts;
     let mut all = Vec::with_capacity(COUNTERS.len() + GAUGES.len() + 12);
-    let single = |name: &str, help: &str, kind, value: u64| Family {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind,
-        series: vec![Series::plain(Vec::new(), value as f64)],
+    let single = |name: &str, help: &str, kind, value: u64| {
+        Family::new(name, help, kind, vec![Series::plain(Vec::new(), value as f64)])
     };
     all.extend(
         COUNTERS
@@ -152,12 +149,7 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
             .map(|(v, n)| Series::plain(vec![(key.to_string(), masked(&v))], n as f64))
             .collect::<Vec<_>>()
     };
-    let counter = |name: &str, help: &str, series| Family {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind: Kind::Counter,
-        series,
-    };
+    let counter = |name: &str, help: &str, series| Family::new(name, help, Kind::Counter, series);
     all.push(counter(
         "wsstorm_drops",
         "Connections that ended without the client closing them, by cause.",
@@ -197,12 +189,7 @@ pub fn families(totals: &Totals, target: u64, chaos: &[ChaosFired], elapsed_s: f
 
 /// The named steps' counters and histograms, and the run's histograms.
 fn steps(totals: &Totals, all: &mut Vec<Family>) {
-    let counter = |name: &str, help: &str, series| Family {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind: Kind::Counter,
-        series,
-    };
+    let counter = |name: &str, help: &str, series| Family::new(name, help, Kind::Counter, series);
     let steps: Vec<_> = totals.steps.iter().collect();
     let step_label = |name: &str| vec![("step".to_string(), masked(name))];
     for (name, help, read) in [
@@ -262,12 +249,7 @@ fn named<K: ToString>(map: &std::collections::BTreeMap<K, u64>) -> Vec<(String, 
 }
 
 fn histogram(name: &str, help: &str, series: Vec<Series>) -> Family {
-    Family {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind: Kind::Histogram,
-        series,
-    }
+    Family::new(name, help, Kind::Histogram, series)
 }
 
 /// A histogram series from a latency histogram (µs): the cumulative count under each bound,

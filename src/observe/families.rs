@@ -66,6 +66,15 @@ pub struct Family {
 }
 
 impl Family {
+    pub fn new(name: &str, help: &str, kind: Kind, series: Vec<Series>) -> Family {
+        Family {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            series,
+        }
+    }
+
     /// Each sample of the family as both exposition formats and remote write have it: its
     /// name (a counter's with `_total`; a histogram's `_bucket` per bound and `+Inf`, `_sum`,
     /// `_count`), its series' own labels, its `le` if a bucket, and its value.
@@ -164,6 +173,7 @@ impl Families {
     }
 
     /// How many samples the series make (a histogram's buckets, +Inf, sum and count each).
+    #[cfg(test)]
     pub fn samples(&self) -> u64 {
         let mut n = 0;
         for family in &self.families {
@@ -177,8 +187,8 @@ impl Families {
 /// when every worker still running has reached that second (a worker two seconds behind the
 /// others holds them up no longer).
 pub struct WorkerSum {
+    /// Each worker's latest series (`last`: it has ended, with its last series or without).
     parts: Vec<Families>,
-    ended: Vec<bool>,
     published_s: f64,
 }
 
@@ -186,7 +196,6 @@ impl WorkerSum {
     pub fn new(workers: usize) -> WorkerSum {
         WorkerSum {
             parts: vec![Families::default(); workers],
-            ended: vec![false; workers],
             // Second 0 is the start: nothing to show.
             published_s: 0.0,
         }
@@ -196,12 +205,7 @@ impl WorkerSum {
     pub fn add(&mut self, i: usize, families: Families) -> Option<Families> {
         self.parts[i] = families;
         let newest = self.parts.iter().map(|p| p.elapsed_s.floor()).fold(0.0, f64::max);
-        let running = self
-            .parts
-            .iter()
-            .zip(&self.ended)
-            .filter(|(p, ended)| !**ended && !p.last)
-            .map(|(p, _)| p.elapsed_s.floor());
+        let running = self.parts.iter().filter(|p| !p.last).map(|p| p.elapsed_s.floor());
         let ready = running.fold(newest, f64::min).max(newest - 1.0);
         (ready > self.published_s).then(|| {
             self.published_s = ready;
@@ -212,7 +216,6 @@ impl WorkerSum {
     /// Worker `i` ended: a worker that died before its last series keeps its counts and
     /// loses its gauges. The sum, at once.
     pub fn gone(&mut self, i: usize) -> Option<Families> {
-        self.ended[i] = true;
         if self.parts[i].last {
             return None;
         }
@@ -256,12 +259,7 @@ mod tests {
     use super::*;
 
     fn one(name: &str, kind: Kind, series: Vec<Series>) -> Family {
-        Family {
-            name: name.into(),
-            help: "h".into(),
-            kind,
-            series,
-        }
+        Family::new(name, "h", kind, series)
     }
 
     fn at(elapsed_s: f64, requests: f64, last: bool) -> Families {

@@ -72,7 +72,7 @@ impl Writer {
     /// Queues the snapshot when its interval is due (and the run's last always). The last
     /// holds every count: the batches still waiting behind it would only add resolution, so
     /// they give way to it rather than hold it up.
-    fn snapshot(&mut self, families: &Families, busy: bool) {
+    fn snapshot(&mut self, families: &Families, sending: bool) {
         let due = self
             .written_s
             .is_none_or(|at| families.elapsed_s + 0.001 >= at + self.interval);
@@ -80,7 +80,8 @@ impl Writer {
             return;
         }
         self.written_s = Some(families.elapsed_s);
-        let keep = usize::from(busy);
+        // The head of the queue is busy while it is being sent or waits to be sent again.
+        let keep = usize::from(sending || self.retry_at.is_some());
         if families.last {
             self.drop_from(keep);
         } else if self.queue.len() >= QUEUE {
@@ -202,7 +203,7 @@ pub async fn write(
             changed = latest.changed(), if w.deadline.is_none() => match changed {
                 Ok(()) => {
                     let families = latest.borrow_and_update().clone();
-                    w.snapshot(&families, sending.is_some() || w.retry_at.is_some());
+                    w.snapshot(&families, sending.is_some());
                 }
                 Err(_) => w.end(),
             },
@@ -233,7 +234,7 @@ pub async fn write(
 fn take_unseen(latest: &mut watch::Receiver<Arc<Families>>, w: &mut Writer, sending: bool) {
     if latest.has_changed().unwrap_or(false) {
         let families = latest.borrow_and_update().clone();
-        w.snapshot(&families, sending || w.retry_at.is_some());
+        w.snapshot(&families, sending);
     }
 }
 
@@ -430,8 +431,6 @@ mod receiver_tests {
         assert_eq!(seen.lock().unwrap().len(), 50);
     }
 
-    /// A receiver that never answers holds nothing up: the run's end waits the flush time at
-    /// most, and everything queued counts as dropped.
     /// The run's end while the receiver lags: the final totals go next, the batches that
     /// waited behind them are dropped (they held no count the last does not), and two
     /// snapshots in one millisecond get distinct timestamps.
@@ -461,6 +460,8 @@ mod receiver_tests {
         assert!(w.deadline.is_some());
     }
 
+    /// A receiver that never answers holds nothing up: the run's end waits the flush time at
+    /// most, and everything queued counts as dropped.
     #[tokio::test]
     async fn a_receiver_that_never_answers_is_given_up_at_the_end() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -74,12 +74,6 @@ impl Console {
         self.out(text);
     }
 
-    /// A line on stdout that the parent of `run --workers` (or a script) reads, whatever
-    /// the display.
-    pub fn data(&self, line: &str) {
-        self.out(&format!("{line}\n"));
-    }
-
     /// `warning: …` on stderr.
     pub fn warn(&self, what: impl Display) {
         self.err(&format!("warning: {what}\n"));
@@ -99,18 +93,7 @@ impl Console {
     /// where they were made, written as they are (masking the serialised line would corrupt
     /// it: a secret `true` or `0.25` in a flag or a bucket bound).
     pub fn machine(&self, line: &str) {
-        let mut stdout = io::stdout().lock();
-        if self.stdout_gone.load(Relaxed) {
-            return;
-        }
-        if stdout
-            .write_all(line.as_bytes())
-            .and_then(|()| stdout.write_all(b"\n"))
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            self.stdout_gone.store(true, Relaxed);
-        }
+        write_raw(&mut io::stdout().lock(), &self.stdout_gone, &format!("{line}\n"));
     }
 
     fn out(&self, text: &str) {
@@ -124,12 +107,18 @@ impl Console {
 
 /// Writes `text`, masked, unless the stream already failed; a failure marks it gone.
 fn write_to(stream: &mut impl Write, gone: &AtomicBool, text: &str) {
+    if !gone.load(Relaxed) {
+        write_raw(stream, gone, &redact::text(text));
+    }
+}
+
+/// Writes `text` as it is, unless the stream already failed; a failure marks it gone.
+fn write_raw(stream: &mut impl Write, gone: &AtomicBool, text: &str) {
     if gone.load(Relaxed) {
         return;
     }
-    let masked = redact::text(text);
     if stream
-        .write_all(masked.as_bytes())
+        .write_all(text.as_bytes())
         .and_then(|()| stream.flush())
         .is_err()
     {

@@ -116,14 +116,14 @@ pub async fn run(
         .wait(controls, false, |i, line| {
             let Some(line) = line else {
                 // Its stdout closed: ended (its last series is in) or died (its gauges go).
-                if let Some(f) = sum.gone(i) {
-                    exported.iter().for_each(|live| live.publish(f.clone()));
+                if let (Some(f), Some(live)) = (sum.gone(i), &exported) {
+                    live.publish(f);
                 }
                 return;
             };
             if let Some(f) = observe::read_worker_line(line) {
-                if let Some(f) = sum.add(i, f) {
-                    exported.iter().for_each(|live| live.publish(f.clone()));
+                if let (Some(f), Some(live)) = (sum.add(i, f), &exported) {
+                    live.publish(f);
                 }
                 return;
             }
